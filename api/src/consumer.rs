@@ -1,0 +1,114 @@
+//! Consumers and browsers (§8): receive messages, or look at a queue without consuming.
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use std::time::Duration;
+
+use crate::{Destination, Message, Result};
+
+/// Options of a new consumer.
+///
+/// ```
+/// use courier_api::ConsumerOptions;
+/// let o = ConsumerOptions::selector("color = 'red'").with_no_local(true);
+/// assert_eq!(o.selector.as_deref(), Some("color = 'red'"));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsumerOptions {
+    /// Message selector; `None` or empty selects every message.
+    pub selector: Option<String>,
+    /// On a topic: do not deliver messages published by this consumer's own connection.
+    pub no_local: bool,
+}
+
+impl ConsumerOptions {
+    /// Options with a selector.
+    pub fn selector(selector: impl Into<String>) -> Self {
+        ConsumerOptions {
+            selector: Some(selector.into()),
+            no_local: false,
+        }
+    }
+
+    /// Sets no-local.
+    pub fn with_no_local(mut self, no_local: bool) -> Self {
+        self.no_local = no_local;
+        self
+    }
+
+    /// The selector, with an empty one read as none.
+    pub fn effective_selector(&self) -> Option<&str> {
+        self.selector.as_deref().filter(|s| !s.trim().is_empty())
+    }
+}
+
+/// A stream of received messages, the Rust form of a `MessageListener`.
+pub type MessageStream<'a> = BoxStream<'a, Result<Message>>;
+
+/// Receives messages from a queue or a topic subscription.
+///
+/// ```no_run
+/// # use courier_api::*;
+/// # use futures::StreamExt;
+/// # async fn demo(consumer: &dyn Consumer) -> Result<()> {
+/// while let Some(message) = consumer.stream().next().await {
+///     println!("{:?}", message?.body_text());
+/// }
+/// # Ok(()) }
+/// ```
+#[async_trait]
+pub trait Consumer: Send + Sync {
+    /// The queue or topic consumed.
+    fn destination(&self) -> &Destination;
+
+    /// The consumer's selector, if any.
+    fn selector(&self) -> Option<&str>;
+
+    /// Waits for the next message; `None` once the consumer is closed.
+    async fn receive(&self) -> Result<Option<Message>>;
+
+    /// Waits up to `timeout`; `None` when nothing came.
+    async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>>;
+
+    /// The next message if one is ready now.
+    async fn receive_no_wait(&self) -> Result<Option<Message>>;
+
+    /// Closes the consumer; a pending receive returns `None`. Closing twice is fine.
+    async fn close(&self) -> Result<()>;
+
+    /// The messages as a stream; it ends when the consumer is closed.
+    fn stream(&self) -> MessageStream<'_> {
+        Box::pin(futures::stream::unfold(self, |consumer| async move {
+            match consumer.receive().await {
+                Ok(Some(m)) => Some((Ok(m), consumer)),
+                Ok(None) => None,
+                Err(e) => Some((Err(e), consumer)),
+            }
+        }))
+    }
+}
+
+/// Looks at a queue's messages in delivery order without consuming them (§5.9).
+#[async_trait]
+pub trait Browser: Send + Sync {
+    /// The queue browsed.
+    fn queue(&self) -> &Destination;
+
+    /// The browser's selector, if any.
+    fn selector(&self) -> Option<&str>;
+
+    /// The next message, or `None` at the end of the queue.
+    async fn next(&self) -> Result<Option<Message>>;
+
+    /// Closes the browser. Closing twice is fine.
+    async fn close(&self) -> Result<()>;
+
+    /// Every remaining message.
+    async fn collect_all(&self) -> Result<Vec<Message>> {
+        let mut out = Vec::new();
+        while let Some(m) = self.next().await? {
+            out.push(m);
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,623 @@
+//! The message model: JMS headers, typed properties and a body, plus the one binary encoding
+//! every backend stores.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::body::{value_size, Body, ObjectBody, StreamReader};
+use crate::selector::{SelectorSource, SelectorValue};
+use crate::value::{FromValue, Value};
+use crate::{Destination, Error, Result};
+
+/// Default JMS priority (§3.4.10).
+pub const DEFAULT_PRIORITY: u8 = 4;
+/// Highest JMS priority.
+pub const MAX_PRIORITY: u8 = 9;
+/// Version byte at the start of every encoded message.
+pub const ENCODING_VERSION: u8 = 1;
+
+/// Whether a message must survive a broker failure (§7.7).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum DeliveryMode {
+    /// Once-and-only-once: kept on stable storage by backends that have it. The default.
+    #[default]
+    Persistent,
+    /// At most once: may be lost on failure; never written to disk.
+    NonPersistent,
+}
+
+impl DeliveryMode {
+    /// The name JMS selectors use for `JMSDeliveryMode`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryMode::Persistent => "PERSISTENT",
+            DeliveryMode::NonPersistent => "NON_PERSISTENT",
+        }
+    }
+}
+
+/// The JMS header fields (Table 3-1). Times are milliseconds since the Unix epoch, 0 = unset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Header {
+    /// `JMSMessageID`: set on send, starts with `ID:`; `None` when the producer disabled ids.
+    pub message_id: Option<Arc<str>>,
+    /// `JMSTimestamp`: when the send was called; 0 when the producer disabled timestamps.
+    pub timestamp: u64,
+    /// `JMSCorrelationID`: set by the application, links a reply to its request.
+    pub correlation_id: Option<Arc<str>>,
+    /// `JMSReplyTo`: where a reply should go.
+    pub reply_to: Option<Destination>,
+    /// `JMSDestination`: set on send.
+    pub destination: Option<Destination>,
+    /// `JMSDeliveryMode`: set on send.
+    pub delivery_mode: DeliveryMode,
+    /// `JMSRedelivered`: set before delivery when the message was delivered before.
+    pub redelivered: bool,
+    /// `JMSType`: set by the application.
+    pub message_type: Option<Arc<str>>,
+    /// `JMSExpiration`: send time + time to live; 0 = never expires.
+    pub expiration: u64,
+    /// `JMSPriority`: 0 (lowest) to 9; set on send.
+    pub priority: u8,
+    /// `JMSDeliveryTime`: send time + delivery delay; never delivered before it.
+    pub delivery_time: u64,
+    /// `JMSXDeliveryCount`: 1 on first delivery, ≥ 2 when redelivered; 0 before delivery.
+    pub delivery_count: u32,
+}
+
+impl Default for Header {
+    fn default() -> Self {
+        Header {
+            message_id: None,
+            timestamp: 0,
+            correlation_id: None,
+            reply_to: None,
+            destination: None,
+            delivery_mode: DeliveryMode::Persistent,
+            redelivered: false,
+            message_type: None,
+            expiration: 0,
+            priority: DEFAULT_PRIORITY,
+            delivery_time: 0,
+            delivery_count: 0,
+        }
+    }
+}
+
+/// A message: header, typed properties and body.
+///
+/// Cheap to clone (payloads are shared). A received message's properties and body are
+/// read-only until [`Message::clear_properties`] / [`Message::clear_body`], as in JMS.
+///
+/// ```
+/// use courier_api::Message;
+/// let mut m = Message::text("hello");
+/// m.set_property("attempt", 3_i32).unwrap();
+/// m.set_correlation_id("order-17").unwrap();
+/// assert_eq!(m.body_text(), Some("hello"));
+/// assert_eq!(m.property::<i64>("attempt").unwrap(), Some(3));
+/// let copy = courier_api::Message::decode(&m.encode()).unwrap();
+/// assert_eq!(copy, m);
+/// ```
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Message {
+    header: Header,
+    properties: Arc<BTreeMap<String, Value>>,
+    body: Body,
+    #[serde(skip)]
+    read_only_properties: bool,
+    #[serde(skip)]
+    read_only_body: bool,
+}
+
+impl PartialEq for Message {
+    fn eq(&self, other: &Self) -> bool {
+        self.header == other.header
+            && self.properties == other.properties
+            && self.body == other.body
+    }
+}
+
+impl Message {
+    /// A message with no body.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A message with the given body.
+    pub fn with_body(body: Body) -> Self {
+        Message {
+            body,
+            ..Self::default()
+        }
+    }
+
+    /// A text message.
+    pub fn text(text: impl Into<Arc<str>>) -> Self {
+        Self::with_body(Body::Text(text.into()))
+    }
+
+    /// A bytes message.
+    pub fn bytes(bytes: impl Into<Bytes>) -> Self {
+        Self::with_body(Body::Bytes(bytes.into()))
+    }
+
+    /// A map message.
+    pub fn map(map: BTreeMap<String, Value>) -> Self {
+        Self::with_body(Body::Map(Arc::new(map)))
+    }
+
+    /// A stream message.
+    pub fn stream(values: Vec<Value>) -> Self {
+        Self::with_body(Body::Stream(Arc::new(values)))
+    }
+
+    /// An object message holding `value` as JSON under its Rust type name.
+    pub fn object<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
+        Ok(Self::with_body(Body::Object(ObjectBody::new(value)?)))
+    }
+
+    // ---- header -----------------------------------------------------------------------
+
+    /// All header fields.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// All header fields, writable. Backends use this to stamp provider-set fields; a value an
+    /// application sets here for a provider-set field is overwritten on send.
+    pub fn header_mut(&mut self) -> &mut Header {
+        &mut self.header
+    }
+
+    /// `JMSMessageID`.
+    pub fn message_id(&self) -> Option<&str> {
+        self.header.message_id.as_deref()
+    }
+
+    /// `JMSTimestamp` in ms since the epoch (0 if disabled).
+    pub fn timestamp(&self) -> u64 {
+        self.header.timestamp
+    }
+
+    /// `JMSCorrelationID`.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.header.correlation_id.as_deref()
+    }
+
+    /// Sets `JMSCorrelationID`. Application values must not start with `ID:` unless they copy
+    /// a message id (reply to a request): pass that through [`Message::set_correlation_id_from`].
+    pub fn set_correlation_id(&mut self, id: impl Into<Arc<str>>) -> Result<()> {
+        let id = id.into();
+        if id.starts_with("ID:") {
+            return Err(Error::invalid_argument(
+                "application correlation ids must not start with \"ID:\" (use set_correlation_id_from)",
+            ));
+        }
+        self.header.correlation_id = Some(id);
+        Ok(())
+    }
+
+    /// Sets `JMSCorrelationID` to the message id of `request`, the usual request/reply link.
+    pub fn set_correlation_id_from(&mut self, request: &Message) {
+        self.header.correlation_id = request.header.message_id.clone();
+    }
+
+    /// `JMSReplyTo`.
+    pub fn reply_to(&self) -> Option<&Destination> {
+        self.header.reply_to.as_ref()
+    }
+
+    /// Sets `JMSReplyTo`.
+    pub fn set_reply_to(&mut self, destination: Option<Destination>) {
+        self.header.reply_to = destination;
+    }
+
+    /// `JMSDestination`: where the message was sent.
+    pub fn destination(&self) -> Option<&Destination> {
+        self.header.destination.as_ref()
+    }
+
+    /// `JMSDeliveryMode`.
+    pub fn delivery_mode(&self) -> DeliveryMode {
+        self.header.delivery_mode
+    }
+
+    /// `JMSRedelivered`.
+    pub fn redelivered(&self) -> bool {
+        self.header.redelivered
+    }
+
+    /// `JMSType`.
+    pub fn message_type(&self) -> Option<&str> {
+        self.header.message_type.as_deref()
+    }
+
+    /// Sets `JMSType`.
+    pub fn set_message_type(&mut self, message_type: Option<&str>) {
+        self.header.message_type = message_type.map(Arc::from);
+    }
+
+    /// `JMSExpiration` in ms since the epoch; 0 = never.
+    pub fn expiration(&self) -> u64 {
+        self.header.expiration
+    }
+
+    /// `JMSPriority`.
+    pub fn priority(&self) -> u8 {
+        self.header.priority
+    }
+
+    /// `JMSDeliveryTime` in ms since the epoch.
+    pub fn delivery_time(&self) -> u64 {
+        self.header.delivery_time
+    }
+
+    /// `JMSXDeliveryCount`: 1 on first delivery.
+    pub fn delivery_count(&self) -> u32 {
+        self.header.delivery_count
+    }
+
+    // ---- properties -------------------------------------------------------------------
+
+    /// Sets a property. The name must be a valid selector identifier and not reserved
+    /// (`JMS…`, except `JMSXGroupID` / `JMSXGroupSeq`); the value must be a property type.
+    pub fn set_property(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
+        if self.read_only_properties {
+            return Err(Error::MessageNotWriteable(
+                "properties of a received message are read-only until clear_properties()".into(),
+            ));
+        }
+        check_property_name(name)?;
+        let value = value.into();
+        if !value.is_property_type() {
+            return Err(Error::format(format!(
+                "a {} value cannot be a property",
+                value.type_name()
+            )));
+        }
+        Arc::make_mut(&mut self.properties).insert(name.to_owned(), value);
+        Ok(())
+    }
+
+    /// Reads a property as `T` with the JMS conversions; `Ok(None)` when it is absent.
+    pub fn property<T: FromValue>(&self, name: &str) -> Result<Option<T>> {
+        if name == "JMSXDeliveryCount" {
+            return T::from_value(&Value::I32(self.header.delivery_count as i32)).map(Some);
+        }
+        self.properties.get(name).map(T::from_value).transpose()
+    }
+
+    /// The raw value of a property.
+    pub fn raw_property(&self, name: &str) -> Option<&Value> {
+        self.properties.get(name)
+    }
+
+    /// True when the property is set.
+    pub fn has_property(&self, name: &str) -> bool {
+        self.properties.contains_key(name)
+    }
+
+    /// Every property, by name.
+    pub fn properties(&self) -> &BTreeMap<String, Value> {
+        &self.properties
+    }
+
+    /// Removes every property and makes the properties writable.
+    pub fn clear_properties(&mut self) {
+        self.properties = Arc::default();
+        self.read_only_properties = false;
+    }
+
+    // ---- body -------------------------------------------------------------------------
+
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// Replaces the body; fails on a received message until [`Message::clear_body`].
+    pub fn set_body(&mut self, body: Body) -> Result<()> {
+        if self.read_only_body {
+            return Err(Error::MessageNotWriteable(
+                "the body of a received message is read-only until clear_body()".into(),
+            ));
+        }
+        self.body = body;
+        Ok(())
+    }
+
+    /// Empties the body and makes it writable.
+    pub fn clear_body(&mut self) {
+        self.body = Body::Empty;
+        self.read_only_body = false;
+    }
+
+    /// The text of a text body.
+    pub fn body_text(&self) -> Option<&str> {
+        match &self.body {
+            Body::Text(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The bytes of a bytes body.
+    pub fn body_bytes(&self) -> Option<&Bytes> {
+        match &self.body {
+            Body::Bytes(b) => Some(b),
+            _ => None,
+        }
+    }
+
+    /// Reads entry `name` of a map body as `T`; `Ok(None)` when absent. A body of another
+    /// kind is [`Error::MessageFormat`].
+    pub fn map_get<T: FromValue>(&self, name: &str) -> Result<Option<T>> {
+        match &self.body {
+            Body::Map(m) => m.get(name).map(T::from_value).transpose(),
+            other => Err(Error::format(format!(
+                "a {} body is not a map",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// Sets entry `name` of a map body (an empty body becomes a map).
+    pub fn map_set(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
+        if self.read_only_body {
+            return Err(Error::MessageNotWriteable(
+                "the body of a received message is read-only until clear_body()".into(),
+            ));
+        }
+        if name.is_empty() {
+            return Err(Error::invalid_argument("map entry names must not be empty"));
+        }
+        if matches!(self.body, Body::Empty) {
+            self.body = Body::Map(Arc::default());
+        }
+        match &mut self.body {
+            Body::Map(m) => {
+                Arc::make_mut(m).insert(name.to_owned(), value.into());
+                Ok(())
+            }
+            other => Err(Error::format(format!(
+                "a {} body is not a map",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// Appends a value to a stream body (an empty body becomes a stream).
+    pub fn stream_write(&mut self, value: impl Into<Value>) -> Result<()> {
+        if self.read_only_body {
+            return Err(Error::MessageNotWriteable(
+                "the body of a received message is read-only until clear_body()".into(),
+            ));
+        }
+        if matches!(self.body, Body::Empty) {
+            self.body = Body::Stream(Arc::default());
+        }
+        match &mut self.body {
+            Body::Stream(s) => {
+                Arc::make_mut(s).push(value.into());
+                Ok(())
+            }
+            other => Err(Error::format(format!(
+                "a {} body is not a stream",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// A reader over a stream body, from its first value.
+    pub fn stream_reader(&self) -> Result<StreamReader> {
+        match &self.body {
+            Body::Stream(s) => Ok(StreamReader::new(s.clone())),
+            other => Err(Error::format(format!(
+                "a {} body is not a stream",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// Decodes an object body as `T`.
+    pub fn body_object<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        match &self.body {
+            Body::Object(o) => o.decode(),
+            other => Err(Error::format(format!(
+                "a {} body is not an object",
+                other.kind()
+            ))),
+        }
+    }
+
+    // ---- delivery ---------------------------------------------------------------------
+
+    /// Marks the message as delivered: properties and body become read-only (§3.10). Backends
+    /// call this on every message they hand to a consumer.
+    pub fn mark_received(&mut self) {
+        self.read_only_properties = true;
+        self.read_only_body = true;
+    }
+
+    /// Approximate size in bytes of properties and body, for size limits.
+    pub fn size_hint(&self) -> usize {
+        let props: usize = self
+            .properties
+            .iter()
+            .map(|(k, v)| k.len() + value_size(v))
+            .sum();
+        props + self.body.size_hint() + 64
+    }
+
+    // ---- encoding ---------------------------------------------------------------------
+
+    /// Encodes the whole message (header, properties, body) in Courier's versioned binary form:
+    /// one version byte, then the postcard encoding. Every backend stores these bytes.
+    pub fn encode(&self) -> Bytes {
+        let mut out = vec![ENCODING_VERSION];
+        // Serialising into a Vec cannot fail for this type: every field is plain data.
+        let out = postcard::to_extend(self, std::mem::take(&mut out))
+            .expect("encoding a message into memory cannot fail");
+        Bytes::from(out)
+    }
+
+    /// Decodes bytes made by [`Message::encode`]. Unknown versions and malformed input are
+    /// [`Error::Decode`]; this never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Message> {
+        match bytes.split_first() {
+            Some((&ENCODING_VERSION, rest)) => {
+                let (msg, tail): (Message, &[u8]) =
+                    postcard::take_from_bytes(rest).map_err(|e| Error::Decode(e.to_string()))?;
+                if !tail.is_empty() {
+                    return Err(Error::Decode(format!(
+                        "{} trailing bytes after the message",
+                        tail.len()
+                    )));
+                }
+                Ok(msg)
+            }
+            Some((v, _)) => Err(Error::Decode(format!(
+                "unknown encoding version {v} (this build reads {ENCODING_VERSION})"
+            ))),
+            None => Err(Error::Decode("empty input".into())),
+        }
+    }
+}
+
+const SELECTOR_KEYWORDS: [&str; 11] = [
+    "NULL", "TRUE", "FALSE", "NOT", "AND", "OR", "BETWEEN", "LIKE", "IN", "IS", "ESCAPE",
+];
+
+/// Checks a property name: a Java identifier, not a selector keyword, not reserved.
+pub fn check_property_name(name: &str) -> Result<()> {
+    let mut chars = name.chars();
+    let valid = match chars.next() {
+        Some(c) if c.is_alphabetic() || c == '_' || c == '$' => {
+            chars.all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        }
+        _ => false,
+    };
+    if !valid {
+        return Err(Error::invalid_argument(format!(
+            "property name {name:?} is not a valid identifier"
+        )));
+    }
+    if SELECTOR_KEYWORDS
+        .iter()
+        .any(|k| k.eq_ignore_ascii_case(name))
+    {
+        return Err(Error::invalid_argument(format!(
+            "property name {name:?} is a selector keyword"
+        )));
+    }
+    if name.starts_with("JMS") && name != "JMSXGroupID" && name != "JMSXGroupSeq" {
+        return Err(Error::invalid_argument(format!(
+            "property name {name:?} is reserved (JMS prefix)"
+        )));
+    }
+    Ok(())
+}
+
+impl SelectorSource for Message {
+    fn selector_value(&self, identifier: &str) -> Option<SelectorValue> {
+        if let Some(v) = self.properties.get(identifier) {
+            return match v {
+                Value::Bool(b) => Some(SelectorValue::Bool(*b)),
+                Value::I8(n) => Some(SelectorValue::Long(*n as i64)),
+                Value::I16(n) => Some(SelectorValue::Long(*n as i64)),
+                Value::I32(n) => Some(SelectorValue::Long(*n as i64)),
+                Value::I64(n) => Some(SelectorValue::Long(*n)),
+                Value::F32(n) => Some(SelectorValue::Double(*n as f64)),
+                Value::F64(n) => Some(SelectorValue::Double(*n)),
+                Value::String(s) => Some(SelectorValue::String(s.clone())),
+                Value::Char(_) | Value::Bytes(_) => None,
+            };
+        }
+        let h = &self.header;
+        match identifier {
+            "JMSDeliveryMode" => Some(SelectorValue::String(Arc::from(h.delivery_mode.as_str()))),
+            "JMSPriority" => Some(SelectorValue::Long(h.priority as i64)),
+            "JMSMessageID" => h.message_id.clone().map(SelectorValue::String),
+            "JMSTimestamp" => (h.timestamp != 0).then_some(SelectorValue::Long(h.timestamp as i64)),
+            "JMSCorrelationID" => h.correlation_id.clone().map(SelectorValue::String),
+            "JMSType" => h.message_type.clone().map(SelectorValue::String),
+            "JMSXDeliveryCount" => Some(SelectorValue::Long(h.delivery_count as i64)),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_messages_are_read_only_until_cleared() {
+        let mut m = Message::text("x");
+        m.mark_received();
+        assert!(matches!(
+            m.set_property("a", 1_i32),
+            Err(Error::MessageNotWriteable(_))
+        ));
+        assert!(m.set_body(Body::Empty).is_err());
+        m.clear_properties();
+        m.set_property("a", 1_i32).unwrap();
+        m.clear_body();
+        m.set_body(Body::Text("y".into())).unwrap();
+    }
+
+    #[test]
+    fn property_names_are_checked() {
+        let mut m = Message::new();
+        for bad in [
+            "",
+            "1a",
+            "a-b",
+            "AND",
+            "null",
+            "JMSFoo",
+            "JMSXDeliveryCount",
+        ] {
+            assert!(m.set_property(bad, 1_i32).is_err(), "{bad}");
+        }
+        m.set_property("JMSXGroupID", "g").unwrap();
+        assert!(m.set_property("c", 'c').is_err());
+    }
+
+    #[test]
+    fn decode_rejects_garbage_without_panicking() {
+        assert!(Message::decode(&[]).is_err());
+        assert!(Message::decode(&[9, 1, 2]).is_err());
+        assert!(Message::decode(&[ENCODING_VERSION, 0xff, 0xff, 0xff]).is_err());
+        let mut good = Message::text("hi").encode().to_vec();
+        good.push(0);
+        assert!(Message::decode(&good).is_err());
+        for n in 0..good.len() - 1 {
+            let _ = Message::decode(&good[..n]);
+        }
+    }
+
+    #[test]
+    fn every_body_round_trips() {
+        let mut map = BTreeMap::new();
+        map.insert("k".to_string(), Value::from('c'));
+        for body in [
+            Body::Empty,
+            Body::Text("t".into()),
+            Body::Bytes(Bytes::from_static(b"\0\x01")),
+            Body::Map(Arc::new(map)),
+            Body::Stream(Arc::new(vec![
+                Value::from(1.5_f32),
+                Value::from(vec![1_u8]),
+            ])),
+            Body::Object(ObjectBody::new(&vec![1, 2, 3]).unwrap()),
+        ] {
+            let mut m = Message::with_body(body);
+            m.header_mut().reply_to = Some(Destination::topic("r"));
+            m.set_property("p", 2.5_f64).unwrap();
+            assert_eq!(Message::decode(&m.encode()).unwrap(), m);
+        }
+    }
+}

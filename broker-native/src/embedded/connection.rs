@@ -1,0 +1,187 @@
+//! Embedded connections.
+
+use async_trait::async_trait;
+use courier_api::{
+    Connection, Destination, Error, ExceptionListener, Result, Session, SessionMode,
+};
+use parking_lot::{Mutex, RwLock};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::session::{EmbeddedSession, SessionShared};
+use crate::broker::BrokerCore;
+use crate::queue::Origin;
+
+/// State shared by a connection and everything made from it.
+pub(crate) struct ConnectionShared {
+    pub id: u64,
+    pub broker: Arc<BrokerCore>,
+    client_id: RwLock<Option<Arc<str>>>,
+    origin: RwLock<Arc<Origin>>,
+    used: AtomicBool,
+    pub started: watch::Sender<bool>,
+    closed: AtomicBool,
+    pub token: CancellationToken,
+    sessions: Mutex<Vec<Weak<SessionShared>>>,
+    temporaries: Mutex<Vec<Destination>>,
+    /// Held shared while a receive takes a message; `stop` takes it exclusively to wait for
+    /// deliveries in progress.
+    pub gate: tokio::sync::RwLock<()>,
+    listener: Mutex<Option<ExceptionListener>>,
+}
+
+impl ConnectionShared {
+    pub fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::illegal_state("the connection is closed"));
+        }
+        Ok(())
+    }
+
+    pub fn client_id(&self) -> Option<Arc<str>> {
+        self.client_id.read().clone()
+    }
+
+    pub fn origin(&self) -> Arc<Origin> {
+        self.origin.read().clone()
+    }
+
+    fn mark_used(&self) {
+        self.used.store(true, Ordering::Release);
+    }
+
+    pub fn add_temporary(&self, destination: Destination) {
+        self.temporaries.lock().push(destination);
+    }
+
+    pub fn forget_temporary(&self, destination: &Destination) {
+        self.temporaries.lock().retain(|d| d != destination);
+    }
+
+    fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.token.cancel();
+        let sessions = std::mem::take(&mut *self.sessions.lock());
+        for session in sessions.iter().filter_map(Weak::upgrade) {
+            session.close();
+        }
+        for destination in std::mem::take(&mut *self.temporaries.lock()) {
+            // Owned by this connection, so only a race with an explicit delete can fail.
+            let _ = self.broker.delete_temporary(&destination, self.id, true);
+        }
+        if let Some(id) = self.client_id.read().as_deref() {
+            self.broker.release_client_id(id);
+        }
+        self.listener.lock().take();
+    }
+}
+
+/// A connection to an in-process broker. It closes on [`Connection::close`], or once its
+/// handle and everything made from it are dropped.
+pub struct EmbeddedConnection {
+    shared: Arc<ConnectionShared>,
+}
+
+impl EmbeddedConnection {
+    pub(crate) fn new(broker: Arc<BrokerCore>) -> Self {
+        let id = broker.next_id();
+        EmbeddedConnection {
+            shared: Arc::new(ConnectionShared {
+                id,
+                broker,
+                client_id: RwLock::new(None),
+                origin: RwLock::new(Arc::new(Origin {
+                    connection: id,
+                    client_id: None,
+                })),
+                used: AtomicBool::new(false),
+                started: watch::Sender::new(false),
+                closed: AtomicBool::new(false),
+                token: CancellationToken::new(),
+                sessions: Mutex::new(Vec::new()),
+                temporaries: Mutex::new(Vec::new()),
+                gate: tokio::sync::RwLock::new(()),
+                listener: Mutex::new(None),
+            }),
+        }
+    }
+}
+
+/// A connection whose handle is dropped stays open while its sessions live; the last of them
+/// to go closes it.
+impl Drop for ConnectionShared {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[async_trait]
+impl Connection for EmbeddedConnection {
+    async fn set_client_id(&self, client_id: &str) -> Result<()> {
+        let s = &self.shared;
+        s.check_open()?;
+        if client_id.trim().is_empty() {
+            return Err(Error::invalid_argument("a client id must not be empty"));
+        }
+        if s.used.load(Ordering::Acquire) {
+            return Err(Error::illegal_state(
+                "the client id can only be set before the connection is used",
+            ));
+        }
+        let mut current = s.client_id.write();
+        if current.is_some() {
+            return Err(Error::illegal_state("the client id is already set"));
+        }
+        s.broker.claim_client_id(client_id)?;
+        let id: Arc<str> = Arc::from(client_id);
+        *current = Some(id.clone());
+        *s.origin.write() = Arc::new(Origin {
+            connection: s.id,
+            client_id: Some(id),
+        });
+        Ok(())
+    }
+
+    fn client_id(&self) -> Option<String> {
+        self.shared.client_id().map(|s| s.to_string())
+    }
+
+    async fn start(&self) -> Result<()> {
+        self.shared.check_open()?;
+        self.shared.mark_used();
+        self.shared.started.send_replace(true);
+        Ok(())
+    }
+
+    async fn stop(&self) -> Result<()> {
+        self.shared.check_open()?;
+        self.shared.mark_used();
+        self.shared.started.send_replace(false);
+        // Wait for receives that are taking a message right now.
+        drop(self.shared.gate.write().await);
+        Ok(())
+    }
+
+    async fn create_session(&self, mode: SessionMode) -> Result<Box<dyn Session>> {
+        self.shared.check_open()?;
+        self.shared.mark_used();
+        let session = SessionShared::new(self.shared.clone(), mode);
+        let mut sessions = self.shared.sessions.lock();
+        sessions.retain(|w| w.strong_count() > 0);
+        sessions.push(Arc::downgrade(&session));
+        Ok(Box::new(EmbeddedSession::new(session)))
+    }
+
+    fn set_exception_listener(&self, listener: Option<ExceptionListener>) {
+        *self.shared.listener.lock() = listener;
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.shared.close();
+        Ok(())
+    }
+}

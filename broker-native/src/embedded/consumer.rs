@@ -1,0 +1,169 @@
+//! Embedded consumers: take messages from a queue or a subscription's store, waking on
+//! arrival instead of polling.
+
+use async_trait::async_trait;
+use courier_api::producer::now_millis;
+use courier_api::{Consumer, Destination, Error, Message, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::session::SessionShared;
+use crate::queue::{ConsumerSlot, Queue, Take};
+use crate::subscription::Subscription;
+
+/// A consumer's state, shared with its session so the session can close it.
+pub(crate) struct ConsumerInner {
+    session: Arc<SessionShared>,
+    destination: Destination,
+    selector_text: Option<String>,
+    queue: Arc<Queue>,
+    slot: Arc<ConsumerSlot>,
+    subscription: Option<(Arc<Subscription>, Option<String>)>,
+    closed: AtomicBool,
+    token: CancellationToken,
+}
+
+impl ConsumerInner {
+    pub fn new(
+        session: Arc<SessionShared>,
+        destination: Destination,
+        selector_text: Option<String>,
+        queue: Arc<Queue>,
+        slot: Arc<ConsumerSlot>,
+        subscription: Option<(Arc<Subscription>, Option<String>)>,
+    ) -> Self {
+        let token = session.token.child_token();
+        ConsumerInner {
+            session,
+            destination,
+            selector_text,
+            queue,
+            slot,
+            subscription,
+            closed: AtomicBool::new(false),
+            token,
+        }
+    }
+
+    /// Closes the consumer: wakes a pending receive and detaches from the queue or
+    /// subscription. Idempotent.
+    pub fn shutdown(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.token.cancel();
+        self.queue.remove_slot(&self.slot);
+        if let Some((sub, name)) = &self.subscription {
+            let conn = &self.session.connection;
+            conn.broker.release(sub, conn.client_id(), name.as_deref());
+        }
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::illegal_state("the consumer is closed"));
+        }
+        self.session.check_open()
+    }
+
+    /// The receive loop. `deadline`: `None` waits for ever; `wait == false` tries once.
+    async fn next(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Message>> {
+        self.check_open()?;
+        let conn = &self.session.connection;
+        let mut started = conn.started.subscribe();
+        loop {
+            if self.token.is_cancelled() || self.queue.is_deleted() {
+                return Ok(None);
+            }
+            let mut next_due = None;
+            if *started.borrow_and_update() {
+                let _gate = conn.gate.read().await;
+                if *conn.started.borrow() {
+                    match self.queue.take(&self.slot, now_millis()) {
+                        Take::Message(env) => {
+                            if let Some(m) = self.session.deliver(&self.queue, env) {
+                                return Ok(Some(m));
+                            }
+                            return Ok(None);
+                        }
+                        Take::Empty { next_due: due } => next_due = due,
+                    }
+                }
+            }
+            if !wait || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
+            }
+            let due = next_due
+                .map(|ms| Instant::now() + Duration::from_millis(ms.saturating_sub(now_millis())));
+            let wake_at = match (deadline, due) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            tokio::select! {
+                _ = self.token.cancelled() => return Ok(None),
+                _ = self.slot.notify.notified() => {}
+                changed = started.changed() => {
+                    if changed.is_err() {
+                        return Ok(None);
+                    }
+                }
+                _ = sleep_until(wake_at) => {}
+            }
+        }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A consumer on an in-process broker. Dropping it closes it.
+pub(crate) struct EmbeddedConsumer {
+    inner: Arc<ConsumerInner>,
+}
+
+impl EmbeddedConsumer {
+    pub fn new(inner: Arc<ConsumerInner>) -> Self {
+        EmbeddedConsumer { inner }
+    }
+}
+
+impl Drop for EmbeddedConsumer {
+    fn drop(&mut self) {
+        self.inner.shutdown();
+    }
+}
+
+#[async_trait]
+impl Consumer for EmbeddedConsumer {
+    fn destination(&self) -> &Destination {
+        &self.inner.destination
+    }
+
+    fn selector(&self) -> Option<&str> {
+        self.inner.selector_text.as_deref()
+    }
+
+    async fn receive(&self) -> Result<Option<Message>> {
+        self.inner.next(None, true).await
+    }
+
+    async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
+        self.inner.next(Some(Instant::now() + timeout), true).await
+    }
+
+    async fn receive_no_wait(&self) -> Result<Option<Message>> {
+        self.inner.next(None, false).await
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.inner.shutdown();
+        Ok(())
+    }
+}

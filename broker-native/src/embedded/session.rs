@@ -1,0 +1,482 @@
+//! Embedded sessions: acknowledgement bookkeeping and the local transaction.
+
+use async_trait::async_trait;
+use courier_api::selector::Selector;
+use courier_api::{
+    Browser, Consumer, ConsumerOptions, Destination, DestinationKind, Error, Message, Producer,
+    Result, Session, SessionMode,
+};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use tokio_util::sync::CancellationToken;
+
+use super::browser::EmbeddedBrowser;
+use super::connection::ConnectionShared;
+use super::consumer::{ConsumerInner, EmbeddedConsumer};
+use super::producer::EmbeddedProducer;
+use crate::broker::SubscriptionRequest;
+use crate::queue::{ConsumerSlot, Envelope, Origin, Queue};
+use crate::subscription::SubscriptionKind;
+
+/// A message sent in a transaction, waiting for commit.
+struct PendingSend {
+    destination: Destination,
+    message: Message,
+    origin: Arc<Origin>,
+}
+
+#[derive(Default)]
+struct SessionState {
+    /// Delivered and not yet acknowledged (client-ack and transacted sessions), oldest first.
+    unacked: Vec<(Arc<Queue>, Envelope)>,
+    /// Sends of the open transaction.
+    pending: Vec<PendingSend>,
+    consumers: Vec<Weak<ConsumerInner>>,
+    closed: bool,
+}
+
+/// State shared by a session and its producers, consumers and browsers.
+pub(crate) struct SessionShared {
+    pub connection: Arc<ConnectionShared>,
+    pub mode: SessionMode,
+    closed: AtomicBool,
+    pub token: CancellationToken,
+    state: Mutex<SessionState>,
+}
+
+impl SessionShared {
+    pub fn new(connection: Arc<ConnectionShared>, mode: SessionMode) -> Arc<Self> {
+        let token = connection.token.child_token();
+        Arc::new(SessionShared {
+            connection,
+            mode,
+            closed: AtomicBool::new(false),
+            token,
+            state: Mutex::new(SessionState::default()),
+        })
+    }
+
+    pub fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::illegal_state("the session is closed"));
+        }
+        self.connection.check_open()
+    }
+
+    fn keeps_unacked(&self) -> bool {
+        matches!(
+            self.mode,
+            SessionMode::ClientAcknowledge | SessionMode::Transacted
+        )
+    }
+
+    /// Hands a taken message to the application: stamps the delivery headers and, in
+    /// client-ack and transacted sessions, remembers it until acknowledged. A message taken
+    /// while the session closed goes back untouched and `None` is returned.
+    pub fn deliver(&self, queue: &Arc<Queue>, mut env: Envelope) -> Option<Message> {
+        let mut state = self.state.lock();
+        if state.closed {
+            drop(state);
+            queue.delivered_unacked();
+            queue.requeue(env);
+            return None;
+        }
+        env.delivery_count += 1;
+        let mut message = if self.keeps_unacked() {
+            env.message.clone()
+        } else {
+            std::mem::take(&mut env.message)
+        };
+        let header = message.header_mut();
+        header.delivery_count = env.delivery_count;
+        header.redelivered = env.delivery_count > 1;
+        message.mark_received();
+        if self.keeps_unacked() {
+            queue.delivered_unacked();
+            state.unacked.push((queue.clone(), env));
+        }
+        Some(message)
+    }
+
+    /// Sends now, or at commit in a transacted session.
+    pub fn send(
+        &self,
+        destination: &Destination,
+        message: Message,
+        origin: &Arc<Origin>,
+    ) -> Result<()> {
+        let broker = &self.connection.broker;
+        if self.mode == SessionMode::Transacted {
+            // Fail now, not at commit, for a destination that cannot take messages.
+            if destination.is_queue() {
+                broker.queue(destination)?;
+            } else {
+                broker.topic(destination)?;
+            }
+            let mut state = self.state.lock();
+            if state.closed {
+                return Err(Error::illegal_state("the session is closed"));
+            }
+            state.pending.push(PendingSend {
+                destination: destination.clone(),
+                message,
+                origin: origin.clone(),
+            });
+            return Ok(());
+        }
+        broker.publish(destination, message, origin)
+    }
+
+    fn redeliver_all(&self, unacked: Vec<(Arc<Queue>, Envelope)>) {
+        for (queue, env) in unacked {
+            self.connection.broker.redeliver(&queue, env);
+        }
+    }
+
+    fn acknowledge_all(unacked: Vec<(Arc<Queue>, Envelope)>) {
+        for (queue, _) in unacked {
+            queue.acknowledged();
+        }
+    }
+
+    fn commit(&self) -> Result<()> {
+        let (pending, unacked) = {
+            let mut state = self.state.lock();
+            (
+                std::mem::take(&mut state.pending),
+                std::mem::take(&mut state.unacked),
+            )
+        };
+        let broker = &self.connection.broker;
+        // Resolve every destination first so the commit is all or nothing.
+        let resolved: Result<Vec<()>> = pending
+            .iter()
+            .map(|p| {
+                if p.destination.is_queue() {
+                    broker.queue(&p.destination).map(drop)
+                } else {
+                    broker.topic(&p.destination).map(drop)
+                }
+            })
+            .collect();
+        if let Err(e) = resolved {
+            self.redeliver_all(unacked);
+            return Err(Error::TransactionRolledBack(e.to_string()));
+        }
+        for p in pending {
+            if let Err(e) = broker.publish(&p.destination, p.message, &p.origin) {
+                // A temporary destination deleted during the commit: nothing else can fail.
+                tracing::warn!(error = %e, "a committed message could not be routed");
+            }
+        }
+        Self::acknowledge_all(unacked);
+        Ok(())
+    }
+
+    fn rollback(&self) {
+        let unacked = {
+            let mut state = self.state.lock();
+            state.pending.clear();
+            std::mem::take(&mut state.unacked)
+        };
+        self.redeliver_all(unacked);
+    }
+
+    fn recover(&self) {
+        let unacked = std::mem::take(&mut self.state.lock().unacked);
+        self.redeliver_all(unacked);
+    }
+
+    fn acknowledge(&self) {
+        let unacked = std::mem::take(&mut self.state.lock().unacked);
+        Self::acknowledge_all(unacked);
+    }
+
+    fn register(&self, consumer: &Arc<ConsumerInner>) {
+        let mut state = self.state.lock();
+        state.consumers.retain(|w| w.strong_count() > 0);
+        state.consumers.push(Arc::downgrade(consumer));
+    }
+
+    /// Closes the session: consumers close, the transaction rolls back, unacknowledged
+    /// messages become available again.
+    pub fn close(&self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.token.cancel();
+        let (consumers, unacked) = {
+            let mut state = self.state.lock();
+            state.closed = true;
+            state.pending.clear();
+            (
+                std::mem::take(&mut state.consumers),
+                std::mem::take(&mut state.unacked),
+            )
+        };
+        for consumer in consumers.iter().filter_map(Weak::upgrade) {
+            consumer.shutdown();
+        }
+        self.redeliver_all(unacked);
+    }
+}
+
+/// A session on an in-process broker.
+pub(crate) struct EmbeddedSession {
+    shared: Arc<SessionShared>,
+}
+
+impl EmbeddedSession {
+    pub fn new(shared: Arc<SessionShared>) -> Self {
+        EmbeddedSession { shared }
+    }
+
+    fn parse_selector(options: &ConsumerOptions) -> Result<Option<Selector>> {
+        options
+            .effective_selector()
+            .map(Selector::parse)
+            .transpose()
+    }
+
+    fn attach(
+        &self,
+        destination: &Destination,
+        queue: Arc<Queue>,
+        slot_selector: Option<Selector>,
+        selector_text: Option<String>,
+        subscription: Option<(Arc<crate::subscription::Subscription>, Option<String>)>,
+    ) -> Box<dyn Consumer> {
+        let slot = Arc::new(ConsumerSlot::new(slot_selector));
+        queue.add_slot(slot.clone());
+        let inner = Arc::new(ConsumerInner::new(
+            self.shared.clone(),
+            destination.clone(),
+            selector_text,
+            queue,
+            slot,
+            subscription,
+        ));
+        self.shared.register(&inner);
+        Box::new(EmbeddedConsumer::new(inner))
+    }
+
+    async fn subscribe(
+        &self,
+        kind: SubscriptionKind,
+        topic: &Destination,
+        name: Option<&str>,
+        options: ConsumerOptions,
+    ) -> Result<Box<dyn Consumer>> {
+        self.shared.check_open()?;
+        let conn = &self.shared.connection;
+        if !topic.is_topic() {
+            return Err(Error::invalid_destination(
+                topic.to_string(),
+                "subscriptions are made on topics",
+            ));
+        }
+        conn.broker.check_consumer_allowed(topic, conn.id)?;
+        let selector = Self::parse_selector(&options)?;
+        let selector_text = selector.as_ref().map(|s| s.text().to_owned());
+        let client_id = conn.client_id();
+        let sub = conn.broker.subscribe(SubscriptionRequest {
+            kind,
+            topic,
+            name,
+            client_id,
+            selector,
+            no_local: options.no_local,
+            connection: conn.id,
+        })?;
+        let queue = sub.queue.clone();
+        Ok(self.attach(
+            topic,
+            queue,
+            None,
+            selector_text,
+            Some((sub, name.map(str::to_owned))),
+        ))
+    }
+}
+
+/// A session whose handle is dropped stays open while its producers, consumers or browsers
+/// live; the last of them to go closes it.
+impl Drop for SessionShared {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+#[async_trait]
+impl Session for EmbeddedSession {
+    fn mode(&self) -> SessionMode {
+        self.shared.mode
+    }
+
+    async fn create_producer(
+        &self,
+        destination: Option<&Destination>,
+    ) -> Result<Box<dyn Producer>> {
+        self.shared.check_open()?;
+        if let Some(d) = destination {
+            d.validate()?;
+        }
+        Ok(Box::new(EmbeddedProducer::new(
+            self.shared.clone(),
+            destination.cloned(),
+        )))
+    }
+
+    async fn create_consumer(
+        &self,
+        destination: &Destination,
+        options: ConsumerOptions,
+    ) -> Result<Box<dyn Consumer>> {
+        if destination.is_topic() {
+            return self
+                .subscribe(SubscriptionKind::NonDurable, destination, None, options)
+                .await;
+        }
+        self.shared.check_open()?;
+        let conn = &self.shared.connection;
+        conn.broker.check_consumer_allowed(destination, conn.id)?;
+        let selector = Self::parse_selector(&options)?;
+        let selector_text = selector.as_ref().map(|s| s.text().to_owned());
+        let queue = conn.broker.queue(destination)?;
+        Ok(self.attach(destination, queue, selector, selector_text, None))
+    }
+
+    async fn create_durable_consumer(
+        &self,
+        topic: &Destination,
+        name: &str,
+        options: ConsumerOptions,
+    ) -> Result<Box<dyn Consumer>> {
+        self.subscribe(SubscriptionKind::Durable, topic, Some(name), options)
+            .await
+    }
+
+    async fn create_shared_consumer(
+        &self,
+        topic: &Destination,
+        name: &str,
+        options: ConsumerOptions,
+    ) -> Result<Box<dyn Consumer>> {
+        self.subscribe(
+            SubscriptionKind::SharedNonDurable,
+            topic,
+            Some(name),
+            options,
+        )
+        .await
+    }
+
+    async fn create_shared_durable_consumer(
+        &self,
+        topic: &Destination,
+        name: &str,
+        options: ConsumerOptions,
+    ) -> Result<Box<dyn Consumer>> {
+        self.subscribe(SubscriptionKind::SharedDurable, topic, Some(name), options)
+            .await
+    }
+
+    async fn unsubscribe(&self, name: &str) -> Result<()> {
+        self.shared.check_open()?;
+        let conn = &self.shared.connection;
+        conn.broker.unsubscribe(conn.client_id(), name)
+    }
+
+    async fn create_browser(
+        &self,
+        queue: &Destination,
+        selector: Option<&str>,
+    ) -> Result<Box<dyn Browser>> {
+        self.shared.check_open()?;
+        if !queue.is_queue() {
+            return Err(Error::invalid_destination(
+                queue.to_string(),
+                "only queues can be browsed",
+            ));
+        }
+        let selector = selector
+            .filter(|s| !s.trim().is_empty())
+            .map(Selector::parse)
+            .transpose()?;
+        let store = self.shared.connection.broker.queue(queue)?;
+        Ok(Box::new(EmbeddedBrowser::new(
+            self.shared.clone(),
+            queue.clone(),
+            store,
+            selector,
+        )))
+    }
+
+    async fn create_temporary_queue(&self) -> Result<Destination> {
+        self.create_temporary(DestinationKind::TemporaryQueue)
+    }
+
+    async fn create_temporary_topic(&self) -> Result<Destination> {
+        self.create_temporary(DestinationKind::TemporaryTopic)
+    }
+
+    async fn delete_temporary(&self, destination: &Destination) -> Result<()> {
+        self.shared.check_open()?;
+        let conn = &self.shared.connection;
+        conn.broker.delete_temporary(destination, conn.id, false)?;
+        conn.forget_temporary(destination);
+        Ok(())
+    }
+
+    async fn commit(&self) -> Result<()> {
+        self.shared.check_open()?;
+        if self.shared.mode != SessionMode::Transacted {
+            return Err(Error::illegal_state("commit on a non-transacted session"));
+        }
+        self.shared.commit()
+    }
+
+    async fn rollback(&self) -> Result<()> {
+        self.shared.check_open()?;
+        if self.shared.mode != SessionMode::Transacted {
+            return Err(Error::illegal_state("rollback on a non-transacted session"));
+        }
+        self.shared.rollback();
+        Ok(())
+    }
+
+    async fn recover(&self) -> Result<()> {
+        self.shared.check_open()?;
+        if self.shared.mode == SessionMode::Transacted {
+            return Err(Error::illegal_state(
+                "recover on a transacted session (use rollback)",
+            ));
+        }
+        self.shared.recover();
+        Ok(())
+    }
+
+    async fn acknowledge(&self) -> Result<()> {
+        self.shared.check_open()?;
+        if self.shared.mode == SessionMode::ClientAcknowledge {
+            self.shared.acknowledge();
+        }
+        Ok(())
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.shared.close();
+        Ok(())
+    }
+}
+
+impl EmbeddedSession {
+    fn create_temporary(&self, kind: DestinationKind) -> Result<Destination> {
+        self.shared.check_open()?;
+        let conn = &self.shared.connection;
+        let destination = conn.broker.create_temporary(kind, conn.id);
+        conn.add_temporary(destination.clone());
+        Ok(destination)
+    }
+}

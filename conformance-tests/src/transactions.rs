@@ -1,0 +1,389 @@
+//! Local transactions (Jakarta Messaging 3.1 §6.2.5–6.2.6): commit and rollback of sends and
+//! receives as one unit.
+use courier_api::*;
+
+use crate::{unique, Harness, QUIET, WAIT};
+
+fn outcome<T>(r: &Result<T>) -> String {
+    match r {
+        Ok(_) => "Ok(..)".to_string(),
+        Err(e) => format!("Err({e:?})"),
+    }
+}
+
+/// Sends text messages to `queue` from a fresh auto-ack session of `conn`.
+async fn send_texts(conn: &dyn Connection, queue: &Destination, bodies: &[&str]) -> Result<()> {
+    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let producer = session.create_producer(Some(queue)).await?;
+    for body in bodies {
+        producer.send(&mut Message::text(*body)).await?;
+    }
+    session.close().await
+}
+
+/// Receives the next message within WAIT and checks body, redelivered flag and delivery count.
+async fn expect_message(
+    consumer: &dyn Consumer,
+    body: &str,
+    redelivered: bool,
+    delivery_count: u32,
+) -> Result<Message> {
+    let m = consumer
+        .receive_timeout(WAIT)
+        .await?
+        .unwrap_or_else(|| panic!("expected {body:?} within WAIT"));
+    assert_eq!(m.body_text(), Some(body), "message order");
+    assert_eq!(m.redelivered(), redelivered, "JMSRedelivered of {body:?}");
+    assert_eq!(
+        m.delivery_count(),
+        delivery_count,
+        "JMSXDeliveryCount of {body:?}"
+    );
+    Ok(m)
+}
+
+/// Receives exactly `n` messages from `queue` on a fresh auto-ack session of `conn` (each
+/// within WAIT), checks that no more come within QUIET, and returns their bodies.
+async fn take(conn: &dyn Connection, queue: &Destination, n: usize) -> Result<Vec<String>> {
+    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let consumer = session
+        .create_consumer(queue, ConsumerOptions::default())
+        .await?;
+    let mut out = Vec::new();
+    for i in 0..n {
+        let m = consumer
+            .receive_timeout(WAIT)
+            .await?
+            .unwrap_or_else(|| panic!("expected {n} messages on {queue}, got only {i}: {out:?}"));
+        out.push(m.body_text().unwrap_or_default().to_string());
+    }
+    let extra = consumer.receive_timeout(QUIET).await?;
+    assert!(
+        extra.is_none(),
+        "expected only {n} messages on {queue} ({out:?}), got also {extra:?}"
+    );
+    session.close().await?;
+    Ok(out)
+}
+
+/// Messages sent in a transaction are invisible to consumers until `commit()`, then all
+/// arrive in send order (§6.2.6).
+pub async fn sends_invisible_until_commit_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let queue = Destination::queue(unique("tx-invisible"));
+    let observer = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let consumer = observer
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    let tx = conn.create_session(SessionMode::Transacted).await?;
+    assert_eq!(tx.mode(), SessionMode::Transacted);
+    let producer = tx.create_producer(Some(&queue)).await?;
+    for body in ["t1", "t2", "t3"] {
+        producer.send(&mut Message::text(body)).await?;
+    }
+    let m = consumer.receive_timeout(QUIET).await?;
+    assert!(m.is_none(), "an uncommitted send was delivered: {m:?}");
+    tx.commit().await?;
+    for body in ["t1", "t2", "t3"] {
+        expect_message(consumer.as_ref(), body, false, 1).await?;
+    }
+    conn.close().await
+}
+
+/// A transacted session's own consumer does not see the session's uncommitted sends
+/// (§6.2.6).
+pub async fn own_uncommitted_sends_not_received_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let queue = Destination::queue(unique("tx-own"));
+    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let consumer = tx
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    let producer = tx.create_producer(Some(&queue)).await?;
+    producer.send(&mut Message::text("mine")).await?;
+    let m = consumer.receive_timeout(QUIET).await?;
+    assert!(
+        m.is_none(),
+        "a session received its own uncommitted send: {m:?}"
+    );
+    tx.commit().await?;
+    expect_message(consumer.as_ref(), "mine", false, 1).await?;
+    tx.commit().await?;
+    conn.close().await
+}
+
+/// `rollback()` discards the messages sent in the transaction (§6.2.6).
+pub async fn rollback_discards_sends_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let queue = Destination::queue(unique("tx-discard"));
+    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let producer = tx.create_producer(Some(&queue)).await?;
+    producer.send(&mut Message::text("gone1")).await?;
+    producer.send(&mut Message::text("gone2")).await?;
+    tx.rollback().await?;
+    producer.send(&mut Message::text("kept")).await?;
+    tx.commit().await?;
+    assert_eq!(
+        take(conn.as_ref(), &queue, 1).await?,
+        ["kept"],
+        "only the committed send arrives"
+    );
+    conn.close().await
+}
+
+/// Messages received in a transaction are acknowledged by `commit()`: they are not
+/// redelivered, not even after the session closes (§6.2.6).
+pub async fn commit_acknowledges_receives_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let queue = Destination::queue(unique("tx-ack"));
+    send_texts(conn.as_ref(), &queue, &["r1", "r2"]).await?;
+    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let consumer = tx
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    expect_message(consumer.as_ref(), "r1", false, 1).await?;
+    expect_message(consumer.as_ref(), "r2", false, 1).await?;
+    tx.commit().await?;
+    tx.rollback().await?;
+    let m = consumer.receive_timeout(QUIET).await?;
+    assert!(
+        m.is_none(),
+        "a rollback after commit redelivered a committed receive: {m:?}"
+    );
+    tx.close().await?;
+    assert!(
+        take(conn.as_ref(), &queue, 0).await?.is_empty(),
+        "committed receives must not come back"
+    );
+    conn.close().await
+}
+
+/// `rollback()` recovers the received messages: they come again in their original order,
+/// flagged redelivered with delivery count 2 (§6.2.6).
+pub async fn rollback_redelivers_receives_in_order_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let queue = Destination::queue(unique("tx-redeliver"));
+    send_texts(conn.as_ref(), &queue, &["o1", "o2", "o3"]).await?;
+    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let consumer = tx
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    for body in ["o1", "o2", "o3"] {
+        expect_message(consumer.as_ref(), body, false, 1).await?;
+    }
+    tx.rollback().await?;
+    for body in ["o1", "o2", "o3"] {
+        expect_message(consumer.as_ref(), body, true, 2).await?;
+    }
+    tx.commit().await?;
+    let m = consumer.receive_timeout(QUIET).await?;
+    assert!(m.is_none(), "no duplicates after commit: {m:?}");
+    conn.close().await
+}
+
+/// One transaction spanning two queues commits both sends together (§6.2.6).
+pub async fn transaction_spans_two_queues_commit_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let qa = Destination::queue(unique("tx-span-a"));
+    let qb = Destination::queue(unique("tx-span-b"));
+    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let producer = tx.create_producer(None).await?;
+    producer.send_to(&qa, &mut Message::text("to a")).await?;
+    producer.send_to(&qb, &mut Message::text("to b")).await?;
+    assert!(
+        take(conn.as_ref(), &qa, 0).await?.is_empty(),
+        "a before commit"
+    );
+    assert!(
+        take(conn.as_ref(), &qb, 0).await?.is_empty(),
+        "b before commit"
+    );
+    tx.commit().await?;
+    assert_eq!(take(conn.as_ref(), &qa, 1).await?, ["to a"]);
+    assert_eq!(take(conn.as_ref(), &qb, 1).await?, ["to b"]);
+    conn.close().await
+}
+
+/// One transaction spanning two queues rolls back receives from both together (§6.2.6).
+pub async fn transaction_spans_two_queues_rollback_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let qa = Destination::queue(unique("tx-span-ra"));
+    let qb = Destination::queue(unique("tx-span-rb"));
+    send_texts(conn.as_ref(), &qa, &["from a"]).await?;
+    send_texts(conn.as_ref(), &qb, &["from b"]).await?;
+    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let ca = tx.create_consumer(&qa, ConsumerOptions::default()).await?;
+    let cb = tx.create_consumer(&qb, ConsumerOptions::default()).await?;
+    expect_message(ca.as_ref(), "from a", false, 1).await?;
+    expect_message(cb.as_ref(), "from b", false, 1).await?;
+    tx.rollback().await?;
+    expect_message(ca.as_ref(), "from a", true, 2).await?;
+    expect_message(cb.as_ref(), "from b", true, 2).await?;
+    tx.commit().await?;
+    tx.close().await?;
+    assert!(take(conn.as_ref(), &qa, 0).await?.is_empty());
+    assert!(take(conn.as_ref(), &qb, 0).await?.is_empty());
+    conn.close().await
+}
+
+/// A forwarding stage — receive from A, send to B — is atomic: a rollback leaves the message
+/// on A and nothing on B; a commit moves it (§6.2.6).
+pub async fn forwarding_stage_is_atomic_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let qa = Destination::queue(unique("tx-fwd-a"));
+    let qb = Destination::queue(unique("tx-fwd-b"));
+    send_texts(conn.as_ref(), &qa, &["job"]).await?;
+    let observer = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let watch_b = observer
+        .create_consumer(&qb, ConsumerOptions::default())
+        .await?;
+
+    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let input = tx.create_consumer(&qa, ConsumerOptions::default()).await?;
+    let output = tx.create_producer(Some(&qb)).await?;
+
+    let m = expect_message(input.as_ref(), "job", false, 1).await?;
+    output
+        .send(&mut Message::text(format!(
+            "forwarded {}",
+            m.body_text().unwrap()
+        )))
+        .await?;
+    tx.rollback().await?;
+    let early = watch_b.receive_timeout(QUIET).await?;
+    assert!(
+        early.is_none(),
+        "a rolled-back forward reached B: {early:?}"
+    );
+
+    let m = expect_message(input.as_ref(), "job", true, 2).await?;
+    output
+        .send(&mut Message::text(format!(
+            "forwarded {}",
+            m.body_text().unwrap()
+        )))
+        .await?;
+    tx.commit().await?;
+    let got = watch_b
+        .receive_timeout(WAIT)
+        .await?
+        .expect("the committed forward reaches B");
+    assert_eq!(got.body_text(), Some("forwarded job"));
+    tx.close().await?;
+    assert!(
+        take(conn.as_ref(), &qa, 0).await?.is_empty(),
+        "the committed receive left A"
+    );
+    conn.close().await
+}
+
+/// `commit()` and `rollback()` on a non-transacted session are `IllegalState` (§6.2.6).
+pub async fn commit_rollback_need_transacted_session_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    for mode in [
+        SessionMode::AutoAcknowledge,
+        SessionMode::ClientAcknowledge,
+        SessionMode::DupsOkAcknowledge,
+    ] {
+        let session = conn.create_session(mode).await?;
+        let r = session.commit().await;
+        assert!(
+            matches!(r, Err(Error::IllegalState(_))),
+            "commit() in {mode:?} must be IllegalState, got {}",
+            outcome(&r)
+        );
+        let r = session.rollback().await;
+        assert!(
+            matches!(r, Err(Error::IllegalState(_))),
+            "rollback() in {mode:?} must be IllegalState, got {}",
+            outcome(&r)
+        );
+        session.close().await?;
+    }
+    conn.close().await
+}
+
+/// A new transaction starts right after `commit()`: a later rollback does not touch the
+/// committed batch (§6.2.6).
+pub async fn new_transaction_starts_after_commit_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let out = Destination::queue(unique("tx-chain-out"));
+    let input = Destination::queue(unique("tx-chain-in"));
+    send_texts(conn.as_ref(), &input, &["in1", "in2"]).await?;
+    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let producer = tx.create_producer(Some(&out)).await?;
+    let consumer = tx
+        .create_consumer(&input, ConsumerOptions::default())
+        .await?;
+
+    expect_message(consumer.as_ref(), "in1", false, 1).await?;
+    producer.send(&mut Message::text("batch1")).await?;
+    tx.commit().await?;
+
+    expect_message(consumer.as_ref(), "in2", false, 1).await?;
+    producer.send(&mut Message::text("batch2")).await?;
+    tx.rollback().await?;
+
+    // Only the second batch was undone.
+    expect_message(consumer.as_ref(), "in2", true, 2).await?;
+    let m = consumer.receive_timeout(QUIET).await?;
+    assert!(m.is_none(), "the committed in1 came back: {m:?}");
+    tx.commit().await?;
+    assert_eq!(take(conn.as_ref(), &out, 1).await?, ["batch1"]);
+    conn.close().await
+}
+
+/// Closing a transacted session rolls its transaction back: sends are discarded and receives
+/// are redelivered (§6.2.6).
+pub async fn session_close_rolls_back_6_2_6(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let input = Destination::queue(unique("tx-close-in"));
+    let out = Destination::queue(unique("tx-close-out"));
+    send_texts(conn.as_ref(), &input, &["pending"]).await?;
+    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let consumer = tx
+        .create_consumer(&input, ConsumerOptions::default())
+        .await?;
+    expect_message(consumer.as_ref(), "pending", false, 1).await?;
+    tx.create_producer(Some(&out))
+        .await?
+        .send(&mut Message::text("never"))
+        .await?;
+    tx.close().await?;
+
+    assert!(
+        take(conn.as_ref(), &out, 0).await?.is_empty(),
+        "a send of a closed, uncommitted transaction was delivered"
+    );
+    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let again = session
+        .create_consumer(&input, ConsumerOptions::default())
+        .await?;
+    expect_message(again.as_ref(), "pending", true, 2).await?;
+    conn.close().await
+}
+
+/// The cases of this area, for [`crate::conformance_suite!`].
+#[doc(hidden)]
+#[macro_export]
+macro_rules! transactions_cases {
+    ($make:expr) => {
+        $crate::cases!(
+            $make,
+            transactions,
+            [
+                sends_invisible_until_commit_6_2_6,
+                own_uncommitted_sends_not_received_6_2_6,
+                rollback_discards_sends_6_2_6,
+                commit_acknowledges_receives_6_2_6,
+                rollback_redelivers_receives_in_order_6_2_6,
+                transaction_spans_two_queues_commit_6_2_6,
+                transaction_spans_two_queues_rollback_6_2_6,
+                forwarding_stage_is_atomic_6_2_6,
+                commit_rollback_need_transacted_session_6_2_6,
+                new_transaction_starts_after_commit_6_2_6,
+                session_close_rolls_back_6_2_6,
+            ]
+        );
+    };
+}
