@@ -189,7 +189,7 @@ impl BrokerCore {
     ) -> Result<()> {
         let env = Envelope {
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
-            message,
+            message: Arc::new(message),
             origin: origin.clone(),
             delivery_count: 0,
         };

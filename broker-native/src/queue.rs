@@ -1,16 +1,15 @@
 //! A queue's message store: ready messages by priority then arrival, delayed messages by due
-//! time, and the consumers waiting on it. Topic subscriptions are queues too.
+//! time, the consumers waiting on it, and the index that lets selector consumers find their
+//! next message without scanning. Topic subscriptions are queues too.
 
-use courier_api::selector::Selector;
+use courier_api::selector::{Selector, SelectorSource, SelectorValue};
 use courier_api::{Destination, Message};
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
-
-/// Number of JMS priority levels (0–9).
-const PRIORITIES: usize = 10;
 
 /// Who sent a message, for no-local subscriptions.
 #[derive(Debug, Clone)]
@@ -21,20 +20,28 @@ pub(crate) struct Origin {
     pub client_id: Option<Arc<str>>,
 }
 
-/// A message as the broker keeps it.
+/// Delivery order: higher priority first, then arrival.
+type OrderKey = (Reverse<u8>, u64);
+
+/// A message as the broker keeps it: the stamped message, shared by every subscription it
+/// was published to, plus per-copy delivery state.
 #[derive(Debug, Clone)]
 pub(crate) struct Envelope {
     /// Arrival order within the broker; ties within a priority are broken by it.
     pub seq: u64,
+    /// How many times this copy was delivered so far.
+    pub delivery_count: u32,
     /// The stamped message.
-    pub message: Message,
+    pub message: Arc<Message>,
     /// Its sender.
     pub origin: Arc<Origin>,
-    /// How many times it was delivered so far.
-    pub delivery_count: u32,
 }
 
 impl Envelope {
+    fn key(&self) -> OrderKey {
+        (Reverse(self.message.priority()), self.seq)
+    }
+
     fn expired(&self, now: u64) -> bool {
         let e = self.message.expiration();
         e != 0 && e <= now
@@ -45,11 +52,75 @@ impl Envelope {
     }
 }
 
+/// Selectors see the delivery count this copy would carry if delivered now.
+impl SelectorSource for Envelope {
+    fn selector_value(&self, identifier: &str) -> Option<SelectorValue> {
+        if identifier == DELIVERY_COUNT {
+            return Some(SelectorValue::Long(self.delivery_count as i64 + 1));
+        }
+        self.message.selector_value(identifier)
+    }
+}
+
+/// The one identifier whose value changes while a message is stored; never indexed.
+const DELIVERY_COUNT: &str = "JMSXDeliveryCount";
+
+/// A value as the index keys it. Numbers are keyed by their `f64` value so that `5` and
+/// `5.0` share a bucket, as they compare equal in selectors; rare collisions between large
+/// integers only cost a selector check, never a missed message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum IndexKey {
+    Bool(bool),
+    Number(u64),
+    String(Arc<str>),
+}
+
+impl IndexKey {
+    fn of(value: &SelectorValue) -> Option<IndexKey> {
+        let number = |f: f64| {
+            let f = if f == 0.0 { 0.0 } else { f };
+            (!f.is_nan()).then(|| IndexKey::Number(f.to_bits()))
+        };
+        match value {
+            SelectorValue::Bool(b) => Some(IndexKey::Bool(*b)),
+            SelectorValue::Long(n) => number(*n as f64),
+            SelectorValue::Double(f) => number(*f),
+            SelectorValue::String(s) => Some(IndexKey::String(s.clone())),
+        }
+    }
+}
+
+/// How a consumer's selector uses the index: one identifier and the values it must equal.
+#[derive(Debug)]
+struct IndexPlan {
+    identifier: Arc<str>,
+    keys: Vec<IndexKey>,
+}
+
+impl IndexPlan {
+    /// Picks the most selective equality condition the selector requires, if any.
+    fn for_selector(selector: &Selector) -> Option<IndexPlan> {
+        selector
+            .required_equalities()
+            .into_iter()
+            .filter(|(ident, _)| ident != DELIVERY_COUNT)
+            .filter_map(|(ident, values)| {
+                let keys: Option<Vec<_>> = values.iter().map(IndexKey::of).collect();
+                Some(IndexPlan {
+                    identifier: Arc::from(ident),
+                    keys: keys?,
+                })
+            })
+            .min_by_key(|plan| plan.keys.len())
+    }
+}
+
 /// A consumer's place at a queue: its selector and how to wake it.
 #[derive(Debug)]
 pub(crate) struct ConsumerSlot {
     /// Messages this consumer may take; `None` takes all.
-    pub selector: Option<Selector>,
+    selector: Option<Selector>,
+    plan: Option<IndexPlan>,
     /// Woken when a message it may take arrives.
     pub notify: Notify,
     /// Set (under the queue lock) while the consumer found nothing and is about to wait.
@@ -59,15 +130,17 @@ pub(crate) struct ConsumerSlot {
 impl ConsumerSlot {
     /// A slot for a consumer with this selector.
     pub fn new(selector: Option<Selector>) -> Self {
+        let plan = selector.as_ref().and_then(IndexPlan::for_selector);
         ConsumerSlot {
             selector,
+            plan,
             notify: Notify::new(),
             waiting: AtomicBool::new(false),
         }
     }
 
-    fn accepts(&self, message: &Message) -> bool {
-        self.selector.as_ref().is_none_or(|s| s.matches(message))
+    fn accepts(&self, env: &Envelope) -> bool {
+        self.selector.as_ref().is_none_or(|s| s.matches(env))
     }
 }
 
@@ -81,17 +154,62 @@ pub(crate) enum Take {
     Empty { next_due: Option<u64> },
 }
 
+/// Ready messages of one identifier, bucketed by value, in delivery order.
+#[derive(Default)]
+struct IdentifierIndex {
+    users: usize,
+    buckets: HashMap<IndexKey, BTreeSet<OrderKey>>,
+}
+
+impl IdentifierIndex {
+    fn insert(&mut self, identifier: &str, env: &Envelope) {
+        if let Some(key) = env
+            .selector_value(identifier)
+            .as_ref()
+            .and_then(IndexKey::of)
+        {
+            self.buckets.entry(key).or_default().insert(env.key());
+        }
+    }
+
+    fn remove(&mut self, identifier: &str, env: &Envelope) {
+        if let Some(key) = env
+            .selector_value(identifier)
+            .as_ref()
+            .and_then(IndexKey::of)
+        {
+            if let Some(bucket) = self.buckets.get_mut(&key) {
+                bucket.remove(&env.key());
+                if bucket.is_empty() {
+                    self.buckets.remove(&key);
+                }
+            }
+        }
+    }
+}
+
 #[derive(Default)]
 struct QueueState {
-    ready: [BTreeMap<u64, Envelope>; PRIORITIES],
+    ready: BTreeMap<OrderKey, Envelope>,
     delayed: BTreeMap<(u64, u64), Envelope>,
     slots: Vec<Arc<ConsumerSlot>>,
+    index: HashMap<Arc<str>, IdentifierIndex>,
 }
 
 impl QueueState {
     fn insert_ready(&mut self, env: Envelope) {
-        let p = (env.message.priority() as usize).min(PRIORITIES - 1);
-        self.ready[p].insert(env.seq, env);
+        for (identifier, idx) in self.index.iter_mut() {
+            idx.insert(identifier, &env);
+        }
+        self.ready.insert(env.key(), env);
+    }
+
+    fn remove_ready(&mut self, key: &OrderKey) -> Option<Envelope> {
+        let env = self.ready.remove(key)?;
+        for (identifier, idx) in self.index.iter_mut() {
+            idx.remove(identifier, &env);
+        }
+        Some(env)
     }
 
     fn promote_due(&mut self, now: u64) {
@@ -104,13 +222,51 @@ impl QueueState {
         }
     }
 
-    fn wake(&self, message: Option<&Message>) {
+    fn wake(&self, env: Option<&Envelope>) {
         for slot in &self.slots {
-            if slot.waiting.load(Ordering::Relaxed) && message.is_none_or(|m| slot.accepts(m)) {
+            if slot.waiting.load(Ordering::Relaxed) && env.is_none_or(|e| slot.accepts(e)) {
                 slot.waiting.store(false, Ordering::Relaxed);
                 slot.notify.notify_one();
             }
         }
+    }
+
+    /// The first ready message `slot` accepts, found through the index when the slot's
+    /// selector has an indexed equality, by a scan otherwise. Expired messages met on the way
+    /// are collected in `expired`.
+    fn find(&self, slot: &ConsumerSlot, now: u64, expired: &mut Vec<OrderKey>) -> Option<OrderKey> {
+        let indexed = slot
+            .plan
+            .as_ref()
+            .and_then(|plan| Some((plan, self.index.get(&plan.identifier)?)));
+        let Some((plan, idx)) = indexed else {
+            return self.scan(self.ready.keys(), slot, now, expired);
+        };
+        // Each bucket is in delivery order: the first acceptable message of each bucket is a
+        // candidate, and the earliest candidate wins.
+        plan.keys
+            .iter()
+            .filter_map(|k| idx.buckets.get(k))
+            .filter_map(|bucket| self.scan(bucket.iter(), slot, now, expired))
+            .min()
+    }
+
+    fn scan<'a>(
+        &self,
+        keys: impl Iterator<Item = &'a OrderKey>,
+        slot: &ConsumerSlot,
+        now: u64,
+        expired: &mut Vec<OrderKey>,
+    ) -> Option<OrderKey> {
+        for key in keys {
+            let env = &self.ready[key];
+            if env.expired(now) {
+                expired.push(*key);
+            } else if slot.accepts(env) {
+                return Some(*key);
+            }
+        }
+        None
     }
 }
 
@@ -149,19 +305,19 @@ impl Queue {
             // Waiters recompute how long to sleep.
             st.wake(None);
         } else {
-            st.wake(Some(&env.message));
+            st.wake(Some(&env));
             st.insert_ready(env);
         }
     }
 
-    /// Puts delivered messages back (recover, rollback, close), at their original place.
+    /// Puts a delivered message back (recover, rollback, close), at its original place.
     pub fn requeue(&self, env: Envelope) {
         self.unacked.fetch_sub(1, Ordering::Relaxed);
         if self.is_deleted() {
             return;
         }
         let mut st = self.state.lock();
-        st.wake(Some(&env.message));
+        st.wake(Some(&env));
         st.insert_ready(env);
     }
 
@@ -171,24 +327,12 @@ impl Queue {
         let mut st = self.state.lock();
         st.promote_due(now);
         let mut expired = Vec::new();
-        let mut found = None;
-        'levels: for p in (0..PRIORITIES).rev() {
-            for (seq, env) in st.ready[p].iter() {
-                if env.expired(now) {
-                    expired.push((p, *seq));
-                } else if slot.accepts(&env.message) {
-                    found = Some((p, *seq));
-                    break 'levels;
-                }
-            }
+        let found = st.find(slot, now, &mut expired);
+        for key in &expired {
+            st.remove_ready(key);
         }
-        for (p, seq) in expired {
-            st.ready[p].remove(&seq);
-        }
-        if let Some((p, seq)) = found {
-            if let Some(env) = st.ready[p].remove(&seq) {
-                return Take::Message(env);
-            }
+        if let Some(env) = found.and_then(|key| st.remove_ready(&key)) {
+            return Take::Message(env);
         }
         slot.waiting.store(true, Ordering::Relaxed);
         Take::Empty {
@@ -200,25 +344,46 @@ impl Queue {
     pub fn snapshot(&self, selector: Option<&Selector>, now: u64) -> Vec<Message> {
         let mut st = self.state.lock();
         st.promote_due(now);
-        let mut out = Vec::new();
-        for p in (0..PRIORITIES).rev() {
-            for env in st.ready[p].values() {
-                if !env.expired(now) && selector.is_none_or(|s| s.matches(&env.message)) {
-                    out.push(env.message.clone());
+        st.ready
+            .values()
+            .filter(|env| !env.expired(now) && selector.is_none_or(|s| s.matches(*env)))
+            .map(|env| Message::clone(&env.message))
+            .collect()
+    }
+
+    /// Registers a consumer, building the index its selector needs.
+    pub fn add_slot(&self, slot: Arc<ConsumerSlot>) {
+        let mut st = self.state.lock();
+        if let Some(plan) = &slot.plan {
+            let st = &mut *st;
+            let idx = st.index.entry(plan.identifier.clone()).or_insert_with(|| {
+                let mut idx = IdentifierIndex::default();
+                for env in st.ready.values() {
+                    idx.insert(&plan.identifier, env);
+                }
+                idx
+            });
+            idx.users += 1;
+        }
+        st.slots.push(slot);
+    }
+
+    /// Removes a consumer, dropping indexes no consumer uses any more.
+    pub fn remove_slot(&self, slot: &Arc<ConsumerSlot>) {
+        let mut st = self.state.lock();
+        let before = st.slots.len();
+        st.slots.retain(|s| !Arc::ptr_eq(s, slot));
+        if st.slots.len() == before {
+            return;
+        }
+        if let Some(plan) = &slot.plan {
+            if let Some(idx) = st.index.get_mut(&plan.identifier) {
+                idx.users -= 1;
+                if idx.users == 0 {
+                    st.index.remove(&plan.identifier);
                 }
             }
         }
-        out
-    }
-
-    /// Registers a consumer.
-    pub fn add_slot(&self, slot: Arc<ConsumerSlot>) {
-        self.state.lock().slots.push(slot);
-    }
-
-    /// Removes a consumer.
-    pub fn remove_slot(&self, slot: &Arc<ConsumerSlot>) {
-        self.state.lock().slots.retain(|s| !Arc::ptr_eq(s, slot));
     }
 
     /// Number of registered consumers.
@@ -229,7 +394,7 @@ impl Queue {
     /// Messages stored, ready or delayed (expired ones not yet dropped included).
     pub fn depth(&self) -> usize {
         let st = self.state.lock();
-        st.ready.iter().map(BTreeMap::len).sum::<usize>() + st.delayed.len()
+        st.ready.len() + st.delayed.len()
     }
 
     /// Counts a message delivered to a session that has not acknowledged it yet.
@@ -251,8 +416,11 @@ impl Queue {
     pub fn delete(&self) {
         self.deleted.store(true, Ordering::Relaxed);
         let mut st = self.state.lock();
-        st.ready = Default::default();
+        st.ready.clear();
         st.delayed.clear();
+        for idx in st.index.values_mut() {
+            idx.buckets.clear();
+        }
         for slot in &st.slots {
             slot.notify.notify_one();
         }

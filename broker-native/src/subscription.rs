@@ -99,10 +99,7 @@ impl Subscription {
             .no_local
             .as_ref()
             .is_some_and(|n| n.excludes(&env.origin))
-            && self
-                .selector
-                .as_ref()
-                .is_none_or(|s| s.matches(&env.message))
+            && self.selector.as_ref().is_none_or(|s| s.matches(env))
     }
 
     /// True when the subscription was made with the same topic, selector and no-local.

@@ -5,14 +5,66 @@ use courier_api::{
     Connection, Destination, Error, ExceptionListener, Result, Session, SessionMode,
 };
 use parking_lot::{Mutex, RwLock};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{EmbeddedSession, SessionShared};
 use crate::broker::BrokerCore;
 use crate::queue::Origin;
+
+/// Start/stop of delivery without a lock on the receive path: a receive announces itself
+/// in `in_flight` before it checks `started`, so `stop` can wait until none is taking a message.
+#[derive(Default)]
+pub(crate) struct DeliveryGate {
+    started: AtomicBool,
+    in_flight: AtomicUsize,
+    /// Signalled on start, stop and when the last delivery in progress ends.
+    pub changed: Notify,
+}
+
+impl DeliveryGate {
+    /// True while the connection delivers.
+    pub fn is_started(&self) -> bool {
+        self.started.load(Ordering::SeqCst)
+    }
+
+    /// Enters a delivery; `false` (and nothing entered) when the connection is stopped.
+    pub fn begin(&self) -> bool {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
+        if self.started.load(Ordering::SeqCst) {
+            return true;
+        }
+        self.end();
+        false
+    }
+
+    /// Leaves a delivery entered with [`DeliveryGate::begin`].
+    pub fn end(&self) {
+        if self.in_flight.fetch_sub(1, Ordering::SeqCst) == 1 && !self.is_started() {
+            self.changed.notify_waiters();
+        }
+    }
+
+    fn start(&self) {
+        self.started.store(true, Ordering::SeqCst);
+        self.changed.notify_waiters();
+    }
+
+    /// Stops delivery and waits for deliveries in progress to return.
+    async fn stop(&self) {
+        self.started.store(false, Ordering::SeqCst);
+        self.changed.notify_waiters();
+        loop {
+            let idle = self.changed.notified();
+            if self.in_flight.load(Ordering::SeqCst) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
 
 /// State shared by a connection and everything made from it.
 pub(crate) struct ConnectionShared {
@@ -21,14 +73,12 @@ pub(crate) struct ConnectionShared {
     client_id: RwLock<Option<Arc<str>>>,
     origin: RwLock<Arc<Origin>>,
     used: AtomicBool,
-    pub started: watch::Sender<bool>,
+    /// Delivery gate: see [`ConnectionShared::begin_delivery`].
+    pub delivery: DeliveryGate,
     closed: AtomicBool,
     pub token: CancellationToken,
     sessions: Mutex<Vec<Weak<SessionShared>>>,
     temporaries: Mutex<Vec<Destination>>,
-    /// Held shared while a receive takes a message; `stop` takes it exclusively to wait for
-    /// deliveries in progress.
-    pub gate: tokio::sync::RwLock<()>,
     listener: Mutex<Option<ExceptionListener>>,
 }
 
@@ -65,6 +115,7 @@ impl ConnectionShared {
             return;
         }
         self.token.cancel();
+        self.delivery.changed.notify_waiters();
         let sessions = std::mem::take(&mut *self.sessions.lock());
         for session in sessions.iter().filter_map(Weak::upgrade) {
             session.close();
@@ -99,12 +150,11 @@ impl EmbeddedConnection {
                     client_id: None,
                 })),
                 used: AtomicBool::new(false),
-                started: watch::Sender::new(false),
+                delivery: DeliveryGate::default(),
                 closed: AtomicBool::new(false),
                 token: CancellationToken::new(),
                 sessions: Mutex::new(Vec::new()),
                 temporaries: Mutex::new(Vec::new()),
-                gate: tokio::sync::RwLock::new(()),
                 listener: Mutex::new(None),
             }),
         }
@@ -153,16 +203,14 @@ impl Connection for EmbeddedConnection {
     async fn start(&self) -> Result<()> {
         self.shared.check_open()?;
         self.shared.mark_used();
-        self.shared.started.send_replace(true);
+        self.shared.delivery.start();
         Ok(())
     }
 
     async fn stop(&self) -> Result<()> {
         self.shared.check_open()?;
         self.shared.mark_used();
-        self.shared.started.send_replace(false);
-        // Wait for receives that are taking a message right now.
-        drop(self.shared.gate.write().await);
+        self.shared.delivery.stop().await;
         Ok(())
     }
 

@@ -72,25 +72,26 @@ impl ConsumerInner {
     /// The receive loop. `deadline`: `None` waits for ever; `wait == false` tries once.
     async fn next(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Message>> {
         self.check_open()?;
-        let conn = &self.session.connection;
-        let mut started = conn.started.subscribe();
+        let gate = &self.session.connection.delivery;
         loop {
+            // Created before the checks below, so a start/stop between them is not missed.
+            let gate_changed = gate.changed.notified();
             if self.token.is_cancelled() || self.queue.is_deleted() {
                 return Ok(None);
             }
             let mut next_due = None;
-            if *started.borrow_and_update() {
-                let _gate = conn.gate.read().await;
-                if *conn.started.borrow() {
-                    match self.queue.take(&self.slot, now_millis()) {
-                        Take::Message(env) => {
-                            if let Some(m) = self.session.deliver(&self.queue, env) {
-                                return Ok(Some(m));
-                            }
-                            return Ok(None);
-                        }
-                        Take::Empty { next_due: due } => next_due = due,
+            if gate.begin() {
+                let taken = self.queue.take(&self.slot, now_millis());
+                let delivered = match taken {
+                    Take::Message(env) => Some(self.session.deliver(&self.queue, env)),
+                    Take::Empty { next_due: due } => {
+                        next_due = due;
+                        None
                     }
+                };
+                gate.end();
+                if let Some(message) = delivered {
+                    return Ok(message);
                 }
             }
             if !wait || deadline.is_some_and(|d| Instant::now() >= d) {
@@ -105,11 +106,7 @@ impl ConsumerInner {
             tokio::select! {
                 _ = self.token.cancelled() => return Ok(None),
                 _ = self.slot.notify.notified() => {}
-                changed = started.changed() => {
-                    if changed.is_err() {
-                        return Ok(None);
-                    }
-                }
+                _ = gate_changed => {}
                 _ = sleep_until(wake_at) => {}
             }
         }

@@ -83,16 +83,18 @@ impl SessionShared {
             return None;
         }
         env.delivery_count += 1;
-        let mut message = if self.keeps_unacked() {
-            env.message.clone()
+        let count = env.delivery_count;
+        let (mut message, kept) = if self.keeps_unacked() {
+            (Message::clone(&env.message), Some(env))
         } else {
-            std::mem::take(&mut env.message)
+            let only = Arc::try_unwrap(env.message).unwrap_or_else(|m| Message::clone(&m));
+            (only, None)
         };
         let header = message.header_mut();
-        header.delivery_count = env.delivery_count;
-        header.redelivered = env.delivery_count > 1;
+        header.delivery_count = count;
+        header.redelivered = count > 1;
         message.mark_received();
-        if self.keeps_unacked() {
+        if let Some(env) = kept {
             queue.delivered_unacked();
             state.unacked.push((queue.clone(), env));
         }
