@@ -64,7 +64,8 @@ pub trait Consumer: Send + Sync {
     /// The consumer's selector, if any.
     fn selector(&self) -> Option<&str>;
 
-    /// Waits for the next message; `None` once the consumer is closed.
+    /// Waits for the next message; `None` when the consumer is closed while waiting. Calling it
+    /// on a consumer already closed is [`crate::Error::IllegalState`].
     async fn receive(&self) -> Result<Option<Message>>;
 
     /// Waits up to `timeout`; `None` when nothing came.
@@ -76,13 +77,15 @@ pub trait Consumer: Send + Sync {
     /// Closes the consumer; a pending receive returns `None`. Closing twice is fine.
     async fn close(&self) -> Result<()>;
 
-    /// The messages as a stream; it ends when the consumer is closed.
+    /// The messages as a stream. It ends when the consumer is closed; an error is yielded
+    /// once and then ends the stream too.
     fn stream(&self) -> MessageStream<'_> {
-        Box::pin(futures::stream::unfold(self, |consumer| async move {
+        Box::pin(futures::stream::unfold(Some(self), |consumer| async move {
+            let consumer = consumer?;
             match consumer.receive().await {
-                Ok(Some(m)) => Some((Ok(m), consumer)),
+                Ok(Some(m)) => Some((Ok(m), Some(consumer))),
                 Ok(None) => None,
-                Err(e) => Some((Err(e), consumer)),
+                Err(e) => Some((Err(e), None)),
             }
         }))
     }

@@ -105,10 +105,16 @@ impl IndexPlan {
             .into_iter()
             .filter(|(ident, _)| ident != DELIVERY_COUNT)
             .filter_map(|(ident, values)| {
-                let keys: Option<Vec<_>> = values.iter().map(IndexKey::of).collect();
+                let mut keys: Vec<IndexKey> = Vec::with_capacity(values.len());
+                for value in &values {
+                    let key = IndexKey::of(value)?;
+                    if !keys.contains(&key) {
+                        keys.push(key);
+                    }
+                }
                 Some(IndexPlan {
                     identifier: Arc::from(ident),
-                    keys: keys?,
+                    keys,
                 })
             })
             .min_by_key(|plan| plan.keys.len())

@@ -113,7 +113,7 @@ pub async fn large_bytes_body_round_trip_3_11(h: &dyn Harness) -> Result<()> {
     let body = got.body_bytes().expect("a bytes body");
     assert_eq!(body.len(), payload.len(), "size of the 64 KiB body");
     assert!(
-        &body[..] == &payload[..],
+        body[..] == payload[..],
         "the 64 KiB body changed in transit"
     );
     Ok(())

@@ -45,13 +45,10 @@ pub async fn competing_consumers_each_message_once_4_2(h: &dyn Harness) -> Resul
             let mut got = Vec::new();
             let mut idle_since = Instant::now();
             while received.load(Ordering::SeqCst) < TOTAL && idle_since.elapsed() < WAIT {
-                match consumer.receive_timeout(Duration::from_millis(50)).await? {
-                    Some(m) => {
-                        got.push(m.property::<i32>("n")?.expect("property n"));
-                        received.fetch_add(1, Ordering::SeqCst);
-                        idle_since = Instant::now();
-                    }
-                    None => {}
+                if let Some(m) = consumer.receive_timeout(Duration::from_millis(50)).await? {
+                    got.push(m.property::<i32>("n")?.expect("property n"));
+                    received.fetch_add(1, Ordering::SeqCst);
+                    idle_since = Instant::now();
                 }
             }
             Ok::<_, Error>((consumer, got))

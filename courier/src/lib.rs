@@ -21,9 +21,13 @@
 pub use courier_api::*;
 
 mod url;
+pub mod workload;
 
 pub use url::connect;
 
 /// Courier's own broker (feature `native`, on by default).
 #[cfg(feature = "native")]
 pub use courier_broker as broker;
+
+/// Tuple spaces (JavaSpaces / Linda) over any backend.
+pub use courier_space as space;

@@ -17,8 +17,37 @@
 //! let s = Selector::parse("color IN ('red', 'blue') AND size IS NULL").unwrap();
 //! assert!(s.matches(&Props));
 //! ```
+//!
+//! # Semantics
+//!
+//! The rules follow the specification; where it leaves room, this engine decides:
+//!
+//! * Comparing values of unlike types (`'1' = 1`, `flag = 1`) is FALSE, for `<>` too, so
+//!   `NOT ('1' = 1)` is TRUE. Longs and doubles compare with each other, as doubles.
+//! * Strings and booleans support only `=` and `<>`. Ordering them is a parse error when an
+//!   operand is a string or boolean literal (`name > 'm'`), and UNKNOWN when both operands are
+//!   identifiers.
+//! * `IN` and `LIKE` on a value that is not a string are UNKNOWN, as they are on NULL.
+//! * Long arithmetic that overflows continues in double; long division by zero is UNKNOWN;
+//!   double arithmetic follows IEEE 754 as in Java (`1.0 / 0` is infinity).
+//! * Numeric literals follow Java: decimal, hexadecimal (`0x1F`), binary (`0b101`), octal
+//!   (`017`), `L` suffix; `7E3`, `7.`, `.5`, `F`/`D` suffix (read as double). Out-of-range
+//!   literals are parse errors.
+//! * In `LIKE … ESCAPE`, the escape character makes whatever follows it literal.
+//! * Expressions whose type rules out a truth value are parse errors: `'abc'` or `1 + 2` as a
+//!   condition, `'a' + 1`, `TRUE BETWEEN 1 AND 2`.
+//! * Nesting is limited to 128 levels, so no input can overflow the stack.
 
-// SELECTOR-ENGINE: the lexer, parser and evaluator modules live beside this file.
+mod ast;
+mod compiled;
+mod eval;
+mod lexer;
+mod like;
+mod parser;
+#[cfg(test)]
+mod tests;
+
+pub use compiled::Selector;
 
 /// A value an identifier takes during selector evaluation.
 ///
@@ -44,35 +73,4 @@ pub enum SelectorValue {
 pub trait SelectorSource {
     /// The value of `identifier`, or `None` when it is absent (NULL).
     fn selector_value(&self, identifier: &str) -> Option<SelectorValue>;
-}
-
-// INTERIM (replaced by the selector engine): lets the crate build meanwhile.
-/// Interim.
-#[derive(Debug, Clone)]
-pub struct Selector {
-    text: String,
-}
-impl Selector {
-    /// Interim.
-    pub fn parse(text: &str) -> crate::Result<Selector> {
-        Ok(Selector {
-            text: text.to_string(),
-        })
-    }
-    /// Interim.
-    pub fn text(&self) -> &str {
-        &self.text
-    }
-    /// Interim.
-    pub fn is_empty(&self) -> bool {
-        self.text.trim().is_empty()
-    }
-    /// Interim.
-    pub fn matches(&self, _source: &dyn SelectorSource) -> bool {
-        true
-    }
-    /// Interim.
-    pub fn required_equalities(&self) -> Vec<(String, Vec<SelectorValue>)> {
-        vec![]
-    }
 }

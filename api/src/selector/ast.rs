@@ -1,0 +1,147 @@
+//! The parsed form of a selector.
+//!
+//! AND, OR and additive/multiplicative chains are n-ary nodes rather than left-leaning binary
+//! trees, so the tree's depth is bounded by the parser's nesting limit however long the
+//! selector is; evaluation and `Drop` recurse along that depth.
+
+use std::sync::Arc;
+
+use super::like::LikePattern;
+use super::SelectorValue;
+
+/// A comparison operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    /// `<`, `<=`, `>`, `>=`: defined on numbers only.
+    pub(super) fn is_ordering(self) -> bool {
+        !matches!(self, CmpOp::Eq | CmpOp::Ne)
+    }
+
+    /// The operator in quotes, for error messages.
+    pub(super) fn quoted(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "'='",
+            CmpOp::Ne => "'<>'",
+            CmpOp::Lt => "'<'",
+            CmpOp::Le => "'<='",
+            CmpOp::Gt => "'>'",
+            CmpOp::Ge => "'>='",
+        }
+    }
+}
+
+/// A binary arithmetic operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl ArithOp {
+    /// The operator in quotes, for error messages.
+    pub(super) fn quoted(self) -> &'static str {
+        match self {
+            ArithOp::Add => "'+'",
+            ArithOp::Sub => "'-'",
+            ArithOp::Mul => "'*'",
+            ArithOp::Div => "'/'",
+        }
+    }
+}
+
+/// What an expression is known to produce before any message is seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum StaticType {
+    /// TRUE, FALSE or UNKNOWN: a condition or a boolean literal.
+    Boolean,
+    /// A number (or NULL, for arithmetic on NULL).
+    Numeric,
+    /// A string literal.
+    String,
+    /// An identifier or NULL: any type, decided per message.
+    Unknown,
+}
+
+/// A selector expression.
+#[derive(Debug)]
+pub(super) enum Expr {
+    /// A literal value. Signed numeric literals (`-5`) are folded into one literal.
+    Literal(SelectorValue),
+    /// The `NULL` literal.
+    Null,
+    /// A header or property name.
+    Ident(Box<str>),
+    Not(Box<Expr>),
+    /// Conjunction of two or more terms.
+    And(Vec<Expr>),
+    /// Disjunction of two or more terms.
+    Or(Vec<Expr>),
+    Compare {
+        op: CmpOp,
+        left: Box<Expr>,
+        right: Box<Expr>,
+    },
+    /// `first op1 e1 op2 e2 …`, evaluated left to right (the parser nests `*`/`/` inside).
+    Arith {
+        first: Box<Expr>,
+        rest: Vec<(ArithOp, Expr)>,
+    },
+    /// Unary `-` (`negate`) or `+` on a non-literal operand.
+    Unary {
+        negate: bool,
+        operand: Box<Expr>,
+    },
+    Between {
+        operand: Box<Expr>,
+        low: Box<Expr>,
+        high: Box<Expr>,
+        negated: bool,
+    },
+    /// `ident [NOT] IN (…)`; `values` is sorted and deduplicated for binary search.
+    In {
+        ident: Box<str>,
+        values: Box<[Arc<str>]>,
+        negated: bool,
+    },
+    Like {
+        ident: Box<str>,
+        pattern: LikePattern,
+        negated: bool,
+    },
+    IsNull {
+        operand: Box<Expr>,
+        negated: bool,
+    },
+}
+
+impl Expr {
+    /// The type this expression is known to have at parse time.
+    pub(super) fn static_type(&self) -> StaticType {
+        match self {
+            Expr::Literal(SelectorValue::Bool(_)) => StaticType::Boolean,
+            Expr::Literal(SelectorValue::Long(_) | SelectorValue::Double(_)) => StaticType::Numeric,
+            Expr::Literal(SelectorValue::String(_)) => StaticType::String,
+            Expr::Null | Expr::Ident(_) => StaticType::Unknown,
+            Expr::Arith { .. } | Expr::Unary { .. } => StaticType::Numeric,
+            Expr::Not(_)
+            | Expr::And(_)
+            | Expr::Or(_)
+            | Expr::Compare { .. }
+            | Expr::Between { .. }
+            | Expr::In { .. }
+            | Expr::Like { .. }
+            | Expr::IsNull { .. } => StaticType::Boolean,
+        }
+    }
+}

@@ -1,0 +1,122 @@
+//! Memory per queued message: the resident memory a process gains while a queue fills.
+//!
+//! Readings come from `/proc/self/statm`, so this workload runs on Linux only. Before each
+//! reading the allocator is asked to return free memory to the system (`malloc_trim` on
+//! glibc), so memory freed by earlier workloads and reused by this one does not hide its cost.
+
+use courier_api::{ConnectionFactory, Destination, Error, Result, SessionMode};
+use std::time::Duration;
+
+use super::check::{verify, DeliveryLog, Expectation};
+use super::endpoint::{drain_leftovers, fill, unique_name, Endpoint};
+use super::latency::{Clock, LatencyKind};
+use super::measurement::{Measurement, MemoryFigure};
+use super::payload::MessageMaker;
+use super::spec::MemorySpec;
+
+/// How long the check drain waits for a message before calling the rest missing.
+const DRAIN_STALL: Duration = Duration::from_secs(10);
+
+/// The resident set size of this process, in bytes.
+///
+/// ```
+/// # #[cfg(target_os = "linux")]
+/// assert!(courier::workload::resident_bytes().unwrap() > 0);
+/// ```
+pub fn resident_bytes() -> Result<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").map_err(|e| {
+        Error::unsupported(
+            "workload",
+            format!("reading resident memory needs /proc/self/statm: {e}"),
+        )
+    })?;
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|field| field.parse().ok())
+        .ok_or_else(|| Error::illegal_state(format!("unexpected /proc/self/statm: {statm:?}")))?;
+    Ok(pages * page_size())
+}
+
+#[cfg(target_os = "linux")]
+fn page_size() -> u64 {
+    // SAFETY: sysconf has no preconditions; it only reads a system constant.
+    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    u64::try_from(size).unwrap_or(4096)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn page_size() -> u64 {
+    4096
+}
+
+/// Returns the allocator's free memory to the system where the allocator allows it.
+pub(crate) fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages; it has no preconditions and does not
+    // touch memory in use.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Reads resident memory after releasing free memory.
+pub(crate) fn settled_resident_bytes() -> Result<u64> {
+    release_free_memory();
+    resident_bytes()
+}
+
+/// Runs a memory workload against `factory`, which should be a fresh backend.
+pub(crate) async fn run(
+    factory: &dyn ConnectionFactory,
+    name: &str,
+    spec: &MemorySpec,
+) -> Result<Measurement> {
+    let clock = Clock::start();
+    let queue = Destination::queue(unique_name(name, "queue"));
+    let maker = MessageMaker::new(spec.message_size, None)?;
+    let rss_before = settled_resident_bytes()?;
+    let fill_time = fill(
+        factory,
+        &queue,
+        spec.depth,
+        &maker,
+        spec.delivery_mode,
+        clock,
+    )
+    .await?;
+    let rss_after = settled_resident_bytes()?;
+
+    let endpoint = Endpoint::open(factory, SessionMode::AutoAcknowledge).await?;
+    let consumer = endpoint.consumer(&queue, None).await?;
+    let mut log = DeliveryLog::new();
+    let mut stalled = false;
+    for _ in 0..spec.depth {
+        match consumer.receive_timeout(DRAIN_STALL).await? {
+            Some(message) => {
+                log.observe_message(&message);
+            }
+            None => {
+                stalled = true;
+                break;
+            }
+        }
+    }
+    drain_leftovers(consumer.as_ref(), &mut log).await?;
+    endpoint.close().await?;
+    Ok(Measurement {
+        messages: spec.depth,
+        elapsed: fill_time,
+        sent: spec.depth,
+        send_elapsed: fill_time,
+        latency_kind: LatencyKind::None,
+        latency: None,
+        check: verify([&log], &Expectation::all(vec![spec.depth])),
+        stalled,
+        memory: Some(MemoryFigure {
+            queued: spec.depth,
+            rss_before,
+            rss_after,
+        }),
+    })
+}

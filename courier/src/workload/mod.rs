@@ -1,0 +1,1 @@
+//! WORKLOAD-PLACEHOLDER: the workload runner (being written).

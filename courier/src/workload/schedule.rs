@@ -1,0 +1,100 @@
+//! When a producer sends: its share of the messages or of the time, at its share of the rate.
+
+use std::time::{Duration, Instant};
+
+use super::spec::Limit;
+
+/// How long a producer keeps sending.
+#[derive(Debug, Clone, Copy)]
+enum Quota {
+    Count(u64),
+    Until(Instant),
+}
+
+/// The send schedule of one producer: how many messages (or until when), and, at a fixed
+/// rate, when each is due.
+///
+/// At a fixed rate a message is sent at its due time or, when the producer is behind, at once:
+/// the producer catches up rather than skipping. Latency is measured from the actual send, and
+/// the achieved rate shows when a backend could not keep up.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Schedule {
+    quota: Quota,
+    /// Start and nanoseconds between messages.
+    pace: Option<(Instant, f64)>,
+}
+
+impl Schedule {
+    /// The schedule of producer `index` of `producers` for a run starting at `start`.
+    pub fn new(
+        limit: Limit,
+        rate: Option<u64>,
+        producers: usize,
+        index: usize,
+        start: Instant,
+    ) -> Self {
+        let quota = match limit {
+            Limit::Messages(total) => Quota::Count(share(total, producers, index)),
+            Limit::Duration(d) => Quota::Until(start + d),
+        };
+        let pace = rate.map(|r| (start, 1e9 * producers as f64 / r as f64));
+        Schedule { quota, pace }
+    }
+
+    /// Messages this producer sends, when known in advance.
+    pub fn planned(&self) -> Option<u64> {
+        match self.quota {
+            Quota::Count(n) => Some(n),
+            Quota::Until(_) => None,
+        }
+    }
+
+    /// Waits until message number `sent` (from 0) is due; returns the time it may go, or
+    /// `None` once the producer is done.
+    pub async fn next(&self, sent: u64) -> Option<Instant> {
+        if let Quota::Count(n) = self.quota {
+            if sent >= n {
+                return None;
+            }
+        }
+        let mut now = Instant::now();
+        if let Some((start, gap_ns)) = self.pace {
+            let due = start + Duration::from_nanos((sent as f64 * gap_ns) as u64);
+            if due > now {
+                tokio::time::sleep_until(due.into()).await;
+                now = Instant::now();
+            }
+        }
+        match self.quota {
+            Quota::Until(end) if now >= end => None,
+            _ => Some(now),
+        }
+    }
+}
+
+/// Producer `index`'s share of `total`: as even as possible, the first ones taking the rest.
+pub(crate) fn share(total: u64, parts: usize, index: usize) -> u64 {
+    let parts = parts.max(1) as u64;
+    total / parts + u64::from((index as u64) < total % parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shares_add_up() {
+        assert_eq!((0..3).map(|i| share(10, 3, i)).collect::<Vec<_>>(), [4, 3, 3]);
+        assert_eq!((0..4).map(|i| share(10, 4, i)).sum::<u64>(), 10);
+    }
+
+    #[tokio::test]
+    async fn counted_schedules_stop() {
+        let s = Schedule::new(Limit::Messages(5), None, 2, 0, Instant::now());
+        assert_eq!(s.planned(), Some(3));
+        assert!(s.next(2).await.is_some());
+        assert!(s.next(3).await.is_none());
+        let timed = Schedule::new(Limit::Duration(Duration::ZERO), None, 1, 0, Instant::now());
+        assert!(timed.next(0).await.is_none());
+    }
+}

@@ -1,0 +1,1 @@
+//! SPACE-PLACEHOLDER: tuple spaces over the Courier api (being written).
