@@ -4,6 +4,8 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+use crate::properties::Properties;
 use std::sync::Arc;
 
 use crate::body::{value_size, Body, ObjectBody, StreamReader};
@@ -104,7 +106,8 @@ impl Default for Header {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Message {
     header: Header,
-    properties: Arc<BTreeMap<String, Value>>,
+    /// `None` when there are none, so a message without properties allocates nothing for them.
+    properties: Option<Arc<Properties>>,
     body: Body,
     #[serde(skip)]
     read_only_properties: bool,
@@ -115,7 +118,7 @@ pub struct Message {
 impl PartialEq for Message {
     fn eq(&self, other: &Self) -> bool {
         self.header == other.header
-            && self.properties == other.properties
+            && self.properties() == other.properties()
             && self.body == other.body
     }
 }
@@ -278,7 +281,8 @@ impl Message {
                 value.type_name()
             )));
         }
-        Arc::make_mut(&mut self.properties).insert(name.to_owned(), value);
+        Arc::make_mut(self.properties.get_or_insert_with(Arc::default))
+            .insert(name.to_owned(), value);
         Ok(())
     }
 
@@ -287,27 +291,28 @@ impl Message {
         if name == "JMSXDeliveryCount" {
             return T::from_value(&Value::I32(self.header.delivery_count as i32)).map(Some);
         }
-        self.properties.get(name).map(T::from_value).transpose()
+        self.properties().get(name).map(T::from_value).transpose()
     }
 
     /// The raw value of a property.
     pub fn raw_property(&self, name: &str) -> Option<&Value> {
-        self.properties.get(name)
+        self.properties().get(name)
     }
 
     /// True when the property is set.
     pub fn has_property(&self, name: &str) -> bool {
-        self.properties.contains_key(name)
+        self.properties().contains_key(name)
     }
 
     /// Every property, by name.
-    pub fn properties(&self) -> &BTreeMap<String, Value> {
-        &self.properties
+    pub fn properties(&self) -> &Properties {
+        static NONE: Properties = Properties::new();
+        self.properties.as_deref().unwrap_or(&NONE)
     }
 
     /// Removes every property and makes the properties writable.
     pub fn clear_properties(&mut self) {
-        self.properties = Arc::default();
+        self.properties = None;
         self.read_only_properties = false;
     }
 
@@ -444,7 +449,7 @@ impl Message {
     /// Approximate size in bytes of properties and body, for size limits.
     pub fn size_hint(&self) -> usize {
         let props: usize = self
-            .properties
+            .properties()
             .iter()
             .map(|(k, v)| k.len() + value_size(v))
             .sum();
@@ -522,7 +527,7 @@ pub fn check_property_name(name: &str) -> Result<()> {
 
 impl SelectorSource for Message {
     fn selector_value(&self, identifier: &str) -> Option<SelectorValue> {
-        if let Some(v) = self.properties.get(identifier) {
+        if let Some(v) = self.properties().get(identifier) {
             return match v {
                 Value::Bool(b) => Some(SelectorValue::Bool(*b)),
                 Value::I8(n) => Some(SelectorValue::Long(*n as i64)),
