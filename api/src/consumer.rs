@@ -61,7 +61,7 @@ pub trait Consumer: Send + Sync {
     /// The queue or topic consumed.
     fn destination(&self) -> &Destination;
 
-    /// The consumer's selector, if any.
+    /// The consumer's selector; `None` when it was created without one or with an empty one.
     fn selector(&self) -> Option<&str>;
 
     /// Waits for the next message; `None` when the consumer is closed while waiting. Calling it

@@ -16,7 +16,8 @@ pub struct SendOptions {
     pub priority: u8,
     /// Time to live; zero means the message never expires.
     pub time_to_live: Duration,
-    /// Delay before the message may be delivered; zero means at once.
+    /// Delay before the message may be delivered; zero means at once. A backend without
+    /// delivery delay refuses a send that carries one with [`Error::Unsupported`].
     pub delivery_delay: Duration,
     /// Leave `JMSMessageID` unset (a hint that saves work).
     pub disable_message_id: bool,
