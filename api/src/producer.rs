@@ -8,7 +8,7 @@ use crate::message::{DEFAULT_PRIORITY, MAX_PRIORITY};
 use crate::{DeliveryMode, Destination, Error, Message, Result};
 
 /// How a producer sends: the JMS producer settings, also accepted per send.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SendOptions {
     /// Persistent (default) or not.
     pub delivery_mode: DeliveryMode,
@@ -53,12 +53,13 @@ impl SendOptions {
     /// Stamps the provider-set headers on `message` for a send to `destination` now:
     /// destination, delivery mode, priority, timestamp, expiration, delivery time, message id;
     /// and resets redelivered and the delivery count. Every backend calls this on send.
+    /// Returns the send time it used (ms since the epoch).
     pub fn stamp(
         &self,
         message: &mut Message,
         destination: &Destination,
         message_id: Option<Arc<str>>,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         self.validate()?;
         let now = now_millis();
         let h = message.header_mut();
@@ -79,7 +80,7 @@ impl SendOptions {
         };
         h.redelivered = false;
         h.delivery_count = 0;
-        Ok(())
+        Ok(now)
     }
 }
 

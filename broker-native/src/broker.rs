@@ -82,6 +82,26 @@ pub(crate) struct BrokerCore {
     pub instance: String,
 }
 
+/// A resolved destination, kept by producers and transactions so a send does not look the
+/// destination up again.
+#[derive(Clone)]
+pub(crate) enum Route {
+    /// A queue (plain or temporary).
+    Queue(Arc<Queue>),
+    /// A topic (plain or temporary).
+    Topic(Arc<Topic>),
+}
+
+impl Route {
+    /// False once the destination was deleted (a temporary destination).
+    pub fn is_live(&self) -> bool {
+        match self {
+            Route::Queue(q) => !q.is_deleted(),
+            Route::Topic(t) => !t.is_deleted(),
+        }
+    }
+}
+
 /// What a consumer asks of [`BrokerCore::subscribe`].
 pub(crate) struct SubscriptionRequest<'a> {
     pub kind: SubscriptionKind,
@@ -180,26 +200,28 @@ impl BrokerCore {
         }
     }
 
-    /// Routes a stamped message to its destination.
-    pub fn publish(
-        &self,
-        destination: &Destination,
-        message: Message,
-        origin: &Arc<Origin>,
-    ) -> Result<()> {
+    /// Where messages for `destination` go: its queue, or its topic's subscriptions. Plain
+    /// destinations are created on first use; temporary ones must exist.
+    pub fn route(&self, destination: &Destination) -> Result<Route> {
+        if destination.is_queue() {
+            self.queue(destination).map(Route::Queue)
+        } else {
+            self.topic(destination).map(Route::Topic)
+        }
+    }
+
+    /// Delivers a stamped message along `route`; `now` is the time the send happens.
+    pub fn publish(&self, route: &Route, message: Message, origin: &Arc<Origin>, now: u64) {
         let env = Envelope {
             seq: self.seq.fetch_add(1, Ordering::Relaxed),
             message: Arc::new(message),
             origin: origin.clone(),
             delivery_count: 0,
         };
-        let now = now_millis();
-        if destination.is_queue() {
-            self.queue(destination)?.enqueue(env, now);
-        } else {
-            self.topic(destination)?.publish(env, now);
+        match route {
+            Route::Queue(q) => q.enqueue(env, now),
+            Route::Topic(t) => t.publish(env, now),
         }
-        Ok(())
     }
 
     /// Checks that `connection` may consume from `destination`: temporary destinations only
@@ -282,6 +304,7 @@ impl BrokerCore {
                 if !force && t.subscription_count() > 0 {
                     return Err(Error::illegal_state("temporary topic still has consumers"));
                 }
+                t.delete();
             }
             topics.remove(destination);
         }

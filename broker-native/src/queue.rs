@@ -20,6 +20,26 @@ pub(crate) struct Origin {
     pub client_id: Option<Arc<str>>,
 }
 
+/// The current time in ms since the epoch, read from the clock at most once and only when a
+/// message with an expiration or a delivery time needs it.
+pub(crate) struct LazyNow(std::cell::Cell<Option<u64>>);
+
+impl LazyNow {
+    /// A clock not read yet.
+    pub fn new() -> Self {
+        LazyNow(std::cell::Cell::new(None))
+    }
+
+    /// The time, reading the clock on first use.
+    pub fn get(&self) -> u64 {
+        self.0.get().unwrap_or_else(|| {
+            let now = courier_api::producer::now_millis();
+            self.0.set(Some(now));
+            now
+        })
+    }
+}
+
 /// Delivery order: higher priority first, then arrival.
 type OrderKey = (Reverse<u8>, u64);
 
@@ -42,9 +62,9 @@ impl Envelope {
         (Reverse(self.message.priority()), self.seq)
     }
 
-    fn expired(&self, now: u64) -> bool {
+    fn expired(&self, now: &LazyNow) -> bool {
         let e = self.message.expiration();
-        e != 0 && e <= now
+        e != 0 && e <= now.get()
     }
 
     fn due_at(&self) -> u64 {
@@ -218,9 +238,9 @@ impl QueueState {
         Some(env)
     }
 
-    fn promote_due(&mut self, now: u64) {
+    fn promote_due(&mut self, now: &LazyNow) {
         while let Some(entry) = self.delayed.first_entry() {
-            if entry.key().0 > now {
+            if entry.key().0 > now.get() {
                 break;
             }
             let env = entry.remove();
@@ -240,7 +260,12 @@ impl QueueState {
     /// The first ready message `slot` accepts, found through the index when the slot's
     /// selector has an indexed equality, by a scan otherwise. Expired messages met on the way
     /// are collected in `expired`.
-    fn find(&self, slot: &ConsumerSlot, now: u64, expired: &mut Vec<OrderKey>) -> Option<OrderKey> {
+    fn find(
+        &self,
+        slot: &ConsumerSlot,
+        now: &LazyNow,
+        expired: &mut Vec<OrderKey>,
+    ) -> Option<OrderKey> {
         let indexed = slot
             .plan
             .as_ref()
@@ -261,7 +286,7 @@ impl QueueState {
         &self,
         keys: impl Iterator<Item = &'a OrderKey>,
         slot: &ConsumerSlot,
-        now: u64,
+        now: &LazyNow,
         expired: &mut Vec<OrderKey>,
     ) -> Option<OrderKey> {
         for key in keys {
@@ -329,11 +354,12 @@ impl Queue {
 
     /// Takes the first deliverable message `slot` accepts, dropping expired ones on the way.
     /// When there is none, marks the slot as waiting so the next matching arrival wakes it.
-    pub fn take(&self, slot: &ConsumerSlot, now: u64) -> Take {
+    pub fn take(&self, slot: &ConsumerSlot) -> Take {
+        let now = LazyNow::new();
         let mut st = self.state.lock();
-        st.promote_due(now);
+        st.promote_due(&now);
         let mut expired = Vec::new();
-        let found = st.find(slot, now, &mut expired);
+        let found = st.find(slot, &now, &mut expired);
         for key in &expired {
             st.remove_ready(key);
         }
@@ -347,12 +373,13 @@ impl Queue {
     }
 
     /// The deliverable messages a browser with `selector` sees, in delivery order.
-    pub fn snapshot(&self, selector: Option<&Selector>, now: u64) -> Vec<Message> {
+    pub fn snapshot(&self, selector: Option<&Selector>) -> Vec<Message> {
+        let now = LazyNow::new();
         let mut st = self.state.lock();
-        st.promote_due(now);
+        st.promote_due(&now);
         st.ready
             .values()
-            .filter(|env| !env.expired(now) && selector.is_none_or(|s| s.matches(*env)))
+            .filter(|env| !env.expired(&now) && selector.is_none_or(|s| s.matches(*env)))
             .map(|env| Message::clone(&env.message))
             .collect()
     }

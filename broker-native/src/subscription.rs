@@ -133,6 +133,7 @@ impl Subscription {
 /// A topic: the list of its subscriptions.
 pub(crate) struct Topic {
     subscriptions: RwLock<Vec<Arc<Subscription>>>,
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 impl Topic {
@@ -140,6 +141,7 @@ impl Topic {
     pub fn new() -> Self {
         Topic {
             subscriptions: RwLock::new(Vec::new()),
+            deleted: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -162,6 +164,19 @@ impl Topic {
     pub fn remove(&self, sub: &Arc<Subscription>) {
         self.subscriptions.write().retain(|s| !Arc::ptr_eq(s, sub));
         sub.queue.delete();
+    }
+
+    /// Deletes a temporary topic: later sends fail, subscriptions are dropped.
+    pub fn delete(&self) {
+        self.deleted.store(true, Ordering::Relaxed);
+        for sub in std::mem::take(&mut *self.subscriptions.write()) {
+            sub.queue.delete();
+        }
+    }
+
+    /// True once deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Relaxed)
     }
 
     /// Number of subscriptions.

@@ -1,7 +1,6 @@
 //! Embedded queue browsers.
 
 use async_trait::async_trait;
-use courier_api::producer::now_millis;
 use courier_api::selector::Selector;
 use courier_api::{Browser, Destination, Error, Message, Result};
 use parking_lot::Mutex;
@@ -57,11 +56,8 @@ impl Browser for EmbeddedBrowser {
         }
         self.session.check_open()?;
         let mut pending = self.pending.lock();
-        let pending = pending.get_or_insert_with(|| {
-            self.queue
-                .snapshot(self.selector.as_ref(), now_millis())
-                .into()
-        });
+        let pending =
+            pending.get_or_insert_with(|| self.queue.snapshot(self.selector.as_ref()).into());
         Ok(pending.pop_front().map(|mut m| {
             m.mark_received();
             m

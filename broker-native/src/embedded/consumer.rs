@@ -81,7 +81,7 @@ impl ConsumerInner {
             }
             let mut next_due = None;
             if gate.begin() {
-                let taken = self.queue.take(&self.slot, now_millis());
+                let taken = self.queue.take(&self.slot);
                 let delivered = match taken {
                     Take::Message(env) => Some(self.session.deliver(&self.queue, env)),
                     Take::Empty { next_due: due } => {

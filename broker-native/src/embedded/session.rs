@@ -1,6 +1,7 @@
 //! Embedded sessions: acknowledgement bookkeeping and the local transaction.
 
 use async_trait::async_trait;
+use courier_api::producer::now_millis;
 use courier_api::selector::Selector;
 use courier_api::{
     Browser, Consumer, ConsumerOptions, Destination, DestinationKind, Error, Message, Producer,
@@ -15,13 +16,13 @@ use super::browser::EmbeddedBrowser;
 use super::connection::ConnectionShared;
 use super::consumer::{ConsumerInner, EmbeddedConsumer};
 use super::producer::EmbeddedProducer;
-use crate::broker::SubscriptionRequest;
+use crate::broker::{Route, SubscriptionRequest};
 use crate::queue::{ConsumerSlot, Envelope, Origin, Queue};
 use crate::subscription::SubscriptionKind;
 
 /// A message sent in a transaction, waiting for commit.
 struct PendingSend {
-    destination: Destination,
+    route: Route,
     message: Message,
     origin: Arc<Origin>,
 }
@@ -101,33 +102,35 @@ impl SessionShared {
         Some(message)
     }
 
-    /// Sends now, or at commit in a transacted session.
+    /// Sends now, or at commit in a transacted session; `now` is the send time.
     pub fn send(
         &self,
+        route: &Route,
         destination: &Destination,
         message: Message,
         origin: &Arc<Origin>,
+        now: u64,
     ) -> Result<()> {
-        let broker = &self.connection.broker;
+        if !route.is_live() {
+            return Err(Error::invalid_destination(
+                destination.to_string(),
+                "the temporary destination was deleted",
+            ));
+        }
         if self.mode == SessionMode::Transacted {
-            // Fail now, not at commit, for a destination that cannot take messages.
-            if destination.is_queue() {
-                broker.queue(destination)?;
-            } else {
-                broker.topic(destination)?;
-            }
             let mut state = self.state.lock();
             if state.closed {
                 return Err(Error::illegal_state("the session is closed"));
             }
             state.pending.push(PendingSend {
-                destination: destination.clone(),
+                route: route.clone(),
                 message,
                 origin: origin.clone(),
             });
             return Ok(());
         }
-        broker.publish(destination, message, origin)
+        self.connection.broker.publish(route, message, origin, now);
+        Ok(())
     }
 
     fn redeliver_all(&self, unacked: Vec<(Arc<Queue>, Envelope)>) {
@@ -150,27 +153,19 @@ impl SessionShared {
                 std::mem::take(&mut state.unacked),
             )
         };
-        let broker = &self.connection.broker;
-        // Resolve every destination first so the commit is all or nothing.
-        let resolved: Result<Vec<()>> = pending
-            .iter()
-            .map(|p| {
-                if p.destination.is_queue() {
-                    broker.queue(&p.destination).map(drop)
-                } else {
-                    broker.topic(&p.destination).map(drop)
-                }
-            })
-            .collect();
-        if let Err(e) = resolved {
+        // All or nothing: a destination deleted since the send fails the whole transaction.
+        if let Some(dead) = pending.iter().find(|p| !p.route.is_live()) {
+            let destination = dead.message.destination().map(ToString::to_string);
             self.redeliver_all(unacked);
-            return Err(Error::TransactionRolledBack(e.to_string()));
+            return Err(Error::TransactionRolledBack(format!(
+                "{} was deleted before the commit",
+                destination.unwrap_or_default()
+            )));
         }
+        let broker = &self.connection.broker;
+        let now = now_millis();
         for p in pending {
-            if let Err(e) = broker.publish(&p.destination, p.message, &p.origin) {
-                // A temporary destination deleted during the commit: nothing else can fail.
-                tracing::warn!(error = %e, "a committed message could not be routed");
-            }
+            broker.publish(&p.route, p.message, &p.origin, now);
         }
         Self::acknowledge_all(unacked);
         Ok(())
@@ -327,7 +322,7 @@ impl Session for EmbeddedSession {
         Ok(Box::new(EmbeddedProducer::new(
             self.shared.clone(),
             destination.cloned(),
-        )))
+        )?))
     }
 
     async fn create_consumer(
