@@ -22,8 +22,9 @@ pub enum Body {
     Map(Arc<BTreeMap<String, Value>>),
     /// A sequence of typed values read in order (`StreamMessage`).
     Stream(Arc<Vec<Value>>),
-    /// A serde value with its type name (`ObjectMessage`).
-    Object(ObjectBody),
+    /// A serde value with its type name (`ObjectMessage`). Boxed: the rarest body kind should
+    /// not make every message larger.
+    Object(Box<ObjectBody>),
 }
 
 impl Body {

@@ -159,7 +159,9 @@ impl Message {
 
     /// An object message holding `value` as JSON under its Rust type name.
     pub fn object<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
-        Ok(Self::with_body(Body::Object(ObjectBody::new(value)?)))
+        Ok(Self::with_body(Body::Object(Box::new(ObjectBody::new(
+            value,
+        )?))))
     }
 
     // ---- header -----------------------------------------------------------------------
@@ -617,7 +619,7 @@ mod tests {
                 Value::from(1.5_f32),
                 Value::from(vec![1_u8]),
             ])),
-            Body::Object(ObjectBody::new(&vec![1, 2, 3]).unwrap()),
+            Body::Object(Box::new(ObjectBody::new(&vec![1, 2, 3]).unwrap())),
         ] {
             let mut m = Message::with_body(body);
             m.header_mut().reply_to = Some(Destination::topic("r"));

@@ -13,6 +13,7 @@ mod broker;
 mod config;
 mod embedded;
 mod queue;
+mod ready;
 mod subscription;
 
 pub use broker::Broker;

@@ -5,11 +5,12 @@
 use courier_api::selector::{Selector, SelectorSource, SelectorValue};
 use courier_api::{Destination, Message};
 use parking_lot::Mutex;
-use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
+
+use crate::ready::{order_key, OrderKey, Ready};
 
 /// Who sent a message, for no-local subscriptions.
 #[derive(Debug, Clone)]
@@ -40,9 +41,6 @@ impl LazyNow {
     }
 }
 
-/// Delivery order: higher priority first, then arrival.
-type OrderKey = (Reverse<u8>, u64);
-
 /// A message as the broker keeps it: the stamped message, shared by every subscription it
 /// was published to, plus per-copy delivery state.
 #[derive(Debug, Clone)]
@@ -59,7 +57,7 @@ pub(crate) struct Envelope {
 
 impl Envelope {
     fn key(&self) -> OrderKey {
-        (Reverse(self.message.priority()), self.seq)
+        order_key(self)
     }
 
     fn expired(&self, now: &LazyNow) -> bool {
@@ -216,7 +214,7 @@ impl IdentifierIndex {
 
 #[derive(Default)]
 struct QueueState {
-    ready: BTreeMap<OrderKey, Envelope>,
+    ready: Ready,
     delayed: BTreeMap<(u64, u64), Envelope>,
     slots: Vec<Arc<ConsumerSlot>>,
     index: HashMap<Arc<str>, IdentifierIndex>,
@@ -227,7 +225,7 @@ impl QueueState {
         for (identifier, idx) in self.index.iter_mut() {
             idx.insert(identifier, &env);
         }
-        self.ready.insert(env.key(), env);
+        self.ready.insert(env);
     }
 
     fn remove_ready(&mut self, key: &OrderKey) -> Option<Envelope> {
@@ -271,33 +269,32 @@ impl QueueState {
             .as_ref()
             .and_then(|plan| Some((plan, self.index.get(&plan.identifier)?)));
         let Some((plan, idx)) = indexed else {
-            return self.scan(self.ready.keys(), slot, now, expired);
+            for env in self.ready.iter() {
+                if env.expired(now) {
+                    expired.push(env.key());
+                } else if slot.accepts(env) {
+                    return Some(env.key());
+                }
+            }
+            return None;
         };
         // Each bucket is in delivery order: the first acceptable message of each bucket is a
         // candidate, and the earliest candidate wins.
         plan.keys
             .iter()
             .filter_map(|k| idx.buckets.get(k))
-            .filter_map(|bucket| self.scan(bucket.iter(), slot, now, expired))
+            .filter_map(|bucket| {
+                bucket.iter().find(|key| match self.ready.get(key) {
+                    Some(env) if env.expired(now) => {
+                        expired.push(**key);
+                        false
+                    }
+                    Some(env) => slot.accepts(env),
+                    None => false,
+                })
+            })
             .min()
-    }
-
-    fn scan<'a>(
-        &self,
-        keys: impl Iterator<Item = &'a OrderKey>,
-        slot: &ConsumerSlot,
-        now: &LazyNow,
-        expired: &mut Vec<OrderKey>,
-    ) -> Option<OrderKey> {
-        for key in keys {
-            let env = &self.ready[key];
-            if env.expired(now) {
-                expired.push(*key);
-            } else if slot.accepts(env) {
-                return Some(*key);
-            }
-        }
-        None
+            .copied()
     }
 }
 
@@ -378,7 +375,7 @@ impl Queue {
         let mut st = self.state.lock();
         st.promote_due(&now);
         st.ready
-            .values()
+            .iter()
             .filter(|env| !env.expired(&now) && selector.is_none_or(|s| s.matches(*env)))
             .map(|env| Message::clone(&env.message))
             .collect()
@@ -391,7 +388,7 @@ impl Queue {
             let st = &mut *st;
             let idx = st.index.entry(plan.identifier.clone()).or_insert_with(|| {
                 let mut idx = IdentifierIndex::default();
-                for env in st.ready.values() {
+                for env in st.ready.iter() {
                     idx.insert(&plan.identifier, env);
                 }
                 idx
