@@ -217,6 +217,8 @@ struct QueueState {
     ready: Ready,
     delayed: BTreeMap<(u64, u64), Envelope>,
     slots: Vec<Arc<ConsumerSlot>>,
+    /// Where the next wakeup search starts (round robin over competing consumers).
+    next_wake: usize,
     index: HashMap<Arc<str>, IdentifierIndex>,
 }
 
@@ -246,11 +248,20 @@ impl QueueState {
         }
     }
 
-    fn wake(&self, env: Option<&Envelope>) {
-        for slot in &self.slots {
+    /// Wakes one waiting consumer that accepts `env` (taking turns, so competing consumers
+    /// share the work), or every waiting consumer when `env` is `None`. A woken consumer that
+    /// leaves without taking a message calls [`Queue::pass_wakeup`], so no wakeup is lost.
+    fn wake(&mut self, env: Option<&Envelope>) {
+        let n = self.slots.len();
+        for i in 0..n {
+            let slot = &self.slots[(self.next_wake + i) % n];
             if slot.waiting.load(Ordering::Relaxed) && env.is_none_or(|e| slot.accepts(e)) {
                 slot.waiting.store(false, Ordering::Relaxed);
                 slot.notify.notify_one();
+                if env.is_some() {
+                    self.next_wake = (self.next_wake + i + 1) % n;
+                    return;
+                }
             }
         }
     }
@@ -379,6 +390,15 @@ impl Queue {
             .filter(|env| !env.expired(&now) && selector.is_none_or(|s| s.matches(*env)))
             .map(|env| Message::clone(&env.message))
             .collect()
+    }
+
+    /// Called by a consumer that stops waiting without taking a message (timeout, close,
+    /// stop): any wakeup it received is handed on to the other waiting consumers.
+    pub fn pass_wakeup(&self) {
+        let mut st = self.state.lock();
+        if st.ready.len() > 0 {
+            st.wake(None);
+        }
     }
 
     /// Registers a consumer, building the index its selector needs.

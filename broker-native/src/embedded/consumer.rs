@@ -73,11 +73,12 @@ impl ConsumerInner {
     async fn next(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Message>> {
         self.check_open()?;
         let gate = &self.session.connection.delivery;
-        loop {
+        let mut waited = false;
+        let outcome = loop {
             // Created before the checks below, so a start/stop between them is not missed.
             let gate_changed = gate.changed.notified();
             if self.token.is_cancelled() || self.queue.is_deleted() {
-                return Ok(None);
+                break None;
             }
             let mut next_due = None;
             if gate.begin() {
@@ -93,9 +94,12 @@ impl ConsumerInner {
                 if let Some(message) = delivered {
                     return Ok(message);
                 }
+            } else if waited {
+                // Stopped: a wakeup meant for this consumer belongs to another connection's.
+                self.queue.pass_wakeup();
             }
             if !wait || deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(None);
+                break None;
             }
             let due = next_due
                 .map(|ms| Instant::now() + Duration::from_millis(ms.saturating_sub(now_millis())));
@@ -103,13 +107,18 @@ impl ConsumerInner {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            waited = true;
             tokio::select! {
-                _ = self.token.cancelled() => return Ok(None),
+                _ = self.token.cancelled() => break None,
                 _ = self.slot.notify.notified() => {}
                 _ = gate_changed => {}
                 _ = sleep_until(wake_at) => {}
             }
+        };
+        if waited {
+            self.queue.pass_wakeup();
         }
+        Ok(outcome)
     }
 }
 
