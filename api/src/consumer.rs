@@ -47,6 +47,10 @@ pub type MessageStream<'a> = BoxStream<'a, Result<Message>>;
 
 /// Receives messages from a queue or a topic subscription.
 ///
+/// The receive futures are cancel-safe, and every backend must keep them so: a `receive`
+/// dropped before it completes (in `tokio::select!`, or by a timeout around it) has taken no
+/// message, so no message is lost.
+///
 /// ```no_run
 /// # use courier_api::*;
 /// # use futures::StreamExt;

@@ -147,8 +147,13 @@ pub(crate) struct ConsumerSlot {
     plan: Option<IndexPlan>,
     /// Woken when a message it may take arrives.
     pub notify: Notify,
-    /// Set (under the queue lock) while the consumer found nothing and is about to wait.
+    /// Set (under the queue lock) while the consumer found nothing and waits.
     waiting: AtomicBool,
+    /// Whether this slot counts as a user of the index its plan needs (under the queue lock).
+    indexed: AtomicBool,
+    /// Takes so far (under the queue lock): the index is built on the second, so one-off
+    /// consumers (take one entry by id) scan instead of indexing the whole queue.
+    takes: std::sync::atomic::AtomicU32,
 }
 
 impl ConsumerSlot {
@@ -160,6 +165,8 @@ impl ConsumerSlot {
             plan,
             notify: Notify::new(),
             waiting: AtomicBool::new(false),
+            indexed: AtomicBool::new(false),
+            takes: std::sync::atomic::AtomicU32::new(0),
         }
     }
 
@@ -248,9 +255,35 @@ impl QueueState {
         }
     }
 
+    /// Counts a take by `slot` and, from its second take on (or at once when the index
+    /// exists), makes it a user of the index its selector's plan needs, building it if needed.
+    fn use_index(&mut self, slot: &ConsumerSlot) {
+        let takes = slot.takes.fetch_add(1, Ordering::Relaxed);
+        let Some(plan) = &slot.plan else { return };
+        if slot.indexed.load(Ordering::Relaxed) {
+            return;
+        }
+        if takes == 0 && !self.index.contains_key(&plan.identifier) {
+            return;
+        }
+        let ready = &self.ready;
+        let idx = self
+            .index
+            .entry(plan.identifier.clone())
+            .or_insert_with(|| {
+                let mut idx = IdentifierIndex::default();
+                for env in ready.iter() {
+                    idx.insert(&plan.identifier, env);
+                }
+                idx
+            });
+        idx.users += 1;
+        slot.indexed.store(true, Ordering::Relaxed);
+    }
+
     /// Wakes one waiting consumer that accepts `env` (taking turns, so competing consumers
     /// share the work), or every waiting consumer when `env` is `None`. A woken consumer that
-    /// leaves without taking a message calls [`Queue::pass_wakeup`], so no wakeup is lost.
+    /// leaves without taking a message calls [`Queue::stop_waiting`], so no wakeup is lost.
     fn wake(&mut self, env: Option<&Envelope>) {
         let n = self.slots.len();
         for i in 0..n {
@@ -361,10 +394,13 @@ impl Queue {
     }
 
     /// Takes the first deliverable message `slot` accepts, dropping expired ones on the way.
-    /// When there is none, marks the slot as waiting so the next matching arrival wakes it.
-    pub fn take(&self, slot: &ConsumerSlot) -> Take {
+    /// When there is none and the consumer `will_wait`, marks the slot as waiting so the next
+    /// matching arrival wakes it; it must then call [`Queue::stop_waiting`] if it leaves
+    /// without a message.
+    pub fn take(&self, slot: &ConsumerSlot, will_wait: bool) -> Take {
         let now = LazyNow::new();
         let mut st = self.state.lock();
+        st.use_index(slot);
         st.promote_due(&now);
         let mut expired = Vec::new();
         let found = st.find(slot, &now, &mut expired);
@@ -374,7 +410,7 @@ impl Queue {
         if let Some(env) = found.and_then(|key| st.remove_ready(&key)) {
             return Take::Message(env);
         }
-        slot.waiting.store(true, Ordering::Relaxed);
+        slot.waiting.store(will_wait, Ordering::Relaxed);
         Take::Empty {
             next_due: st.delayed.first_key_value().map(|(k, _)| k.0),
         }
@@ -392,30 +428,22 @@ impl Queue {
             .collect()
     }
 
-    /// Called by a consumer that stops waiting without taking a message (timeout, close,
-    /// stop): any wakeup it received is handed on to the other waiting consumers.
-    pub fn pass_wakeup(&self) {
+    /// Called by a consumer that leaves without a message after [`Queue::take`] marked it
+    /// waiting (timeout, close, stop). A wakeup that was meant for it is handed on to the
+    /// other waiting consumers, so none is lost.
+    pub fn stop_waiting(&self, slot: &ConsumerSlot) {
         let mut st = self.state.lock();
+        if slot.waiting.swap(false, Ordering::Relaxed) {
+            return; // still marked: no wakeup was aimed at it
+        }
         if st.ready.len() > 0 {
             st.wake(None);
         }
     }
 
-    /// Registers a consumer, building the index its selector needs.
+    /// Registers a consumer.
     pub fn add_slot(&self, slot: Arc<ConsumerSlot>) {
-        let mut st = self.state.lock();
-        if let Some(plan) = &slot.plan {
-            let st = &mut *st;
-            let idx = st.index.entry(plan.identifier.clone()).or_insert_with(|| {
-                let mut idx = IdentifierIndex::default();
-                for env in st.ready.iter() {
-                    idx.insert(&plan.identifier, env);
-                }
-                idx
-            });
-            idx.users += 1;
-        }
-        st.slots.push(slot);
+        self.state.lock().slots.push(slot);
     }
 
     /// Removes a consumer, dropping indexes no consumer uses any more.
@@ -426,7 +454,7 @@ impl Queue {
         if st.slots.len() == before {
             return;
         }
-        if let Some(plan) = &slot.plan {
+        if let (Some(plan), true) = (&slot.plan, slot.indexed.load(Ordering::Relaxed)) {
             if let Some(idx) = st.index.get_mut(&plan.identifier) {
                 idx.users -= 1;
                 if idx.users == 0 {

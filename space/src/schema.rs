@@ -529,7 +529,10 @@ impl<'de> de::Deserializer<'de> for KindProbe<'_> {
     ) -> Result<V::Value, Stop> {
         let mut inner = None;
         let _ = visitor.visit_newtype_struct(KindProbe { out: &mut inner });
-        self.record(Kind::Newtype(name, Box::new(inner.unwrap_or(Kind::Unknown))))
+        self.record(Kind::Newtype(
+            name,
+            Box::new(inner.unwrap_or(Kind::Unknown)),
+        ))
     }
 
     fn deserialize_unit_struct<V: Visitor<'de>>(
@@ -577,9 +580,9 @@ impl<'de> de::Deserializer<'de> for KindProbe<'_> {
 struct Placeholder;
 
 macro_rules! placeholder_values {
-    ($($method:ident => $visit:ident($value:expr)),* $(,)?) => {$(
+    ($($method:ident => $visit:ident($($value:expr)?)),* $(,)?) => {$(
         fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Stop> {
-            visitor.$visit($value)
+            visitor.$visit($($value)?)
         }
     )*};
 }
@@ -723,7 +726,10 @@ impl<'de> de::EnumAccess<'de> for PlaceholderEnum {
     type Error = Stop;
     type Variant = Placeholder;
 
-    fn variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<(S::Value, Placeholder), Stop> {
+    fn variant_seed<S: DeserializeSeed<'de>>(
+        self,
+        seed: S,
+    ) -> Result<(S::Value, Placeholder), Stop> {
         let variant = seed.deserialize(de::value::BorrowedStrDeserializer::new(self.0))?;
         Ok((variant, Placeholder))
     }
@@ -826,7 +832,16 @@ mod tests {
         let shape = Shape::of::<(String, i64, Option<u8>, Status, Vec<String>)>().unwrap();
         assert_eq!(shape.type_name, "(str,i64,option,Status,seq)");
         assert_eq!(shape.layout, Layout::Tuple);
-        assert_eq!(shape.fields[1], ("_1".to_owned(), Kind::Int { signed: true, bits: 64 }));
+        assert_eq!(
+            shape.fields[1],
+            (
+                "_1".to_owned(),
+                Kind::Int {
+                    signed: true,
+                    bits: 64
+                }
+            )
+        );
         let point = Shape::of::<(i32, i32)>().unwrap();
         assert_eq!(point.type_name, "(i32,i32)");
     }

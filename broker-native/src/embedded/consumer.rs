@@ -72,17 +72,22 @@ impl ConsumerInner {
     /// The receive loop. `deadline`: `None` waits for ever; `wait == false` tries once.
     async fn next(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Message>> {
         self.check_open()?;
+        // A ready message is returned without waiting; spend tokio's cooperative budget so a
+        // consumer that always finds one still lets other tasks on its worker run.
+        tokio::task::coop::consume_budget().await;
         let gate = &self.session.connection.delivery;
-        let mut waited = false;
+        let mut marked = false;
         let outcome = loop {
             // Created before the checks below, so a start/stop between them is not missed.
             let gate_changed = gate.changed.notified();
-            if self.token.is_cancelled() || self.queue.is_deleted() {
+            // Atomic flags, not the token: `is_cancelled` takes a lock on every receive.
+            if self.check_open().is_err() || self.queue.is_deleted() {
                 break None;
             }
+            let will_wait = wait && deadline.is_none_or(|d| Instant::now() < d);
             let mut next_due = None;
             if gate.begin() {
-                let taken = self.queue.take(&self.slot);
+                let taken = self.queue.take(&self.slot, will_wait);
                 let delivered = match taken {
                     Take::Message(env) => Some(self.session.deliver(&self.queue, env)),
                     Take::Empty { next_due: due } => {
@@ -94,11 +99,13 @@ impl ConsumerInner {
                 if let Some(message) = delivered {
                     return Ok(message);
                 }
-            } else if waited {
-                // Stopped: a wakeup meant for this consumer belongs to another connection's.
-                self.queue.pass_wakeup();
+                marked = will_wait;
+            } else if marked {
+                // Stopped: a wakeup aimed at this consumer belongs to another connection's.
+                self.queue.stop_waiting(&self.slot);
+                marked = false;
             }
-            if !wait || deadline.is_some_and(|d| Instant::now() >= d) {
+            if !will_wait {
                 break None;
             }
             let due = next_due
@@ -107,7 +114,6 @@ impl ConsumerInner {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
-            waited = true;
             tokio::select! {
                 _ = self.token.cancelled() => break None,
                 _ = self.slot.notify.notified() => {}
@@ -115,8 +121,8 @@ impl ConsumerInner {
                 _ = sleep_until(wake_at) => {}
             }
         };
-        if waited {
-            self.queue.pass_wakeup();
+        if marked {
+            self.queue.stop_waiting(&self.slot);
         }
         Ok(outcome)
     }

@@ -4,7 +4,6 @@ use async_trait::async_trait;
 use courier_api::producer::resolve_destination;
 use courier_api::{Destination, Error, Message, Producer, Result, SendOptions};
 use parking_lot::Mutex;
-use std::fmt::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -34,6 +33,7 @@ impl EmbeddedProducer {
             }
             None => None,
         };
+        // At most 3 + 32 + 1 + 20 + 1 bytes, so an id (prefix + 20 digits) fits in 128 bytes.
         let id_prefix = format!("ID:{}-{}-", conn.broker.instance, conn.broker.next_id());
         let origin = conn.origin();
         Ok(EmbeddedProducer {
@@ -47,14 +47,27 @@ impl EmbeddedProducer {
         })
     }
 
-    /// The next message id: the producer's prefix and a counter, in one allocation.
+    /// The next message id: the producer's prefix and a counter, formatted on the stack and
+    /// copied into one allocation.
     fn next_id(&self) -> Arc<str> {
-        let n = self.sent.fetch_add(1, Ordering::Relaxed);
-        let mut id = String::with_capacity(self.id_prefix.len() + 20);
-        id.push_str(&self.id_prefix);
-        // Writing to a String cannot fail.
-        let _ = write!(id, "{n}");
-        Arc::from(id)
+        let mut n = self.sent.fetch_add(1, Ordering::Relaxed);
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let mut id = [0u8; 128];
+        let prefix = self.id_prefix.as_bytes();
+        let len = prefix.len() + digits.len() - start;
+        id[..prefix.len()].copy_from_slice(prefix);
+        id[prefix.len()..len].copy_from_slice(&digits[start..]);
+        // Both parts are ASCII: the prefix is a hex uuid and decimal ids.
+        Arc::from(std::str::from_utf8(&id[..len]).unwrap_or("ID:"))
     }
 
     async fn send_inner(
@@ -67,6 +80,9 @@ impl EmbeddedProducer {
             return Err(Error::illegal_state("the producer is closed"));
         }
         self.session.check_open()?;
+        // A send never waits on the broker; spend tokio's cooperative budget so a tight send
+        // loop still lets the consumers on its worker run.
+        tokio::task::coop::consume_budget().await;
         let broker = &self.session.connection.broker;
         let named;
         let (destination, route) = match (&self.default, destination) {

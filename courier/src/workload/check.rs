@@ -180,7 +180,8 @@ impl DeliveryLog {
         self.received += 1;
         let index = producer as usize;
         if index >= self.producers.len() {
-            self.producers.resize_with(index + 1, ProducerTrack::default);
+            self.producers
+                .resize_with(index + 1, ProducerTrack::default);
         }
         let track = &mut self.producers[index];
         if !track.seen.insert(sequence) {
@@ -296,9 +297,10 @@ impl Expectation {
     fn expects(&self, producer: u32, sequence: u64) -> bool {
         let sent = self.sent.get(producer as usize).copied().unwrap_or(0);
         sequence < sent
-            && self.filter.as_ref().is_none_or(|f| {
-                f.accepted[(sequence % u64::from(f.keys)) as usize]
-            })
+            && self
+                .filter
+                .as_ref()
+                .is_none_or(|f| f.accepted[(sequence % u64::from(f.keys)) as usize])
     }
 }
 
@@ -561,7 +563,10 @@ mod tests {
         // 10 messages, 4 keys: key 1 has sequences 1, 5, 9.
         let expected = Expectation::keyed(vec![10], 4, [1]);
         assert_eq!(expected.count(), 3);
-        assert_eq!(Expectation::keyed(vec![10, 3], 4, [0, 3]).count(), 3 + 2 + 1);
+        assert_eq!(
+            Expectation::keyed(vec![10, 3], 4, [0, 3]).count(),
+            3 + 2 + 1
+        );
         let good = log_of(&[(0, 1), (0, 5), (0, 9)]);
         assert!(verify([&good], &expected).passed());
         let stray = log_of(&[(0, 1), (0, 2), (0, 5), (0, 9)]);
@@ -576,9 +581,17 @@ mod tests {
         let mut total = verify([&a], &Expectation::all(vec![100]));
         assert_eq!(total.missing, 100);
         assert_eq!(total.examples.len(), EXAMPLES_PER_KIND);
-        total.combine(verify([&log_of(&[(0, 0), (0, 0)])], &Expectation::all(vec![1])));
-        assert_eq!((total.expected, total.missing, total.duplicates), (101, 100, 1));
+        total.combine(verify(
+            [&log_of(&[(0, 0), (0, 0)])],
+            &Expectation::all(vec![1]),
+        ));
+        assert_eq!(
+            (total.expected, total.missing, total.duplicates),
+            (101, 100, 1)
+        );
         assert_eq!(total.examples.len(), EXAMPLES_PER_KIND + 1);
-        assert!(total.to_string().contains("duplicate: producer 0 message 0"));
+        assert!(total
+            .to_string()
+            .contains("duplicate: producer 0 message 0"));
     }
 }

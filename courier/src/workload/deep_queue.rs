@@ -3,7 +3,6 @@
 
 use courier_api::{ConnectionFactory, Consumer, Destination, Result, SessionMode};
 use std::time::{Duration, Instant};
-use tokio_util::sync::CancellationToken;
 
 use super::check::{DeliveryLog, Expectation};
 use super::endpoint::{drain_leftovers, fill, unique_name, Endpoint};
@@ -11,7 +10,7 @@ use super::latency::{Clock, LatencyKind, LatencyRecorder};
 use super::measurement::Measurement;
 use super::payload::{key_selector, MessageMaker};
 use super::spec::DeepQueueSpec;
-use super::task::{join_all, spawn_guarded, ConsumerOutcome, Tally};
+use super::task::{join_all, spawn_guarded, Abort, ConsumerOutcome, Tally};
 
 /// The key consumer `c` of `consumers` selects: spread evenly over the `keys` values.
 pub(crate) fn consumer_key(c: usize, consumers: usize, keys: u32) -> u32 {
@@ -53,7 +52,7 @@ pub(crate) async fn run(
         let consumer = endpoint.consumer(&queue, Some(selector)).await?;
         ends.push((endpoint, consumer));
     }
-    let abort = CancellationToken::new();
+    let abort = Abort::new();
     let start = Instant::now();
     let tasks: Vec<_> = ends
         .into_iter()
@@ -62,7 +61,14 @@ pub(crate) async fn run(
             let wanted = expectation(spec, c).count();
             spawn_guarded(
                 &abort,
-                take_own(endpoint, consumer, c, wanted, spec.stall_timeout, abort.clone()),
+                take_own(
+                    endpoint,
+                    consumer,
+                    c,
+                    wanted,
+                    spec.stall_timeout,
+                    abort.clone(),
+                ),
             )
         })
         .collect();
@@ -91,14 +97,14 @@ async fn take_own(
     group: usize,
     wanted: u64,
     stall_timeout: Duration,
-    abort: CancellationToken,
+    abort: Abort,
 ) -> Result<(ConsumerOutcome, bool)> {
     let mut log = DeliveryLog::new();
     let mut latency = LatencyRecorder::new();
     let mut last_receive = None;
     let mut stalled = false;
     for _ in 0..wanted {
-        if abort.is_cancelled() {
+        if abort.is_aborted() {
             break;
         }
         let asked = Instant::now();
@@ -111,7 +117,7 @@ async fn take_own(
         log.observe_message(&message);
         last_receive = Some(now);
     }
-    if !abort.is_cancelled() {
+    if !abort.is_aborted() {
         drain_leftovers(consumer.as_ref(), &mut log).await?;
     }
     endpoint.close().await?;

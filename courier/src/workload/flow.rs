@@ -1,9 +1,7 @@
 //! Flow workloads through the api: producers and consumers running together on a queue, on a
 //! topic, or through a transacted forwarding stage.
 
-use courier_api::{
-    ConnectionFactory, Consumer, Destination, Producer, Result, SessionMode,
-};
+use courier_api::{ConnectionFactory, Consumer, Destination, Producer, Result, SessionMode};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,7 +14,7 @@ use super::measurement::Measurement;
 use super::payload::{key_selector, MessageMaker, Stamp};
 use super::schedule::Schedule;
 use super::spec::{AckMode, FlowSpec, Topology};
-use super::task::{join, join_all, spawn_guarded, ConsumerOutcome, Tally};
+use super::task::{join, join_all, spawn_guarded, Abort, ConsumerOutcome, Tally};
 
 /// Which consumers share which messages.
 ///
@@ -147,7 +145,7 @@ pub(crate) async fn run(
     };
     let maker = Arc::new(MessageMaker::new(spec.message_size, spec.selector_keys)?);
     let groups = Groups::plan(&spec.topology, spec.selector_keys);
-    let abort = CancellationToken::new();
+    let abort = Abort::new();
     let progress: Vec<_> = groups
         .keys
         .iter()
@@ -158,19 +156,21 @@ pub(crate) async fn run(
     let mut consumer_ends = Vec::with_capacity(consumers);
     for c in 0..consumers {
         let endpoint = Endpoint::open(factory, spec.ack.session_mode()).await?;
-        let consumer = endpoint
-            .consumer(&receive_from, groups.selector(c))
-            .await?;
+        let consumer = endpoint.consumer(&receive_from, groups.selector(c)).await?;
         consumer_ends.push((endpoint, consumer));
     }
     let mut forwarder = None;
     if let (Some(input), Topology::Forward { commit_every, .. }) = (&forward_from, spec.topology) {
         let endpoint = Endpoint::open(factory, SessionMode::Transacted).await?;
         let consumer = endpoint.consumer(input, None).await?;
-        let producer = endpoint
-            .producer(&receive_from, spec.delivery_mode)
-            .await?;
-        forwarder = Some((endpoint, consumer, producer, commit_every));
+        let producer = endpoint.producer(&receive_from, spec.delivery_mode).await?;
+        forwarder = Some(Forwarder {
+            endpoint,
+            consumer,
+            producer,
+            commit_every,
+            progress: Progress::new(abort.child_token()),
+        });
     }
     let producer_mode = if spec.send_batch.is_some() {
         SessionMode::Transacted
@@ -188,9 +188,7 @@ pub(crate) async fn run(
     let schedules: Vec<_> = (0..producers)
         .map(|p| Schedule::new(spec.limit, spec.rate, producers, p, start))
         .collect();
-    let forward_progress = forwarder
-        .as_ref()
-        .map(|_| Progress::new(abort.child_token()));
+    let forward_progress = forwarder.as_ref().map(|f| f.progress.clone());
     if let Some(planned) = schedules
         .iter()
         .map(Schedule::planned)
@@ -216,15 +214,7 @@ pub(crate) async fn run(
             spawn_guarded(&abort, receiver.run())
         })
         .collect();
-    let forward_task = forwarder.map(|(endpoint, consumer, producer, commit_every)| {
-        let progress = forward_progress
-            .clone()
-            .expect("a forwarding stage has its progress");
-        spawn_guarded(
-            &abort,
-            forward(endpoint, consumer, producer, commit_every, progress),
-        )
-    });
+    let forward_task = forwarder.map(|f| spawn_guarded(&abort, f.run()));
     let producer_tasks: Vec<_> = producer_ends
         .into_iter()
         .zip(schedules)
@@ -251,7 +241,7 @@ pub(crate) async fn run(
         let sent: Vec<u64> = produced.iter().map(|o| o.sent).collect();
         set_targets(&groups, &progress, forward_progress.as_deref(), &sent);
     } else {
-        abort.cancel();
+        abort.abort();
     }
     watched.extend(forward_progress.iter().cloned());
     let watchdog = tokio::spawn(watch(watched, spec.stall_timeout, stalled.clone()));
@@ -333,7 +323,7 @@ struct Sender {
     maker: Arc<MessageMaker>,
     send_batch: Option<u32>,
     clock: Clock,
-    abort: CancellationToken,
+    abort: Abort,
 }
 
 impl Sender {
@@ -342,7 +332,7 @@ impl Sender {
         let mut in_transaction = 0;
         let mut last_send = Instant::now();
         while let Some(at) = self.schedule.next(sent).await {
-            if self.abort.is_cancelled() {
+            if self.abort.is_aborted() {
                 break;
             }
             let mut message = self.maker.make(Stamp {
@@ -376,7 +366,7 @@ struct Receiver {
     consumer: Box<dyn Consumer>,
     ack: AckMode,
     progress: Arc<Progress>,
-    abort: CancellationToken,
+    abort: Abort,
     clock: Clock,
     group: usize,
 }
@@ -411,7 +401,7 @@ impl Receiver {
             }
             tokio::task::coop::consume_budget().await;
         }
-        if !self.abort.is_cancelled() {
+        if !self.abort.is_aborted() {
             drain_leftovers(self.consumer.as_ref(), &mut log).await?;
         }
         if matches!(self.ack, AckMode::Client { .. }) {
@@ -429,36 +419,40 @@ impl Receiver {
 
 /// The forwarding stage: receives, sends the received message on, and commits every
 /// `commit_every` messages, in one transacted session.
-async fn forward(
+struct Forwarder {
     endpoint: Endpoint,
     consumer: Box<dyn Consumer>,
     producer: Box<dyn Producer>,
     commit_every: u32,
     progress: Arc<Progress>,
-) -> Result<()> {
-    let mut in_transaction = 0;
-    loop {
-        let received = tokio::select! {
-            biased;
-            received = consumer.receive() => received?,
-            () = progress.done.cancelled() => break,
-        };
-        let Some(mut message) = received else { break };
-        producer.send(&mut message).await?;
-        in_transaction += 1;
-        if in_transaction == commit_every {
-            endpoint.session.commit().await?;
-            in_transaction = 0;
+}
+
+impl Forwarder {
+    async fn run(self) -> Result<()> {
+        let mut in_transaction = 0;
+        loop {
+            let received = tokio::select! {
+                biased;
+                received = self.consumer.receive() => received?,
+                () = self.progress.done.cancelled() => break,
+            };
+            let Some(mut message) = received else { break };
+            self.producer.send(&mut message).await?;
+            in_transaction += 1;
+            if in_transaction == self.commit_every {
+                self.endpoint.session.commit().await?;
+                in_transaction = 0;
+            }
+            if self.progress.record() {
+                break;
+            }
+            tokio::task::coop::consume_budget().await;
         }
-        if progress.record() {
-            break;
+        if in_transaction > 0 {
+            self.endpoint.session.commit().await?;
         }
-        tokio::task::coop::consume_budget().await;
+        self.endpoint.close().await
     }
-    if in_transaction > 0 {
-        endpoint.session.commit().await?;
-    }
-    endpoint.close().await
 }
 
 #[cfg(test)]

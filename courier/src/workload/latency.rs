@@ -42,17 +42,6 @@ pub enum LatencyKind {
     None,
 }
 
-impl LatencyKind {
-    /// A short name for tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            LatencyKind::SendToReceive => "send→receive",
-            LatencyKind::ReceiveCall => "receive call",
-            LatencyKind::None => "-",
-        }
-    }
-}
-
 /// Records latencies in nanoseconds, with three significant digits, in an HDR histogram.
 #[derive(Debug, Clone)]
 pub struct LatencyRecorder {
@@ -75,7 +64,12 @@ impl LatencyRecorder {
 
     /// Records one latency.
     pub fn record_ns(&mut self, nanos: u64) {
-        self.histogram.saturating_record(nanos.max(1));
+        let nanos = nanos.max(1);
+        // `record` grows the histogram to fit; it fails only if the range cannot be indexed,
+        // and then the largest trackable value is the honest stand-in.
+        if self.histogram.record(nanos).is_err() {
+            self.histogram.saturating_record(nanos);
+        }
     }
 
     /// Adds every sample of `other`.

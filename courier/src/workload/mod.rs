@@ -1,1 +1,62 @@
-//! WORKLOAD-PLACEHOLDER: the workload runner (being written).
+//! The workload runner: measures any backend with the same code.
+//!
+//! A [`Workload`] describes producers and consumers on a queue or a topic — message size, count
+//! or duration, delivery mode, acknowledgement mode, transactions, a fixed send rate, selectors
+//! — or a deep queue drained by selectors, or the memory a queue takes. [`run`] drives it
+//! through any [`ConnectionFactory`](crate::ConnectionFactory); [`run_ceiling`] drives the same
+//! workload over raw `tokio::sync::mpsc` channels carrying the same messages, the in-process
+//! ceiling; [`measure`] does both and returns a [`Report`], printable as a [`Table`] row or a
+//! JSON line.
+//!
+//! Every message carries a [`Stamp`] — producer, sequence number, send time — in the first bytes
+//! of its body. Consumers check that each message arrived exactly once and in per-producer
+//! order ([`CheckReport`]) and record send→receive latency in an HDR histogram.
+//!
+//! ```no_run
+//! use courier::workload::{self, FlowSpec, Limit, Scenario, Topology, Workload};
+//!
+//! # #[tokio::main]
+//! # async fn main() -> courier::Result<()> {
+//! let workload = Workload::new(
+//!     "queue-2x2",
+//!     "two producers, two consumers",
+//!     Scenario::Flow(FlowSpec {
+//!         limit: Limit::Messages(10_000),
+//!         ..FlowSpec::new(Topology::Queue { producers: 2, consumers: 2 })
+//!     }),
+//! );
+//! let report = workload::measure("embedded:", &workload).await?;
+//! assert!(report.passed(), "{}", report.failure().unwrap_or_default());
+//! print!("{}", workload::Table(&[report]));
+//! # Ok(()) }
+//! ```
+//!
+//! `cargo run --release --example bench -- --help` runs the [`standard`] set.
+
+mod baseline;
+mod catalog;
+mod check;
+mod deep_queue;
+mod endpoint;
+mod flow;
+mod latency;
+mod measurement;
+mod memory;
+mod payload;
+mod report;
+mod runner;
+mod schedule;
+mod spec;
+mod task;
+
+pub use catalog::{find, standard};
+pub use check::{verify, CheckReport, DeliveryLog, Expectation, Violation};
+pub use latency::{Clock, LatencyKind, LatencyRecorder, LatencySummary};
+pub use measurement::{Measurement, MemoryFigure};
+pub use memory::resident_bytes;
+pub use payload::{key_selector, key_value, Stamp, KEY_PROPERTY};
+pub use report::{Report, Table};
+pub use runner::{measure, measure_repeated, run, run_ceiling};
+pub use spec::{
+    AckMode, DeepQueueSpec, FlowSpec, Limit, MemorySpec, Overrides, Scenario, Topology, Workload,
+};

@@ -55,10 +55,7 @@ impl Workload {
         let size = |size: usize| {
             check(
                 size >= Stamp::LEN,
-                &format!(
-                    "messages must be at least {} bytes (the stamp)",
-                    Stamp::LEN
-                ),
+                &format!("messages must be at least {} bytes (the stamp)", Stamp::LEN),
             )
         };
         match &self.scenario {

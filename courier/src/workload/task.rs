@@ -3,6 +3,8 @@
 
 use courier_api::{Error, Result};
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -23,8 +25,44 @@ pub(crate) struct ConsumerOutcome {
     pub last_receive: Option<Instant>,
 }
 
-/// Spawns a participant; if it fails, `abort` is cancelled so the others stop too.
-pub(crate) fn spawn_guarded<T, F>(abort: &CancellationToken, participant: F) -> JoinHandle<Result<T>>
+/// Stops every participant of a run once one fails. Checking it is one atomic load, cheap
+/// enough for every message; [`Abort::child_token`] gives tokens to wait on.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Abort {
+    inner: Arc<AbortInner>,
+}
+
+#[derive(Debug, Default)]
+struct AbortInner {
+    aborted: AtomicBool,
+    token: CancellationToken,
+}
+
+impl Abort {
+    /// A run that has not been aborted.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Aborts the run.
+    pub fn abort(&self) {
+        self.inner.aborted.store(true, Ordering::Release);
+        self.inner.token.cancel();
+    }
+
+    /// True once the run was aborted.
+    pub fn is_aborted(&self) -> bool {
+        self.inner.aborted.load(Ordering::Acquire)
+    }
+
+    /// A token cancelled when the run is aborted (and cancellable on its own).
+    pub fn child_token(&self) -> CancellationToken {
+        self.inner.token.child_token()
+    }
+}
+
+/// Spawns a participant; if it fails, the run is aborted so the others stop too.
+pub(crate) fn spawn_guarded<T, F>(abort: &Abort, participant: F) -> JoinHandle<Result<T>>
 where
     T: Send + 'static,
     F: Future<Output = Result<T>> + Send + 'static,
@@ -33,7 +71,7 @@ where
     tokio::spawn(async move {
         let result = participant.await;
         if result.is_err() {
-            abort.cancel();
+            abort.abort();
         }
         result
     })
@@ -90,10 +128,7 @@ impl Tally {
             latency.merge(&outcome.latency);
         }
         for (group, expected) in expectations.iter().enumerate() {
-            let logs = outcomes
-                .iter()
-                .filter(|o| o.group == group)
-                .map(|o| &o.log);
+            let logs = outcomes.iter().filter(|o| o.group == group).map(|o| &o.log);
             check.combine(verify(logs, expected));
         }
         Tally {

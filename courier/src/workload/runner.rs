@@ -1,0 +1,78 @@
+//! Running a workload: against a backend, against the raw-channel ceiling, or both.
+
+use courier_api::{ConnectionFactory, Result};
+
+use super::measurement::Measurement;
+use super::report::Report;
+use super::spec::{Scenario, Workload};
+use super::{baseline, deep_queue, flow, memory};
+
+/// Runs `workload` against the backend behind `factory`.
+///
+/// Every participant opens its own connection and session; destinations get names no other
+/// run uses. The run fails with the backend's error if an operation fails; a delivery that
+/// breaks exactly-once or order is not an error but is reported in
+/// [`Measurement::check`](crate::workload::Measurement::check). The memory workload wants a
+/// fresh backend, as [`measure`] gives it.
+///
+/// Must be called within a multi-threaded tokio runtime: participants are tokio tasks.
+pub async fn run(factory: &dyn ConnectionFactory, workload: &Workload) -> Result<Measurement> {
+    workload.validate()?;
+    match &workload.scenario {
+        Scenario::Flow(spec) => flow::run(factory, &workload.name, spec).await,
+        Scenario::DeepQueue(spec) => deep_queue::run(factory, &workload.name, spec).await,
+        Scenario::Memory(spec) => memory::run(factory, &workload.name, spec).await,
+    }
+}
+
+/// Runs `workload` over raw `tokio::sync::mpsc` channels carrying the same messages: the
+/// in-process ceiling a backend is compared with.
+pub async fn run_ceiling(workload: &Workload) -> Result<Measurement> {
+    workload.validate()?;
+    baseline::run(&workload.scenario).await
+}
+
+/// Runs `workload` against a fresh backend opened from `url` (for `embedded:`, a new broker),
+/// then over raw channels, and reports both.
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> courier::Result<()> {
+/// let workload = courier::workload::find("queue-1x1-100b-auto").expect("a standard workload");
+/// let report = courier::workload::measure("embedded:", &workload).await?;
+/// println!("{}", courier::workload::Table(&[report]));
+/// # Ok(()) }
+/// ```
+pub async fn measure(url: &str, workload: &Workload) -> Result<Report> {
+    measure_repeated(url, workload, 1).await
+}
+
+/// Like [`measure`], but runs the backend and the ceiling `runs` times each (each backend run
+/// on a fresh backend) and reports the run with the median throughput of each side — unless a
+/// run failed its delivery check: then that run is reported, so a failure is never averaged
+/// away.
+pub async fn measure_repeated(url: &str, workload: &Workload, runs: usize) -> Result<Report> {
+    let mut measured = Vec::with_capacity(runs.max(1));
+    let mut ceiling = Vec::with_capacity(runs.max(1));
+    for _ in 0..runs.max(1) {
+        let factory = crate::connect(url).await?;
+        measured.push(run(factory.as_ref(), workload).await?);
+        drop(factory);
+        ceiling.push(run_ceiling(workload).await?);
+    }
+    Ok(Report {
+        workload: workload.name.clone(),
+        url: url.to_owned(),
+        measured: representative(measured),
+        ceiling: Some(representative(ceiling)),
+    })
+}
+
+/// The first failed run if there is one, else the run of median throughput.
+fn representative(mut runs: Vec<Measurement>) -> Measurement {
+    if let Some(failed) = runs.iter().position(|m| !m.check.passed() || m.stalled) {
+        return runs.swap_remove(failed);
+    }
+    runs.sort_by(|a, b| a.msgs_per_sec().total_cmp(&b.msgs_per_sec()));
+    runs.swap_remove(runs.len() / 2)
+}

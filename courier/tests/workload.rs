@@ -1,0 +1,426 @@
+//! Small end-to-end runs of the workload runner on the embedded broker. They check delivery
+//! (exactly once, in order), never speed.
+
+use courier::workload::{
+    self, AckMode, DeepQueueSpec, FlowSpec, Limit, MemorySpec, Scenario, Topology, Workload,
+};
+use courier::DeliveryMode;
+use std::time::Duration;
+
+fn flow(name: &str, spec: FlowSpec) -> Workload {
+    Workload::new(name, "test", Scenario::Flow(spec))
+}
+
+fn small(topology: Topology) -> FlowSpec {
+    FlowSpec {
+        limit: Limit::Messages(2_000),
+        ..FlowSpec::new(topology)
+    }
+}
+
+async fn assert_exactly_once(workload: Workload) {
+    let report = workload::measure("embedded:", &workload)
+        .await
+        .unwrap_or_else(|e| panic!("{}: {e}", workload.name));
+    assert!(
+        report.measured.check.exactly_once(),
+        "{}",
+        report.failure().unwrap_or_default()
+    );
+    assert!(report.passed(), "{}", report.failure().unwrap_or_default());
+    let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+    assert_eq!(json["exactly_once"], true);
+    assert_eq!(json["url"], "embedded:");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_with_competing_client_ack_consumers_delivers_exactly_once() {
+    assert_exactly_once(flow(
+        "queue-3x2-client",
+        FlowSpec {
+            ack: AckMode::Client { batch: 7 },
+            message_size: 64,
+            ..small(Topology::Queue {
+                producers: 3,
+                consumers: 2,
+            })
+        },
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_subscription_of_a_topic_gets_every_message() {
+    let report = workload::measure(
+        "embedded:",
+        &flow(
+            "topic-2x3",
+            FlowSpec {
+                ack: AckMode::DupsOk,
+                ..small(Topology::Topic {
+                    producers: 2,
+                    subscriptions: 3,
+                })
+            },
+        ),
+    )
+    .await
+    .unwrap();
+    assert!(report.passed(), "{}", report.failure().unwrap_or_default());
+    assert_eq!(report.measured.messages, 3 * 2_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transacted_sends_and_a_forwarding_stage_deliver_exactly_once() {
+    assert_exactly_once(flow(
+        "tx-batch",
+        FlowSpec {
+            send_batch: Some(64),
+            delivery_mode: DeliveryMode::Persistent,
+            ..small(Topology::Queue {
+                producers: 2,
+                consumers: 1,
+            })
+        },
+    ))
+    .await;
+    assert_exactly_once(flow(
+        "tx-forward",
+        small(Topology::Forward {
+            producers: 2,
+            consumers: 2,
+            commit_every: 5,
+        }),
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn selectors_split_a_queue_and_a_timed_paced_run_checks_out() {
+    assert_exactly_once(flow(
+        "queue-keyed",
+        FlowSpec {
+            selector_keys: Some(3),
+            ..small(Topology::Queue {
+                producers: 2,
+                consumers: 4,
+            })
+        },
+    ))
+    .await;
+    assert_exactly_once(flow(
+        "queue-timed",
+        FlowSpec {
+            limit: Limit::Duration(Duration::from_millis(200)),
+            rate: Some(5_000),
+            ..FlowSpec::new(Topology::Queue {
+                producers: 2,
+                consumers: 2,
+            })
+        },
+    ))
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deep_queue_selectors_and_the_memory_workload_check_out() {
+    assert_exactly_once(Workload::new(
+        "deep",
+        "test",
+        Scenario::DeepQueue(DeepQueueSpec {
+            depth: 5_000,
+            keys: 50,
+            consumers: 5,
+            message_size: 100,
+            delivery_mode: DeliveryMode::NonPersistent,
+            stall_timeout: Duration::from_secs(10),
+        }),
+    ))
+    .await;
+    let memory = Workload::new(
+        "memory",
+        "test",
+        Scenario::Memory(MemorySpec {
+            depth: 2_000,
+            message_size: 100,
+            delivery_mode: DeliveryMode::NonPersistent,
+        }),
+    );
+    if cfg!(target_os = "linux") {
+        assert_exactly_once(memory).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_workloads_are_refused_before_running() {
+    let factory = courier::connect("embedded:").await.unwrap();
+    let tiny = flow(
+        "tiny",
+        FlowSpec {
+            message_size: 4,
+            ..small(Topology::Queue {
+                producers: 1,
+                consumers: 1,
+            })
+        },
+    );
+    assert!(matches!(
+        workload::run(factory.as_ref(), &tiny).await,
+        Err(courier::Error::InvalidArgument(_))
+    ));
+}
+
+/// A backend that breaks delivery on purpose, to show the runner reports it end to end: the
+/// embedded broker behind consumers that lose, repeat or swap one message.
+mod faulty {
+    use async_trait::async_trait;
+    use courier::{
+        Browser, Capabilities, Connection, ConnectionFactory, Consumer, ConsumerOptions,
+        Destination, ExceptionListener, Message, Producer, Result, Session, SessionMode,
+    };
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Mutex;
+    use std::time::Duration;
+
+    /// What goes wrong, at the consumer's `n`-th message (from 0).
+    #[derive(Debug, Clone, Copy)]
+    pub enum Fault {
+        Drop(u64),
+        Duplicate(u64),
+        Swap(u64),
+    }
+
+    pub struct Factory {
+        pub inner: courier::broker::EmbeddedFactory,
+        pub fault: Fault,
+    }
+
+    #[async_trait]
+    impl ConnectionFactory for Factory {
+        async fn create_connection(&self) -> Result<Box<dyn Connection>> {
+            Ok(Box::new(FaultyConnection {
+                inner: self.inner.create_connection().await?,
+                fault: self.fault,
+            }))
+        }
+
+        async fn create_connection_with(&self, _: &str, _: &str) -> Result<Box<dyn Connection>> {
+            self.create_connection().await
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            self.inner.capabilities()
+        }
+    }
+
+    struct FaultyConnection {
+        inner: Box<dyn Connection>,
+        fault: Fault,
+    }
+
+    #[async_trait]
+    impl Connection for FaultyConnection {
+        async fn set_client_id(&self, id: &str) -> Result<()> {
+            self.inner.set_client_id(id).await
+        }
+        fn client_id(&self) -> Option<String> {
+            self.inner.client_id()
+        }
+        async fn start(&self) -> Result<()> {
+            self.inner.start().await
+        }
+        async fn stop(&self) -> Result<()> {
+            self.inner.stop().await
+        }
+        async fn create_session(&self, mode: SessionMode) -> Result<Box<dyn Session>> {
+            Ok(Box::new(FaultySession {
+                inner: self.inner.create_session(mode).await?,
+                fault: self.fault,
+            }))
+        }
+        fn set_exception_listener(&self, listener: Option<ExceptionListener>) {
+            self.inner.set_exception_listener(listener)
+        }
+        async fn close(&self) -> Result<()> {
+            self.inner.close().await
+        }
+    }
+
+    struct FaultySession {
+        inner: Box<dyn Session>,
+        fault: Fault,
+    }
+
+    #[async_trait]
+    impl Session for FaultySession {
+        fn mode(&self) -> SessionMode {
+            self.inner.mode()
+        }
+        async fn create_producer(&self, d: Option<&Destination>) -> Result<Box<dyn Producer>> {
+            self.inner.create_producer(d).await
+        }
+        async fn create_consumer(
+            &self,
+            d: &Destination,
+            options: ConsumerOptions,
+        ) -> Result<Box<dyn Consumer>> {
+            Ok(Box::new(FaultyConsumer {
+                inner: self.inner.create_consumer(d, options).await?,
+                fault: self.fault,
+                seen: AtomicU64::new(0),
+                held: Mutex::new(None),
+            }))
+        }
+        async fn create_durable_consumer(
+            &self,
+            t: &Destination,
+            name: &str,
+            o: ConsumerOptions,
+        ) -> Result<Box<dyn Consumer>> {
+            self.inner.create_durable_consumer(t, name, o).await
+        }
+        async fn create_shared_consumer(
+            &self,
+            t: &Destination,
+            name: &str,
+            o: ConsumerOptions,
+        ) -> Result<Box<dyn Consumer>> {
+            self.inner.create_shared_consumer(t, name, o).await
+        }
+        async fn create_shared_durable_consumer(
+            &self,
+            t: &Destination,
+            name: &str,
+            o: ConsumerOptions,
+        ) -> Result<Box<dyn Consumer>> {
+            self.inner.create_shared_durable_consumer(t, name, o).await
+        }
+        async fn unsubscribe(&self, name: &str) -> Result<()> {
+            self.inner.unsubscribe(name).await
+        }
+        async fn create_browser(
+            &self,
+            q: &Destination,
+            s: Option<&str>,
+        ) -> Result<Box<dyn Browser>> {
+            self.inner.create_browser(q, s).await
+        }
+        async fn create_temporary_queue(&self) -> Result<Destination> {
+            self.inner.create_temporary_queue().await
+        }
+        async fn create_temporary_topic(&self) -> Result<Destination> {
+            self.inner.create_temporary_topic().await
+        }
+        async fn delete_temporary(&self, d: &Destination) -> Result<()> {
+            self.inner.delete_temporary(d).await
+        }
+        async fn commit(&self) -> Result<()> {
+            self.inner.commit().await
+        }
+        async fn rollback(&self) -> Result<()> {
+            self.inner.rollback().await
+        }
+        async fn recover(&self) -> Result<()> {
+            self.inner.recover().await
+        }
+        async fn acknowledge(&self) -> Result<()> {
+            self.inner.acknowledge().await
+        }
+        async fn close(&self) -> Result<()> {
+            self.inner.close().await
+        }
+    }
+
+    struct FaultyConsumer {
+        inner: Box<dyn Consumer>,
+        fault: Fault,
+        seen: AtomicU64,
+        /// A message to hand out before asking the broker again.
+        held: Mutex<Option<Message>>,
+    }
+
+    #[async_trait]
+    impl Consumer for FaultyConsumer {
+        fn destination(&self) -> &Destination {
+            self.inner.destination()
+        }
+        fn selector(&self) -> Option<&str> {
+            self.inner.selector()
+        }
+        async fn receive(&self) -> Result<Option<Message>> {
+            if let Some(held) = self.held.lock().unwrap().take() {
+                return Ok(Some(held));
+            }
+            let Some(message) = self.inner.receive().await? else {
+                return Ok(None);
+            };
+            let n = self.seen.fetch_add(1, Ordering::Relaxed);
+            match self.fault {
+                Fault::Drop(k) if n == k => self.inner.receive().await,
+                Fault::Duplicate(k) if n == k => {
+                    *self.held.lock().unwrap() = Some(message.clone());
+                    Ok(Some(message))
+                }
+                Fault::Swap(k) if n == k => {
+                    let next = self.inner.receive().await?;
+                    *self.held.lock().unwrap() = Some(message);
+                    Ok(next)
+                }
+                _ => Ok(Some(message)),
+            }
+        }
+        async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
+            self.inner.receive_timeout(timeout).await
+        }
+        async fn receive_no_wait(&self) -> Result<Option<Message>> {
+            if let Some(held) = self.held.lock().unwrap().take() {
+                return Ok(Some(held));
+            }
+            self.inner.receive_no_wait().await
+        }
+        async fn close(&self) -> Result<()> {
+            self.inner.close().await
+        }
+    }
+}
+
+async fn run_faulty(fault: faulty::Fault) -> workload::Measurement {
+    let factory = faulty::Factory {
+        inner: courier::broker::EmbeddedFactory::default(),
+        fault,
+    };
+    let w = flow(
+        "faulty",
+        FlowSpec {
+            stall_timeout: Duration::from_millis(300),
+            ..small(Topology::Queue {
+                producers: 1,
+                consumers: 1,
+            })
+        },
+    );
+    workload::run(&factory, &w).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_reports_a_lost_message() {
+    let m = run_faulty(faulty::Fault::Drop(500)).await;
+    assert!(!m.check.exactly_once());
+    assert_eq!((m.check.missing, m.check.duplicates), (1, 0), "{}", m.check);
+    assert!(m.stalled, "the group never got its last message");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_reports_a_repeated_message() {
+    let m = run_faulty(faulty::Fault::Duplicate(500)).await;
+    assert!(!m.check.exactly_once());
+    assert_eq!((m.check.missing, m.check.duplicates), (0, 1), "{}", m.check);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_reports_a_reordered_message() {
+    let m = run_faulty(faulty::Fault::Swap(500)).await;
+    assert!(m.check.exactly_once(), "{}", m.check);
+    assert!(!m.check.in_order());
+    assert_eq!(m.check.reordered, 1);
+}

@@ -1,0 +1,453 @@
+//! [`Transaction`]: writes and takes that take effect together, or not at all.
+
+use courier_api::{Error, Message, Producer, Result, Session, SessionMode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::fmt;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::contents::Contents;
+use crate::entry;
+use crate::lane::{receive, ConsumerCache, Wait};
+use crate::lease::Lease;
+use crate::space::{expiration, lease_ttl, Space};
+use crate::template::Template;
+
+const OPEN: u8 = 0;
+const FINISHING: u8 = 1;
+const TIMED_OUT: u8 = 2;
+
+/// A space transaction (JavaSpaces `Transaction`, on a Courier transacted session).
+///
+/// * Nothing written in it is visible to others — not to reads, takes or notifications —
+///   before [`Transaction::commit`]; its writes wait on the client until then.
+/// * What it takes is gone for everyone else at once, and comes back if the transaction
+///   aborts: by [`Transaction::abort`], by being dropped uncommitted, or by outliving the
+///   timeout of [`Space::transaction_with_timeout`].
+/// * Its own operations see its own writes: a read or take in the transaction finds the
+///   entries it wrote (a take of one simply cancels the write).
+///
+/// A transaction is used by one task at a time (`&mut self`), like the session under it.
+/// Entries read in a transaction are not locked against other takers. After an operation
+/// fails (an entry that cannot be decoded, a lost connection), abort: what the transaction
+/// received stays taken in it until it ends. Each abort counts as a delivery attempt of the
+/// entries it had taken: after the backend's maximum delivery attempts an entry moves to the
+/// dead-letter queue, as a message would.
+///
+/// ```no_run
+/// # use courier_space::{Space, Template, FOREVER};
+/// # async fn demo(space: Space) -> courier_api::Result<()> {
+/// use std::time::Duration;
+/// let mut tx = space.transaction().await?;
+/// let job = tx
+///     .take(&Template::<(String, i64)>::builder().eq(0, "job").build()?, Duration::from_secs(1))
+///     .await?;
+/// if let Some((_, n)) = job {
+///     tx.write(&("done", n), FOREVER).await?;
+/// }
+/// tx.commit().await?; // the job is gone and its result there, or neither
+/// # Ok(()) }
+/// ```
+pub struct Transaction {
+    space: Space,
+    core: Arc<TxCore>,
+    producer: Box<dyn Producer>,
+    consumers: ConsumerCache,
+    writes: Vec<PendingWrite>,
+    timeout: Option<Duration>,
+    deadline: Option<Instant>,
+    timer: Option<JoinHandle<()>>,
+    finished: bool,
+}
+
+/// What the timeout timer shares with the transaction.
+struct TxCore {
+    session: Box<dyn Session>,
+    state: AtomicU8,
+}
+
+/// A write held on the client until commit.
+struct PendingWrite {
+    type_name: String,
+    message: Message,
+    /// `None`: never expires.
+    expires_at: Option<Instant>,
+}
+
+impl PendingWrite {
+    fn live(&self, now: Instant) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+impl fmt::Debug for Transaction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction")
+            .field("space", &self.space.name())
+            .field("pending_writes", &self.writes.len())
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Transaction {
+    pub(crate) async fn begin(space: Space, timeout: Option<Duration>) -> Result<Transaction> {
+        let session = space
+            .inner
+            .lanes
+            .connection()
+            .create_session(SessionMode::Transacted)
+            .await?;
+        let producer = session.create_producer(None).await?;
+        let core = Arc::new(TxCore {
+            session,
+            state: AtomicU8::new(OPEN),
+        });
+        let deadline = timeout.map(|t| Instant::now() + t);
+        let timer = deadline.map(|at| {
+            let core = Arc::downgrade(&core);
+            tokio::spawn(async move {
+                tokio::time::sleep_until(at).await;
+                if let Some(core) = core.upgrade() {
+                    core.expire().await;
+                }
+            })
+        });
+        Ok(Transaction {
+            space,
+            core,
+            producer,
+            consumers: ConsumerCache::default(),
+            writes: Vec::new(),
+            timeout,
+            deadline,
+            timer,
+            finished: false,
+        })
+    }
+
+    /// Writes `entry` in the transaction; it appears in the space at commit, with `lease`
+    /// counted from the write. The lease's id is valid once committed.
+    pub async fn write<E: Serialize + ?Sized>(
+        &mut self,
+        entry: &E,
+        lease: Duration,
+    ) -> Result<Lease> {
+        self.check_open()?;
+        let ttl = lease_ttl(lease)?;
+        let prepared = self.space.inner.prepare(entry)?;
+        self.writes.push(PendingWrite {
+            type_name: prepared.type_name.clone(),
+            message: prepared.message,
+            expires_at: (!ttl.is_zero()).then(|| Instant::now() + ttl),
+        });
+        Ok(Lease::new(
+            self.space.clone(),
+            prepared.type_name,
+            prepared.entry_id,
+            expiration(ttl),
+        ))
+    }
+
+    /// Like [`Space::read`], within the transaction: its own writes first, then the space.
+    pub async fn read<T: DeserializeOwned>(
+        &mut self,
+        template: &Template<T>,
+        timeout: Duration,
+    ) -> Result<Option<T>> {
+        self.check_open()?;
+        if let Some(i) = self.own_match(template) {
+            return entry::decode(&self.writes[i].message).map(Some);
+        }
+        let wait = self.bound(Wait::from_timeout(timeout));
+        let inner = &self.space.inner;
+        let found = if wait == Wait::No {
+            inner.browse_first(&*self.core.session, template).await?
+        } else {
+            let mut guard = inner.lanes.checkout().await?;
+            let found = inner
+                .read_waiting(&mut guard, template, wait, Some(&*self.core.session))
+                .await?;
+            guard.release();
+            found
+        };
+        if found.is_none() {
+            self.check_deadline().await?;
+        }
+        found.map(|m| entry::decode(&m)).transpose()
+    }
+
+    /// Like [`Space::read_if_exists`], within the transaction.
+    pub async fn read_if_exists<T: DeserializeOwned>(
+        &mut self,
+        template: &Template<T>,
+    ) -> Result<Option<T>> {
+        self.read(template, Duration::ZERO).await
+    }
+
+    /// Like [`Space::take`], within the transaction: the entry is gone for others now, and
+    /// for good at commit.
+    pub async fn take<T: DeserializeOwned>(
+        &mut self,
+        template: &Template<T>,
+        timeout: Duration,
+    ) -> Result<Option<T>> {
+        let taken = self
+            .take_up_to(template, 1, Wait::from_timeout(timeout))
+            .await?;
+        Ok(taken.into_iter().next())
+    }
+
+    /// Like [`Space::take_if_exists`], within the transaction.
+    pub async fn take_if_exists<T: DeserializeOwned>(
+        &mut self,
+        template: &Template<T>,
+    ) -> Result<Option<T>> {
+        self.take(template, Duration::ZERO).await
+    }
+
+    /// Like [`Space::take_many`], within the transaction.
+    pub async fn take_many<T: DeserializeOwned>(
+        &mut self,
+        template: &Template<T>,
+        max: usize,
+        timeout: Duration,
+    ) -> Result<Vec<T>> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        self.take_up_to(template, max, Wait::from_timeout(timeout))
+            .await
+    }
+
+    /// Like [`Space::contents`], within the transaction: its own writes, then the space's
+    /// entries it has not taken.
+    pub async fn contents<T: DeserializeOwned + 'static>(
+        &mut self,
+        template: &Template<T>,
+    ) -> Result<Contents<T>> {
+        self.check_open()?;
+        let now = Instant::now();
+        let own = self
+            .writes
+            .iter()
+            .filter(|w| {
+                w.type_name == template.type_name() && w.live(now) && template.matches(&w.message)
+            })
+            .map(|w| w.message.clone())
+            .collect();
+        let queue = self.space.inner.queue(template.type_name());
+        let browser = self
+            .core
+            .session
+            .create_browser(&queue, template.selector())
+            .await?;
+        Ok(Contents::new(own, browser, None))
+    }
+
+    /// Makes the transaction's writes visible and its takes final, as one unit.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TransactionRolledBack`] when the transaction timed out or the backend
+    /// could not commit; then nothing of it took effect.
+    pub async fn commit(mut self) -> Result<()> {
+        self.finished = true;
+        self.stop_timer();
+        self.consumers.close_all();
+        if !self.core.begin_finishing() {
+            self.core.session.close().await?;
+            return Err(self.timed_out());
+        }
+        let outcome = self.publish_writes().await;
+        let outcome = match outcome {
+            Ok(()) => self.core.session.commit().await,
+            Err(e) => {
+                let _ = self.core.session.rollback().await;
+                Err(Error::TransactionRolledBack(format!(
+                    "a write of the transaction could not be sent: {e}"
+                )))
+            }
+        };
+        let closed = self.core.session.close().await;
+        outcome.and(closed)
+    }
+
+    /// Abandons the transaction: its writes are dropped and its takes go back to the space.
+    /// Aborting a transaction that already timed out is fine.
+    pub async fn abort(mut self) -> Result<()> {
+        self.finished = true;
+        self.stop_timer();
+        self.consumers.close_all();
+        if self.core.begin_finishing() {
+            self.core.session.rollback().await?;
+        }
+        self.core.session.close().await
+    }
+
+    async fn take_up_to<T: DeserializeOwned>(
+        &mut self,
+        template: &Template<T>,
+        max: usize,
+        wait: Wait,
+    ) -> Result<Vec<T>> {
+        self.check_open()?;
+        let mut taken = Vec::new();
+        while taken.len() < max {
+            let Some(i) = self.own_match(template) else {
+                break;
+            };
+            taken.push(entry::decode(&self.writes[i].message)?);
+            self.writes.remove(i);
+        }
+        let wait = if taken.is_empty() {
+            self.bound(wait)
+        } else {
+            Wait::No
+        };
+        let queue = self.space.inner.queue(template.type_name());
+        let consumer = self
+            .consumers
+            .get(&*self.core.session, &queue, template.selector())
+            .await?;
+        if taken.len() < max {
+            if let Some(first) = receive(consumer, wait).await? {
+                taken.push(entry::decode(&first)?);
+                while taken.len() < max {
+                    match consumer.receive_no_wait().await? {
+                        Some(m) => taken.push(entry::decode(&m)?),
+                        None => break,
+                    }
+                }
+            }
+        }
+        if taken.is_empty() {
+            self.check_deadline().await?;
+        }
+        Ok(taken)
+    }
+
+    /// The index of the first own write, still alive, that `template` matches.
+    fn own_match<T>(&self, template: &Template<T>) -> Option<usize> {
+        let now = Instant::now();
+        self.writes.iter().position(|w| {
+            w.type_name == template.type_name() && w.live(now) && template.matches(&w.message)
+        })
+    }
+
+    /// Sends the pending writes (in the transacted session, so they appear at commit) and
+    /// their write events.
+    async fn publish_writes(&mut self) -> Result<()> {
+        let now = Instant::now();
+        let inner = &self.space.inner;
+        for mut write in std::mem::take(&mut self.writes) {
+            let ttl = match write.expires_at {
+                None => Duration::ZERO,
+                Some(at) if at <= now => continue,
+                Some(at) => (at - now).max(Duration::from_millis(1)),
+            };
+            let queue = inner.queue(&write.type_name);
+            self.producer
+                .send_with(Some(&queue), &mut write.message, &inner.entry_options(ttl))
+                .await?;
+            let mut event = inner.entry_options(ttl);
+            event.delivery_mode = courier_api::DeliveryMode::NonPersistent;
+            self.producer
+                .send_with(
+                    Some(&inner.topic(&write.type_name)),
+                    &mut write.message,
+                    &event,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<()> {
+        match self.core.state.load(Ordering::Acquire) {
+            OPEN => Ok(()),
+            TIMED_OUT => Err(self.timed_out()),
+            _ => Err(Error::illegal_state("the transaction is finished")),
+        }
+    }
+
+    /// After a wait came back empty: if the deadline has passed, the transaction is over
+    /// (the timer may not have run yet; whoever comes first rolls back).
+    async fn check_deadline(&self) -> Result<()> {
+        if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            self.core.expire().await;
+        }
+        self.check_open()
+    }
+
+    /// `wait`, cut short at the transaction's deadline.
+    fn bound(&self, wait: Wait) -> Wait {
+        match self.deadline {
+            Some(d) => wait.at_most(d.saturating_duration_since(Instant::now())),
+            None => wait,
+        }
+    }
+
+    fn timed_out(&self) -> Error {
+        Error::TransactionRolledBack(format!(
+            "the transaction outlived its timeout of {:?} and was rolled back",
+            self.timeout.unwrap_or_default()
+        ))
+    }
+
+    fn stop_timer(&mut self) {
+        if let Some(timer) = self.timer.take() {
+            timer.abort();
+        }
+    }
+}
+
+impl TxCore {
+    /// Claims the right to end the transaction; false when the timeout claimed it first.
+    fn begin_finishing(&self) -> bool {
+        self.state
+            .compare_exchange(OPEN, FINISHING, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Rolls the transaction back for its timeout, unless it is already ending.
+    async fn expire(&self) {
+        if self
+            .state
+            .compare_exchange(OPEN, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            let _ = self.session.rollback().await;
+        }
+    }
+}
+
+/// A transaction dropped without commit or abort aborts: its takes go back to the space.
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        self.stop_timer();
+        self.consumers.close_all();
+        let rollback = self.core.begin_finishing();
+        let core = self.core.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move {
+                    if rollback {
+                        let _ = core.session.rollback().await;
+                    }
+                    let _ = core.session.close().await;
+                });
+            }
+            // Without a runtime the session can only be dropped, which backends treat as
+            // a close (and a close rolls back).
+            Err(_) => drop(core),
+        }
+    }
+}
