@@ -6,6 +6,7 @@ use courier_api::selector::{Selector, SelectorSource, SelectorValue};
 use courier_api::{Destination, Message};
 use parking_lot::Mutex;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
@@ -136,6 +137,26 @@ impl IndexPlan {
                 })
             })
             .min_by_key(|plan| plan.keys.len())
+    }
+}
+
+/// What a browser looks for: its selector and the index plan that serves it.
+#[derive(Debug)]
+pub(crate) struct BrowseFilter {
+    selector: Option<Selector>,
+    plan: Option<IndexPlan>,
+}
+
+impl BrowseFilter {
+    /// A filter for this selector.
+    pub fn new(selector: Option<Selector>) -> Self {
+        let plan = selector.as_ref().and_then(IndexPlan::for_selector);
+        BrowseFilter { selector, plan }
+    }
+
+    /// The selector's text.
+    pub fn selector_text(&self) -> Option<&str> {
+        self.selector.as_ref().map(Selector::text)
     }
 }
 
@@ -416,16 +437,43 @@ impl Queue {
         }
     }
 
-    /// The deliverable messages a browser with `selector` sees, in delivery order.
-    pub fn snapshot(&self, selector: Option<&Selector>) -> Vec<Message> {
+    /// The first deliverable message after `after` that `filter` accepts, for a browser:
+    /// found through the index when one serves the filter's selector, by a scan otherwise.
+    pub fn browse_next(
+        &self,
+        filter: &BrowseFilter,
+        after: Option<OrderKey>,
+    ) -> Option<(OrderKey, Message)> {
         let now = LazyNow::new();
         let mut st = self.state.lock();
         st.promote_due(&now);
-        st.ready
-            .iter()
-            .filter(|env| !env.expired(&now) && selector.is_none_or(|s| s.matches(*env)))
-            .map(|env| Message::clone(&env.message))
-            .collect()
+        let visible = |env: &Envelope| {
+            !env.expired(&now) && filter.selector.as_ref().is_none_or(|s| s.matches(env))
+        };
+        let indexed = filter
+            .plan
+            .as_ref()
+            .and_then(|plan| Some((plan, st.index.get(&plan.identifier)?)));
+        let found = match indexed {
+            Some((plan, idx)) => {
+                let from = match after {
+                    Some(key) => Bound::Excluded(key),
+                    None => Bound::Unbounded,
+                };
+                plan.keys
+                    .iter()
+                    .filter_map(|k| idx.buckets.get(k))
+                    .filter_map(|bucket| {
+                        bucket
+                            .range((from, Bound::Unbounded))
+                            .find(|key| st.ready.get(key).is_some_and(visible))
+                    })
+                    .min()
+                    .and_then(|key| st.ready.get(key))
+            }
+            None => st.ready.iter_after(after).find(|env| visible(env)),
+        };
+        found.map(|env| (env.key(), Message::clone(&env.message)))
     }
 
     /// Called by a consumer that leaves without a message after [`Queue::take`] marked it

@@ -105,6 +105,25 @@ impl Ready {
             .flat_map(|lane| lane.slots.iter().filter_map(|s| s.env.as_ref()))
     }
 
+    /// The messages after `after` (all when `None`), in delivery order.
+    pub fn iter_after(&self, after: Option<OrderKey>) -> impl Iterator<Item = &Envelope> {
+        let (top, from_seq) = match after {
+            Some((Reverse(p), seq)) => (p as usize, Some(seq)),
+            None => (PRIORITIES - 1, None),
+        };
+        self.lanes[..=top]
+            .iter()
+            .enumerate()
+            .rev()
+            .flat_map(move |(p, lane)| {
+                let skip = match from_seq {
+                    Some(seq) if p == top => lane.slots.partition_point(|s| s.seq <= seq),
+                    _ => 0,
+                };
+                lane.slots.range(skip..).filter_map(|s| s.env.as_ref())
+            })
+    }
+
     /// Number of messages.
     pub fn len(&self) -> usize {
         self.len

@@ -4,21 +4,22 @@ use async_trait::async_trait;
 use courier_api::selector::Selector;
 use courier_api::{Browser, Destination, Error, Message, Result};
 use parking_lot::Mutex;
-use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::session::SessionShared;
-use crate::queue::Queue;
+use crate::queue::{BrowseFilter, Queue};
+use crate::ready::OrderKey;
 
-/// Browses a queue: on the first `next` it takes a snapshot of the deliverable messages that
-/// match the selector, then walks it. Nothing is consumed.
+/// Browses a queue with a cursor: each `next` finds the first deliverable message after the
+/// last one returned (through the selector index when one serves the selector), so browsing
+/// copies nothing up front and sees messages sent while it runs. Nothing is consumed.
 pub(crate) struct EmbeddedBrowser {
     session: Arc<SessionShared>,
     destination: Destination,
     queue: Arc<Queue>,
-    selector: Option<Selector>,
-    pending: Mutex<Option<VecDeque<Message>>>,
+    filter: BrowseFilter,
+    cursor: Mutex<Option<OrderKey>>,
     closed: AtomicBool,
 }
 
@@ -33,8 +34,8 @@ impl EmbeddedBrowser {
             session,
             destination,
             queue,
-            selector,
-            pending: Mutex::new(None),
+            filter: BrowseFilter::new(selector),
+            cursor: Mutex::new(None),
             closed: AtomicBool::new(false),
         }
     }
@@ -47,7 +48,7 @@ impl Browser for EmbeddedBrowser {
     }
 
     fn selector(&self) -> Option<&str> {
-        self.selector.as_ref().map(Selector::text)
+        self.filter.selector_text()
     }
 
     async fn next(&self) -> Result<Option<Message>> {
@@ -55,13 +56,15 @@ impl Browser for EmbeddedBrowser {
             return Err(Error::illegal_state("the browser is closed"));
         }
         self.session.check_open()?;
-        let mut pending = self.pending.lock();
-        let pending =
-            pending.get_or_insert_with(|| self.queue.snapshot(self.selector.as_ref()).into());
-        Ok(pending.pop_front().map(|mut m| {
-            m.mark_received();
-            m
-        }))
+        let mut cursor = self.cursor.lock();
+        Ok(self
+            .queue
+            .browse_next(&self.filter, *cursor)
+            .map(|(key, mut message)| {
+                *cursor = Some(key);
+                message.mark_received();
+                message
+            }))
     }
 
     async fn close(&self) -> Result<()> {
