@@ -81,6 +81,9 @@ impl SelectorSource for Envelope {
     }
 }
 
+/// Most indexes a queue keeps; beyond it, unused ones make room.
+const MAX_INDEXES: usize = 8;
+
 /// The one identifier whose value changes while a message is stored; never indexed.
 const DELIVERY_COUNT: &str = "JMSXDeliveryCount";
 
@@ -247,7 +250,11 @@ struct QueueState {
     slots: Vec<Arc<ConsumerSlot>>,
     /// Where the next wakeup search starts (round robin over competing consumers).
     next_wake: usize,
+    /// Indexes by identifier. An index outlives its last consumer (selector consumers come
+    /// and go, e.g. per tuple-space template) until room is needed for another.
     index: HashMap<Arc<str>, IdentifierIndex>,
+    /// How often consumers asked for an identifier that has no index yet.
+    asked: HashMap<Arc<str>, u32>,
 }
 
 impl QueueState {
@@ -276,16 +283,33 @@ impl QueueState {
         }
     }
 
-    /// Counts a take by `slot` and, from its second take on (or at once when the index
-    /// exists), makes it a user of the index its selector's plan needs, building it if needed.
+    /// Counts a take by `slot` and makes it a user of the index its selector's plan needs,
+    /// building the index when it does not exist yet — but only once the identifier proves
+    /// worth it (a second take by this consumer, or a second consumer selecting on it), so a
+    /// one-off consumer (take one entry by id) scans instead of indexing the whole queue.
     fn use_index(&mut self, slot: &ConsumerSlot) {
         let takes = slot.takes.fetch_add(1, Ordering::Relaxed);
         let Some(plan) = &slot.plan else { return };
         if slot.indexed.load(Ordering::Relaxed) {
             return;
         }
-        if takes == 0 && !self.index.contains_key(&plan.identifier) {
-            return;
+        if !self.index.contains_key(&plan.identifier) {
+            let asked = self.asked.entry(plan.identifier.clone()).or_insert(0);
+            *asked += 1;
+            if takes == 0 && *asked < 2 {
+                return;
+            }
+            if self.index.len() >= MAX_INDEXES {
+                // Make room by dropping an index no consumer uses now.
+                let idle = self
+                    .index
+                    .iter()
+                    .find(|(_, idx)| idx.users == 0)
+                    .map(|(identifier, _)| identifier.clone());
+                if let Some(identifier) = idle {
+                    self.index.remove(&identifier);
+                }
+            }
         }
         let ready = &self.ready;
         let idx = self
@@ -494,7 +518,7 @@ impl Queue {
         self.state.lock().slots.push(slot);
     }
 
-    /// Removes a consumer, dropping indexes no consumer uses any more.
+    /// Removes a consumer.
     pub fn remove_slot(&self, slot: &Arc<ConsumerSlot>) {
         let mut st = self.state.lock();
         let before = st.slots.len();
@@ -505,9 +529,6 @@ impl Queue {
         if let (Some(plan), true) = (&slot.plan, slot.indexed.load(Ordering::Relaxed)) {
             if let Some(idx) = st.index.get_mut(&plan.identifier) {
                 idx.users -= 1;
-                if idx.users == 0 {
-                    st.index.remove(&plan.identifier);
-                }
             }
         }
     }
