@@ -2,62 +2,8 @@
 //! dups-ok modes, `acknowledge()` and `recover()`.
 use courier_api::*;
 
+use crate::expect::{assert_queue_empty, expect_message, outcome, send_texts};
 use crate::{unique, Harness, QUIET, WAIT};
-
-fn outcome<T>(r: &Result<T>) -> String {
-    match r {
-        Ok(_) => "Ok(..)".to_string(),
-        Err(e) => format!("Err({e:?})"),
-    }
-}
-
-/// Sends text messages to `queue` from a fresh auto-ack session of `conn`.
-async fn send_texts(conn: &dyn Connection, queue: &Destination, bodies: &[&str]) -> Result<()> {
-    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let producer = session.create_producer(Some(queue)).await?;
-    for body in bodies {
-        producer.send(&mut Message::text(*body)).await?;
-    }
-    session.close().await
-}
-
-/// Receives the next message within WAIT and checks its body, redelivered flag and delivery
-/// count.
-async fn expect_message(
-    consumer: &dyn Consumer,
-    body: &str,
-    redelivered: bool,
-    delivery_count: u32,
-) -> Result<Message> {
-    let m = consumer
-        .receive_timeout(WAIT)
-        .await?
-        .unwrap_or_else(|| panic!("expected {body:?} within WAIT"));
-    assert_eq!(m.body_text(), Some(body), "message order");
-    assert_eq!(
-        m.redelivered(),
-        redelivered,
-        "JMSRedelivered of {body:?} (delivery count {})",
-        m.delivery_count()
-    );
-    assert_eq!(
-        m.delivery_count(),
-        delivery_count,
-        "JMSXDeliveryCount of {body:?}"
-    );
-    Ok(m)
-}
-
-/// Asserts that a fresh consumer on `queue` (own session of `conn`) gets nothing.
-async fn assert_queue_empty(conn: &dyn Connection, queue: &Destination, why: &str) -> Result<()> {
-    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let consumer = session
-        .create_consumer(queue, ConsumerOptions::default())
-        .await?;
-    let m = consumer.receive_timeout(QUIET).await?;
-    assert!(m.is_none(), "{why}: got {:?}", m.map(|m| m.body().clone()));
-    session.close().await
-}
 
 /// AUTO_ACKNOWLEDGE: a message returned by `receive` is acknowledged; closing the session
 /// does not bring it back (§6.2.10).

@@ -2,19 +2,8 @@
 use courier_api::*;
 use std::time::{Duration, Instant};
 
+use crate::expect::{is_illegal_state, outcome};
 use crate::{unique, Harness, QUIET, WAIT};
-
-/// `Ok` or the error, for assertion messages about results whose value is not `Debug`.
-fn outcome<T>(r: &Result<T>) -> String {
-    match r {
-        Ok(_) => "Ok(..)".to_string(),
-        Err(e) => format!("Err({e:?})"),
-    }
-}
-
-fn is_illegal_state<T>(r: &Result<T>) -> bool {
-    matches!(r, Err(Error::IllegalState(_)))
-}
 
 /// A new connection is stopped: it can send, but its consumer receives nothing until
 /// `start()` (§6.1.4).

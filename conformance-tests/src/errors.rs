@@ -3,35 +3,10 @@
 use courier_api::*;
 use std::time::Duration;
 
-use crate::{unique, Harness, QUIET};
+use crate::expect::{assert_queue_empty, is_illegal_state, is_invalid_destination, outcome};
+use crate::{unique, Harness};
 
 const MAX_NAME: usize = courier_api::destination::MAX_DESTINATION_NAME;
-
-fn outcome<T>(r: &Result<T>) -> String {
-    match r {
-        Ok(_) => "Ok(..)".to_string(),
-        Err(e) => format!("Err({e:?})"),
-    }
-}
-
-fn is_illegal_state<T>(r: &Result<T>) -> bool {
-    matches!(r, Err(Error::IllegalState(_)))
-}
-
-fn is_invalid_destination<T>(r: &Result<T>) -> bool {
-    matches!(r, Err(Error::InvalidDestination { .. }))
-}
-
-/// Asserts that nothing arrives on `queue` within QUIET.
-async fn assert_queue_empty(conn: &dyn Connection, queue: &Destination, why: &str) -> Result<()> {
-    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let consumer = session
-        .create_consumer(queue, ConsumerOptions::default())
-        .await?;
-    let m = consumer.receive_timeout(QUIET).await?;
-    assert!(m.is_none(), "{why}: got {m:?}");
-    session.close().await
-}
 
 /// A closed session refuses to make producers, consumers and temporary destinations:
 /// `IllegalState` (§6.2.1).

@@ -10,6 +10,7 @@
 //! courier_conformance::conformance_suite!(MyHarness::new().await);
 //! ```
 
+pub mod expect;
 pub mod harness;
 
 pub mod acknowledge;

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use courier_api::*;
 use serde::{Deserialize, Serialize};
 
+use crate::expect::assert_format_error;
 use crate::{unique, Harness, QUIET, WAIT};
 
 /// Sends `message` to a fresh queue and receives it back.
@@ -25,14 +26,6 @@ async fn round_trip(h: &dyn Harness, mut message: Message) -> Result<Message> {
         .expect("the sent message within WAIT");
     conn.close().await?;
     Ok(got)
-}
-
-/// Asserts that `result` is an [`Error::MessageFormat`].
-fn assert_format_error<T: Debug>(result: Result<T>, what: &str) {
-    match result {
-        Err(Error::MessageFormat(_)) => {}
-        other => panic!("{what}: expected Error::MessageFormat, got {other:?}"),
-    }
 }
 
 /// Asserts that `result` is an [`Error::MessageNotWriteable`].

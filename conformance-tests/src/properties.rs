@@ -1,9 +1,9 @@
 //! Message properties (Jakarta Messaging 3.1 §3.5, Table 3-2): typed values survive the trip,
 //! reads follow the conversion table, names are checked, and the `JMSX` properties behave.
-use std::fmt::Debug;
 
 use courier_api::*;
 
+use crate::expect::assert_format_error;
 use crate::{unique, Harness, WAIT};
 
 /// Sends `message` to a fresh queue and receives it back.
@@ -22,14 +22,6 @@ async fn round_trip(h: &dyn Harness, mut message: Message) -> Result<Message> {
         .expect("the sent message within WAIT");
     conn.close().await?;
     Ok(got)
-}
-
-/// Asserts that `result` is an [`Error::MessageFormat`].
-fn assert_format_error<T: Debug>(result: Result<T>, what: &str) {
-    match result {
-        Err(Error::MessageFormat(_)) => {}
-        other => panic!("{what}: expected Error::MessageFormat, got {other:?}"),
-    }
 }
 
 /// A message with one property of every type, named after the type.

@@ -7,24 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::expect::{outcome, send_texts};
 use crate::{unique, Harness, QUIET, WAIT};
-
-fn outcome<T>(r: &Result<T>) -> String {
-    match r {
-        Ok(_) => "Ok(..)".to_string(),
-        Err(e) => format!("Err({e:?})"),
-    }
-}
-
-/// Sends `bodies` as text messages to `queue` from a fresh session of `conn`.
-async fn send_texts(conn: &dyn Connection, queue: &Destination, bodies: &[&str]) -> Result<()> {
-    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let producer = session.create_producer(Some(queue)).await?;
-    for body in bodies {
-        producer.send(&mut Message::text(*body)).await?;
-    }
-    session.close().await
-}
 
 /// Competing consumers: 200 messages shared by 3 consumers on their own sessions reach
 /// exactly one of them each — none lost, none twice (§4.2).

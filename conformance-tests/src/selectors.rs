@@ -6,7 +6,8 @@
 //! selector) and on a topic (where the subscription never sees the others).
 use courier_api::*;
 
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::expect::assert_quiet;
+use crate::{unique, Harness, WAIT};
 
 /// A message to send, with the options of its send.
 type Sent = (Message, SendOptions);
@@ -46,14 +47,6 @@ async fn receive_labels(consumer: &dyn Consumer, n: usize, what: &str) -> Result
         }
     }
     Ok(out)
-}
-
-/// Asserts that nothing more arrives within QUIET.
-async fn assert_quiet(consumer: &dyn Consumer, what: &str) -> Result<()> {
-    if let Some(message) = consumer.receive_timeout(QUIET).await? {
-        panic!("{what}: unexpected message {:?}", label(&message));
-    }
-    Ok(())
 }
 
 /// Creates a queue consumer with `selector`. When the backend has no queue selectors, asserts

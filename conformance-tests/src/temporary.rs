@@ -2,18 +2,8 @@
 //! the creating connection, and deletion.
 use courier_api::*;
 
+use crate::expect::{is_invalid_destination, outcome};
 use crate::{Harness, QUIET, WAIT};
-
-fn outcome<T>(r: &Result<T>) -> String {
-    match r {
-        Ok(_) => "Ok(..)".to_string(),
-        Err(e) => format!("Err({e:?})"),
-    }
-}
-
-fn is_invalid_destination<T>(r: &Result<T>) -> bool {
-    matches!(r, Err(Error::InvalidDestination { .. }))
-}
 
 /// Request/reply over a temporary queue: the requester names it in `JMSReplyTo`, a replier
 /// on another connection answers there with the request's message id as correlation id

@@ -3,14 +3,8 @@
 use courier_api::*;
 use std::collections::BTreeSet;
 
+use crate::expect::{assert_quiet, outcome};
 use crate::{unique, Harness, QUIET, WAIT};
-
-fn outcome<T>(r: &Result<T>) -> String {
-    match r {
-        Ok(_) => "Ok(..)".to_string(),
-        Err(e) => format!("Err({e:?})"),
-    }
-}
 
 /// A started connection with a fresh unique client id.
 async fn connect_with_client_id(h: &dyn Harness, client_id: &str) -> Result<Box<dyn Connection>> {
@@ -52,13 +46,6 @@ async fn next_text(consumer: &dyn Consumer, what: &str) -> Result<String> {
         .await?
         .unwrap_or_else(|| panic!("expected {what} within WAIT"));
     Ok(m.body_text().expect("text body").to_string())
-}
-
-/// Asserts the consumer gets nothing more within QUIET.
-async fn assert_quiet(consumer: &dyn Consumer, why: &str) -> Result<()> {
-    let m = consumer.receive_timeout(QUIET).await?;
-    assert!(m.is_none(), "{why}: got {:?}", m.map(|m| m.body().clone()));
-    Ok(())
 }
 
 /// Every non-durable subscriber gets every message published after it subscribed, in order

@@ -2,45 +2,8 @@
 //! receives as one unit.
 use courier_api::*;
 
+use crate::expect::{expect_message, outcome, send_texts};
 use crate::{unique, Harness, QUIET, WAIT};
-
-fn outcome<T>(r: &Result<T>) -> String {
-    match r {
-        Ok(_) => "Ok(..)".to_string(),
-        Err(e) => format!("Err({e:?})"),
-    }
-}
-
-/// Sends text messages to `queue` from a fresh auto-ack session of `conn`.
-async fn send_texts(conn: &dyn Connection, queue: &Destination, bodies: &[&str]) -> Result<()> {
-    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let producer = session.create_producer(Some(queue)).await?;
-    for body in bodies {
-        producer.send(&mut Message::text(*body)).await?;
-    }
-    session.close().await
-}
-
-/// Receives the next message within WAIT and checks body, redelivered flag and delivery count.
-async fn expect_message(
-    consumer: &dyn Consumer,
-    body: &str,
-    redelivered: bool,
-    delivery_count: u32,
-) -> Result<Message> {
-    let m = consumer
-        .receive_timeout(WAIT)
-        .await?
-        .unwrap_or_else(|| panic!("expected {body:?} within WAIT"));
-    assert_eq!(m.body_text(), Some(body), "message order");
-    assert_eq!(m.redelivered(), redelivered, "JMSRedelivered of {body:?}");
-    assert_eq!(
-        m.delivery_count(),
-        delivery_count,
-        "JMSXDeliveryCount of {body:?}"
-    );
-    Ok(m)
-}
 
 /// Receives exactly `n` messages from `queue` on a fresh auto-ack session of `conn` (each
 /// within WAIT), checks that no more come within QUIET, and returns their bodies.
