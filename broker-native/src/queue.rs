@@ -353,37 +353,48 @@ impl QueueState {
         now: &LazyNow,
         expired: &mut Vec<OrderKey>,
     ) -> Option<OrderKey> {
-        let indexed = slot
-            .plan
-            .as_ref()
-            .and_then(|plan| Some((plan, self.index.get(&plan.identifier)?)));
-        let Some((plan, idx)) = indexed else {
-            for env in self.ready.iter() {
-                if env.expired(now) {
-                    expired.push(env.key());
-                } else if slot.accepts(env) {
-                    return Some(env.key());
-                }
+        let mut accept = |env: &Envelope| {
+            if env.expired(now) {
+                expired.push(env.key());
+                false
+            } else {
+                slot.accepts(env)
             }
-            return None;
         };
-        // Each bucket is in delivery order: the first acceptable message of each bucket is a
-        // candidate, and the earliest candidate wins.
-        plan.keys
+        match self.first_indexed(slot.plan.as_ref(), None, &mut accept) {
+            Some(found) => found,
+            None => self.ready.iter().find(|env| accept(env)).map(Envelope::key),
+        }
+    }
+
+    /// The first ready message after `after` that `accept` takes, looked up in the index
+    /// that serves `plan`: each bucket is in delivery order, so the first acceptable message
+    /// of each bucket is a candidate and the earliest candidate wins. `None` when no index
+    /// serves the plan (the caller scans instead).
+    fn first_indexed(
+        &self,
+        plan: Option<&IndexPlan>,
+        after: Option<OrderKey>,
+        mut accept: impl FnMut(&Envelope) -> bool,
+    ) -> Option<Option<OrderKey>> {
+        let plan = plan?;
+        let idx = self.index.get(&plan.identifier)?;
+        let from = match after {
+            Some(key) => Bound::Excluded(key),
+            None => Bound::Unbounded,
+        };
+        let found = plan
+            .keys
             .iter()
             .filter_map(|k| idx.buckets.get(k))
             .filter_map(|bucket| {
-                bucket.iter().find(|key| match self.ready.get(key) {
-                    Some(env) if env.expired(now) => {
-                        expired.push(**key);
-                        false
-                    }
-                    Some(env) => slot.accepts(env),
-                    None => false,
-                })
+                bucket
+                    .range((from, Bound::Unbounded))
+                    .find(|key| self.ready.get(key).is_some_and(&mut accept))
             })
             .min()
-            .copied()
+            .copied();
+        Some(found)
     }
 }
 
@@ -430,6 +441,11 @@ impl Queue {
     /// Puts a delivered message back (recover, rollback, close), at its original place.
     pub fn requeue(&self, env: Envelope) {
         self.unacked.fetch_sub(1, Ordering::Relaxed);
+        self.put_back(env);
+    }
+
+    /// Puts a taken message back at its original place without counting it as delivered.
+    pub fn put_back(&self, env: Envelope) {
         if self.is_deleted() {
             return;
         }
@@ -474,30 +490,16 @@ impl Queue {
         let visible = |env: &Envelope| {
             !env.expired(&now) && filter.selector.as_ref().is_none_or(|s| s.matches(env))
         };
-        let indexed = filter
-            .plan
-            .as_ref()
-            .and_then(|plan| Some((plan, st.index.get(&plan.identifier)?)));
-        let found = match indexed {
-            Some((plan, idx)) => {
-                let from = match after {
-                    Some(key) => Bound::Excluded(key),
-                    None => Bound::Unbounded,
-                };
-                plan.keys
-                    .iter()
-                    .filter_map(|k| idx.buckets.get(k))
-                    .filter_map(|bucket| {
-                        bucket
-                            .range((from, Bound::Unbounded))
-                            .find(|key| st.ready.get(key).is_some_and(visible))
-                    })
-                    .min()
-                    .and_then(|key| st.ready.get(key))
-            }
-            None => st.ready.iter_after(after).find(|env| visible(env)),
+        let found = match st.first_indexed(filter.plan.as_ref(), after, visible) {
+            Some(found) => found,
+            None => st
+                .ready
+                .iter_after(after)
+                .find(|env| visible(env))
+                .map(Envelope::key),
         };
-        found.map(|env| (env.key(), Message::clone(&env.message)))
+        let env = st.ready.get(&found?)?;
+        Some((env.key(), Message::clone(&env.message)))
     }
 
     /// Called by a consumer that leaves without a message after [`Queue::take`] marked it

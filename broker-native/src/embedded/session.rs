@@ -79,8 +79,7 @@ impl SessionShared {
         let mut state = self.state.lock();
         if state.closed {
             drop(state);
-            queue.delivered_unacked();
-            queue.requeue(env);
+            queue.put_back(env);
             return None;
         }
         env.delivery_count += 1;
