@@ -8,6 +8,8 @@ use std::sync::Arc;
 use crate::value::{FromValue, Value};
 use crate::{Error, Result};
 
+mod lossless;
+
 /// The body of a message. Cheap to clone: every payload is shared, not copied.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub enum Body {
@@ -27,7 +29,48 @@ pub enum Body {
     Object(Box<ObjectBody>),
 }
 
+/// The JMS message type a body makes: which body a message carries. A message keeps its kind
+/// when its body is cleared (a cleared text message is a text message without text).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum BodyKind {
+    /// `TextMessage`.
+    Text,
+    /// `BytesMessage`.
+    Bytes,
+    /// `MapMessage`.
+    Map,
+    /// `StreamMessage`.
+    Stream,
+    /// `ObjectMessage`.
+    Object,
+}
+
+impl BodyKind {
+    /// The JMS name of the kind, for error messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BodyKind::Text => "text",
+            BodyKind::Bytes => "bytes",
+            BodyKind::Map => "map",
+            BodyKind::Stream => "stream",
+            BodyKind::Object => "object",
+        }
+    }
+}
+
 impl Body {
+    /// The kind of message this body makes; `None` for [`Body::Empty`].
+    pub fn body_kind(&self) -> Option<BodyKind> {
+        match self {
+            Body::Empty => None,
+            Body::Text(_) => Some(BodyKind::Text),
+            Body::Bytes(_) => Some(BodyKind::Bytes),
+            Body::Map(_) => Some(BodyKind::Map),
+            Body::Stream(_) => Some(BodyKind::Stream),
+            Body::Object(_) => Some(BodyKind::Object),
+        }
+    }
+
     /// The JMS name of the body kind, for error messages.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -40,25 +83,42 @@ impl Body {
         }
     }
 
-    /// Approximate size of the payload in bytes, for size limits and statistics.
+    /// Bytes the payload holds, for size limits and statistics: text and bytes, every map key
+    /// and value (with the slot each entry takes), every stream value, an object's type name
+    /// and JSON. Saturates instead of overflowing.
     pub fn size_hint(&self) -> usize {
         match self {
             Body::Empty => 0,
             Body::Text(t) => t.len(),
             Body::Bytes(b) => b.len(),
-            Body::Map(m) => m.iter().map(|(k, v)| k.len() + value_size(v)).sum(),
-            Body::Stream(s) => s.iter().map(value_size).sum(),
-            Body::Object(o) => o.type_name.len() + o.json.len(),
+            Body::Map(m) => m.iter().fold(0, |sum: usize, (k, v)| {
+                sum.saturating_add(named_value_size(k, v))
+            }),
+            Body::Stream(s) => s
+                .iter()
+                .fold(0, |sum: usize, v| sum.saturating_add(value_size(v))),
+            Body::Object(o) => std::mem::size_of::<ObjectBody>()
+                .saturating_add(o.type_name.len())
+                .saturating_add(o.json.len()),
         }
     }
 }
 
+/// Bytes a value holds: its slot plus the string or bytes it points to.
 pub(crate) fn value_size(v: &Value) -> usize {
-    match v {
-        Value::String(s) => s.len() + 8,
-        Value::Bytes(b) => b.len() + 8,
-        _ => 8,
-    }
+    let heap = match v {
+        Value::String(s) => s.len(),
+        Value::Bytes(b) => b.len(),
+        _ => 0,
+    };
+    std::mem::size_of::<Value>() + heap
+}
+
+/// Bytes a named value (a map entry or a property) holds: the name and the value.
+pub(crate) fn named_value_size(name: &str, v: &Value) -> usize {
+    std::mem::size_of::<String>()
+        .saturating_add(name.len())
+        .saturating_add(value_size(v))
 }
 
 /// An object body: a serde value, kept as JSON, with the name of its Rust type.
@@ -87,13 +147,31 @@ impl ObjectBody {
     }
 
     /// Serialises `value` under a type name of the caller's choice (stable across crates).
+    ///
+    /// A value JSON cannot carry back unchanged is refused with [`Error::MessageFormat`]
+    /// naming the problem: NaN or ±infinity, `Some` of a value written as `null` (`Some(())`,
+    /// `Some(None)`), nesting deeper than 127 levels, map keys that are not strings, numbers,
+    /// booleans or chars.
     pub fn with_type_name<T: Serialize + ?Sized>(type_name: &str, value: &T) -> Result<Self> {
+        lossless::check(value).map_err(|e| {
+            Error::format(format!(
+                "cannot serialise {type_name}: {e}; such a value could not be read back"
+            ))
+        })?;
         let json = serde_json::to_vec(value)
             .map_err(|e| Error::format(format!("cannot serialise {type_name}: {e}")))?;
         Ok(ObjectBody {
             type_name: Arc::from(type_name),
             json: Bytes::from(json),
         })
+    }
+
+    /// Checks that the JSON parses (within the nesting JSON readers accept): decoding a
+    /// message from untrusted bytes calls this.
+    pub(crate) fn check_json(&self) -> std::result::Result<(), String> {
+        serde_json::from_slice::<serde::de::IgnoredAny>(&self.json)
+            .map(|_| ())
+            .map_err(|e| format!("object body of type {} is not JSON: {e}", self.type_name))
     }
 
     /// The type name given when the body was made.

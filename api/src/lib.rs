@@ -33,7 +33,7 @@ pub mod selector;
 pub mod session;
 pub mod value;
 
-pub use body::{Body, ObjectBody, StreamReader};
+pub use body::{Body, BodyKind, ObjectBody, StreamReader};
 pub use connection::{Capabilities, Connection, ConnectionFactory, ExceptionListener};
 pub use consumer::{Browser, Consumer, ConsumerOptions, MessageStream};
 pub use destination::{Destination, DestinationKind};

@@ -1,5 +1,5 @@
 //! The message model: JMS headers, typed properties and a body, plus the one binary encoding
-//! every backend stores.
+//! every backend stores (see [`format`]).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use crate::properties::Properties;
 use std::sync::Arc;
 
-use crate::body::{value_size, Body, ObjectBody, StreamReader};
+use crate::body::{named_value_size, Body, BodyKind, ObjectBody, StreamReader};
 use crate::selector::{SelectorSource, SelectorValue};
 use crate::value::{FromValue, Value};
 use crate::{Destination, Error, Result};
@@ -17,8 +17,11 @@ use crate::{Destination, Error, Result};
 pub const DEFAULT_PRIORITY: u8 = 4;
 /// Highest JMS priority.
 pub const MAX_PRIORITY: u8 = 9;
-/// Version byte at the start of every encoded message.
-pub const ENCODING_VERSION: u8 = 1;
+pub mod format;
+pub use format::ENCODING_VERSION;
+
+/// The JMS-defined property a backend sets on delivery: how often the message was delivered.
+pub const JMSX_DELIVERY_COUNT: &str = "JMSXDeliveryCount";
 
 /// Whether a message must survive a broker failure (§7.7).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -41,6 +44,9 @@ impl DeliveryMode {
 }
 
 /// The JMS header fields (Table 3-1). Times are milliseconds since the Unix epoch, 0 = unset.
+///
+/// `redelivered` and `delivery_count` are per-delivery state: the broker sets them on each
+/// delivery, they travel beside the message, and they are not part of its encoding.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Header {
     /// `JMSMessageID`: set on send, starts with `ID:`; `None` when the producer disabled ids.
@@ -55,7 +61,8 @@ pub struct Header {
     pub destination: Option<Destination>,
     /// `JMSDeliveryMode`: set on send.
     pub delivery_mode: DeliveryMode,
-    /// `JMSRedelivered`: set before delivery when the message was delivered before.
+    /// `JMSRedelivered`: set before delivery when the message was delivered before. Not encoded.
+    #[serde(skip)]
     pub redelivered: bool,
     /// `JMSType`: set by the application.
     pub message_type: Option<Arc<str>>,
@@ -65,7 +72,9 @@ pub struct Header {
     pub priority: u8,
     /// `JMSDeliveryTime`: send time + delivery delay; never delivered before it.
     pub delivery_time: u64,
-    /// `JMSXDeliveryCount`: 1 on first delivery, ≥ 2 when redelivered; 0 before delivery.
+    /// `JMSXDeliveryCount`: 1 on first delivery, ≥ 2 when redelivered; 0 before delivery (the
+    /// property is then absent). Not encoded.
+    #[serde(skip)]
     pub delivery_count: u32,
 }
 
@@ -109,6 +118,10 @@ pub struct Message {
     /// `None` when there are none, so a message without properties allocates nothing for them.
     properties: Option<Arc<Properties>>,
     body: Body,
+    /// The kind of a message whose body is [`Body::Empty`] after `clear_body`: a cleared text
+    /// or object message stays one. `None` whenever the body is not empty (the body then says
+    /// its kind) and for a message that never had a body.
+    empty_kind: Option<BodyKind>,
     #[serde(skip)]
     read_only_properties: bool,
     #[serde(skip)]
@@ -120,6 +133,7 @@ impl PartialEq for Message {
         self.header == other.header
             && self.properties() == other.properties()
             && self.body == other.body
+            && self.empty_kind == other.empty_kind
     }
 }
 
@@ -289,24 +303,51 @@ impl Message {
     }
 
     /// Reads a property as `T` with the JMS conversions; `Ok(None)` when it is absent.
+    ///
+    /// Besides the application's properties this answers the JMSX properties the backend set:
+    /// `JMSXDeliveryCount` (an int) on a delivered message.
     pub fn property<T: FromValue>(&self, name: &str) -> Result<Option<T>> {
-        if name == "JMSXDeliveryCount" {
-            return T::from_value(&Value::I32(self.header.delivery_count as i32)).map(Some);
+        if let Some(value) = self.backend_property(name) {
+            return T::from_value(&value).map(Some);
         }
         self.properties().get(name).map(T::from_value).transpose()
     }
 
-    /// The raw value of a property.
+    /// The value of a JMSX property the backend set, when present: `JMSXDeliveryCount` once
+    /// the message was delivered (it is absent before).
+    fn backend_property(&self, name: &str) -> Option<Value> {
+        (name == JMSX_DELIVERY_COUNT && self.header.delivery_count > 0)
+            .then(|| Value::I32(i32::try_from(self.header.delivery_count).unwrap_or(i32::MAX)))
+    }
+
+    /// The raw value of a property the application set (JMSX properties a backend sets on
+    /// delivery are read with [`Message::property`]).
     pub fn raw_property(&self, name: &str) -> Option<&Value> {
         self.properties().get(name)
     }
 
-    /// True when the property is set.
+    /// True when the property is set, by the application or (JMSX) by the backend.
     pub fn has_property(&self, name: &str) -> bool {
-        self.properties().contains_key(name)
+        self.backend_property(name).is_some() || self.properties().contains_key(name)
     }
 
-    /// Every property, by name.
+    /// The names of every property present, in name order: the application's and the JMSX
+    /// ones the backend set (`JMSXDeliveryCount` once delivered), like JMS
+    /// `getPropertyNames`.
+    pub fn property_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.properties().keys().map(String::as_str).collect();
+        if self.backend_property(JMSX_DELIVERY_COUNT).is_some() {
+            let at = names
+                .binary_search(&JMSX_DELIVERY_COUNT)
+                .unwrap_or_else(|i| i);
+            names.insert(at, JMSX_DELIVERY_COUNT);
+        }
+        names
+    }
+
+    /// The properties the application set, by name (the JMSX properties a backend sets on
+    /// delivery are answered by [`Message::property`] and listed by
+    /// [`Message::property_names`], not held here).
     pub fn properties(&self) -> &Properties {
         static NONE: Properties = Properties::new();
         self.properties.as_deref().unwrap_or(&NONE)
@@ -320,29 +361,79 @@ impl Message {
 
     // ---- body -------------------------------------------------------------------------
 
-    /// The body.
+    /// The body. After [`Message::clear_body`] a text or object message has [`Body::Empty`]
+    /// and keeps its kind ([`Message::body_kind`]); a map, stream or bytes message has an
+    /// empty map, stream or byte string.
     pub fn body(&self) -> &Body {
         &self.body
     }
 
-    /// Replaces the body; fails on a received message until [`Message::clear_body`].
-    pub fn set_body(&mut self, body: Body) -> Result<()> {
+    /// The JMS message type: the kind of body this message carries, kept when the body is
+    /// cleared; `None` for a message that never had a body (its first body sets the kind).
+    pub fn body_kind(&self) -> Option<BodyKind> {
+        self.body.body_kind().or(self.empty_kind)
+    }
+
+    fn check_body_writable(&self) -> Result<()> {
         if self.read_only_body {
             return Err(Error::MessageNotWriteable(
                 "the body of a received message is read-only until clear_body()".into(),
             ));
         }
-        self.body = body;
         Ok(())
     }
 
-    /// Empties the body and makes it writable.
+    /// Fails with [`Error::MessageFormat`] unless this message may carry a body of `kind`.
+    fn check_kind(&self, kind: BodyKind) -> Result<()> {
+        match self.body_kind() {
+            Some(own) if own != kind => Err(Error::format(format!(
+                "a {} message cannot take a {} body",
+                own.as_str(),
+                kind.as_str()
+            ))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Replaces the body; fails on a received message until [`Message::clear_body`], and with
+    /// [`Error::MessageFormat`] when the body is of another kind than the message (a text
+    /// message stays a text message). [`Body::Empty`] empties the body like `clear_body`.
+    pub fn set_body(&mut self, body: Body) -> Result<()> {
+        self.check_body_writable()?;
+        match body.body_kind() {
+            None => self.empty_body(),
+            Some(kind) => {
+                self.check_kind(kind)?;
+                self.body = body;
+                self.empty_kind = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Empties the body and makes it writable. The message keeps its kind: a text or object
+    /// message then has no text or object, a map, stream or bytes message an empty one; a
+    /// body of another kind stays refused.
     pub fn clear_body(&mut self) {
-        self.body = Body::Empty;
+        self.empty_body();
         self.read_only_body = false;
     }
 
-    /// The text of a text body.
+    fn empty_body(&mut self) {
+        let kind = self.body_kind();
+        self.body = match kind {
+            Some(BodyKind::Map) => Body::Map(Arc::default()),
+            Some(BodyKind::Stream) => Body::Stream(Arc::default()),
+            Some(BodyKind::Bytes) => Body::Bytes(Bytes::new()),
+            Some(BodyKind::Text | BodyKind::Object) | None => Body::Empty,
+        };
+        self.empty_kind = match kind {
+            Some(BodyKind::Text | BodyKind::Object) => kind,
+            _ => None,
+        };
+    }
+
+    /// The text of a text body; `None` for other kinds and a cleared text message.
     pub fn body_text(&self) -> Option<&str> {
         match &self.body {
             Body::Text(t) => Some(t),
@@ -365,21 +456,18 @@ impl Message {
             Body::Map(m) => m.get(name).map(T::from_value).transpose(),
             other => Err(Error::format(format!(
                 "a {} body is not a map",
-                other.kind()
+                self.empty_kind.map_or(other.kind(), BodyKind::as_str)
             ))),
         }
     }
 
-    /// Sets entry `name` of a map body (an empty body becomes a map).
+    /// Sets entry `name` of a map body (a message without a body becomes a map message).
     pub fn map_set(&mut self, name: &str, value: impl Into<Value>) -> Result<()> {
-        if self.read_only_body {
-            return Err(Error::MessageNotWriteable(
-                "the body of a received message is read-only until clear_body()".into(),
-            ));
-        }
+        self.check_body_writable()?;
         if name.is_empty() {
             return Err(Error::invalid_argument("map entry names must not be empty"));
         }
+        self.check_kind(BodyKind::Map)?;
         if matches!(self.body, Body::Empty) {
             self.body = Body::Map(Arc::default());
         }
@@ -395,13 +483,10 @@ impl Message {
         }
     }
 
-    /// Appends a value to a stream body (an empty body becomes a stream).
+    /// Appends a value to a stream body (a message without a body becomes a stream message).
     pub fn stream_write(&mut self, value: impl Into<Value>) -> Result<()> {
-        if self.read_only_body {
-            return Err(Error::MessageNotWriteable(
-                "the body of a received message is read-only until clear_body()".into(),
-            ));
-        }
+        self.check_body_writable()?;
+        self.check_kind(BodyKind::Stream)?;
         if matches!(self.body, Body::Empty) {
             self.body = Body::Stream(Arc::default());
         }
@@ -423,18 +508,21 @@ impl Message {
             Body::Stream(s) => Ok(StreamReader::new(s.clone())),
             other => Err(Error::format(format!(
                 "a {} body is not a stream",
-                other.kind()
+                self.empty_kind.map_or(other.kind(), BodyKind::as_str)
             ))),
         }
     }
 
-    /// Decodes an object body as `T`.
+    /// Decodes an object body as `T`; a cleared object message has no object to decode.
     pub fn body_object<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
         match &self.body {
             Body::Object(o) => o.decode(),
+            Body::Empty if self.empty_kind == Some(BodyKind::Object) => Err(Error::format(
+                "the object message holds no object (its body was cleared)",
+            )),
             other => Err(Error::format(format!(
                 "a {} body is not an object",
-                other.kind()
+                self.empty_kind.map_or(other.kind(), BodyKind::as_str)
             ))),
         }
     }
@@ -448,48 +536,27 @@ impl Message {
         self.read_only_body = true;
     }
 
-    /// Approximate size in bytes of properties and body, for size limits.
+    /// Bytes this message holds, for size limits (a broker compares it with its maximum
+    /// message size): the message itself, every header string (message id, correlation id,
+    /// type, destination and reply-to names), every property name and value, and the body
+    /// (map keys, stream values, an object's type name and JSON). Saturates instead of
+    /// overflowing.
     pub fn size_hint(&self) -> usize {
-        let props: usize = self
-            .properties()
-            .iter()
-            .map(|(k, v)| k.len() + value_size(v))
-            .sum();
-        props + self.body.size_hint() + 64
-    }
-
-    // ---- encoding ---------------------------------------------------------------------
-
-    /// Encodes the whole message (header, properties, body) in Courier's versioned binary form:
-    /// one version byte, then the postcard encoding. Every backend stores these bytes.
-    pub fn encode(&self) -> Bytes {
-        let mut out = vec![ENCODING_VERSION];
-        // Serialising into a Vec cannot fail for this type: every field is plain data.
-        let out = postcard::to_extend(self, std::mem::take(&mut out))
-            .expect("encoding a message into memory cannot fail");
-        Bytes::from(out)
-    }
-
-    /// Decodes bytes made by [`Message::encode`]. Unknown versions and malformed input are
-    /// [`Error::Decode`]; this never panics.
-    pub fn decode(bytes: &[u8]) -> Result<Message> {
-        match bytes.split_first() {
-            Some((&ENCODING_VERSION, rest)) => {
-                let (msg, tail): (Message, &[u8]) =
-                    postcard::take_from_bytes(rest).map_err(|e| Error::Decode(e.to_string()))?;
-                if !tail.is_empty() {
-                    return Err(Error::Decode(format!(
-                        "{} trailing bytes after the message",
-                        tail.len()
-                    )));
-                }
-                Ok(msg)
-            }
-            Some((v, _)) => Err(Error::Decode(format!(
-                "unknown encoding version {v} (this build reads {ENCODING_VERSION})"
-            ))),
-            None => Err(Error::Decode("empty input".into())),
-        }
+        let h = &self.header;
+        let text = |s: &Option<Arc<str>>| s.as_deref().map_or(0, str::len);
+        let destination = |d: &Option<Destination>| d.as_ref().map_or(0, |d| d.name().len());
+        let header = text(&h.message_id)
+            .saturating_add(text(&h.correlation_id))
+            .saturating_add(text(&h.message_type))
+            .saturating_add(destination(&h.destination))
+            .saturating_add(destination(&h.reply_to));
+        let properties = self.properties().iter().fold(0, |sum: usize, (k, v)| {
+            sum.saturating_add(named_value_size(k, v))
+        });
+        std::mem::size_of::<Message>()
+            .saturating_add(header)
+            .saturating_add(properties)
+            .saturating_add(self.body.size_hint())
     }
 }
 
@@ -550,7 +617,9 @@ impl SelectorSource for Message {
             "JMSTimestamp" => (h.timestamp != 0).then_some(SelectorValue::Long(h.timestamp as i64)),
             "JMSCorrelationID" => h.correlation_id.clone().map(SelectorValue::String),
             "JMSType" => h.message_type.clone().map(SelectorValue::String),
-            "JMSXDeliveryCount" => Some(SelectorValue::Long(h.delivery_count as i64)),
+            JMSX_DELIVERY_COUNT => {
+                (h.delivery_count > 0).then_some(SelectorValue::Long(h.delivery_count as i64))
+            }
             _ => None,
         }
     }

@@ -14,10 +14,12 @@ pub struct SendOptions {
     pub delivery_mode: DeliveryMode,
     /// 0–9, default 4.
     pub priority: u8,
-    /// Time to live; zero means the message never expires.
+    /// Time to live; zero means the message never expires. Any duration is accepted: one too
+    /// long to represent in milliseconds since the epoch means "never expires" in effect.
     pub time_to_live: Duration,
-    /// Delay before the message may be delivered; zero means at once. A backend without
-    /// delivery delay refuses a send that carries one with [`Error::Unsupported`].
+    /// Delay before the message may be delivered; zero means at once. Any duration is
+    /// accepted and saturates (the far future). A backend without delivery delay refuses a
+    /// send that carries one with [`Error::Unsupported`].
     pub delivery_delay: Duration,
     /// Leave `JMSMessageID` unset (a hint that saves work).
     pub disable_message_id: bool,
@@ -62,17 +64,15 @@ impl SendOptions {
     ) -> Result<u64> {
         self.validate()?;
         let now = now_millis();
+        let expiration = self.expiration_at(now);
+        let delivery_time = self.delivery_time_at(now);
         let h = message.header_mut();
         h.destination = Some(destination.clone());
         h.delivery_mode = self.delivery_mode;
         h.priority = self.priority;
         h.timestamp = if self.disable_timestamp { 0 } else { now };
-        h.expiration = if self.time_to_live.is_zero() {
-            0
-        } else {
-            now.saturating_add(self.time_to_live.as_millis() as u64)
-        };
-        h.delivery_time = now.saturating_add(self.delivery_delay.as_millis() as u64);
+        h.expiration = expiration;
+        h.delivery_time = delivery_time;
         h.message_id = if self.disable_message_id {
             None
         } else {
@@ -82,13 +82,40 @@ impl SendOptions {
         h.delivery_count = 0;
         Ok(now)
     }
+
+    /// `JMSExpiration` for a send at `now` (ms since the epoch): 0 (never) without a time to
+    /// live, else `now` + the time to live rounded up to whole milliseconds, so a time to live
+    /// above zero never expires at the send itself. Saturates at `u64::MAX` (never, in effect)
+    /// instead of wrapping into the past.
+    pub fn expiration_at(&self, now: u64) -> u64 {
+        if self.time_to_live.is_zero() {
+            0
+        } else {
+            now.saturating_add(ceil_millis(self.time_to_live))
+        }
+    }
+
+    /// `JMSDeliveryTime` for a send at `now` (ms since the epoch): `now` + the delivery delay
+    /// rounded up to whole milliseconds (never delivered early), saturating at `u64::MAX`.
+    pub fn delivery_time_at(&self, now: u64) -> u64 {
+        now.saturating_add(ceil_millis(self.delivery_delay))
+    }
 }
 
-/// Milliseconds since the Unix epoch, the unit of every JMS time header.
+/// Whole milliseconds in `duration`, rounded up, saturating at `u64::MAX`.
+fn ceil_millis(duration: Duration) -> u64 {
+    let millis = duration
+        .as_millis()
+        .saturating_add(u128::from(duration.subsec_nanos() % 1_000_000 != 0));
+    u64::try_from(millis).unwrap_or(u64::MAX)
+}
+
+/// Milliseconds since the Unix epoch, the unit of every JMS time header (saturating; 0 for a
+/// clock before the epoch).
 pub fn now_millis() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 

@@ -1,0 +1,156 @@
+//! Courier's binary message format: the bytes every backend stores and sends.
+//!
+//! # Version 1 (frozen)
+//!
+//! One version byte, `1`, then the [postcard](https://docs.rs/postcard) encoding of:
+//!
+//! 1. the header, in this order: message id (`Option<str>`), timestamp (varint `u64`),
+//!    correlation id (`Option<str>`), reply-to (`Option<Destination>`), destination
+//!    (`Option<Destination>`), delivery mode (varint: 0 persistent, 1 non-persistent), type
+//!    (`Option<str>`), expiration (varint `u64`), priority (`u8`), delivery time (varint `u64`).
+//!    A destination is its kind (varint: 0 queue, 1 topic, 2 temporary queue, 3 temporary
+//!    topic) and its name (`str`);
+//! 2. the properties: `Option` of a sequence of (name, value) pairs in name order; a value is a
+//!    varint tag (0 bool, 1 i8, 2 i16, 3 i32, 4 i64, 5 f32, 6 f64, 7 string, 8 char, 9 bytes)
+//!    and its postcard encoding;
+//! 3. the body: a varint tag (0 empty, 1 text, 2 bytes, 3 map of name → value in name order,
+//!    4 stream of values, 5 object: type name and JSON bytes) and its payload;
+//! 4. the kind of an emptied body (`Option`, varint: 0 text, 1 bytes, 2 map, 3 stream,
+//!    4 object), set only for a cleared text or object message.
+//!
+//! Per-delivery state — `JMSRedelivered` and `JMSXDeliveryCount` — is not in the bytes: the
+//! broker sets it on each delivery and it travels beside the message.
+//!
+//! `api/tests/message_format_v1.rs` holds fixed byte vectors for every header field, property
+//! type and body kind: changing an enum's variant order, a field or its order fails them.
+//!
+//! # Adding a version 2
+//!
+//! Never change what version 1 means. A new format gets the next version byte and its own
+//! wire types (snapshot today's as `v1` types beside it); [`Message::encode`] writes the
+//! newest version, [`Message::decode`] dispatches on the version byte and keeps the version 1
+//! decoder (mapping its result into today's `Message`), and the fixed vectors of version 1 stay
+//! in the tests as they are, joined by vectors for version 2.
+//!
+//! # Decoding untrusted bytes
+//!
+//! [`Message::decode`] never panics and re-checks every invariant the setters enforce (see
+//! [`Message::validate`]): bytes that break one are [`Error::Decode`].
+
+use bytes::Bytes;
+
+use super::{check_property_name, Message, MAX_PRIORITY};
+use crate::body::{Body, BodyKind};
+use crate::{Error, Result};
+
+/// Version byte at the start of every encoded message; this build writes version 1.
+pub const ENCODING_VERSION: u8 = 1;
+
+impl Message {
+    /// Encodes the message (header, properties, body) in Courier's versioned binary form — see
+    /// [`crate::message::format`]. Per-delivery state (`redelivered`, the delivery count) is
+    /// not encoded. A message that breaks an invariant ([`Message::validate`], e.g. a priority
+    /// set above 9 through `header_mut`) encodes to bytes that [`Message::decode`] refuses;
+    /// backends validate before they send.
+    pub fn encode(&self) -> Bytes {
+        let out = vec![ENCODING_VERSION];
+        // Serialising into a Vec cannot fail for this type: every field is plain data.
+        let out =
+            postcard::to_extend(self, out).expect("encoding a message into memory cannot fail");
+        Bytes::from(out)
+    }
+
+    /// Decodes bytes made by [`Message::encode`]. Unknown versions, malformed input and
+    /// messages that break an invariant ([`Message::validate`]) are [`Error::Decode`]; this
+    /// never panics. The decoded message is writable, with `redelivered` false and a delivery
+    /// count of 0 (a backend sets both on delivery).
+    pub fn decode(bytes: &[u8]) -> Result<Message> {
+        match bytes.split_first() {
+            Some((&ENCODING_VERSION, rest)) => decode_v1(rest),
+            Some((v, _)) => Err(Error::Decode(format!(
+                "unknown encoding version {v} (this build reads {ENCODING_VERSION})"
+            ))),
+            None => Err(Error::Decode("empty input".into())),
+        }
+    }
+
+    /// Checks the invariants every setter keeps: priority 0–9; valid destination and reply-to
+    /// names; property names valid (the JMSX names a message may carry included), unique and
+    /// in order, with property-typed values; non-empty map entry names; an object body's JSON
+    /// readable; a kind kept for an empty body only where the body cannot say it. Violations
+    /// are [`Error::MessageFormat`] naming the first one found.
+    pub fn validate(&self) -> Result<()> {
+        self.invariant_violation()
+            .map_or(Ok(()), |reason| Err(Error::format(reason)))
+    }
+
+    fn invariant_violation(&self) -> Option<String> {
+        let h = &self.header;
+        if h.priority > MAX_PRIORITY {
+            return Some(format!("priority {} is outside 0-9", h.priority));
+        }
+        for (field, destination) in [("destination", &h.destination), ("reply-to", &h.reply_to)] {
+            if let Some(Err(e)) = destination.as_ref().map(|d| d.validate()) {
+                return Some(format!("{field}: {e}"));
+            }
+        }
+        if let Some(properties) = &self.properties {
+            let mut previous: Option<&str> = None;
+            for (name, value) in properties.iter() {
+                if let Err(e) = check_property_name(name) {
+                    return Some(e.to_string());
+                }
+                if previous.is_some_and(|p| p >= name.as_str()) {
+                    return Some(format!(
+                        "property {name:?} is duplicated or out of name order"
+                    ));
+                }
+                previous = Some(name);
+                if !value.is_property_type() {
+                    return Some(format!(
+                        "property {name:?} holds a {} value, which is not a property type",
+                        value.type_name()
+                    ));
+                }
+            }
+        }
+        match &self.body {
+            Body::Map(map) if map.contains_key("") => {
+                return Some("a map body has an entry with an empty name".into());
+            }
+            Body::Object(object) => {
+                if let Err(reason) = object.check_json() {
+                    return Some(reason);
+                }
+            }
+            _ => {}
+        }
+        match (self.empty_kind, &self.body) {
+            (None, _) | (Some(BodyKind::Text | BodyKind::Object), Body::Empty) => None,
+            (Some(kind), body) => Some(format!(
+                "an emptied {} kind is recorded beside a {} body",
+                kind.as_str(),
+                body.kind()
+            )),
+        }
+    }
+}
+
+fn decode_v1(bytes: &[u8]) -> Result<Message> {
+    let (mut message, tail): (Message, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|e| Error::Decode(e.to_string()))?;
+    if !tail.is_empty() {
+        return Err(Error::Decode(format!(
+            "{} trailing bytes after the message",
+            tail.len()
+        )));
+    }
+    if let Some(reason) = message.invariant_violation() {
+        return Err(Error::Decode(reason));
+    }
+    // An empty property set is held as none, as the setters hold it.
+    if message.properties.as_ref().is_some_and(|p| p.is_empty()) {
+        message.properties = None;
+    }
+    Ok(message)
+}
