@@ -1,7 +1,8 @@
-//! Property tests of the message encoding: decoding arbitrary bytes never panics, and every
-//! message survives an encode/decode round trip unchanged.
+//! Property tests of the message encoding: decoding arbitrary bytes never panics, every
+//! message survives an encode/decode round trip unchanged (per-delivery state excepted), and
+//! whatever a mutated encoding decodes to keeps every invariant.
 
-use courier_api::{Body, DeliveryMode, Destination, Message, Value};
+use courier_api::{Body, DeliveryMode, Destination, Message, ObjectBody, Value};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 
@@ -32,7 +33,50 @@ fn body() -> impl Strategy<Value = Body> {
         proptest::collection::btree_map("[a-z]{1,8}", value(), 0..6)
             .prop_map(|m: BTreeMap<String, Value>| Body::Map(m.into())),
         proptest::collection::vec(value(), 0..6).prop_map(|v| Body::Stream(v.into())),
+        (".{0,12}", proptest::collection::vec(any::<i32>(), 0..4)).prop_map(|(name, v)| {
+            Body::Object(Box::new(
+                ObjectBody::with_type_name(&name, &v).expect("plain ints"),
+            ))
+        }),
     ]
+}
+
+/// Header fields beyond the basics, each optional: ids, type, destination, times, delivery
+/// state, and whether the body was cleared.
+#[derive(Debug, Clone)]
+struct Extra {
+    message_id: Option<String>,
+    correlation_id: Option<String>,
+    message_type: Option<String>,
+    destination: Option<String>,
+    expiration: u64,
+    delivery_time: u64,
+    delivery_count: u32,
+    cleared: bool,
+}
+
+fn extra() -> impl Strategy<Value = Extra> {
+    (
+        (
+            proptest::option::of("ID:[a-z0-9-]{1,12}"),
+            proptest::option::of("[a-zA-Z0-9:-]{0,12}"),
+            proptest::option::of(".{0,8}"),
+            proptest::option::of("[a-z.]{1,12}"),
+        ),
+        (any::<u64>(), any::<u64>(), any::<u32>(), any::<bool>()),
+    )
+        .prop_map(
+            |((message_id, correlation_id, message_type, destination), (e, d, c, cleared))| Extra {
+                message_id,
+                correlation_id,
+                message_type,
+                destination,
+                expiration: e,
+                delivery_time: d,
+                delivery_count: c,
+                cleared,
+            },
+        )
 }
 
 fn message() -> impl Strategy<Value = Message> {
@@ -43,8 +87,9 @@ fn message() -> impl Strategy<Value = Message> {
         any::<bool>(),
         any::<u64>(),
         proptest::option::of("[a-z]{1,12}"),
+        extra(),
     )
-        .prop_map(|(body, props, priority, persistent, time, reply)| {
+        .prop_map(|(body, props, priority, persistent, time, reply, extra)| {
             let mut m = Message::with_body(body);
             for (name, v) in props {
                 if v.is_property_type()
@@ -75,8 +120,25 @@ fn message() -> impl Strategy<Value = Message> {
             };
             h.timestamp = time;
             h.reply_to = reply.map(Destination::queue);
+            h.message_id = extra.message_id.map(Into::into);
+            h.correlation_id = extra.correlation_id.map(Into::into);
+            h.message_type = extra.message_type.map(Into::into);
+            h.destination = extra.destination.map(Destination::topic);
+            h.expiration = extra.expiration;
+            h.delivery_time = extra.delivery_time;
+            if extra.cleared {
+                m.clear_body();
+            }
             m
         })
+}
+
+/// The message as a receiver of its bytes sees it: per-delivery state is not encoded.
+fn as_decoded(m: &Message) -> Message {
+    let mut m = m.clone();
+    m.header_mut().delivery_count = 0;
+    m.header_mut().redelivered = false;
+    m
 }
 
 proptest! {
@@ -91,9 +153,44 @@ proptest! {
     }
 
     #[test]
-    fn every_message_round_trips(m in message()) {
+    fn every_message_round_trips(m in message(), count in any::<u32>()) {
+        let expected = m.clone();
+        let mut m = m;
+        m.header_mut().delivery_count = count;
+        m.header_mut().redelivered = count > 1;
         let bytes = m.encode();
-        prop_assert_eq!(Message::decode(&bytes).expect("decodes"), m);
+        prop_assert_eq!(&bytes, &expected.encode(), "per-delivery state is not in the bytes");
+        let decoded = Message::decode(&bytes).expect("decodes");
+        prop_assert_eq!(&decoded, &as_decoded(&m));
+        prop_assert_eq!(decoded.body_kind(), m.body_kind());
+    }
+
+    #[test]
+    fn mutated_encodings_never_panic_and_decode_only_to_valid_messages(
+        m in message(),
+        edits in proptest::collection::vec((any::<usize>(), any::<u8>(), 0u8..4), 1..6),
+    ) {
+        let mut bytes = m.encode().to_vec();
+        for (at, byte, how) in edits {
+            let at = at % (bytes.len() + 1);
+            match how {
+                0 if at < bytes.len() => bytes[at] = byte,
+                1 if at < bytes.len() => bytes[at] ^= 1 << (byte % 8),
+                2 => bytes.insert(at, byte),
+                _ if at < bytes.len() && at > 0 => { bytes.remove(at); }
+                _ => {}
+            }
+        }
+        if let Ok(decoded) = Message::decode(&bytes) {
+            prop_assert!(decoded.validate().is_ok(), "{:?}", decoded.validate());
+            prop_assert!(decoded.priority() <= 9);
+            let names: Vec<&str> = decoded.properties().keys().map(String::as_str).collect();
+            prop_assert!(names.windows(2).all(|w| w[0] < w[1]), "sorted, unique: {:?}", names);
+            for name in &names {
+                prop_assert!(decoded.has_property(name));
+            }
+            prop_assert_eq!(Message::decode(&decoded.encode()).expect("re-decodes"), decoded);
+        }
     }
 
     #[test]
