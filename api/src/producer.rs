@@ -104,10 +104,7 @@ impl SendOptions {
 
 /// Whole milliseconds in `duration`, rounded up, saturating at `u64::MAX`.
 fn ceil_millis(duration: Duration) -> u64 {
-    let millis = duration
-        .as_millis()
-        .saturating_add(u128::from(duration.subsec_nanos() % 1_000_000 != 0));
-    u64::try_from(millis).unwrap_or(u64::MAX)
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 /// Milliseconds since the Unix epoch, the unit of every JMS time header (saturating; 0 for a

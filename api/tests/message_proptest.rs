@@ -42,7 +42,7 @@ fn body() -> impl Strategy<Value = Body> {
 }
 
 /// Header fields beyond the basics, each optional: ids, type, destination, times, delivery
-/// state, and whether the body was cleared.
+/// and whether the body was cleared.
 #[derive(Debug, Clone)]
 struct Extra {
     message_id: Option<String>,
@@ -51,7 +51,6 @@ struct Extra {
     destination: Option<String>,
     expiration: u64,
     delivery_time: u64,
-    delivery_count: u32,
     cleared: bool,
 }
 
@@ -63,17 +62,16 @@ fn extra() -> impl Strategy<Value = Extra> {
             proptest::option::of(".{0,8}"),
             proptest::option::of("[a-z.]{1,12}"),
         ),
-        (any::<u64>(), any::<u64>(), any::<u32>(), any::<bool>()),
+        (any::<u64>(), any::<u64>(), any::<bool>()),
     )
         .prop_map(
-            |((message_id, correlation_id, message_type, destination), (e, d, c, cleared))| Extra {
+            |((message_id, correlation_id, message_type, destination), (e, d, cleared))| Extra {
                 message_id,
                 correlation_id,
                 message_type,
                 destination,
                 expiration: e,
                 delivery_time: d,
-                delivery_count: c,
                 cleared,
             },
         )
