@@ -56,6 +56,10 @@ impl SendOptions {
     /// destination, delivery mode, priority, timestamp, expiration, delivery time, message id;
     /// and resets redelivered and the delivery count. Every backend calls this on send.
     /// Returns the send time it used (ms since the epoch).
+    ///
+    /// Refuses, before changing anything, a message a receiver could not decode: an invalid
+    /// destination or reply-to name ([`Error::InvalidDestination`]), or a map body with an
+    /// empty entry name ([`Error::MessageFormat`]); see [`Message::validate`].
     pub fn stamp(
         &self,
         message: &mut Message,
@@ -63,6 +67,8 @@ impl SendOptions {
         message_id: Option<Arc<str>>,
     ) -> Result<u64> {
         self.validate()?;
+        destination.validate()?;
+        message.validate_content(false)?;
         let now = now_millis();
         let expiration = self.expiration_at(now);
         let delivery_time = self.delivery_time_at(now);

@@ -119,3 +119,36 @@ fn char_and_bytes_property_values_are_refused() {
     let reason = refused(&patched(&bytes, &i32_value, &char_value), "char property");
     assert!(reason.contains("property type"), "{reason}");
 }
+
+#[test]
+fn a_send_refuses_what_a_receiver_could_not_decode() {
+    let options = courier_api::SendOptions::default();
+    let queue = Destination::queue("q");
+
+    let mut m = Message::text("x");
+    m.set_reply_to(Some(Destination::queue("a b")));
+    let before = m.clone();
+    assert!(matches!(
+        options.stamp(&mut m, &queue, None),
+        Err(Error::InvalidDestination { .. })
+    ));
+    assert_eq!(m, before, "a refused send changes nothing");
+
+    let mut map = BTreeMap::new();
+    map.insert(String::new(), Value::from(1_i32));
+    let mut m = Message::map(map);
+    assert!(matches!(
+        options.stamp(&mut m, &queue, None),
+        Err(Error::MessageFormat(_))
+    ));
+
+    let mut m = Message::text("x");
+    m.header_mut().priority = 250;
+    m.set_reply_to(Some(Destination::topic("replies")));
+    options.stamp(&mut m, &queue, Some("ID:1".into())).unwrap();
+    assert_eq!(
+        Message::decode(&m.encode()).unwrap(),
+        m,
+        "stamped messages decode"
+    );
+}

@@ -50,8 +50,8 @@ impl Message {
     /// Encodes the message (header, properties, body) in Courier's versioned binary form — see
     /// [`crate::message::format`]. Per-delivery state (`redelivered`, the delivery count) is
     /// not encoded. A message that breaks an invariant ([`Message::validate`], e.g. a priority
-    /// set above 9 through `header_mut`) encodes to bytes that [`Message::decode`] refuses;
-    /// backends validate before they send.
+    /// set above 9 through `header_mut`) encodes to bytes that [`Message::decode`] refuses; a
+    /// send refuses such a message ([`crate::SendOptions::stamp`] checks it).
     pub fn encode(&self) -> Bytes {
         let out = vec![ENCODING_VERSION];
         // Serialising into a Vec cannot fail for this type: every field is plain data.
@@ -77,61 +77,62 @@ impl Message {
     /// Checks the invariants every setter keeps: priority 0–9; valid destination and reply-to
     /// names; property names valid (the JMSX names a message may carry included), unique and
     /// in order, with property-typed values; non-empty map entry names; an object body's JSON
-    /// readable; a kind kept for an empty body only where the body cannot say it. Violations
-    /// are [`Error::MessageFormat`] naming the first one found.
+    /// readable; a kind kept for an empty body only where the body cannot say it. The first
+    /// violation found is [`Error::InvalidDestination`] for a destination, else
+    /// [`Error::MessageFormat`].
     pub fn validate(&self) -> Result<()> {
-        self.invariant_violation()
-            .map_or(Ok(()), |reason| Err(Error::format(reason)))
-    }
-
-    fn invariant_violation(&self) -> Option<String> {
         let h = &self.header;
         if h.priority > MAX_PRIORITY {
-            return Some(format!("priority {} is outside 0-9", h.priority));
+            return Err(Error::format(format!(
+                "priority {} is outside 0-9",
+                h.priority
+            )));
         }
-        for (field, destination) in [("destination", &h.destination), ("reply-to", &h.reply_to)] {
-            if let Some(Err(e)) = destination.as_ref().map(|d| d.validate()) {
-                return Some(format!("{field}: {e}"));
-            }
+        if let Some(destination) = &h.destination {
+            destination.validate()?;
+        }
+        self.validate_content(true)
+    }
+
+    /// The checks of [`Message::validate`] that a send does not overwrite: reply-to,
+    /// properties, body and kind. `parse_json` also parses an object body's JSON (needed for
+    /// bytes from outside; an object body made by this crate is valid JSON by construction).
+    pub(crate) fn validate_content(&self, parse_json: bool) -> Result<()> {
+        if let Some(reply_to) = &self.header.reply_to {
+            reply_to.validate()?;
         }
         if let Some(properties) = &self.properties {
             let mut previous: Option<&str> = None;
             for (name, value) in properties.iter() {
-                if let Err(e) = check_property_name(name) {
-                    return Some(e.to_string());
-                }
+                check_property_name(name).map_err(|e| Error::format(e.to_string()))?;
                 if previous.is_some_and(|p| p >= name.as_str()) {
-                    return Some(format!(
+                    return Err(Error::format(format!(
                         "property {name:?} is duplicated or out of name order"
-                    ));
+                    )));
                 }
                 previous = Some(name);
                 if !value.is_property_type() {
-                    return Some(format!(
+                    return Err(Error::format(format!(
                         "property {name:?} holds a {} value, which is not a property type",
                         value.type_name()
-                    ));
+                    )));
                 }
             }
         }
         match &self.body {
             Body::Map(map) if map.contains_key("") => {
-                return Some("a map body has an entry with an empty name".into());
+                return Err(Error::format("a map body has an entry with an empty name"));
             }
-            Body::Object(object) => {
-                if let Err(reason) = object.check_json() {
-                    return Some(reason);
-                }
-            }
+            Body::Object(object) if parse_json => object.check_json().map_err(Error::format)?,
             _ => {}
         }
         match (self.empty_kind, &self.body) {
-            (None, _) | (Some(BodyKind::Text | BodyKind::Object), Body::Empty) => None,
-            (Some(kind), body) => Some(format!(
+            (None, _) | (Some(BodyKind::Text | BodyKind::Object), Body::Empty) => Ok(()),
+            (Some(kind), body) => Err(Error::format(format!(
                 "an emptied {} kind is recorded beside a {} body",
                 kind.as_str(),
                 body.kind()
-            )),
+            ))),
         }
     }
 }
@@ -145,9 +146,9 @@ fn decode_v1(bytes: &[u8]) -> Result<Message> {
             tail.len()
         )));
     }
-    if let Some(reason) = message.invariant_violation() {
-        return Err(Error::Decode(reason));
-    }
+    message
+        .validate()
+        .map_err(|e| Error::Decode(e.to_string()))?;
     // An empty property set is held as none, as the setters hold it.
     if message.properties.as_ref().is_some_and(|p| p.is_empty()) {
         message.properties = None;
