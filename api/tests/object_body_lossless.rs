@@ -3,6 +3,7 @@
 //! creation with [`Error::MessageFormat`]; everything else round-trips exactly.
 
 use courier_api::{Error, Message, ObjectBody};
+use proptest::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,7 +29,7 @@ struct Reading {
     value: Option<f64>,
 }
 
-#[derive(Serialize, Deserialize, Debug, PartialEq)]
+#[derive(Serialize, Deserialize, Debug, PartialEq, Clone)]
 struct Marker;
 
 #[test]
@@ -87,6 +88,21 @@ fn nesting_json_cannot_parse_is_refused() {
 }
 
 #[test]
+fn map_keys_json_cannot_hold_are_refused() {
+    let mut pairs = BTreeMap::new();
+    pairs.insert((1, 2), "tuple key");
+    refused(&pairs, "tuple keys");
+    let mut units = BTreeMap::new();
+    units.insert((), 1);
+    refused(&units, "unit keys");
+    let mut optional = BTreeMap::new();
+    optional.insert(Some(1), 1);
+    round_trips(&optional);
+    optional.insert(None, 0);
+    refused(&optional, "a None key");
+}
+
+#[test]
 fn faithful_values_still_round_trip() {
     round_trips(&Reading {
         sensor: "t".into(),
@@ -115,4 +131,47 @@ fn faithful_values_still_round_trip() {
     chars.insert('k', vec![1_u8, 2]);
     round_trips(&chars);
     round_trips(&deep(100));
+}
+
+type Shape = Vec<(
+    Option<Option<f64>>,
+    Option<f32>,
+    Option<()>,
+    Option<Option<Marker>>,
+)>;
+
+fn float() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        any::<f64>(),
+        Just(f64::NAN),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        Just(-0.0),
+    ]
+}
+
+proptest! {
+    /// Accepted exactly when JSON carries the value back unchanged, and then read back equal.
+    #[test]
+    fn accepted_exactly_when_faithful(shape in proptest::collection::vec(
+        (
+            proptest::option::of(proptest::option::of(float())),
+            proptest::option::of(float().prop_map(|f| f as f32)),
+            proptest::option::of(Just(())),
+            proptest::option::of(proptest::option::of(Just(Marker))),
+        ),
+        0..4,
+    )) {
+        let shape: Shape = shape;
+        let json = serde_json::to_vec(&shape).unwrap();
+        let faithful = serde_json::from_slice::<Shape>(&json).ok().as_ref() == Some(&shape);
+        match Message::object(&shape) {
+            Ok(m) => {
+                prop_assert!(faithful, "accepted a lossy value: {:?}", shape);
+                prop_assert_eq!(m.body_object::<Shape>().unwrap(), shape);
+            }
+            Err(Error::MessageFormat(_)) => prop_assert!(!faithful, "refused a faithful value: {:?}", shape),
+            Err(other) => prop_assert!(false, "unexpected error {other:?}"),
+        }
+    }
 }
