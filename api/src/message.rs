@@ -1,5 +1,5 @@
 //! The message model: JMS headers, typed properties and a body, plus the one binary encoding
-//! every backend stores (see [`format`]).
+//! every backend stores (see [`mod@format`]).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -13,13 +13,13 @@ use crate::selector::{SelectorSource, SelectorValue};
 use crate::value::{FromValue, Value};
 use crate::{Destination, Error, Result};
 
+pub mod format;
+pub use format::ENCODING_VERSION;
+
 /// Default JMS priority (§3.4.10).
 pub const DEFAULT_PRIORITY: u8 = 4;
 /// Highest JMS priority.
 pub const MAX_PRIORITY: u8 = 9;
-pub mod format;
-pub use format::ENCODING_VERSION;
-
 /// The JMS-defined property a backend sets on delivery: how often the message was delivered.
 pub const JMSX_DELIVERY_COUNT: &str = "JMSXDeliveryCount";
 
