@@ -4,8 +4,9 @@ use courier_api::{ConsumerOptions, Error, Result, SessionMode};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use crate::duration::expiration;
 use crate::entry::{self, ENTRY_ID};
-use crate::space::{expiration, lease_ttl, Space};
+use crate::space::{lease_ttl, Space};
 
 /// The lease of one written entry: when it expires, and the means to end or extend it
 /// (JavaSpaces' `Lease`).

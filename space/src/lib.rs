@@ -66,6 +66,7 @@
 #![warn(missing_docs)]
 
 mod contents;
+mod duration;
 mod entry;
 mod lane;
 mod lease;

@@ -8,9 +8,10 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::contents::Contents;
+use crate::duration::{expiration, is_forever};
 use crate::entry::{self, ENTRY_ID};
 use crate::lane::{receive, LaneGuard, Lanes, Wait};
 use crate::lease::Lease;
@@ -21,9 +22,6 @@ use crate::transaction::Transaction;
 /// A lease or timeout that never ends: entries written with it never expire, operations
 /// waiting with it wait until a match comes (JavaSpaces' `Lease.FOREVER`).
 pub const FOREVER: Duration = Duration::MAX;
-
-/// Leases at or beyond a century are written as "never expires".
-const LEASE_FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// How a space stores its entries.
 ///
@@ -351,7 +349,8 @@ impl Space {
     }
 
     /// Starts a transaction that aborts by itself after `timeout` unless committed first:
-    /// its takes go back to the space even if its owner hangs.
+    /// its takes go back to the space even if its owner hangs. [`FOREVER`] (or any timeout
+    /// from a century up) sets no limit.
     pub async fn transaction_with_timeout(&self, timeout: Duration) -> Result<Transaction> {
         Transaction::begin(self.clone(), Some(timeout)).await
     }
@@ -509,16 +508,11 @@ pub(crate) fn lease_ttl(lease: Duration) -> Result<Duration> {
             "a lease must be longer than zero (use FOREVER for entries that never expire)",
         ));
     }
-    Ok(if lease >= LEASE_FOREVER {
+    Ok(if is_forever(lease) {
         Duration::ZERO
     } else {
         lease.max(Duration::from_millis(1))
     })
-}
-
-/// When an entry written now with time to live `ttl` expires.
-pub(crate) fn expiration(ttl: Duration) -> Option<SystemTime> {
-    (!ttl.is_zero()).then(|| SystemTime::now() + ttl)
 }
 
 fn check_space_name(name: &str) -> Result<()> {

@@ -11,10 +11,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::contents::Contents;
+use crate::duration::{deadline_after, expiration};
 use crate::entry;
 use crate::lane::{receive, ConsumerCache, Wait};
 use crate::lease::Lease;
-use crate::space::{expiration, lease_ttl, Space};
+use crate::space::{lease_ttl, Space};
 use crate::template::Template;
 
 const OPEN: u8 = 0;
@@ -107,7 +108,7 @@ impl Transaction {
             session,
             state: AtomicU8::new(OPEN),
         });
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(deadline_after);
         let timer = deadline.map(|at| {
             let core = Arc::downgrade(&core);
             tokio::spawn(async move {
@@ -143,7 +144,7 @@ impl Transaction {
         self.writes.push(PendingWrite {
             type_name: prepared.type_name.clone(),
             message: prepared.message,
-            expires_at: (!ttl.is_zero()).then(|| Instant::now() + ttl),
+            expires_at: (!ttl.is_zero()).then(|| deadline_after(ttl)).flatten(),
         });
         Ok(Lease::new(
             self.space.clone(),
@@ -449,5 +450,42 @@ impl Drop for Transaction {
             // a close (and a close rolls back).
             Err(_) => drop(core),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duration::FOREVER_FROM;
+    use crate::{Template, FOREVER};
+    use courier_api::{Connection, ConnectionFactory};
+    use courier_broker::EmbeddedFactory;
+
+    /// Every duration the space accepts saturates: the crate's own `FOREVER`, `Duration::MAX`
+    /// and their neighbours work as timeouts, leases and waits without panicking.
+    #[tokio::test]
+    async fn huge_durations_never_overflow() -> Result<()> {
+        let connection: Arc<dyn Connection> =
+            EmbeddedFactory::default().create_connection().await?.into();
+        let space = Space::open(&connection, "huge-durations").await?;
+        let any = Template::<(String, i64)>::any()?;
+        let huge = [
+            FOREVER,
+            Duration::MAX - Duration::from_nanos(1),
+            Duration::from_secs(u64::MAX / 2),
+            FOREVER_FROM,
+            FOREVER_FROM - Duration::from_nanos(1),
+        ];
+        for (n, duration) in (0_i64..).zip(huge) {
+            let mut tx = space.transaction_with_timeout(duration).await?;
+            tx.write(&("entry", n), duration).await?;
+            assert!(tx.read(&any, duration).await?.is_some(), "its own write");
+            tx.commit().await?;
+            let mut lease = space.write(&("leased", n), duration).await?;
+            lease.renew(duration).await?;
+            assert!(space.read(&any, duration).await?.is_some());
+            assert_eq!(space.take_many(&any, usize::MAX, duration).await?.len(), 2);
+        }
+        connection.close().await
     }
 }
