@@ -29,6 +29,24 @@ pub(crate) fn expiration(ttl: Duration) -> Option<SystemTime> {
     SystemTime::now().checked_add(ttl)
 }
 
+/// What is left of the lease of a message expiring at `expiration_ms` (ms since the
+/// epoch, 0 for never): zero for never (or a century and more), `None` when it has expired.
+pub(crate) fn time_left(expiration_ms: u64) -> Option<Duration> {
+    if expiration_ms == 0 {
+        return Some(Duration::ZERO);
+    }
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default();
+    let at = Duration::from_millis(expiration_ms);
+    let left = at.checked_sub(now).filter(|left| !left.is_zero())?;
+    Some(if is_forever(left) {
+        Duration::ZERO
+    } else {
+        left.max(Duration::from_millis(1))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,6 +61,20 @@ mod tests {
             Just(FOREVER_FROM - Duration::from_nanos(1)),
             Just(Duration::ZERO),
         ]
+    }
+
+    #[test]
+    fn time_left_of_a_lease() {
+        assert_eq!(time_left(0), Some(Duration::ZERO));
+        assert_eq!(time_left(1), None, "long expired");
+        let in_a_minute = SystemTime::now() + Duration::from_secs(60);
+        let ms = in_a_minute
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let left = time_left(ms).unwrap();
+        assert!(left > Duration::from_secs(50) && left <= Duration::from_secs(60));
+        assert_eq!(time_left(u64::MAX), Some(Duration::ZERO), "for ever");
     }
 
     proptest! {

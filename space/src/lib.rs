@@ -71,6 +71,7 @@ mod entry;
 mod lane;
 mod lease;
 mod notify;
+mod returned;
 mod schema;
 mod space;
 mod template;

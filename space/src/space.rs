@@ -16,6 +16,7 @@ use crate::entry::{self, ENTRY_ID};
 use crate::lane::{receive, LaneGuard, Lanes, Wait};
 use crate::lease::Lease;
 use crate::notify::Notifications;
+use crate::returned::{writes_only, Unsettled};
 use crate::template::Template;
 use crate::transaction::Transaction;
 
@@ -220,6 +221,8 @@ impl Space {
     ///
     /// While it waits, the read listens to the space's write events with the template as
     /// selector, so the backend wakes it for a matching write and it uses no CPU meanwhile.
+    /// An entry that comes back — taken by a transaction that aborts, times out or is
+    /// dropped, or by a take that fails or is cancelled — wakes it too.
     pub async fn read<T: DeserializeOwned>(
         &self,
         template: &Template<T>,
@@ -320,7 +323,9 @@ impl Space {
 
     /// A stream of the entries matching `template` written from now on (JavaSpaces
     /// `notify`): each item is a copy of a written entry; entries written in a transaction
-    /// are reported when it commits. Dropping the stream ends the registration.
+    /// are reported when it commits. An entry that comes back to the space (its taking
+    /// transaction aborted) is not a write and is not reported again. Dropping the stream
+    /// ends the registration.
     ///
     /// The backend filters the events with the template, so non-matching writes cost the
     /// listener nothing.
@@ -335,10 +340,7 @@ impl Space {
             .create_session(courier_api::SessionMode::AutoAcknowledge)
             .await?;
         let topic = self.inner.topic(template.type_name());
-        let options = ConsumerOptions {
-            selector: template.selector().map(str::to_owned),
-            no_local: false,
-        };
+        let options = ConsumerOptions::selector(writes_only(template.selector()));
         let consumer = session.create_consumer(&topic, options).await?;
         Ok(Notifications::new(session, consumer))
     }
@@ -368,33 +370,38 @@ impl Space {
             .consumers
             .get(&*lane.session, &queue, template.selector())
             .await?;
-        let mut messages = Vec::new();
+        // Dropped before settling (an error, a cancelled take), the lane's session closes
+        // and gives the entries back; `received` then announces them to waiting reads.
+        let mut received = Unsettled::new(self.inner.clone());
         if let Some(first) = receive(consumer, wait).await? {
-            messages.push(first);
-            while messages.len() < max {
+            received.push(first);
+            while received.entries().len() < max {
                 match consumer.receive_no_wait().await? {
-                    Some(m) => messages.push(m),
+                    Some(m) => received.push(m),
                     None => break,
                 }
             }
         }
-        if messages.is_empty() {
+        if received.entries().is_empty() {
             guard.release();
             return Ok(Vec::new());
         }
-        match messages
+        match received
+            .entries()
             .iter()
             .map(entry::decode)
             .collect::<Result<Vec<T>>>()
         {
             Ok(entries) => {
                 lane.session.acknowledge().await?;
+                received.settle();
                 guard.release();
                 Ok(entries)
             }
             Err(e) => {
                 lane.session.recover().await?;
                 guard.release();
+                let _ = received.returned().await;
                 Err(e)
             }
         }

@@ -1,6 +1,7 @@
 //! [`Transaction`]: writes and takes that take effect together, or not at all.
 
 use courier_api::{Error, Message, Producer, Result, Session, SessionMode};
+use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
@@ -15,7 +16,7 @@ use crate::duration::{deadline_after, expiration};
 use crate::entry;
 use crate::lane::{receive, ConsumerCache, Wait};
 use crate::lease::Lease;
-use crate::space::{lease_ttl, Space};
+use crate::space::{lease_ttl, Space, SpaceInner};
 use crate::template::Template;
 
 const OPEN: u8 = 0;
@@ -69,6 +70,10 @@ pub struct Transaction {
 struct TxCore {
     session: Box<dyn Session>,
     state: AtomicU8,
+    space: Arc<SpaceInner>,
+    /// Entries taken from the space: if the transaction does not commit they come back,
+    /// and are announced to waiting reads.
+    taken: Mutex<Vec<Message>>,
 }
 
 /// A write held on the client until commit.
@@ -107,6 +112,8 @@ impl Transaction {
         let core = Arc::new(TxCore {
             session,
             state: AtomicU8::new(OPEN),
+            space: space.inner.clone(),
+            taken: Mutex::new(Vec::new()),
         });
         let deadline = timeout.and_then(deadline_after);
         let timer = deadline.map(|at| {
@@ -274,6 +281,11 @@ impl Transaction {
                 )))
             }
         };
+        if outcome.is_err() {
+            self.core.announce_taken().await;
+        } else {
+            self.core.taken.lock().clear();
+        }
         let closed = self.core.session.close().await;
         outcome.and(closed)
     }
@@ -285,7 +297,7 @@ impl Transaction {
         self.stop_timer();
         self.consumers.close_all();
         if self.core.begin_finishing() {
-            self.core.session.rollback().await?;
+            self.core.rollback().await?;
         }
         self.core.session.close().await
     }
@@ -317,10 +329,14 @@ impl Transaction {
             .await?;
         if taken.len() < max {
             if let Some(first) = receive(consumer, wait).await? {
+                self.core.taken.lock().push(first.clone());
                 taken.push(entry::decode(&first)?);
                 while taken.len() < max {
                     match consumer.receive_no_wait().await? {
-                        Some(m) => taken.push(entry::decode(&m)?),
+                        Some(m) => {
+                            self.core.taken.lock().push(m.clone());
+                            taken.push(entry::decode(&m)?);
+                        }
                         None => break,
                     }
                 }
@@ -422,8 +438,22 @@ impl TxCore {
             .compare_exchange(OPEN, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            let _ = self.session.rollback().await;
+            let _ = self.rollback().await;
         }
+    }
+
+    /// Rolls back; the entries taken go back to the space and are announced.
+    async fn rollback(&self) -> Result<()> {
+        self.session.rollback().await?;
+        self.announce_taken().await;
+        Ok(())
+    }
+
+    /// Tells waiting reads about the entries taken, which are back in the space. Best
+    /// effort: when it fails (a closed connection) the reads fail or time out anyway.
+    async fn announce_taken(&self) {
+        let taken = std::mem::take(&mut *self.taken.lock());
+        let _ = self.space.announce_returned(taken).await;
     }
 }
 
@@ -441,7 +471,7 @@ impl Drop for Transaction {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     if rollback {
-                        let _ = core.session.rollback().await;
+                        let _ = core.rollback().await;
                     }
                     let _ = core.session.close().await;
                 });
