@@ -487,7 +487,10 @@ async fn waiting_read_woken_by_returned_take(h: &dyn Harness, unwind: Unwind) ->
     let mut events = space.notify(&kind("held")).await?;
     space.write(&task(1, "held", 0), FOREVER).await?;
     let written = tokio::time::timeout(WAIT, events.next()).await;
-    assert_eq!(written.expect("reported").transpose()?.map(|t| t.id), Some(1));
+    assert_eq!(
+        written.expect("reported").transpose()?.map(|t| t.id),
+        Some(1)
+    );
     let mut tx = match unwind {
         Unwind::Timeout => {
             space
@@ -511,9 +514,11 @@ async fn waiting_read_woken_by_returned_take(h: &dyn Harness, unwind: Unwind) ->
         Unwind::Drop => drop(tx),
         Unwind::Timeout => {} // the transaction's own timer rolls it back
     }
-    let got = tokio::time::timeout(WAIT, reader).await.unwrap_or_else(|_| {
-        panic!("a read waiting FOREVER was not woken within {WAIT:?} after the {unwind:?}")
-    });
+    let got = tokio::time::timeout(WAIT, reader)
+        .await
+        .unwrap_or_else(|_| {
+            panic!("a read waiting FOREVER was not woken within {WAIT:?} after the {unwind:?}")
+        });
     assert_eq!(got.expect("reader panicked")?.map(|t| t.id), Some(1));
     assert!(
         tokio::time::timeout(QUIET, events.next()).await.is_err(),
