@@ -123,10 +123,8 @@ mod tests {
     /// them when dropped: a read waiting for ever is woken, `notify` is not.
     #[tokio::test]
     async fn unsettled_entries_dropped_wake_waiting_reads() -> Result<()> {
-        let connection: Arc<dyn Connection> = EmbeddedFactory::default()
-            .create_connection()
-            .await?
-            .into();
+        let connection: Arc<dyn Connection> =
+            EmbeddedFactory::default().create_connection().await?.into();
         let space = Space::open(&connection, "unsettled").await?;
         let any = Template::<(String, i64)>::any()?;
         let mut writes = space.notify(&any).await?;
