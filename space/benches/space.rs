@@ -4,8 +4,9 @@
 //! `cargo bench -p courier-space` (add `-- quick` for a shorter run). Prints a table; the
 //! README's tuple-space section quotes it.
 //!
-//! `cargo bench -p courier-space -- criterion` runs the criterion benchmarks instead: the
-//! cost of one read or take repeated with one template holding a long `one_of` list.
+//! `cargo bench -p courier-space -- criterion [group]` runs the criterion benchmarks instead
+//! (all, or the groups whose name contains `group`): a read or take repeated with one
+//! template holding a long `one_of` list, and a transaction taking back its own writes.
 
 use courier_api::{Connection, ConnectionFactory, Result};
 use courier_broker::EmbeddedFactory;
@@ -289,6 +290,42 @@ fn one_of_templates(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
         .expect("the connection closes");
 }
 
+/// A transaction writes `writes` entries and takes them all back with one `take_many`: the
+/// take must cost in proportion to the writes, not their square.
+fn transaction_own_writes(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
+    let (connection, space) = runtime
+        .block_on(fresh_space("bench-own-writes"))
+        .expect("a space");
+    let any = Template::<Task>::any().expect("a valid template");
+    let mut group = c.benchmark_group("transaction_own_writes");
+    group.sample_size(10);
+    for writes in [2_000_u64, 16_000] {
+        group.bench_with_input(
+            BenchmarkId::new("write_then_take_many", writes),
+            &writes,
+            |b, &writes| {
+                b.iter(|| {
+                    runtime
+                        .block_on(async {
+                            let mut tx = space.transaction().await?;
+                            for id in 0..writes {
+                                tx.write(&task(id), FOREVER).await?;
+                            }
+                            let taken = tx.take_many(&any, usize::MAX, Duration::ZERO).await?;
+                            assert_eq!(taken.len() as u64, writes);
+                            tx.abort().await
+                        })
+                        .expect("a transaction")
+                })
+            },
+        );
+    }
+    group.finish();
+    runtime
+        .block_on(connection.close())
+        .expect("the connection closes");
+}
+
 fn main() -> Result<()> {
     if std::env::args().any(|a| a == "criterion") {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -296,7 +333,14 @@ fn main() -> Result<()> {
             .build()
             .expect("a tokio runtime");
         let mut criterion = Criterion::default();
-        one_of_templates(&mut criterion, &runtime);
+        let only = std::env::args().skip_while(|a| a != "criterion").nth(1);
+        let wanted = |group: &str| only.as_deref().is_none_or(|o| group.contains(o));
+        if wanted("one_of") {
+            one_of_templates(&mut criterion, &runtime);
+        }
+        if wanted("transaction_own_writes") {
+            transaction_own_writes(&mut criterion, &runtime);
+        }
         criterion.final_summary();
         return Ok(());
     }

@@ -309,14 +309,7 @@ impl Transaction {
         wait: Wait,
     ) -> Result<Vec<T>> {
         self.check_open()?;
-        let mut taken = Vec::new();
-        while taken.len() < max {
-            let Some(i) = self.own_match(template) else {
-                break;
-            };
-            taken.push(entry::decode(&self.writes[i].message)?);
-            self.writes.remove(i);
-        }
+        let mut taken = self.take_own(template, max)?;
         let wait = if taken.is_empty() {
             self.bound(wait)
         } else {
@@ -345,6 +338,41 @@ impl Transaction {
         if taken.is_empty() {
             self.check_deadline().await?;
         }
+        Ok(taken)
+    }
+
+    /// Takes up to `max` of the transaction's own live writes that `template` matches, in
+    /// write order, in one pass over them. If one cannot be decoded, none is taken.
+    fn take_own<T: DeserializeOwned>(
+        &mut self,
+        template: &Template<T>,
+        max: usize,
+    ) -> Result<Vec<T>> {
+        let now = Instant::now();
+        let chosen: Vec<usize> = self
+            .writes
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| {
+                w.type_name == template.type_name() && w.live(now) && template.matches(&w.message)
+            })
+            .map(|(i, _)| i)
+            .take(max)
+            .collect();
+        if chosen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let taken = chosen
+            .iter()
+            .map(|&i| entry::decode(&self.writes[i].message))
+            .collect::<Result<Vec<T>>>()?;
+        let mut chosen = chosen.into_iter().peekable();
+        let mut index = 0;
+        self.writes.retain(|_| {
+            let is_taken = chosen.next_if_eq(&index).is_some();
+            index += 1;
+            !is_taken
+        });
         Ok(taken)
     }
 
@@ -490,6 +518,52 @@ mod tests {
     use crate::{Template, FOREVER};
     use courier_api::{Connection, ConnectionFactory};
     use courier_broker::EmbeddedFactory;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename = "Versioned")]
+    struct Current {
+        id: i64,
+        extra: String,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename = "Versioned")]
+    struct Older {
+        id: i64,
+    }
+
+    /// A take of the transaction's own writes that meets one it cannot decode takes none:
+    /// the writes it could decode stay, and are published at commit.
+    #[tokio::test]
+    async fn failed_take_of_own_writes_loses_none() -> Result<()> {
+        let connection: Arc<dyn Connection> =
+            EmbeddedFactory::default().create_connection().await?.into();
+        let space = Space::open(&connection, "own-writes").await?;
+        let mut tx = space.transaction().await?;
+        tx.write(
+            &Current {
+                id: 1,
+                extra: "x".into(),
+            },
+            FOREVER,
+        )
+        .await?;
+        tx.write(&Older { id: 2 }, FOREVER).await?;
+        let current = Template::<Current>::any()?;
+        let failed = tx.take_many(&current, 10, Duration::ZERO).await;
+        assert!(matches!(failed, Err(Error::MessageFormat(_))), "{failed:?}");
+        tx.commit().await?;
+        let older = Template::<Older>::any()?;
+        let mut ids: Vec<i64> = space
+            .take_many(&older, 10, Duration::ZERO)
+            .await?
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![1, 2], "both writes were published");
+        connection.close().await
+    }
 
     /// Every duration the space accepts saturates: the crate's own `FOREVER`, `Duration::MAX`
     /// and their neighbours work as timeouts, leases and waits without panicking.
