@@ -494,7 +494,7 @@ async fn waiting_read_woken_by_returned_take(h: &dyn Harness, unwind: Unwind) ->
     let mut tx = match unwind {
         Unwind::Timeout => {
             space
-                .transaction_with_timeout(Duration::from_millis(600))
+                .transaction_with_timeout(Duration::from_millis(1500))
                 .await?
         }
         Unwind::Abort | Unwind::Drop => space.transaction().await?,
