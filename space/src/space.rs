@@ -186,8 +186,8 @@ impl Space {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a zero lease or a value that is not a struct or
-    /// tuple; [`Error::ResourceLimit`] for an entry larger than
+    /// [`Error::InvalidArgument`] for a zero lease, a value that is not a struct or tuple,
+    /// or one nested more than 127 levels deep (it could not be read back); [`Error::ResourceLimit`] for an entry larger than
     /// [`SpaceOptions::max_entry_size`]; the backend's send errors, after which the write is
     /// in doubt, as a failed send is.
     pub async fn write<E: Serialize + ?Sized>(&self, entry: &E, lease: Duration) -> Result<Lease> {
