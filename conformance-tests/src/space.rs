@@ -471,6 +471,78 @@ pub async fn waiting_read_woken_by_later_matching_write(h: &dyn Harness) -> Resu
     connection.close().await
 }
 
+/// How a transaction that took an entry ends without committing.
+#[derive(Clone, Copy, Debug)]
+enum Unwind {
+    Abort,
+    Drop,
+    Timeout,
+}
+
+/// A read waiting for ever is woken when the entry it waits for comes back to the space
+/// because the transaction that took it ended as `unwind` says; `notify` does not report
+/// the entry again (it came back, it was not written).
+async fn waiting_read_woken_by_returned_take(h: &dyn Harness, unwind: Unwind) -> Result<()> {
+    let (connection, space) = open(h).await?;
+    let mut events = space.notify(&kind("held")).await?;
+    space.write(&task(1, "held", 0), FOREVER).await?;
+    let written = tokio::time::timeout(WAIT, events.next()).await;
+    assert_eq!(
+        written.expect("reported").transpose()?.map(|t| t.id),
+        Some(1)
+    );
+    let mut tx = match unwind {
+        Unwind::Timeout => {
+            space
+                .transaction_with_timeout(Duration::from_millis(1500))
+                .await?
+        }
+        Unwind::Abort | Unwind::Drop => space.transaction().await?,
+    };
+    assert_eq!(tx.take(&kind("held"), WAIT).await?.map(|t| t.id), Some(1));
+    let reader = {
+        let space = space.clone();
+        tokio::spawn(async move { space.read(&kind("held"), FOREVER).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !reader.is_finished(),
+        "the entry is held by the transaction, so the read waits"
+    );
+    match unwind {
+        Unwind::Abort => tx.abort().await?,
+        Unwind::Drop => drop(tx),
+        Unwind::Timeout => {} // the transaction's own timer rolls it back
+    }
+    let got = tokio::time::timeout(WAIT, reader)
+        .await
+        .unwrap_or_else(|_| {
+            panic!("a read waiting FOREVER was not woken within {WAIT:?} after the {unwind:?}")
+        });
+    assert_eq!(got.expect("reader panicked")?.map(|t| t.id), Some(1));
+    assert!(
+        tokio::time::timeout(QUIET, events.next()).await.is_err(),
+        "an entry coming back is not a write: notify stays quiet"
+    );
+    assert_eq!(drain(&space, &tasks()).await?, vec![1], "the entry is back");
+    connection.close().await
+}
+
+/// A read waiting for ever gets the entry when the transaction that took it aborts.
+pub async fn waiting_read_woken_by_aborted_take(h: &dyn Harness) -> Result<()> {
+    waiting_read_woken_by_returned_take(h, Unwind::Abort).await
+}
+
+/// A read waiting for ever gets the entry when the transaction that took it is dropped.
+pub async fn waiting_read_woken_by_dropped_take(h: &dyn Harness) -> Result<()> {
+    waiting_read_woken_by_returned_take(h, Unwind::Drop).await
+}
+
+/// A read waiting for ever gets the entry when the transaction that took it times out.
+pub async fn waiting_read_woken_by_timed_out_take(h: &dyn Harness) -> Result<()> {
+    waiting_read_woken_by_returned_take(h, Unwind::Timeout).await
+}
+
 /// An entry is gone once its lease expires.
 pub async fn lease_expiry_removes_entry(h: &dyn Harness) -> Result<()> {
     let (connection, space) = open(h).await?;
@@ -1109,6 +1181,9 @@ macro_rules! space_cases {
                 waiting_take_woken_by_later_matching_write,
                 waiting_take_woken_despite_idle_takers,
                 waiting_read_woken_by_later_matching_write,
+                waiting_read_woken_by_aborted_take,
+                waiting_read_woken_by_dropped_take,
+                waiting_read_woken_by_timed_out_take,
                 lease_expiry_removes_entry,
                 lease_cancel_removes_exactly_its_entry,
                 lease_renew_extends_entry,

@@ -3,10 +3,15 @@
 //!
 //! `cargo bench -p courier-space` (add `-- quick` for a shorter run). Prints a table; the
 //! README's tuple-space section quotes it.
+//!
+//! `cargo bench -p courier-space -- criterion [group]` runs the criterion benchmarks instead
+//! (all, or the groups whose name contains `group`): a read or take repeated with one
+//! template holding a long `one_of` list, and a transaction taking back its own writes.
 
 use courier_api::{Connection, ConnectionFactory, Result};
 use courier_broker::EmbeddedFactory;
 use courier_space::{Space, Template, FOREVER};
+use criterion::{BenchmarkId, Criterion};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -223,7 +228,122 @@ fn micros(d: Duration) -> String {
     format!("{:.1} µs", d.as_secs_f64() * 1e6)
 }
 
+/// Entries in the space of the `one_of` benchmarks.
+const LISTED_ENTRIES: u64 = 100;
+
+/// A template over `key` listing `values` keys, one of which (`k7`) is in the space.
+fn long_one_of(values: usize) -> Result<Template<Keyed>> {
+    let listed = std::iter::once("k7".to_owned()).chain((1..values).map(|i| format!("absent-{i}")));
+    Template::<Keyed>::builder().one_of("key", listed).build()
+}
+
+/// Reads and takes repeated with one template listing many values (issue 12.9): the work a
+/// template does once must not be redone per operation.
+fn one_of_templates(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
+    let (connection, space) = runtime
+        .block_on(async {
+            let (connection, space) = fresh_space("bench-one-of").await?;
+            for seq in 0..LISTED_ENTRIES {
+                let entry = Keyed {
+                    key: format!("k{seq}"),
+                    seq,
+                    payload: "x".repeat(32),
+                };
+                space.write(&entry, FOREVER).await?;
+            }
+            Ok::<_, courier_api::Error>((connection, space))
+        })
+        .expect("a space with entries");
+    let mut group = c.benchmark_group("one_of");
+    group.sample_size(10);
+    for values in [1_000, 20_000] {
+        let template = long_one_of(values).expect("a valid template");
+        group.bench_with_input(
+            BenchmarkId::new("read_if_exists", values),
+            &template,
+            |b, template| {
+                b.iter(|| {
+                    let read = runtime.block_on(space.read_if_exists(template));
+                    assert!(read.expect("a read").is_some_and(|e| e.key == "k7"));
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::new("take_if_exists_and_write_back", values),
+            &template,
+            |b, template| {
+                b.iter(|| {
+                    runtime
+                        .block_on(async {
+                            let taken = space.take_if_exists(template).await?.expect("k7 is there");
+                            space.write(&taken, FOREVER).await?;
+                            Ok::<_, courier_api::Error>(())
+                        })
+                        .expect("a take and a write")
+                })
+            },
+        );
+    }
+    group.finish();
+    runtime
+        .block_on(connection.close())
+        .expect("the connection closes");
+}
+
+/// A transaction writes `writes` entries and takes them all back with one `take_many`: the
+/// take must cost in proportion to the writes, not their square.
+fn transaction_own_writes(c: &mut Criterion, runtime: &tokio::runtime::Runtime) {
+    let (connection, space) = runtime
+        .block_on(fresh_space("bench-own-writes"))
+        .expect("a space");
+    let any = Template::<Task>::any().expect("a valid template");
+    let mut group = c.benchmark_group("transaction_own_writes");
+    group.sample_size(10);
+    for writes in [2_000_u64, 16_000] {
+        group.bench_with_input(
+            BenchmarkId::new("write_then_take_many", writes),
+            &writes,
+            |b, &writes| {
+                b.iter(|| {
+                    runtime
+                        .block_on(async {
+                            let mut tx = space.transaction().await?;
+                            for id in 0..writes {
+                                tx.write(&task(id), FOREVER).await?;
+                            }
+                            let taken = tx.take_many(&any, usize::MAX, Duration::ZERO).await?;
+                            assert_eq!(taken.len() as u64, writes);
+                            tx.abort().await
+                        })
+                        .expect("a transaction")
+                })
+            },
+        );
+    }
+    group.finish();
+    runtime
+        .block_on(connection.close())
+        .expect("the connection closes");
+}
+
 fn main() -> Result<()> {
+    if std::env::args().any(|a| a == "criterion") {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let mut criterion = Criterion::default();
+        let only = std::env::args().skip_while(|a| a != "criterion").nth(1);
+        let wanted = |group: &str| only.as_deref().is_none_or(|o| group.contains(o));
+        if wanted("one_of") {
+            one_of_templates(&mut criterion, &runtime);
+        }
+        if wanted("transaction_own_writes") {
+            transaction_own_writes(&mut criterion, &runtime);
+        }
+        criterion.final_summary();
+        return Ok(());
+    }
     let quick = std::env::args().any(|a| a == "quick");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -15,14 +15,13 @@ use parking_lot::Mutex;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::duration::is_forever;
+
 /// Idle lanes kept beyond this are closed.
 const MAX_IDLE_LANES: usize = 64;
 
 /// Consumers a lane keeps open for templates it may see again.
 const CACHED_CONSUMERS: usize = 8;
-
-/// Waits longer than this are waits for ever (and never overflow an `Instant`).
-const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// How long a receive waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +40,7 @@ impl Wait {
     pub fn from_timeout(timeout: Duration) -> Self {
         if timeout.is_zero() {
             Wait::No
-        } else if timeout >= FOREVER {
+        } else if is_forever(timeout) {
             Wait::Forever
         } else {
             Wait::For(timeout)

@@ -4,8 +4,10 @@ use courier_api::{ConsumerOptions, Error, Result, SessionMode};
 use std::fmt;
 use std::time::{Duration, SystemTime};
 
+use crate::duration::expiration;
 use crate::entry::{self, ENTRY_ID};
-use crate::space::{expiration, lease_ttl, Space};
+use crate::returned::Unsettled;
+use crate::space::{lease_ttl, Space};
 
 /// The lease of one written entry: when it expires, and the means to end or extend it
 /// (JavaSpaces' `Lease`).
@@ -83,11 +85,18 @@ impl Lease {
                 ConsumerOptions::selector(self.selector()),
             )
             .await?;
+        // Until acknowledged, an error or a cancelled call gives the entry back with the
+        // lane's session, and `received` announces it to waiting reads.
+        let mut received = Unsettled::new(inner.clone());
         let taken = consumer.receive_no_wait().await?;
+        if let Some(entry) = &taken {
+            received.push(entry.clone());
+        }
         consumer.close().await?;
         if taken.is_some() {
             session.acknowledge().await?;
         }
+        received.settle();
         guard.release();
         Ok(taken.is_some())
     }
@@ -109,6 +118,9 @@ impl Lease {
             .connection()
             .create_session(SessionMode::Transacted)
             .await?;
+        // The entry is out of the space from the take to the commit: announce it when it is
+        // back, renewed or (on failure) as it was, so waiting reads see it.
+        let mut held = Unsettled::new(inner.clone());
         let outcome = async {
             let queue = inner.queue(&self.type_name);
             let consumer = session
@@ -123,18 +135,30 @@ impl Lease {
                     self.space.name()
                 )));
             };
+            held.push(current.clone());
             let mut renewed = entry::resend_copy(&current)?;
             let mut options = inner.entry_options(ttl);
             options.delivery_mode = current.delivery_mode();
             let producer = session.create_producer(Some(&queue)).await?;
             producer.send_with(None, &mut renewed, &options).await?;
-            session.commit().await
+            session.commit().await?;
+            Ok(renewed)
         }
         .await;
         if outcome.is_err() {
             let _ = session.rollback().await;
         }
-        session.close().await?;
+        let closed = session.close().await;
+        match &outcome {
+            Ok(renewed) => {
+                held.settle();
+                let _ = inner.announce_returned(vec![renewed.clone()]).await;
+            }
+            Err(_) => {
+                let _ = held.returned().await;
+            }
+        }
+        closed?;
         outcome?;
         self.expiration = expiration(ttl);
         Ok(())

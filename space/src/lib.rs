@@ -54,7 +54,8 @@
 //!   Other fields — sequences, maps, nested structs, names that are selector keywords such
 //!   as `not` — travel in the body only; a template naming them is refused.
 //! * **Value.** The whole entry travels as JSON in an object body and comes back as the
-//!   same type. Entries are persistent by default ([`SpaceOptions`]) and limited to 1 MiB.
+//!   same type. Entries are persistent by default ([`SpaceOptions`]) and limited to 1 MiB
+//!   and to 127 levels of nesting (deeper JSON cannot be read back, so it is not written).
 //!
 //! # Backends
 //!
@@ -66,10 +67,12 @@
 #![warn(missing_docs)]
 
 mod contents;
+mod duration;
 mod entry;
 mod lane;
 mod lease;
 mod notify;
+mod returned;
 mod schema;
 mod space;
 mod template;

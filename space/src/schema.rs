@@ -8,6 +8,8 @@
 //! `T::deserialize` just far enough to hear those requests, then stop it with an error.
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Visitor};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
 use std::fmt;
 
 use courier_api::{Error, Result};
@@ -121,13 +123,24 @@ impl Shape {
             ))
         };
         let top = top.ok_or_else(|| unsupported("a self-describing value"))?;
+        let plan = PlaceholderPlan::default();
         let positional = |len: usize| -> Result<Vec<(String, Kind)>> {
             (0..len)
                 .map(|i| {
-                    let kind = element_kind::<T>(i).ok_or_else(|| {
+                    let kind = element_kind::<T>(i, &plan).map_err(|failure| {
+                        let why = match failure {
+                            PlaceholderFailure::Refused => {
+                                "its Deserialize implementation rejects placeholder values"
+                                    .to_owned()
+                            }
+                            PlaceholderFailure::Recursive => format!(
+                                "an element before it is of a recursive type for which no \
+                                 finite value nested at most {MAX_PLACEHOLDER_DEPTH} levels \
+                                 deep was found"
+                            ),
+                        };
                         Error::invalid_argument(format!(
-                            "cannot tell the type of element {i} of {rust_name}: its \
-                             Deserialize implementation rejects placeholder values"
+                            "cannot tell the type of element {i} of {rust_name}: {why}"
                         ))
                     })?;
                     Ok((format!("_{i}"), kind))
@@ -364,23 +377,30 @@ impl<'de> de::MapAccess<'de> for OneFieldMap<'_> {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Stop> {
-        seed.deserialize(KindProbe { out: self.out })
+        seed.deserialize(KindProbe::new(self.out))
     }
 }
 
 /// The kind of element `index` of a tuple (or tuple struct) `T`: earlier elements get
-/// placeholder values, element `index` the kind probe. `None` when a placeholder is refused.
-fn element_kind<T: DeserializeOwned>(index: usize) -> Option<Kind> {
-    let mut out = None;
-    let _ = T::deserialize(TupleElementProbe {
-        index,
-        out: &mut out,
-    });
-    out
+/// placeholder values as `plan` picks them, element `index` the kind probe.
+fn element_kind<T: DeserializeOwned>(
+    index: usize,
+    plan: &PlaceholderPlan,
+) -> Result<Kind, PlaceholderFailure> {
+    plan.run(|plan| {
+        let mut out = None;
+        let _ = T::deserialize(TupleElementProbe {
+            index,
+            plan,
+            out: &mut out,
+        });
+        out
+    })
 }
 
 struct TupleElementProbe<'a> {
     index: usize,
+    plan: &'a PlaceholderPlan,
     out: &'a mut Option<Kind>,
 }
 
@@ -391,6 +411,7 @@ impl<'de> de::Deserializer<'de> for TupleElementProbe<'_> {
         visitor.visit_seq(ProbeSeq {
             next: 0,
             index: self.index,
+            plan: self.plan,
             out: self.out,
         })
     }
@@ -417,6 +438,7 @@ impl<'de> de::Deserializer<'de> for TupleElementProbe<'_> {
 struct ProbeSeq<'a> {
     next: usize,
     index: usize,
+    plan: &'a PlaceholderPlan,
     out: &'a mut Option<Kind>,
 }
 
@@ -430,12 +452,9 @@ impl<'de> de::SeqAccess<'de> for ProbeSeq<'_> {
         let position = self.next;
         self.next += 1;
         if position < self.index {
-            seed.deserialize(Placeholder).map(Some)
+            seed.deserialize(Placeholder::new(self.plan)).map(Some)
         } else {
-            seed.deserialize(KindProbe {
-                out: &mut *self.out,
-            })
-            .map(Some)
+            seed.deserialize(KindProbe::new(&mut *self.out)).map(Some)
         }
     }
 }
@@ -453,7 +472,7 @@ impl<'de> de::Deserializer<'de> for NewtypeProbe<'_> {
         _name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Stop> {
-        visitor.visit_newtype_struct(KindProbe { out: self.out })
+        visitor.visit_newtype_struct(KindProbe::new(self.out))
     }
 
     fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Stop> {
@@ -466,12 +485,34 @@ impl<'de> de::Deserializer<'de> for NewtypeProbe<'_> {
     }
 }
 
+/// `Option`s and newtypes nested deeper than this in a field are of an unknown kind (and
+/// not matchable): a type nesting itself through them must not overflow the stack.
+const MAX_KIND_DEPTH: usize = 16;
+
 /// Records the kind of value a `Deserialize` implementation asks for, then stops.
 struct KindProbe<'a> {
     out: &'a mut Option<Kind>,
+    /// How many `Option`s and newtypes the probed value is inside.
+    depth: usize,
 }
 
-impl KindProbe<'_> {
+impl<'a> KindProbe<'a> {
+    fn new(out: &'a mut Option<Kind>) -> Self {
+        KindProbe { out, depth: 0 }
+    }
+
+    /// The kind of the value inside this one, recorded in `out`; unknown past the depth bound.
+    fn inner(&self, out: &'a mut Option<Kind>) -> Option<KindProbe<'a>> {
+        if self.depth >= MAX_KIND_DEPTH {
+            *out = Some(Kind::Unknown);
+            return None;
+        }
+        Some(KindProbe {
+            out,
+            depth: self.depth + 1,
+        })
+    }
+
     fn record<T>(self, kind: Kind) -> Result<T, Stop> {
         *self.out = Some(kind);
         Err(Stop)
@@ -518,7 +559,9 @@ impl<'de> de::Deserializer<'de> for KindProbe<'_> {
 
     fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Stop> {
         let mut inner = None;
-        let _ = visitor.visit_some(KindProbe { out: &mut inner });
+        if let Some(probe) = self.inner(&mut inner) {
+            let _ = visitor.visit_some(probe);
+        }
         self.record(Kind::Option(Box::new(inner.unwrap_or(Kind::Unknown))))
     }
 
@@ -528,7 +571,9 @@ impl<'de> de::Deserializer<'de> for KindProbe<'_> {
         visitor: V,
     ) -> Result<V::Value, Stop> {
         let mut inner = None;
-        let _ = visitor.visit_newtype_struct(KindProbe { out: &mut inner });
+        if let Some(probe) = self.inner(&mut inner) {
+            let _ = visitor.visit_newtype_struct(probe);
+        }
         self.record(Kind::Newtype(
             name,
             Box::new(inner.unwrap_or(Kind::Unknown)),
@@ -575,9 +620,109 @@ impl<'de> de::Deserializer<'de> for KindProbe<'_> {
     }
 }
 
-/// Produces a placeholder value of whatever type asks (zero-ish, empty, first variant), so
-/// a tuple's later elements can be probed. Integers are 1 so `NonZero*` types accept them.
-struct Placeholder;
+/// Placeholders nested deeper than this end the attempt: the type recurses (or is absurdly
+/// deep), and the probe must not overflow the stack finding out.
+const MAX_PLACEHOLDER_DEPTH: usize = 64;
+
+/// Placeholder values built per attempt at most: a bound on the work for wide types.
+const MAX_PLACEHOLDER_NODES: usize = 10_000;
+
+/// Attempts at a finite placeholder, each with other variants for the enums that recursed.
+const MAX_PLACEHOLDER_ATTEMPTS: usize = 64;
+
+/// Why no placeholder value could be made for the elements before a probed one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlaceholderFailure {
+    /// The element's `Deserialize` implementation refused a placeholder.
+    Refused,
+    /// No finite value was found within the depth, size and attempt bounds: the type
+    /// recurses without a way out that the probe found.
+    Recursive,
+}
+
+/// What the placeholders of one probe share: which variant each enum gets, and the
+/// bounds that keep a recursive type from overflowing the stack.
+#[derive(Default)]
+struct PlaceholderPlan {
+    /// Variant index per enum name; absent is the first variant.
+    variants: RefCell<HashMap<&'static str, usize>>,
+    /// The enums being built, outermost first, with their variant counts.
+    path: RefCell<Vec<(&'static str, usize)>>,
+    /// `path` when an attempt hit a bound; `None` while none did.
+    exceeded: RefCell<Option<Vec<(&'static str, usize)>>>,
+    nodes: Cell<usize>,
+}
+
+impl PlaceholderPlan {
+    /// Counts one placeholder at `depth`; false (and the path noted) past a bound.
+    fn enter(&self, depth: usize) -> bool {
+        self.nodes.set(self.nodes.get() + 1);
+        if depth > MAX_PLACEHOLDER_DEPTH || self.nodes.get() > MAX_PLACEHOLDER_NODES {
+            let mut exceeded = self.exceeded.borrow_mut();
+            if exceeded.is_none() {
+                *exceeded = Some(self.path.borrow().clone());
+            }
+            return false;
+        }
+        true
+    }
+
+    /// Gets ready for another attempt after one that hit a bound on `path`: the innermost
+    /// enum on it that has variants left moves to its next one. False when none has.
+    fn vary(&self, path: &[(&'static str, usize)]) -> bool {
+        self.nodes.set(0);
+        self.path.borrow_mut().clear();
+        let mut variants = self.variants.borrow_mut();
+        for (name, count) in path.iter().rev() {
+            let chosen = variants.entry(name).or_insert(0);
+            if *chosen + 1 < *count {
+                *chosen += 1;
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Runs `attempt` until it gets past the placeholders (it returns `Some`), trying other
+    /// enum variants after an attempt that hit a bound.
+    fn run<R>(&self, mut attempt: impl FnMut(&Self) -> Option<R>) -> Result<R, PlaceholderFailure> {
+        for _ in 0..MAX_PLACEHOLDER_ATTEMPTS {
+            if let Some(found) = attempt(self) {
+                return Ok(found);
+            }
+            let Some(path) = self.exceeded.borrow_mut().take() else {
+                return Err(PlaceholderFailure::Refused);
+            };
+            if !self.vary(&path) {
+                break;
+            }
+        }
+        Err(PlaceholderFailure::Recursive)
+    }
+}
+
+/// Produces a placeholder value of whatever type asks (zero-ish, empty, a variant the plan
+/// picks), so a tuple's later elements can be probed. Integers are 1 so `NonZero*` types
+/// accept them.
+#[derive(Clone, Copy)]
+struct Placeholder<'a> {
+    plan: &'a PlaceholderPlan,
+    depth: usize,
+}
+
+impl<'a> Placeholder<'a> {
+    fn new(plan: &'a PlaceholderPlan) -> Self {
+        Placeholder { plan, depth: 0 }
+    }
+
+    /// The placeholder for a value nested in this one.
+    fn nested(self) -> Self {
+        Placeholder {
+            plan: self.plan,
+            depth: self.depth + 1,
+        }
+    }
+}
 
 macro_rules! placeholder_values {
     ($($method:ident => $visit:ident($($value:expr)?)),* $(,)?) => {$(
@@ -587,7 +732,7 @@ macro_rules! placeholder_values {
     )*};
 }
 
-impl<'de> de::Deserializer<'de> for Placeholder {
+impl<'de> de::Deserializer<'de> for Placeholder<'_> {
     type Error = Stop;
 
     placeholder_values! {
@@ -632,15 +777,25 @@ impl<'de> de::Deserializer<'de> for Placeholder {
         _name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Stop> {
-        visitor.visit_newtype_struct(self)
+        let inner = self.nested();
+        if !self.plan.enter(inner.depth) {
+            return Err(Stop);
+        }
+        visitor.visit_newtype_struct(inner)
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Stop> {
-        visitor.visit_seq(PlaceholderSeq(0))
+        visitor.visit_seq(PlaceholderSeq {
+            left: 0,
+            element: self.nested(),
+        })
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Stop> {
-        visitor.visit_seq(PlaceholderSeq(len))
+        visitor.visit_seq(PlaceholderSeq {
+            left: len,
+            element: self.nested(),
+        })
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -649,11 +804,14 @@ impl<'de> de::Deserializer<'de> for Placeholder {
         len: usize,
         visitor: V,
     ) -> Result<V::Value, Stop> {
-        visitor.visit_seq(PlaceholderSeq(len))
+        self.deserialize_tuple(len, visitor)
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Stop> {
-        visitor.visit_map(PlaceholderMap(&[]))
+        visitor.visit_map(PlaceholderMap {
+            keys: &[],
+            value: self.nested(),
+        })
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -662,51 +820,70 @@ impl<'de> de::Deserializer<'de> for Placeholder {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Stop> {
-        visitor.visit_map(PlaceholderMap(fields))
+        visitor.visit_map(PlaceholderMap {
+            keys: fields,
+            value: self.nested(),
+        })
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         variants: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Stop> {
-        let first = variants.first().copied().ok_or(Stop)?;
-        visitor.visit_enum(PlaceholderEnum(first))
+        let chosen = self.plan.variants.borrow().get(name).copied().unwrap_or(0);
+        let variant = variants.get(chosen).copied().ok_or(Stop)?;
+        self.plan.path.borrow_mut().push((name, variants.len()));
+        let value = visitor.visit_enum(PlaceholderEnum {
+            variant,
+            contents: self.nested(),
+        });
+        self.plan.path.borrow_mut().pop();
+        value
     }
 }
 
-/// A sequence of `n` placeholders.
-struct PlaceholderSeq(usize);
+/// A sequence of `left` placeholders.
+struct PlaceholderSeq<'a> {
+    left: usize,
+    element: Placeholder<'a>,
+}
 
-impl<'de> de::SeqAccess<'de> for PlaceholderSeq {
+impl<'de> de::SeqAccess<'de> for PlaceholderSeq<'_> {
     type Error = Stop;
 
     fn next_element_seed<S: DeserializeSeed<'de>>(
         &mut self,
         seed: S,
     ) -> Result<Option<S::Value>, Stop> {
-        if self.0 == 0 {
+        if self.left == 0 {
             return Ok(None);
         }
-        self.0 -= 1;
-        seed.deserialize(Placeholder).map(Some)
+        self.left -= 1;
+        if !self.element.plan.enter(self.element.depth) {
+            return Err(Stop);
+        }
+        seed.deserialize(self.element).map(Some)
     }
 }
 
 /// A map with the given keys, each with a placeholder value.
-struct PlaceholderMap(&'static [&'static str]);
+struct PlaceholderMap<'a> {
+    keys: &'static [&'static str],
+    value: Placeholder<'a>,
+}
 
-impl<'de> de::MapAccess<'de> for PlaceholderMap {
+impl<'de> de::MapAccess<'de> for PlaceholderMap<'_> {
     type Error = Stop;
 
     fn next_key_seed<K: DeserializeSeed<'de>>(
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Stop> {
-        match self.0.split_first() {
+        match self.keys.split_first() {
             Some((key, rest)) => {
-                self.0 = rest;
+                self.keys = rest;
                 seed.deserialize(de::value::BorrowedStrDeserializer::new(key))
                     .map(Some)
             }
@@ -715,27 +892,33 @@ impl<'de> de::MapAccess<'de> for PlaceholderMap {
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Stop> {
-        seed.deserialize(Placeholder)
+        if !self.value.plan.enter(self.value.depth) {
+            return Err(Stop);
+        }
+        seed.deserialize(self.value)
     }
 }
 
-/// The first variant of an enum, with placeholder contents.
-struct PlaceholderEnum(&'static str);
+/// The variant the plan picks, with placeholder contents.
+struct PlaceholderEnum<'a> {
+    variant: &'static str,
+    contents: Placeholder<'a>,
+}
 
-impl<'de> de::EnumAccess<'de> for PlaceholderEnum {
+impl<'de, 'a> de::EnumAccess<'de> for PlaceholderEnum<'a> {
     type Error = Stop;
-    type Variant = Placeholder;
+    type Variant = Placeholder<'a>;
 
     fn variant_seed<S: DeserializeSeed<'de>>(
         self,
         seed: S,
-    ) -> Result<(S::Value, Placeholder), Stop> {
-        let variant = seed.deserialize(de::value::BorrowedStrDeserializer::new(self.0))?;
-        Ok((variant, Placeholder))
+    ) -> Result<(S::Value, Placeholder<'a>), Stop> {
+        let variant = seed.deserialize(de::value::BorrowedStrDeserializer::new(self.variant))?;
+        Ok((variant, self.contents))
     }
 }
 
-impl<'de> de::VariantAccess<'de> for Placeholder {
+impl<'de> de::VariantAccess<'de> for Placeholder<'_> {
     type Error = Stop;
 
     fn unit_variant(self) -> Result<(), Stop> {
@@ -743,11 +926,17 @@ impl<'de> de::VariantAccess<'de> for Placeholder {
     }
 
     fn newtype_variant_seed<S: DeserializeSeed<'de>>(self, seed: S) -> Result<S::Value, Stop> {
-        seed.deserialize(Placeholder)
+        if !self.plan.enter(self.depth) {
+            return Err(Stop);
+        }
+        seed.deserialize(self)
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, visitor: V) -> Result<V::Value, Stop> {
-        visitor.visit_seq(PlaceholderSeq(len))
+        visitor.visit_seq(PlaceholderSeq {
+            left: len,
+            element: self,
+        })
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -755,7 +944,10 @@ impl<'de> de::VariantAccess<'de> for Placeholder {
         fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, Stop> {
-        visitor.visit_map(PlaceholderMap(fields))
+        visitor.visit_map(PlaceholderMap {
+            keys: fields,
+            value: self,
+        })
     }
 }
 
@@ -856,6 +1048,87 @@ mod tests {
         assert_eq!(shape.field("_2"), Some(&Kind::Bool));
         let meters = Shape::of::<Meters>().unwrap();
         assert_eq!(meters.field("_0"), Some(&Kind::Float(64)));
+    }
+
+    /// A recursive enum whose first variant recurses: the placeholder for an earlier tuple
+    /// element must pick a variant that ends.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    enum Expr {
+        Add(Box<Expr>, Box<Expr>),
+        Neg(Box<Expr>),
+        Num(i64),
+    }
+
+    /// A type with no finite value at all.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Endless {
+        next: Box<Endless>,
+    }
+
+    /// A newtype that nests itself through `Option`: its kind probe must stop.
+    #[derive(Deserialize)]
+    #[allow(dead_code)]
+    struct Chain(Option<Box<Chain>>);
+
+    #[test]
+    fn recursive_types_are_probed_without_overflowing_the_stack() {
+        let shape = Shape::of::<(Expr, i64)>().unwrap();
+        assert_eq!(shape.type_name, "(Expr,i64)");
+        assert_eq!(
+            shape.field("_1"),
+            Some(&Kind::Int {
+                signed: true,
+                bits: 64
+            })
+        );
+        let shape = Shape::of::<(Expr, Expr, String)>().unwrap();
+        assert_eq!(shape.type_name, "(Expr,Expr,str)");
+
+        // Mutual recursion, where only the outer enum has a way out.
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        enum Outer {
+            Wrap(Box<Inner>),
+            Leaf,
+        }
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        enum Inner {
+            Back(Box<Outer>),
+        }
+        let shape = Shape::of::<(Inner, u16)>().unwrap();
+        assert_eq!(shape.type_name, "(Inner,u16)");
+
+        #[derive(Deserialize)]
+        #[allow(dead_code)]
+        struct Holder {
+            chain: Chain,
+            id: u8,
+        }
+        let shape = Shape::of::<Holder>().unwrap();
+        assert!(matches!(
+            shape.field("chain"),
+            Some(Kind::Newtype("Chain", _))
+        ));
+        assert_eq!(
+            shape.field("id"),
+            Some(&Kind::Int {
+                signed: false,
+                bits: 8
+            })
+        );
+        let shape = Shape::of::<(Chain, bool)>().unwrap();
+        assert_eq!(shape.field("_1"), Some(&Kind::Bool));
+    }
+
+    #[test]
+    fn types_without_a_finite_value_are_refused() {
+        let err = Shape::of::<(Endless, i64)>().unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+        assert!(err.to_string().contains("recursive"), "{err}");
+        assert!(err.to_string().contains("element 1"), "{err}");
     }
 
     #[test]

@@ -8,22 +8,21 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::contents::Contents;
+use crate::duration::{expiration, is_forever};
 use crate::entry::{self, ENTRY_ID};
 use crate::lane::{receive, LaneGuard, Lanes, Wait};
 use crate::lease::Lease;
 use crate::notify::Notifications;
+use crate::returned::{writes_only, Unsettled};
 use crate::template::Template;
 use crate::transaction::Transaction;
 
 /// A lease or timeout that never ends: entries written with it never expire, operations
 /// waiting with it wait until a match comes (JavaSpaces' `Lease.FOREVER`).
 pub const FOREVER: Duration = Duration::MAX;
-
-/// Leases at or beyond a century are written as "never expires".
-const LEASE_FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// How a space stores its entries.
 ///
@@ -187,8 +186,8 @@ impl Space {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidArgument`] for a zero lease or a value that is not a struct or
-    /// tuple; [`Error::ResourceLimit`] for an entry larger than
+    /// [`Error::InvalidArgument`] for a zero lease, a value that is not a struct or tuple,
+    /// or one nested more than 127 levels deep (it could not be read back); [`Error::ResourceLimit`] for an entry larger than
     /// [`SpaceOptions::max_entry_size`]; the backend's send errors, after which the write is
     /// in doubt, as a failed send is.
     pub async fn write<E: Serialize + ?Sized>(&self, entry: &E, lease: Duration) -> Result<Lease> {
@@ -222,6 +221,8 @@ impl Space {
     ///
     /// While it waits, the read listens to the space's write events with the template as
     /// selector, so the backend wakes it for a matching write and it uses no CPU meanwhile.
+    /// An entry that comes back — taken by a transaction that aborts, times out or is
+    /// dropped, or by a take that fails or is cancelled — wakes it too.
     pub async fn read<T: DeserializeOwned>(
         &self,
         template: &Template<T>,
@@ -322,7 +323,9 @@ impl Space {
 
     /// A stream of the entries matching `template` written from now on (JavaSpaces
     /// `notify`): each item is a copy of a written entry; entries written in a transaction
-    /// are reported when it commits. Dropping the stream ends the registration.
+    /// are reported when it commits. An entry that comes back to the space (its taking
+    /// transaction aborted) is not a write and is not reported again. Dropping the stream
+    /// ends the registration.
     ///
     /// The backend filters the events with the template, so non-matching writes cost the
     /// listener nothing.
@@ -337,10 +340,7 @@ impl Space {
             .create_session(courier_api::SessionMode::AutoAcknowledge)
             .await?;
         let topic = self.inner.topic(template.type_name());
-        let options = ConsumerOptions {
-            selector: template.selector().map(str::to_owned),
-            no_local: false,
-        };
+        let options = ConsumerOptions::selector(writes_only(template.selector()));
         let consumer = session.create_consumer(&topic, options).await?;
         Ok(Notifications::new(session, consumer))
     }
@@ -351,7 +351,8 @@ impl Space {
     }
 
     /// Starts a transaction that aborts by itself after `timeout` unless committed first:
-    /// its takes go back to the space even if its owner hangs.
+    /// its takes go back to the space even if its owner hangs. [`FOREVER`] (or any timeout
+    /// from a century up) sets no limit.
     pub async fn transaction_with_timeout(&self, timeout: Duration) -> Result<Transaction> {
         Transaction::begin(self.clone(), Some(timeout)).await
     }
@@ -369,33 +370,38 @@ impl Space {
             .consumers
             .get(&*lane.session, &queue, template.selector())
             .await?;
-        let mut messages = Vec::new();
+        // Dropped before settling (an error, a cancelled take), the lane's session closes
+        // and gives the entries back; `received` then announces them to waiting reads.
+        let mut received = Unsettled::new(self.inner.clone());
         if let Some(first) = receive(consumer, wait).await? {
-            messages.push(first);
-            while messages.len() < max {
+            received.push(first);
+            while received.entries().len() < max {
                 match consumer.receive_no_wait().await? {
-                    Some(m) => messages.push(m),
+                    Some(m) => received.push(m),
                     None => break,
                 }
             }
         }
-        if messages.is_empty() {
+        if received.entries().is_empty() {
             guard.release();
             return Ok(Vec::new());
         }
-        match messages
+        match received
+            .entries()
             .iter()
             .map(entry::decode)
             .collect::<Result<Vec<T>>>()
         {
             Ok(entries) => {
                 lane.session.acknowledge().await?;
+                received.settle();
                 guard.release();
                 Ok(entries)
             }
             Err(e) => {
                 lane.session.recover().await?;
                 guard.release();
+                let _ = received.returned().await;
                 Err(e)
             }
         }
@@ -509,16 +515,11 @@ pub(crate) fn lease_ttl(lease: Duration) -> Result<Duration> {
             "a lease must be longer than zero (use FOREVER for entries that never expire)",
         ));
     }
-    Ok(if lease >= LEASE_FOREVER {
+    Ok(if is_forever(lease) {
         Duration::ZERO
     } else {
         lease.max(Duration::from_millis(1))
     })
-}
-
-/// When an entry written now with time to live `ttl` expires.
-pub(crate) fn expiration(ttl: Duration) -> Option<SystemTime> {
-    (!ttl.is_zero()).then(|| SystemTime::now() + ttl)
 }
 
 fn check_space_name(name: &str) -> Result<()> {

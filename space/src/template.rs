@@ -748,6 +748,30 @@ mod tests {
         assert!(Template::<String>::any().is_err());
     }
 
+    /// An expression tree whose first variant recurses.
+    #[derive(Serialize, Deserialize)]
+    enum Expr {
+        Add(Box<Expr>, Box<Expr>),
+        Num(i64),
+    }
+
+    #[test]
+    fn templates_for_recursive_entry_types_build() {
+        let any = Template::<(Expr, i64)>::any().unwrap();
+        assert_eq!(any.type_name(), "(Expr,i64)");
+        let t = Template::<(Expr, i64)>::builder().eq(1, 5).build().unwrap();
+        assert_eq!(t.selector(), Some("_1 = 5"));
+        let (type_name, _) = crate::entry::to_message(
+            &(
+                Expr::Add(Box::new(Expr::Num(1)), Box::new(Expr::Num(2))),
+                5_i64,
+            ),
+            "id",
+        )
+        .unwrap();
+        assert_eq!(type_name, "(Expr,i64)", "written and templated types agree");
+    }
+
     #[test]
     fn tuple_positions_are_fields() {
         let t = Template::<(String, i64)>::builder()

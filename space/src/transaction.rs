@@ -1,6 +1,7 @@
 //! [`Transaction`]: writes and takes that take effect together, or not at all.
 
 use courier_api::{Error, Message, Producer, Result, Session, SessionMode};
+use parking_lot::Mutex;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
@@ -11,10 +12,11 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::contents::Contents;
+use crate::duration::{deadline_after, expiration};
 use crate::entry;
 use crate::lane::{receive, ConsumerCache, Wait};
 use crate::lease::Lease;
-use crate::space::{expiration, lease_ttl, Space};
+use crate::space::{lease_ttl, Space, SpaceInner};
 use crate::template::Template;
 
 const OPEN: u8 = 0;
@@ -68,6 +70,10 @@ pub struct Transaction {
 struct TxCore {
     session: Box<dyn Session>,
     state: AtomicU8,
+    space: Arc<SpaceInner>,
+    /// Entries taken from the space: if the transaction does not commit they come back,
+    /// and are announced to waiting reads.
+    taken: Mutex<Vec<Message>>,
 }
 
 /// A write held on the client until commit.
@@ -106,8 +112,10 @@ impl Transaction {
         let core = Arc::new(TxCore {
             session,
             state: AtomicU8::new(OPEN),
+            space: space.inner.clone(),
+            taken: Mutex::new(Vec::new()),
         });
-        let deadline = timeout.map(|t| Instant::now() + t);
+        let deadline = timeout.and_then(deadline_after);
         let timer = deadline.map(|at| {
             let core = Arc::downgrade(&core);
             tokio::spawn(async move {
@@ -143,7 +151,7 @@ impl Transaction {
         self.writes.push(PendingWrite {
             type_name: prepared.type_name.clone(),
             message: prepared.message,
-            expires_at: (!ttl.is_zero()).then(|| Instant::now() + ttl),
+            expires_at: (!ttl.is_zero()).then(|| deadline_after(ttl)).flatten(),
         });
         Ok(Lease::new(
             self.space.clone(),
@@ -273,6 +281,11 @@ impl Transaction {
                 )))
             }
         };
+        if outcome.is_err() {
+            self.core.announce_taken().await;
+        } else {
+            self.core.taken.lock().clear();
+        }
         let closed = self.core.session.close().await;
         outcome.and(closed)
     }
@@ -284,7 +297,7 @@ impl Transaction {
         self.stop_timer();
         self.consumers.close_all();
         if self.core.begin_finishing() {
-            self.core.session.rollback().await?;
+            self.core.rollback().await?;
         }
         self.core.session.close().await
     }
@@ -296,14 +309,7 @@ impl Transaction {
         wait: Wait,
     ) -> Result<Vec<T>> {
         self.check_open()?;
-        let mut taken = Vec::new();
-        while taken.len() < max {
-            let Some(i) = self.own_match(template) else {
-                break;
-            };
-            taken.push(entry::decode(&self.writes[i].message)?);
-            self.writes.remove(i);
-        }
+        let mut taken = self.take_own(template, max)?;
         let wait = if taken.is_empty() {
             self.bound(wait)
         } else {
@@ -316,10 +322,14 @@ impl Transaction {
             .await?;
         if taken.len() < max {
             if let Some(first) = receive(consumer, wait).await? {
+                self.core.taken.lock().push(first.clone());
                 taken.push(entry::decode(&first)?);
                 while taken.len() < max {
                     match consumer.receive_no_wait().await? {
-                        Some(m) => taken.push(entry::decode(&m)?),
+                        Some(m) => {
+                            self.core.taken.lock().push(m.clone());
+                            taken.push(entry::decode(&m)?);
+                        }
                         None => break,
                     }
                 }
@@ -328,6 +338,41 @@ impl Transaction {
         if taken.is_empty() {
             self.check_deadline().await?;
         }
+        Ok(taken)
+    }
+
+    /// Takes up to `max` of the transaction's own live writes that `template` matches, in
+    /// write order, in one pass over them. If one cannot be decoded, none is taken.
+    fn take_own<T: DeserializeOwned>(
+        &mut self,
+        template: &Template<T>,
+        max: usize,
+    ) -> Result<Vec<T>> {
+        let now = Instant::now();
+        let chosen: Vec<usize> = self
+            .writes
+            .iter()
+            .enumerate()
+            .filter(|(_, w)| {
+                w.type_name == template.type_name() && w.live(now) && template.matches(&w.message)
+            })
+            .map(|(i, _)| i)
+            .take(max)
+            .collect();
+        if chosen.is_empty() {
+            return Ok(Vec::new());
+        }
+        let taken = chosen
+            .iter()
+            .map(|&i| entry::decode(&self.writes[i].message))
+            .collect::<Result<Vec<T>>>()?;
+        let mut chosen = chosen.into_iter().peekable();
+        let mut index = 0;
+        self.writes.retain(|_| {
+            let is_taken = chosen.next_if_eq(&index).is_some();
+            index += 1;
+            !is_taken
+        });
         Ok(taken)
     }
 
@@ -421,8 +466,22 @@ impl TxCore {
             .compare_exchange(OPEN, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
         {
-            let _ = self.session.rollback().await;
+            let _ = self.rollback().await;
         }
+    }
+
+    /// Rolls back; the entries taken go back to the space and are announced.
+    async fn rollback(&self) -> Result<()> {
+        self.session.rollback().await?;
+        self.announce_taken().await;
+        Ok(())
+    }
+
+    /// Tells waiting reads about the entries taken, which are back in the space. Best
+    /// effort: when it fails (a closed connection) the reads fail or time out anyway.
+    async fn announce_taken(&self) {
+        let taken = std::mem::take(&mut *self.taken.lock());
+        let _ = self.space.announce_returned(taken).await;
     }
 }
 
@@ -440,7 +499,7 @@ impl Drop for Transaction {
             Ok(runtime) => {
                 runtime.spawn(async move {
                     if rollback {
-                        let _ = core.session.rollback().await;
+                        let _ = core.rollback().await;
                     }
                     let _ = core.session.close().await;
                 });
@@ -449,5 +508,88 @@ impl Drop for Transaction {
             // a close (and a close rolls back).
             Err(_) => drop(core),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::duration::FOREVER_FROM;
+    use crate::{Template, FOREVER};
+    use courier_api::{Connection, ConnectionFactory};
+    use courier_broker::EmbeddedFactory;
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename = "Versioned")]
+    struct Current {
+        id: i64,
+        extra: String,
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    #[serde(rename = "Versioned")]
+    struct Older {
+        id: i64,
+    }
+
+    /// A take of the transaction's own writes that meets one it cannot decode takes none:
+    /// the writes it could decode stay, and are published at commit.
+    #[tokio::test]
+    async fn failed_take_of_own_writes_loses_none() -> Result<()> {
+        let connection: Arc<dyn Connection> =
+            EmbeddedFactory::default().create_connection().await?.into();
+        let space = Space::open(&connection, "own-writes").await?;
+        let mut tx = space.transaction().await?;
+        tx.write(
+            &Current {
+                id: 1,
+                extra: "x".into(),
+            },
+            FOREVER,
+        )
+        .await?;
+        tx.write(&Older { id: 2 }, FOREVER).await?;
+        let current = Template::<Current>::any()?;
+        let failed = tx.take_many(&current, 10, Duration::ZERO).await;
+        assert!(matches!(failed, Err(Error::MessageFormat(_))), "{failed:?}");
+        tx.commit().await?;
+        let older = Template::<Older>::any()?;
+        let mut ids: Vec<i64> = space
+            .take_many(&older, 10, Duration::ZERO)
+            .await?
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![1, 2], "both writes were published");
+        connection.close().await
+    }
+
+    /// Every duration the space accepts saturates: the crate's own `FOREVER`, `Duration::MAX`
+    /// and their neighbours work as timeouts, leases and waits without panicking.
+    #[tokio::test]
+    async fn huge_durations_never_overflow() -> Result<()> {
+        let connection: Arc<dyn Connection> =
+            EmbeddedFactory::default().create_connection().await?.into();
+        let space = Space::open(&connection, "huge-durations").await?;
+        let any = Template::<(String, i64)>::any()?;
+        let huge = [
+            FOREVER,
+            Duration::MAX - Duration::from_nanos(1),
+            Duration::from_secs(u64::MAX / 2),
+            FOREVER_FROM,
+            FOREVER_FROM - Duration::from_nanos(1),
+        ];
+        for (n, duration) in (0_i64..).zip(huge) {
+            let mut tx = space.transaction_with_timeout(duration).await?;
+            tx.write(&("entry", n), duration).await?;
+            assert!(tx.read(&any, duration).await?.is_some(), "its own write");
+            tx.commit().await?;
+            let mut lease = space.write(&("leased", n), duration).await?;
+            lease.renew(duration).await?;
+            assert!(space.read(&any, duration).await?.is_some());
+            assert_eq!(space.take_many(&any, usize::MAX, duration).await?.len(), 2);
+        }
+        connection.close().await
     }
 }
