@@ -46,7 +46,17 @@ pub enum BodyKind {
 }
 
 impl BodyKind {
-    /// The JMS name of the kind, for error messages.
+    /// Every kind, in the order of its tag in the message format.
+    pub const ALL: [BodyKind; 5] = [
+        BodyKind::Text,
+        BodyKind::Bytes,
+        BodyKind::Map,
+        BodyKind::Stream,
+        BodyKind::Object,
+    ];
+
+    /// The JMS name of the kind: `text`, `bytes`, `map`, `stream` or `object`. These names are
+    /// frozen, so a backend may store a kind as its name ([`BodyKind::parse`] reads it back).
     pub fn as_str(self) -> &'static str {
         match self {
             BodyKind::Text => "text",
@@ -55,6 +65,14 @@ impl BodyKind {
             BodyKind::Stream => "stream",
             BodyKind::Object => "object",
         }
+    }
+
+    /// The kind named `name` by [`BodyKind::as_str`]; any other text is [`Error::Decode`].
+    pub fn parse(name: &str) -> Result<BodyKind> {
+        BodyKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| Error::Decode(format!("{name:?} is not a body kind")))
     }
 }
 
