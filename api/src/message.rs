@@ -186,7 +186,8 @@ impl Message {
         Self::with_body(Body::Stream(Arc::new(values)))
     }
 
-    /// An object message holding `value` as JSON under its Rust type name.
+    /// An object message holding `value` as JSON under the type name serde gives it (see
+    /// [`ObjectBody::new`]).
     pub fn object<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
         Ok(Self::with_body(Body::Object(Box::new(ObjectBody::new(
             value,
