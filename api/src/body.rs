@@ -21,13 +21,50 @@ pub enum Body {
     Text(Arc<str>),
     /// Uninterpreted bytes (`BytesMessage`).
     Bytes(Bytes),
-    /// Named typed values (`MapMessage`).
+    /// Named typed values (`MapMessage`). Decoding refuses entries out of name order or
+    /// named twice, so decoded bytes are the encoding of what they decode to.
+    #[serde(deserialize_with = "deserialize_map_in_order")]
     Map(Arc<BTreeMap<String, Value>>),
     /// A sequence of typed values read in order (`StreamMessage`).
     Stream(Arc<Vec<Value>>),
     /// A serde value with its type name (`ObjectMessage`). Boxed: the rarest body kind should
     /// not make every message larger.
     Object(Box<ObjectBody>),
+}
+
+/// Reads a map body whose entries come in strictly increasing name order, as they are
+/// encoded; an entry out of order or named twice is an error instead of being reordered or
+/// silently replacing the first.
+fn deserialize_map_in_order<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Arc<BTreeMap<String, Value>>, D::Error> {
+    struct InOrder;
+
+    impl<'de> serde::de::Visitor<'de> for InOrder {
+        type Value = BTreeMap<String, Value>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of named values in name order")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut entries: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut map = BTreeMap::new();
+            while let Some((name, value)) = entries.next_entry::<String, Value>()? {
+                if map.last_key_value().is_some_and(|(last, _)| *last >= name) {
+                    return Err(serde::de::Error::custom(format!(
+                        "map entry {name:?} is duplicated or out of name order"
+                    )));
+                }
+                map.insert(name, value);
+            }
+            Ok(map)
+        }
+    }
+
+    deserializer.deserialize_map(InOrder).map(Arc::new)
 }
 
 /// The JMS message type a body makes: which body a message carries. A message keeps its kind

@@ -224,8 +224,12 @@ fn postcard_bytes<T: serde::Serialize + ?Sized>(value: &T) -> Bytes {
 
 /// Reads a whole body payload; trailing bytes are an error.
 fn from_postcard<T: DeserializeOwned>(bytes: &[u8], kind: &str) -> Result<T> {
-    let (value, tail) = postcard::take_from_bytes(bytes)
-        .map_err(|e| Error::Decode(format!("a {kind} body does not decode: {e}")))?;
+    let (value, tail) = postcard::take_from_bytes(bytes).map_err(|e| {
+        Error::Decode(format!(
+            "a {kind} body does not decode: {}",
+            super::format::decode_error(e)
+        ))
+    })?;
     if !tail.is_empty() {
         return Err(Error::Decode(format!(
             "{} trailing bytes after a {kind} body",
