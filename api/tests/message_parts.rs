@@ -354,6 +354,19 @@ fn cleared_bodies_are_kept_apart_from_empty_ones() {
 }
 
 #[test]
+fn conversions_are_to_parts_and_from_parts() {
+    let mut m = Message::stream(vec![Value::from(1_i64)]);
+    m.set_property("p", f64::from_bits(0x7ff8_0000_0000_0042))
+        .unwrap();
+    let parts = MessageParts::from(&m);
+    assert_eq!(parts.body, m.to_parts().body);
+    assert_exact(&Message::try_from(parts).unwrap(), &m);
+    let mut bad = m.to_parts();
+    bad.priority = 200;
+    assert!(matches!(Message::try_from(bad), Err(Error::Decode(_))));
+}
+
+#[test]
 fn per_delivery_state_is_not_a_part() {
     let mut m = Message::text("x");
     m.header_mut().delivery_count = 3;

@@ -21,6 +21,19 @@
 //! | object | the object's payload in message format version 1: type name (varint length, UTF-8), then JSON (varint length, bytes); none for a cleared object message |
 //!
 //! The value encoding inside map and stream bytes is the one of [`super::format`] (postcard).
+//!
+//! # Mapping the parts
+//!
+//! - AMQP 0-9-1 headers table: each property type has its own field type (`t` bool, `b` i8,
+//!   `s` i16, `I` i32, `l` i64, `f` f32, `d` f64, `S` long string), so every property
+//!   round-trips exactly. Table keys are short strings (at most 255 bytes), which a longer
+//!   property name does not fit; headers of other types that a foreign publisher set
+//!   (decimal, timestamp, byte array, nested table, unsigned) have no property type.
+//! - Untyped byte fields (Redis): [`Value::to_field_bytes`] for each property, the
+//!   [`Destination`] text form (`queue://name`, `topic://name`, `temp-queue://name`,
+//!   `temp-topic://name`, read back by [`Destination::parse`]),
+//!   [`DeliveryMode::as_str`] / [`DeliveryMode::parse`] and [`BodyKind::as_str`] /
+//!   [`BodyKind::parse`] for the mode and the kind, and the body bytes as they are.
 
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
@@ -169,6 +182,22 @@ impl Message {
             .validate()
             .map_err(|e| Error::Decode(e.to_string()))?;
         Ok(message)
+    }
+}
+
+impl From<&Message> for MessageParts {
+    /// [`Message::to_parts`].
+    fn from(message: &Message) -> Self {
+        message.to_parts()
+    }
+}
+
+impl TryFrom<MessageParts> for Message {
+    type Error = Error;
+
+    /// [`Message::from_parts`].
+    fn try_from(parts: MessageParts) -> Result<Message> {
+        Message::from_parts(parts)
     }
 }
 
