@@ -316,7 +316,7 @@ fn body_bytes_are_frozen() {
         (
             Message::stream(vec![Value::from(3_i32), Value::from("s")]),
             Some(BodyKind::Stream),
-            Some("0203060701 73".trim()),
+            Some("020306070173"),
         ),
         (
             Message::with_body(Body::Object(Box::new(object))),
@@ -326,8 +326,11 @@ fn body_bytes_are_frozen() {
     ] {
         let parts = message.to_parts();
         assert_eq!(parts.body_kind, kind, "{message:?}");
-        let expected = body.map(|b| b.replace(' ', ""));
-        assert_eq!(parts.body.as_deref().map(hex), expected, "{message:?}");
+        assert_eq!(
+            parts.body.as_deref().map(hex).as_deref(),
+            body,
+            "{message:?}"
+        );
         assert_exact(&Message::from_parts(parts).unwrap(), &message);
     }
 }
