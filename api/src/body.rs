@@ -9,6 +9,7 @@ use crate::value::{FromValue, Value};
 use crate::{Error, Result};
 
 mod lossless;
+mod type_name;
 
 /// The body of a message. Cheap to clone: every payload is shared, not copied.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -20,13 +21,50 @@ pub enum Body {
     Text(Arc<str>),
     /// Uninterpreted bytes (`BytesMessage`).
     Bytes(Bytes),
-    /// Named typed values (`MapMessage`).
+    /// Named typed values (`MapMessage`). Decoding refuses entries out of name order or
+    /// named twice, so decoded bytes are the encoding of what they decode to.
+    #[serde(deserialize_with = "deserialize_map_in_order")]
     Map(Arc<BTreeMap<String, Value>>),
     /// A sequence of typed values read in order (`StreamMessage`).
     Stream(Arc<Vec<Value>>),
     /// A serde value with its type name (`ObjectMessage`). Boxed: the rarest body kind should
     /// not make every message larger.
     Object(Box<ObjectBody>),
+}
+
+/// Reads a map body whose entries come in strictly increasing name order, as they are
+/// encoded; an entry out of order or named twice is an error instead of being reordered or
+/// silently replacing the first.
+fn deserialize_map_in_order<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Arc<BTreeMap<String, Value>>, D::Error> {
+    struct InOrder;
+
+    impl<'de> serde::de::Visitor<'de> for InOrder {
+        type Value = BTreeMap<String, Value>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a map of named values in name order")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut entries: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            let mut map = BTreeMap::new();
+            while let Some((name, value)) = entries.next_entry::<String, Value>()? {
+                if map.last_key_value().is_some_and(|(last, _)| *last >= name) {
+                    return Err(serde::de::Error::custom(format!(
+                        "map entry {name:?} is duplicated or out of name order"
+                    )));
+                }
+                map.insert(name, value);
+            }
+            Ok(map)
+        }
+    }
+
+    deserializer.deserialize_map(InOrder).map(Arc::new)
 }
 
 /// The JMS message type a body makes: which body a message carries. A message keeps its kind
@@ -46,7 +84,17 @@ pub enum BodyKind {
 }
 
 impl BodyKind {
-    /// The JMS name of the kind, for error messages.
+    /// Every kind, in the order of its tag in the message format.
+    pub const ALL: [BodyKind; 5] = [
+        BodyKind::Text,
+        BodyKind::Bytes,
+        BodyKind::Map,
+        BodyKind::Stream,
+        BodyKind::Object,
+    ];
+
+    /// The JMS name of the kind: `text`, `bytes`, `map`, `stream` or `object`. These names are
+    /// frozen, so a backend may store a kind as its name ([`BodyKind::parse`] reads it back).
     pub fn as_str(self) -> &'static str {
         match self {
             BodyKind::Text => "text",
@@ -55,6 +103,14 @@ impl BodyKind {
             BodyKind::Stream => "stream",
             BodyKind::Object => "object",
         }
+    }
+
+    /// The kind named `name` by [`BodyKind::as_str`]; any other text is [`Error::Decode`].
+    pub fn parse(name: &str) -> Result<BodyKind> {
+        BodyKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == name)
+            .ok_or_else(|| Error::Decode(format!("{name:?} is not a body kind")))
     }
 }
 
@@ -121,18 +177,28 @@ pub(crate) fn named_value_size(name: &str, v: &Value) -> usize {
         .saturating_add(value_size(v))
 }
 
-/// An object body: a serde value, kept as JSON, with the name of its Rust type.
+/// An object body: a serde value, kept as JSON, with the name of its type.
 ///
 /// The type name lets a receiver check what it got before decoding, as `ObjectMessage` does
-/// with the class name.
+/// with the class name. [`ObjectBody::new`] takes it from serde (the name a struct or enum
+/// gives serde, so `#[serde(rename = "shop.Order")]` sets it; fixed names such as `seq`,
+/// `map`, `str`, `i64` or `(i32,str)` for other values; the table is on [`ObjectBody::new`]),
+/// never from the compiler, so it is the same on every build;
+/// [`ObjectBody::with_type_name`] takes any name.
 ///
 /// ```
 /// use courier_api::ObjectBody;
 /// #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
 /// struct Order { id: u32 }
 /// let body = ObjectBody::new(&Order { id: 7 }).unwrap();
-/// assert!(body.type_name().ends_with("Order"));
+/// assert_eq!(body.type_name(), "Order");
 /// assert_eq!(body.decode::<Order>().unwrap(), Order { id: 7 });
+///
+/// #[derive(serde::Serialize)]
+/// #[serde(rename = "shop.Order")]
+/// struct Renamed { id: u32 }
+/// assert_eq!(ObjectBody::new(&Renamed { id: 7 }).unwrap().type_name(), "shop.Order");
+/// assert_eq!(ObjectBody::new(&vec![1, 2]).unwrap().type_name(), "seq");
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ObjectBody {
@@ -141,12 +207,34 @@ pub struct ObjectBody {
 }
 
 impl ObjectBody {
-    /// Serialises `value` under its Rust type name.
+    /// Serialises `value` under the type name its `Serialize` implementation gives serde —
+    /// stable across compilers and crate paths, unlike `std::any::type_name`:
+    ///
+    /// | the value serialises as                             | type name                      |
+    /// |-----------------------------------------------------|--------------------------------|
+    /// | a struct, unit struct, newtype or tuple struct      | its serde name: the identifier, or `#[serde(rename = "…")]` |
+    /// | an enum variant of any form                         | the enum's serde name          |
+    /// | a tuple                                             | `(k1,k2,…)`: each element's name from this table, a nested tuple as `tuple2`, `tuple3`, … |
+    /// | `bool`, `i8`…`i128`, `u8`…`u128`, `f32`, `f64`, `char` | that name                   |
+    /// | a string                                            | `str`                          |
+    /// | bytes (`serialize_bytes`)                           | `bytes`                        |
+    /// | `None` or `Some(..)`                                | `option`                       |
+    /// | `()`                                                | `unit`                         |
+    /// | a sequence (`Vec`, slices, sets)                    | `seq`                          |
+    /// | a map                                               | `map`                          |
+    ///
+    /// Wrappers serde looks through (`Box`, `Arc`, `&T`, `#[serde(transparent)]`) take the
+    /// name of what they wrap; an untagged enum takes the name of the variant's content. These
+    /// are the names the tuple space (`courier-space`) gives its entry types, so an entry and
+    /// an object message of the same value carry the same name. Only the top of the value
+    /// (and a tuple's elements) is looked at to name it.
     pub fn new<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
-        Self::with_type_name(std::any::type_name::<T>(), value)
+        let type_name = type_name::type_name_of(value)
+            .map_err(|e| Error::format(format!("cannot serialise the value: {e}")))?;
+        Self::with_type_name(&type_name, value)
     }
 
-    /// Serialises `value` under a type name of the caller's choice (stable across crates).
+    /// Serialises `value` under a type name of the caller's choice.
     ///
     /// A value JSON cannot carry back unchanged is refused with [`Error::MessageFormat`]
     /// naming the problem: NaN or ±infinity, `Some` of a value written as `null` (`Some(())`,

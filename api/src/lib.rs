@@ -38,7 +38,7 @@ pub use connection::{Capabilities, Connection, ConnectionFactory, ExceptionListe
 pub use consumer::{Browser, Consumer, ConsumerOptions, MessageStream};
 pub use destination::{Destination, DestinationKind};
 pub use error::{Error, Result};
-pub use message::{DeliveryMode, Header, Message};
+pub use message::{DeliveryMode, Header, Message, MessageParts};
 pub use producer::{Producer, SendOptions};
 pub use properties::Properties;
 pub use selector::Selector;

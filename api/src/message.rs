@@ -1,5 +1,6 @@
 //! The message model: JMS headers, typed properties and a body, plus the one binary encoding
-//! every backend stores (see [`mod@format`]).
+//! every backend stores (see [`mod@format`]), or the same message as separate parts for
+//! backends that store headers, properties and body apart (see [`mod@parts`]).
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -14,7 +15,9 @@ use crate::value::{FromValue, Value};
 use crate::{Destination, Error, Result};
 
 pub mod format;
+pub mod parts;
 pub use format::ENCODING_VERSION;
+pub use parts::MessageParts;
 
 /// Default JMS priority (§3.4.10).
 pub const DEFAULT_PRIORITY: u8 = 4;
@@ -34,11 +37,23 @@ pub enum DeliveryMode {
 }
 
 impl DeliveryMode {
-    /// The name JMS selectors use for `JMSDeliveryMode`.
+    /// The name JMS selectors use for `JMSDeliveryMode`: `PERSISTENT` or `NON_PERSISTENT`
+    /// (a backend may store the mode as this name; [`DeliveryMode::parse`] reads it back).
     pub fn as_str(self) -> &'static str {
         match self {
             DeliveryMode::Persistent => "PERSISTENT",
             DeliveryMode::NonPersistent => "NON_PERSISTENT",
+        }
+    }
+
+    /// The mode named `name` by [`DeliveryMode::as_str`]; any other text is [`Error::Decode`].
+    pub fn parse(name: &str) -> Result<DeliveryMode> {
+        match name {
+            "PERSISTENT" => Ok(DeliveryMode::Persistent),
+            "NON_PERSISTENT" => Ok(DeliveryMode::NonPersistent),
+            other => Err(Error::Decode(format!(
+                "{other:?} is not a delivery mode (PERSISTENT or NON_PERSISTENT)"
+            ))),
         }
     }
 }
@@ -171,7 +186,8 @@ impl Message {
         Self::with_body(Body::Stream(Arc::new(values)))
     }
 
-    /// An object message holding `value` as JSON under its Rust type name.
+    /// An object message holding `value` as JSON under the type name serde gives it (see
+    /// [`ObjectBody::new`]).
     pub fn object<T: Serialize + ?Sized>(value: &T) -> Result<Self> {
         Ok(Self::with_body(Body::Object(Box::new(ObjectBody::new(
             value,

@@ -8,6 +8,8 @@ use std::sync::Arc;
 
 use crate::{Error, Result};
 
+mod field_bytes;
+
 /// One typed value.
 ///
 /// Properties take the first eight kinds; map and stream bodies also take `Char` and `Bytes`.

@@ -152,3 +152,29 @@ fn a_send_refuses_what_a_receiver_could_not_decode() {
         "stamped messages decode"
     );
 }
+
+fn map_of(names: &[&str]) -> Vec<u8> {
+    let map: BTreeMap<String, Value> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (name.to_string(), Value::from(i as i32)))
+        .collect();
+    Message::map(map).encode().to_vec()
+}
+
+#[test]
+fn unsorted_map_entries_are_refused() {
+    // "ma" < "mb" on encode; renaming the first to "mc" breaks the order (a map decoded into
+    // name order anyway would re-encode to other bytes than it came from).
+    let bytes = patched(&map_of(&["ma", "mb"]), b"ma", b"mc");
+    let reason = refused(&bytes, "unsorted map");
+    assert!(reason.contains("order"), "{reason}");
+}
+
+#[test]
+fn duplicate_map_entries_are_refused() {
+    // Two entries named "ma": decoded into a map, the second would silently replace the first.
+    let bytes = patched(&map_of(&["ma", "mb"]), b"mb", b"ma");
+    let reason = refused(&bytes, "duplicate map entry");
+    assert!(reason.contains("duplicated"), "{reason}");
+}

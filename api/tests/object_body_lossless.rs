@@ -175,3 +175,41 @@ proptest! {
         }
     }
 }
+
+/// Every f64 reads back bit for bit: `serde_json`'s default float parser may round the last
+/// bit wrong (this value read back one ulp off), so the crate enables its exact parser.
+#[test]
+fn floats_read_back_bit_for_bit() {
+    for value in [
+        -1.4468678324385019e-155_f64,
+        f64::MIN_POSITIVE,
+        5e-324,
+        0.1 + 0.2,
+        1.7976931348623157e308,
+    ] {
+        let m = Message::object(&value).unwrap();
+        assert_eq!(
+            m.body_object::<f64>().unwrap().to_bits(),
+            value.to_bits(),
+            "{value:e}"
+        );
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// Every finite f64 and f32 an object body accepts reads back bit for bit.
+    #[test]
+    fn finite_floats_read_back_bit_for_bit(double in any::<u64>(), single in any::<u32>()) {
+        let (double, single) = (f64::from_bits(double), f32::from_bits(single));
+        if double.is_finite() {
+            let back: f64 = Message::object(&double).unwrap().body_object().unwrap();
+            prop_assert_eq!(back.to_bits(), double.to_bits(), "{:e}", double);
+        }
+        if single.is_finite() {
+            let back: f32 = Message::object(&single).unwrap().body_object().unwrap();
+            prop_assert_eq!(back.to_bits(), single.to_bits(), "{:e}", single);
+        }
+    }
+}

@@ -13,8 +13,9 @@
 //! 2. the properties: `Option` of a sequence of (name, value) pairs in name order; a value is a
 //!    varint tag (0 bool, 1 i8, 2 i16, 3 i32, 4 i64, 5 f32, 6 f64, 7 string, 8 char, 9 bytes)
 //!    and its postcard encoding;
-//! 3. the body: a varint tag (0 empty, 1 text, 2 bytes, 3 map of name → value in name order,
-//!    4 stream of values, 5 object: type name and JSON bytes) and its payload;
+//! 3. the body: a varint tag (0 empty, 1 text, 2 bytes, 3 map of name → value in strictly
+//!    increasing name order, 4 stream of values, 5 object: type name and JSON bytes) and its
+//!    payload;
 //! 4. the kind of an emptied body (`Option`, varint: 0 text, 1 bytes, 2 map, 3 stream,
 //!    4 object), set only for a cleared text or object message.
 //!
@@ -139,7 +140,7 @@ impl Message {
 
 fn decode_v1(bytes: &[u8]) -> Result<Message> {
     let (mut message, tail): (Message, &[u8]) =
-        postcard::take_from_bytes(bytes).map_err(|e| Error::Decode(e.to_string()))?;
+        postcard::take_from_bytes(bytes).map_err(decode_error)?;
     if !tail.is_empty() {
         return Err(Error::Decode(format!(
             "{} trailing bytes after the message",
@@ -154,4 +155,17 @@ fn decode_v1(bytes: &[u8]) -> Result<Message> {
         message.properties = None;
     }
     Ok(message)
+}
+
+/// A postcard error as [`Error::Decode`]. postcard drops the text of errors raised while
+/// reading a value, so those name their possible causes.
+pub(super) fn decode_error(e: postcard::Error) -> Error {
+    match e {
+        postcard::Error::SerdeDeCustom => Error::Decode(
+            "a value is invalid: an unknown tag, or map body entries duplicated or out of name \
+             order"
+                .into(),
+        ),
+        other => Error::Decode(other.to_string()),
+    }
 }
