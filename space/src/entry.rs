@@ -117,7 +117,6 @@ pub(crate) fn to_message<E: Serialize + ?Sized>(entry: &E, id: &str) -> Result<(
     let Fields { type_name, fields } = fields_of(entry)?;
     check_type_name(&type_name)?;
     let body = ObjectBody::with_type_name(&type_name, entry)?;
-    check_readable_depth(&type_name, body.json())?;
     let mut message = Message::with_body(Body::Object(Box::new(body)));
     for (name, scalar) in &fields {
         if let (Some(value), true) = (scalar.to_property(), matchable_name(name).is_ok()) {
@@ -130,50 +129,9 @@ pub(crate) fn to_message<E: Serialize + ?Sized>(entry: &E, id: &str) -> Result<(
 }
 
 /// The deepest nesting of arrays and objects an entry body may have: `serde_json`, which
-/// reads bodies back, refuses 128 levels and more (its recursion limit).
+/// reads bodies back, refuses 128 levels and more, and `ObjectBody` refuses to write them.
+#[cfg(test)]
 const MAX_BODY_DEPTH: usize = 127;
-
-/// Refuses an entry whose body nests too deep to be read back: written, it could never be
-/// taken or read (every decode would fail), so it must not be written at all.
-fn check_readable_depth(type_name: &str, json: &[u8]) -> Result<()> {
-    let depth = json_depth(json);
-    if depth > MAX_BODY_DEPTH {
-        return Err(Error::invalid_argument(format!(
-            "entry of type {type_name} nests {depth} levels deep; entries can be read back \
-             only up to {MAX_BODY_DEPTH} levels of sequences, maps, structs and enums"
-        )));
-    }
-    Ok(())
-}
-
-/// The deepest nesting of arrays and objects in `json` (as `serde_json` writes it), in one
-/// pass over the bytes: brackets inside strings do not count.
-fn json_depth(json: &[u8]) -> usize {
-    let (mut depth, mut deepest) = (0_usize, 0_usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for &byte in json {
-        if in_string {
-            if escaped {
-                escaped = false;
-            } else if byte == b'\\' {
-                escaped = true;
-            } else if byte == b'"' {
-                in_string = false;
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
 
 /// A copy of a received entry message that can be sent again (properties and body kept).
 pub(crate) fn resend_copy(message: &Message) -> Result<Message> {
@@ -715,13 +673,6 @@ mod tests {
         })
     }
 
-    #[test]
-    fn json_depth_counts_brackets_outside_strings() {
-        assert_eq!(json_depth(b"1"), 0);
-        assert_eq!(json_depth(br#"[1,{"a":[2]},3]"#), 3);
-        assert_eq!(json_depth(br#"["[[[[", "\"[[", {"k]}":"{"}]"#), 2);
-    }
-
     /// Entries too deep to be read back are refused at the write; those that can be read
     /// back are accepted and decode.
     #[test]
@@ -732,7 +683,7 @@ mod tests {
         for levels in [64, 200] {
             let entry = (nested(levels), 5_i64);
             match to_message(&entry, "id") {
-                Err(Error::InvalidArgument(why)) => assert!(why.contains("levels deep"), "{why}"),
+                Err(Error::MessageFormat(why)) => assert!(why.contains("nests too deep"), "{why}"),
                 Err(other) => panic!("{levels} levels: {other}"),
                 Ok((_, message)) => {
                     let read = decode::<(Expr, i64)>(&message);
