@@ -21,7 +21,6 @@
 pub use courier_api::*;
 
 mod url;
-pub mod workload;
 
 pub use url::connect;
 

@@ -21,7 +21,7 @@ const DRAIN_STALL: Duration = Duration::from_secs(10);
 ///
 /// ```
 /// # #[cfg(target_os = "linux")]
-/// assert!(courier::workload::resident_bytes().unwrap() > 0);
+/// assert!(courier_bench::resident_bytes().unwrap() > 0);
 /// ```
 pub fn resident_bytes() -> Result<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").map_err(|e| {

@@ -150,7 +150,7 @@ struct ProducerTrack {
 /// What one consumer received, for the exactly-once and order check.
 ///
 /// ```
-/// use courier::workload::{verify, DeliveryLog, Expectation};
+/// use courier_bench::{verify, DeliveryLog, Expectation};
 /// let mut log = DeliveryLog::new();
 /// log.observe(0, 0);
 /// log.observe(0, 2);

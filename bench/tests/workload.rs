@@ -1,10 +1,11 @@
 //! Small end-to-end runs of the workload runner on the embedded broker. They check delivery
 //! (exactly once, in order), never speed.
 
-use courier::workload::{
-    self, AckMode, DeepQueueSpec, FlowSpec, Limit, MemorySpec, Scenario, Topology, Workload,
-};
 use courier::DeliveryMode;
+use courier_bench::{
+    self as workload, AckMode, DeepQueueSpec, FlowSpec, Limit, MemorySpec, Scenario, Topology,
+    Workload,
+};
 use std::time::Duration;
 
 fn flow(name: &str, spec: FlowSpec) -> Workload {
