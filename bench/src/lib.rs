@@ -39,6 +39,7 @@
 //! `cargo run --release -p courier-bench --example bench -- --help` runs the [`standard`] set.
 
 mod baseline;
+mod bounds;
 mod catalog;
 mod check;
 mod deep_queue;
@@ -54,6 +55,7 @@ mod schedule;
 mod spec;
 mod task;
 
+pub use bounds::StampBounds;
 pub use catalog::{find, standard};
 pub use check::{verify, CheckReport, DeliveryLog, Expectation, Violation};
 pub use latency::{Clock, LatencyKind, LatencyRecorder, LatencySummary};

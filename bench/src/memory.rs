@@ -7,6 +7,7 @@
 use courier_api::{ConnectionFactory, Destination, Error, Result, SessionMode};
 use std::time::Duration;
 
+use super::bounds::StampBounds;
 use super::check::{verify, DeliveryLog, Expectation};
 use super::endpoint::{drain_leftovers, fill, unique_name, Endpoint};
 use super::latency::{Clock, LatencyKind};
@@ -89,7 +90,7 @@ pub(crate) async fn run(
 
     let endpoint = Endpoint::open(factory, SessionMode::AutoAcknowledge).await?;
     let consumer = endpoint.consumer(&queue, None).await?;
-    let mut log = DeliveryLog::new();
+    let mut log = DeliveryLog::new(StampBounds::fixed(&[spec.depth]));
     let mut stalled = false;
     for _ in 0..spec.depth {
         match consumer.receive_timeout(DRAIN_STALL).await? {
