@@ -37,7 +37,7 @@ pub use body::{Body, ObjectBody, StreamReader};
 pub use connection::{Capabilities, Connection, ConnectionFactory, ExceptionListener};
 pub use consumer::{Browser, Consumer, ConsumerOptions, MessageStream};
 pub use destination::{Destination, DestinationKind};
-pub use error::{Error, Result};
+pub use error::{Error, InDoubtOperation, Result};
 pub use message::{DeliveryMode, Header, Message};
 pub use producer::{Producer, SendOptions};
 pub use properties::Properties;
