@@ -14,8 +14,10 @@ mod config;
 mod embedded;
 mod queue;
 mod ready;
+mod registry;
 mod subscription;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;
 pub use embedded::{EmbeddedConnection, EmbeddedFactory};
+pub use registry::{connect, SCHEMES};
