@@ -21,6 +21,8 @@
 //! }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod body;
 pub mod connection;
 pub mod consumer;

@@ -38,6 +38,10 @@
 //!
 //! `cargo run --release -p courier-bench --example bench -- --help` runs the [`standard`] set.
 
+// Denied, not forbidden: `memory::release_free_memory` calls glibc's `malloc_trim`, the
+// crate's one `unsafe` block, allowed there alone.
+#![deny(unsafe_code)]
+
 mod baseline;
 mod bounds;
 mod catalog;

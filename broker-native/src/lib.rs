@@ -9,6 +9,8 @@
 //! The core keeps messages in memory; storage is confined to one module (the queue store) so a durable
 //! journal can be placed under it.
 
+#![forbid(unsafe_code)]
+
 mod broker;
 mod config;
 mod embedded;

@@ -31,6 +31,8 @@
 //!
 //! The workload runner that measures backends is the separate crate `courier-bench`.
 
+#![forbid(unsafe_code)]
+
 pub use courier_api::*;
 
 mod registry;

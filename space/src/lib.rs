@@ -64,6 +64,7 @@
 //! `receive`.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod contents;
 mod entry;
