@@ -21,6 +21,8 @@
 //! }
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod body;
 pub mod connection;
 pub mod consumer;
@@ -37,7 +39,7 @@ pub use body::{Body, BodyKind, ObjectBody, StreamReader};
 pub use connection::{Capabilities, Connection, ConnectionFactory, ExceptionListener};
 pub use consumer::{Browser, Consumer, ConsumerOptions, MessageStream};
 pub use destination::{Destination, DestinationKind};
-pub use error::{Error, Result};
+pub use error::{Error, InDoubtOperation, Result};
 pub use message::{DeliveryMode, Header, Message, MessageParts};
 pub use producer::{Producer, SendOptions};
 pub use properties::Properties;

@@ -9,13 +9,17 @@
 //! The core keeps messages in memory; storage is confined to one module (the queue store) so a durable
 //! journal can be placed under it.
 
+#![forbid(unsafe_code)]
+
 mod broker;
 mod config;
 mod embedded;
 mod queue;
 mod ready;
+mod registry;
 mod subscription;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;
 pub use embedded::{EmbeddedConnection, EmbeddedFactory};
+pub use registry::{connect, SCHEMES};

@@ -10,6 +10,8 @@
 //! courier_conformance::conformance_suite!(MyHarness::new().await);
 //! ```
 
+#![forbid(unsafe_code)]
+
 pub mod expect;
 pub mod harness;
 

@@ -17,13 +17,28 @@
 //! assert_eq!(consumer.receive().await?.unwrap().body_text(), Some("hi"));
 //! # Ok(()) }
 //! ```
+//!
+//! ## Backends and cargo features
+//!
+//! [`connect`] picks the backend by URL scheme from those this build has; [`schemes`] lists
+//! them. A scheme whose backend is left out is refused with an error naming the feature.
+//!
+//! | feature | URLs | backend |
+//! |---|---|---|
+//! | `native` (default) | `embedded:`, `courier://` | Courier's own broker ([`broker`]) |
+//! | `amqp` | `amqp://`, `amqps://` | RabbitMQ (not built yet: refused as unsupported) |
+//! | `redis` | `redis://`, `rediss://` | Redis Streams (not built yet: refused as unsupported) |
+//!
+//! The workload runner that measures backends is the separate crate `courier-bench`.
+
+#![forbid(unsafe_code)]
 
 pub use courier_api::*;
 
+mod registry;
 mod url;
-pub mod workload;
 
-pub use url::connect;
+pub use registry::{connect, schemes};
 
 /// Courier's own broker (feature `native`, on by default).
 #[cfg(feature = "native")]
@@ -31,3 +46,11 @@ pub use courier_broker as broker;
 
 /// Tuple spaces (JavaSpaces / Linda) over any backend.
 pub use courier_space as space;
+
+/// The RabbitMQ backend (feature `amqp`; not built yet).
+#[cfg(feature = "amqp")]
+pub use courier_amqp as amqp;
+
+/// The Redis Streams backend (feature `redis`; not built yet).
+#[cfg(feature = "redis")]
+pub use courier_redis as redis;

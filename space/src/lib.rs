@@ -65,6 +65,7 @@
 //! `receive`.
 
 #![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 mod contents;
 mod duration;

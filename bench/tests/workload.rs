@@ -1,10 +1,11 @@
 //! Small end-to-end runs of the workload runner on the embedded broker. They check delivery
 //! (exactly once, in order), never speed.
 
-use courier::workload::{
-    self, AckMode, DeepQueueSpec, FlowSpec, Limit, MemorySpec, Scenario, Topology, Workload,
-};
 use courier::DeliveryMode;
+use courier_bench::{
+    self as workload, AckMode, DeepQueueSpec, FlowSpec, Limit, MemorySpec, Scenario, Topology,
+    Workload,
+};
 use std::time::Duration;
 
 fn flow(name: &str, spec: FlowSpec) -> Workload {
@@ -188,6 +189,8 @@ mod faulty {
         Drop(u64),
         Duplicate(u64),
         Swap(u64),
+        /// Hands out a message this stamp before the `n`-th: (n, producer, sequence).
+        Forge(u64, u32, u64),
     }
 
     pub struct Factory {
@@ -366,6 +369,17 @@ mod faulty {
                     *self.held.lock().unwrap() = Some(message);
                     Ok(next)
                 }
+                Fault::Forge(k, producer, sequence) if n == k => {
+                    *self.held.lock().unwrap() = Some(message);
+                    let stamp = courier_bench::Stamp {
+                        producer,
+                        sequence,
+                        sent_at_ns: 0,
+                    };
+                    Ok(Some(Message::with_body(courier::Body::Bytes(
+                        stamp.payload(100),
+                    ))))
+                }
                 _ => Ok(Some(message)),
             }
         }
@@ -385,6 +399,10 @@ mod faulty {
 }
 
 async fn run_faulty(fault: faulty::Fault) -> workload::Measurement {
+    run_faulty_until(fault, Limit::Messages(2_000)).await
+}
+
+async fn run_faulty_until(fault: faulty::Fault, limit: Limit) -> workload::Measurement {
     let factory = faulty::Factory {
         inner: courier::broker::EmbeddedFactory::default(),
         fault,
@@ -393,7 +411,8 @@ async fn run_faulty(fault: faulty::Fault) -> workload::Measurement {
         "faulty",
         FlowSpec {
             stall_timeout: Duration::from_millis(300),
-            ..small(Topology::Queue {
+            limit,
+            ..FlowSpec::new(Topology::Queue {
                 producers: 1,
                 consumers: 1,
             })
@@ -423,4 +442,31 @@ async fn the_runner_reports_a_reordered_message() {
     assert!(m.check.exactly_once(), "{}", m.check);
     assert!(!m.check.in_order());
     assert_eq!(m.check.reordered, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_reports_forged_stamps_as_unexpected() {
+    for (producer, sequence) in [(u32::MAX, 0), (0, 1 << 40), (1, 0), (0, u64::MAX)] {
+        for limit in [
+            Limit::Messages(2_000),
+            Limit::Duration(Duration::from_millis(100)),
+        ] {
+            let m = run_faulty_until(faulty::Fault::Forge(500, producer, sequence), limit).await;
+            let case = format!("producer {producer}, sequence {sequence}, {limit:?}");
+            assert!(!m.check.exactly_once(), "{case}: {}", m.check);
+            assert_eq!(
+                (m.check.unexpected, m.check.missing, m.check.duplicates),
+                (1, 0, 0),
+                "{case}: {}",
+                m.check
+            );
+            assert!(
+                m.check
+                    .examples
+                    .contains(&workload::Violation::Unexpected { producer, sequence }),
+                "{case}: {}",
+                m.check
+            );
+        }
+    }
 }

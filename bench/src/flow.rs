@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::bounds::StampBounds;
 use super::check::{DeliveryLog, Expectation};
 use super::endpoint::{drain_leftovers, unique_name, Endpoint};
 use super::latency::{Clock, LatencyKind, LatencyRecorder};
 use super::measurement::Measurement;
 use super::payload::{key_selector, MessageMaker, Stamp};
-use super::schedule::Schedule;
+use super::schedule::{stamp_bounds, Schedule};
 use super::spec::{AckMode, FlowSpec, Topology};
 use super::task::{join, join_all, spawn_guarded, Abort, ConsumerOutcome, Tally};
 
@@ -188,6 +189,7 @@ pub(crate) async fn run(
     let schedules: Vec<_> = (0..producers)
         .map(|p| Schedule::new(spec.limit, spec.rate, producers, p, start))
         .collect();
+    let bounds = stamp_bounds(&schedules);
     let forward_progress = forwarder.as_ref().map(|f| f.progress.clone());
     if let Some(planned) = schedules
         .iter()
@@ -210,6 +212,7 @@ pub(crate) async fn run(
                 abort: abort.clone(),
                 clock,
                 group,
+                bounds: bounds.clone(),
             };
             spawn_guarded(&abort, receiver.run())
         })
@@ -229,6 +232,7 @@ pub(crate) async fn run(
                 send_batch: spec.send_batch,
                 clock,
                 abort: abort.clone(),
+                bounds: bounds.clone(),
             };
             spawn_guarded(&abort, sender.run())
         })
@@ -324,6 +328,8 @@ struct Sender {
     send_batch: Option<u32>,
     clock: Clock,
     abort: Abort,
+    /// Where it announces its sequences before sending them.
+    bounds: StampBounds,
 }
 
 impl Sender {
@@ -335,6 +341,7 @@ impl Sender {
             if self.abort.is_aborted() {
                 break;
             }
+            self.bounds.announce(self.index, sent);
             let mut message = self.maker.make(Stamp {
                 producer: self.index,
                 sequence: sent,
@@ -369,11 +376,13 @@ struct Receiver {
     abort: Abort,
     clock: Clock,
     group: usize,
+    /// The stamps the run's producers can send.
+    bounds: StampBounds,
 }
 
 impl Receiver {
     async fn run(self) -> Result<ConsumerOutcome> {
-        let mut log = DeliveryLog::new();
+        let mut log = DeliveryLog::new(self.bounds.clone());
         let mut latency = LatencyRecorder::new();
         let mut last_receive = None;
         let mut unacknowledged = 0;

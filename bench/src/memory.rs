@@ -1,12 +1,13 @@
 //! Memory per queued message: the resident memory a process gains while a queue fills.
 //!
-//! Readings come from `/proc/self/statm`, so this workload runs on Linux only. Before each
+//! Readings come from `/proc/self/status`, so this workload runs on Linux only. Before each
 //! reading the allocator is asked to return free memory to the system (`malloc_trim` on
 //! glibc), so memory freed by earlier workloads and reused by this one does not hide its cost.
 
 use courier_api::{ConnectionFactory, Destination, Error, Result, SessionMode};
 use std::time::Duration;
 
+use super::bounds::StampBounds;
 use super::check::{verify, DeliveryLog, Expectation};
 use super::endpoint::{drain_leftovers, fill, unique_name, Endpoint};
 use super::latency::{Clock, LatencyKind};
@@ -17,40 +18,34 @@ use super::spec::MemorySpec;
 /// How long the check drain waits for a message before calling the rest missing.
 const DRAIN_STALL: Duration = Duration::from_secs(10);
 
-/// The resident set size of this process, in bytes.
+/// The resident set size of this process, in bytes (`VmRSS` of `/proc/self/status`).
 ///
 /// ```
 /// # #[cfg(target_os = "linux")]
-/// assert!(courier::workload::resident_bytes().unwrap() > 0);
+/// assert!(courier_bench::resident_bytes().unwrap() > 0);
 /// ```
 pub fn resident_bytes() -> Result<u64> {
-    let statm = std::fs::read_to_string("/proc/self/statm").map_err(|e| {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| {
         Error::unsupported(
             "workload",
-            format!("reading resident memory needs /proc/self/statm: {e}"),
+            format!("reading resident memory needs /proc/self/status: {e}"),
         )
     })?;
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|field| field.parse().ok())
-        .ok_or_else(|| Error::illegal_state(format!("unexpected /proc/self/statm: {statm:?}")))?;
-    Ok(pages * page_size())
+    vm_rss_bytes(&status)
+        .ok_or_else(|| Error::illegal_state("/proc/self/status has no readable VmRSS line"))
 }
 
-#[cfg(target_os = "linux")]
-fn page_size() -> u64 {
-    // SAFETY: sysconf has no preconditions; it only reads a system constant.
-    let size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    u64::try_from(size).unwrap_or(4096)
-}
-
-#[cfg(not(target_os = "linux"))]
-fn page_size() -> u64 {
-    4096
+/// The `VmRSS:   1234 kB` line of a `/proc/<pid>/status` text, in bytes.
+fn vm_rss_bytes(status: &str) -> Option<u64> {
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 /// Returns the allocator's free memory to the system where the allocator allows it.
+///
+/// The crate's one `unsafe` block: glibc offers `malloc_trim` only through FFI.
+#[allow(unsafe_code)]
 pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free heap pages; it has no preconditions and does not
@@ -89,7 +84,7 @@ pub(crate) async fn run(
 
     let endpoint = Endpoint::open(factory, SessionMode::AutoAcknowledge).await?;
     let consumer = endpoint.consumer(&queue, None).await?;
-    let mut log = DeliveryLog::new();
+    let mut log = DeliveryLog::new(StampBounds::fixed(&[spec.depth]));
     let mut stalled = false;
     for _ in 0..spec.depth {
         match consumer.receive_timeout(DRAIN_STALL).await? {
@@ -119,4 +114,29 @@ pub(crate) async fn run(
             rss_after,
         }),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vm_rss_is_read_in_bytes() {
+        let status = "Name:\tbench\nVmPeak:\t  9000 kB\nVmRSS:\t  1234 kB\nThreads:\t3\n";
+        assert_eq!(vm_rss_bytes(status), Some(1234 * 1024));
+        assert_eq!(vm_rss_bytes("VmRSS: lots"), None);
+        assert_eq!(vm_rss_bytes("Name: x"), None);
+        assert_eq!(vm_rss_bytes("VmRSS: 18446744073709551615 kB"), None);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn resident_memory_grows_with_touched_pages() {
+        let before = resident_bytes().unwrap();
+        let block = vec![1u8; 64 << 20];
+        std::hint::black_box(&block);
+        let after = resident_bytes().unwrap();
+        assert!(after >= before + (32 << 20), "{before} -> {after}");
+        drop(block);
+    }
 }

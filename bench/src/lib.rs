@@ -1,9 +1,14 @@
-//! The workload runner: measures any backend with the same code.
+//! # courier-bench
+//!
+//! The workload runner: measures any Courier backend with the same code. It is a crate of its
+//! own so the user-facing `courier` crate carries no benchmarking code; the `bench` example
+//! (and later the command-line tool) drive it. It reaches backends through
+//! [`courier::connect`], so its features `native`, `amqp` and `redis` are those of `courier`.
 //!
 //! A [`Workload`] describes producers and consumers on a queue or a topic — message size, count
 //! or duration, delivery mode, acknowledgement mode, transactions, a fixed send rate, selectors
 //! — or a deep queue drained by selectors, or the memory a queue takes. [`run`] drives it
-//! through any [`ConnectionFactory`](crate::ConnectionFactory); [`run_ceiling`] drives the same
+//! through any [`ConnectionFactory`](courier::ConnectionFactory); [`run_ceiling`] drives the same
 //! workload over raw `tokio::sync::mpsc` channels carrying the same messages, the in-process
 //! ceiling; [`measure`] does both and returns a [`Report`], printable as a [`Table`] row or a
 //! JSON line.
@@ -13,7 +18,7 @@
 //! order ([`CheckReport`]) and record send→receive latency in an HDR histogram.
 //!
 //! ```no_run
-//! use courier::workload::{self, FlowSpec, Limit, Scenario, Topology, Workload};
+//! use courier_bench::{FlowSpec, Limit, Scenario, Table, Topology, Workload};
 //!
 //! # #[tokio::main]
 //! # async fn main() -> courier::Result<()> {
@@ -25,15 +30,20 @@
 //!         ..FlowSpec::new(Topology::Queue { producers: 2, consumers: 2 })
 //!     }),
 //! );
-//! let report = workload::measure("embedded:", &workload).await?;
+//! let report = courier_bench::measure("embedded:", &workload).await?;
 //! assert!(report.passed(), "{}", report.failure().unwrap_or_default());
-//! print!("{}", workload::Table(&[report]));
+//! print!("{}", Table(&[report]));
 //! # Ok(()) }
 //! ```
 //!
-//! `cargo run --release --example bench -- --help` runs the [`standard`] set.
+//! `cargo run --release -p courier-bench --example bench -- --help` runs the [`standard`] set.
+
+// Denied, not forbidden: `memory::release_free_memory` calls glibc's `malloc_trim`, the
+// crate's one `unsafe` block, allowed there alone.
+#![deny(unsafe_code)]
 
 mod baseline;
+mod bounds;
 mod catalog;
 mod check;
 mod deep_queue;
@@ -49,6 +59,7 @@ mod schedule;
 mod spec;
 mod task;
 
+pub use bounds::StampBounds;
 pub use catalog::{find, standard};
 pub use check::{verify, CheckReport, DeliveryLog, Expectation, Violation};
 pub use latency::{Clock, LatencyKind, LatencyRecorder, LatencySummary};

@@ -12,7 +12,7 @@ use super::{baseline, deep_queue, flow, memory};
 /// Every participant opens its own connection and session; destinations get names no other
 /// run uses. The run fails with the backend's error if an operation fails; a delivery that
 /// breaks exactly-once or order is not an error but is reported in
-/// [`Measurement::check`](crate::workload::Measurement::check). The memory workload wants a
+/// [`Measurement::check`](crate::Measurement::check). The memory workload wants a
 /// fresh backend, as [`measure`] gives it.
 ///
 /// Must be called within a multi-threaded tokio runtime: participants are tokio tasks.
@@ -38,9 +38,9 @@ pub async fn run_ceiling(workload: &Workload) -> Result<Measurement> {
 /// ```no_run
 /// # #[tokio::main]
 /// # async fn main() -> courier::Result<()> {
-/// let workload = courier::workload::find("queue-1x1-100b-auto").expect("a standard workload");
-/// let report = courier::workload::measure("embedded:", &workload).await?;
-/// println!("{}", courier::workload::Table(&[report]));
+/// let workload = courier_bench::find("queue-1x1-100b-auto").expect("a standard workload");
+/// let report = courier_bench::measure("embedded:", &workload).await?;
+/// println!("{}", courier_bench::Table(&[report]));
 /// # Ok(()) }
 /// ```
 pub async fn measure(url: &str, workload: &Workload) -> Result<Report> {
@@ -55,7 +55,7 @@ pub async fn measure_repeated(url: &str, workload: &Workload, runs: usize) -> Re
     let mut measured = Vec::with_capacity(runs.max(1));
     let mut ceiling = Vec::with_capacity(runs.max(1));
     for _ in 0..runs.max(1) {
-        let factory = crate::connect(url).await?;
+        let factory = courier::connect(url).await?;
         measured.push(run(factory.as_ref(), workload).await?);
         drop(factory);
         ceiling.push(run_ceiling(workload).await?);

@@ -8,7 +8,7 @@ use super::payload::Stamp;
 /// A named workload.
 ///
 /// ```
-/// use courier::workload::{FlowSpec, Scenario, Topology, Workload};
+/// use courier_bench::{FlowSpec, Scenario, Topology, Workload};
 /// let w = Workload::new(
 ///     "queue-2x2",
 ///     "a queue, two producers, two consumers",

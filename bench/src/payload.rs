@@ -12,10 +12,10 @@ use courier_api::{Body, Message, Result};
 pub const KEY_PROPERTY: &str = "key";
 
 /// Identity and send time of one benchmark message: which producer sent it, its place in that
-/// producer's sequence, and when it was sent on the runner's [`crate::workload::Clock`].
+/// producer's sequence, and when it was sent on the runner's [`crate::Clock`].
 ///
 /// ```
-/// use courier::workload::Stamp;
+/// use courier_bench::Stamp;
 /// let stamp = Stamp { producer: 3, sequence: 41, sent_at_ns: 1_000 };
 /// let body = stamp.payload(100);
 /// assert_eq!(body.len(), 100);

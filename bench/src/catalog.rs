@@ -19,7 +19,7 @@ const DEEP_CONSUMERS: usize = 100;
 /// Every standard workload, in the order `bench` runs them.
 ///
 /// ```
-/// let names: Vec<String> = courier::workload::standard().into_iter().map(|w| w.name).collect();
+/// let names: Vec<String> = courier_bench::standard().into_iter().map(|w| w.name).collect();
 /// assert!(names.contains(&"queue-1x1-100b-auto".to_string()));
 /// assert!(names.contains(&"selector-deep-1m".to_string()));
 /// ```

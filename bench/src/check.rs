@@ -5,10 +5,15 @@
 //! duplicate. The logs of the consumers that share the messages of one queue (or of one topic
 //! subscription) form a *delivery group*; [`verify`] merges them and compares the result with
 //! the group's [`Expectation`]: every expected message exactly once, nothing else.
+//!
+//! A log is sized by the stamps it records, so it records only stamps its run's
+//! [`StampBounds`] admit; any other stamp was never sent by the run and is counted as
+//! unexpected on the spot, whatever producer or sequence it claims.
 
 use courier_api::Message;
 use std::fmt;
 
+use super::bounds::StampBounds;
 use super::payload::Stamp;
 
 /// How many examples of each kind of violation a [`CheckReport`] keeps.
@@ -150,34 +155,55 @@ struct ProducerTrack {
 /// What one consumer received, for the exactly-once and order check.
 ///
 /// ```
-/// use courier::workload::{verify, DeliveryLog, Expectation};
-/// let mut log = DeliveryLog::new();
+/// use courier_bench::{verify, DeliveryLog, Expectation, StampBounds};
+/// let mut log = DeliveryLog::new(StampBounds::fixed(&[4]));
 /// log.observe(0, 0);
 /// log.observe(0, 2);
 /// log.observe(0, 1); // late
+/// log.observe(0, 1 << 40); // never sent: unexpected, and nothing is sized by it
 /// let report = verify([&log], &Expectation::all(vec![4]));
-/// assert_eq!((report.missing, report.reordered), (1, 1));
+/// assert_eq!((report.missing, report.reordered, report.unexpected), (1, 1, 1));
 /// assert!(!report.passed());
 /// ```
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DeliveryLog {
+    bounds: StampBounds,
     producers: Vec<ProducerTrack>,
     received: u64,
     duplicates: u64,
     reordered: u64,
+    unexpected: u64,
     malformed: u64,
     examples: Vec<Violation>,
 }
 
 impl DeliveryLog {
-    /// An empty log.
-    pub fn new() -> Self {
-        Self::default()
+    /// An empty log for a run whose producers send within `bounds`.
+    pub fn new(bounds: StampBounds) -> Self {
+        DeliveryLog {
+            bounds,
+            producers: Vec::new(),
+            received: 0,
+            duplicates: 0,
+            reordered: 0,
+            unexpected: 0,
+            malformed: 0,
+            examples: Vec::new(),
+        }
     }
 
-    /// Records the receipt of `producer`'s message `sequence`.
+    /// Records the receipt of `producer`'s message `sequence`; a stamp outside the run's
+    /// bounds is recorded as unexpected.
     pub fn observe(&mut self, producer: u32, sequence: u64) {
         self.received += 1;
+        if !self.bounds.admits(producer, sequence) {
+            self.unexpected += 1;
+            note(
+                &mut self.examples,
+                Violation::Unexpected { producer, sequence },
+            );
+            return;
+        }
         let index = producer as usize;
         if index >= self.producers.len() {
             self.producers
@@ -392,6 +418,7 @@ pub fn verify<'a>(
         report.received += log.received;
         report.duplicates += log.duplicates;
         report.reordered += log.reordered;
+        report.unexpected += log.unexpected;
         report.malformed += log.malformed;
         for example in &log.examples {
             note(&mut report.examples, *example);
@@ -456,8 +483,13 @@ fn note(examples: &mut Vec<Violation>, violation: Violation) {
 mod tests {
     use super::*;
 
+    /// Bounds wide enough for every stamp the tests below record.
+    fn wide() -> StampBounds {
+        StampBounds::fixed(&[100; 8])
+    }
+
     fn log_of(messages: &[(u32, u64)]) -> DeliveryLog {
-        let mut log = DeliveryLog::new();
+        let mut log = DeliveryLog::new(wide());
         for &(producer, sequence) in messages {
             log.observe(producer, sequence);
         }
@@ -593,5 +625,44 @@ mod tests {
         assert!(total
             .to_string()
             .contains("duplicate: producer 0 message 0"));
+    }
+
+    #[test]
+    fn forged_stamps_are_unexpected_and_allocate_nothing() {
+        let mut log = DeliveryLog::new(StampBounds::fixed(&[2]));
+        log.observe(0, 0);
+        log.observe(u32::MAX, 0);
+        log.observe(0, 1 << 40);
+        log.observe(0, u64::MAX);
+        log.observe(1, 0);
+        log.observe(0, 1);
+        assert_eq!(log.producers.len(), 1);
+        assert!(log.producers[0].seen.words.len() <= 1);
+        let report = verify([&log], &Expectation::all(vec![2]));
+        assert_eq!(report.unexpected, 4, "{report}");
+        assert_eq!(
+            (report.missing, report.duplicates, report.reordered),
+            (0, 0, 0)
+        );
+        assert_eq!(report.received, 6);
+        assert!(!report.exactly_once());
+        assert!(report.examples.contains(&Violation::Unexpected {
+            producer: u32::MAX,
+            sequence: 0
+        }));
+        assert!(report
+            .to_string()
+            .contains("unexpected: producer 0 message 1099511627776"));
+    }
+
+    #[test]
+    fn open_bounds_admit_what_producers_announced() {
+        let bounds = StampBounds::open(1);
+        let mut log = DeliveryLog::new(bounds.clone());
+        bounds.announce(0, 0);
+        log.observe(0, 0);
+        log.observe(0, 1 << 40);
+        let report = verify([&log], &Expectation::all(vec![1]));
+        assert_eq!((report.unexpected, report.missing), (1, 0), "{report}");
     }
 }

@@ -1,17 +1,17 @@
 //! Measures a Courier backend with the standard workloads, each beside its raw-channel ceiling.
 //!
 //! ```text
-//! cargo run --release --example bench                         # every workload, embedded broker
-//! cargo run --release --example bench -- --workload queue-1x1-100b-auto --messages 2000000
-//! cargo run --release --example bench -- --skip selector-deep-1m --json
-//! cargo run --release --example bench -- --list
+//! cargo run --release -p courier-bench --example bench   # every workload, embedded broker
+//! cargo run --release -p courier-bench --example bench -- --workload queue-1x1-100b-auto --messages 2000000
+//! cargo run --release -p courier-bench --example bench -- --skip selector-deep-1m --json
+//! cargo run --release -p courier-bench --example bench -- --list
 //! ```
 //!
 //! Prints a table (or, with `--json`, one JSON object per line and workload) and exits with
 //! status 1 when any workload lost, duplicated or reordered a message.
 
 use clap::Parser;
-use courier::workload::{self, Overrides, Report, Table, Workload};
+use courier_bench::{self as workload, Overrides, Report, Table, Workload};
 use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;

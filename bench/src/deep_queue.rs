@@ -4,6 +4,7 @@
 use courier_api::{ConnectionFactory, Consumer, Destination, Result, SessionMode};
 use std::time::{Duration, Instant};
 
+use super::bounds::StampBounds;
 use super::check::{DeliveryLog, Expectation};
 use super::endpoint::{drain_leftovers, fill, unique_name, Endpoint};
 use super::latency::{Clock, LatencyKind, LatencyRecorder};
@@ -66,6 +67,7 @@ pub(crate) async fn run(
                     consumer,
                     c,
                     wanted,
+                    DeliveryLog::new(StampBounds::fixed(&[spec.depth])),
                     spec.stall_timeout,
                     abort.clone(),
                 ),
@@ -90,16 +92,17 @@ pub(crate) async fn run(
     })
 }
 
-/// Receives `wanted` messages, timing each receive call; then checks nothing else is there.
+/// Receives `wanted` messages into `log`, timing each receive call; then checks nothing else is
+/// there.
 async fn take_own(
     endpoint: Endpoint,
     consumer: Box<dyn Consumer>,
     group: usize,
     wanted: u64,
+    mut log: DeliveryLog,
     stall_timeout: Duration,
     abort: Abort,
 ) -> Result<(ConsumerOutcome, bool)> {
-    let mut log = DeliveryLog::new();
     let mut latency = LatencyRecorder::new();
     let mut last_receive = None;
     let mut stalled = false;

@@ -157,7 +157,7 @@ struct JsonLine<'a> {
 /// Reports as an aligned text table, one row per workload.
 ///
 /// ```
-/// let table = courier::workload::Table(&[]);
+/// let table = courier_bench::Table(&[]);
 /// assert!(table.to_string().starts_with("workload"));
 /// ```
 pub struct Table<'a>(pub &'a [Report]);
@@ -266,8 +266,8 @@ fn format_us(us: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workload::check::CheckReport;
-    use crate::workload::latency::LatencySummary;
+    use crate::check::CheckReport;
+    use crate::latency::LatencySummary;
     use std::time::Duration;
 
     fn measurement(messages: u64, millis: u64) -> Measurement {

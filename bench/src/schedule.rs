@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::bounds::StampBounds;
 use super::spec::Limit;
 
 /// How long a producer keeps sending.
@@ -78,6 +79,19 @@ impl Schedule {
 pub(crate) fn share(total: u64, parts: usize, index: usize) -> u64 {
     let parts = parts.max(1) as u64;
     total / parts + u64::from((index as u64) < total % parts)
+}
+
+/// The stamps producers following `schedules` can send: their planned counts, or limits they
+/// announce as they go when a run is open-ended.
+pub(crate) fn stamp_bounds(schedules: &[Schedule]) -> StampBounds {
+    match schedules
+        .iter()
+        .map(Schedule::planned)
+        .collect::<Option<Vec<u64>>>()
+    {
+        Some(planned) => StampBounds::fixed(&planned),
+        None => StampBounds::open(schedules.len()),
+    }
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
+use super::bounds::StampBounds;
 use super::check::{verify, DeliveryLog, Expectation};
 use super::deep_queue::{consumer_key, expectation as deep_expectation};
 use super::flow::Groups;
@@ -21,7 +22,7 @@ use super::latency::{Clock, LatencyKind, LatencyRecorder};
 use super::measurement::{Measurement, MemoryFigure};
 use super::memory::settled_resident_bytes;
 use super::payload::{key_of, MessageMaker, Stamp};
-use super::schedule::Schedule;
+use super::schedule::{stamp_bounds, Schedule};
 use super::spec::{DeepQueueSpec, FlowSpec, MemorySpec, Scenario, Topology};
 use super::task::{join, join_all, spawn_guarded, Abort, ConsumerOutcome, Tally};
 
@@ -124,10 +125,17 @@ async fn flow(spec: &FlowSpec) -> Result<Measurement> {
     let final_router = Router::new(final_senders, &groups, topic, spec.selector_keys);
 
     let start = Instant::now();
+    let schedules: Vec<_> = (0..producers)
+        .map(|p| Schedule::new(spec.limit, spec.rate, producers, p, start))
+        .collect();
+    let bounds = stamp_bounds(&schedules);
     let consumer_tasks: Vec<_> = final_receivers
         .into_iter()
         .enumerate()
-        .map(|(c, receiver)| spawn_guarded(&abort, receive(receiver, groups.member_of[c], clock)))
+        .map(|(c, receiver)| {
+            let log = DeliveryLog::new(bounds.clone());
+            spawn_guarded(&abort, receive(receiver, log, groups.member_of[c], clock))
+        })
         .collect();
     let (entry, forward_task) = match spec.topology {
         Topology::Forward { .. } => {
@@ -150,10 +158,12 @@ async fn flow(spec: &FlowSpec) -> Result<Measurement> {
         }
         Topology::Queue { .. } | Topology::Topic { .. } => (Arc::new(final_router), None),
     };
-    let producer_tasks: Vec<_> = (0..producers)
-        .map(|p| {
-            let schedule = Schedule::new(spec.limit, spec.rate, producers, p, start);
+    let producer_tasks: Vec<_> = schedules
+        .into_iter()
+        .enumerate()
+        .map(|(p, schedule)| {
             let (entry, maker, abort_signal) = (entry.clone(), maker.clone(), abort.clone());
+            let bounds = bounds.clone();
             spawn_guarded(&abort, async move {
                 let mut sent = 0;
                 let mut last_send = start;
@@ -161,6 +171,7 @@ async fn flow(spec: &FlowSpec) -> Result<Measurement> {
                     if abort_signal.is_aborted() {
                         break;
                     }
+                    bounds.announce(p as u32, sent);
                     let message = maker.make(Stamp {
                         producer: p as u32,
                         sequence: sent,
@@ -202,13 +213,13 @@ async fn flow(spec: &FlowSpec) -> Result<Measurement> {
     })
 }
 
-/// A final consumer: receives until every sender is gone.
+/// A final consumer: receives into `log` until every sender is gone.
 async fn receive(
     mut receiver: UnboundedReceiver<Message>,
+    mut log: DeliveryLog,
     group: usize,
     clock: Clock,
 ) -> Result<ConsumerOutcome> {
-    let mut log = DeliveryLog::new();
     let mut latency = LatencyRecorder::new();
     let mut last_receive = None;
     while let Some(message) = receiver.recv().await {
@@ -255,8 +266,8 @@ async fn deep_queue(spec: &DeepQueueSpec) -> Result<Measurement> {
                 .take()
                 .expect("consumers of a deep queue select distinct keys");
             let wanted = deep_expectation(spec, c).count();
+            let mut log = DeliveryLog::new(StampBounds::fixed(&[spec.depth]));
             spawn_guarded(&abort, async move {
-                let mut log = DeliveryLog::new();
                 let mut latency = LatencyRecorder::new();
                 let mut last_receive = None;
                 for _ in 0..wanted {
@@ -316,7 +327,7 @@ async fn memory(spec: &MemorySpec) -> Result<Measurement> {
     let fill_time = filling.elapsed();
     let rss_after = settled_resident_bytes()?;
     drop(sender);
-    let mut log = DeliveryLog::new();
+    let mut log = DeliveryLog::new(StampBounds::fixed(&[spec.depth]));
     while let Some(message) = receiver.recv().await {
         log.observe_message(&message);
     }

@@ -1,0 +1,158 @@
+//! The broker's entry in `courier::connect`'s registry: the URL schemes it serves and the
+//! function that opens a factory for one of them.
+
+use std::sync::Arc;
+
+use courier_api::{ConnectionFactory, Error, Result};
+
+use crate::EmbeddedFactory;
+
+/// The URL schemes of Courier's own broker: `embedded:` (in this process) and `courier://`
+/// (a broker over the network, not built yet).
+pub const SCHEMES: &[&str] = &["embedded", "courier"];
+
+/// How much of a caller's text an error message quotes.
+const QUOTED_CHARS: usize = 64;
+
+/// Opens a connection factory for a URL of one of [`SCHEMES`].
+///
+/// | URL | factory |
+/// |---|---|
+/// | `embedded:` | a new in-process, in-memory broker |
+/// | `embedded:/path` | [`Error::Unsupported`]: durable storage is not built yet |
+/// | `courier://host:port` | [`Error::Unsupported`]: the network client is not built yet |
+///
+/// Query parameters, fragments and other schemes are [`Error::InvalidArgument`].
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> courier_api::Result<()> {
+/// let factory = courier_broker::connect("embedded:").await?;
+/// assert_eq!(factory.capabilities().backend, "embedded");
+/// assert!(courier_broker::connect("embedded:/var/lib/courier").await.is_err());
+/// # Ok(()) }
+/// ```
+pub async fn connect(url: &str) -> Result<Arc<dyn ConnectionFactory>> {
+    let Some((scheme, rest)) = url.split_once(':') else {
+        return Err(Error::invalid_argument(format!(
+            "{} is not a URL (no scheme); expected \"embedded:\"",
+            quoted(url)
+        )));
+    };
+    if scheme.eq_ignore_ascii_case("embedded") {
+        embedded(rest)
+    } else if scheme.eq_ignore_ascii_case("courier") {
+        Err(Error::unsupported(
+            "courier",
+            "connecting to a Courier broker over the network (courier://) is not built yet; \
+             use \"embedded:\" for a broker in this process",
+        ))
+    } else {
+        Err(Error::invalid_argument(format!(
+            "{} is not a scheme of Courier's broker (expected embedded: or courier://)",
+            quoted(scheme)
+        )))
+    }
+}
+
+/// The factory for `embedded:` followed by `rest`.
+fn embedded(rest: &str) -> Result<Arc<dyn ConnectionFactory>> {
+    if rest.is_empty() {
+        return Ok(Arc::new(EmbeddedFactory::default()));
+    }
+    if let Some(at) = rest.find(['?', '#']) {
+        let part = if rest[at..].starts_with('?') {
+            "query parameters"
+        } else {
+            "a fragment"
+        };
+        return Err(Error::invalid_argument(format!(
+            "embedded: URLs take no {part} (got {}); use \"embedded:\"",
+            quoted(&rest[at..])
+        )));
+    }
+    Err(Error::unsupported(
+        "embedded",
+        format!(
+            "a data directory ({}): durable storage is not built yet; use \"embedded:\" for \
+             an in-memory broker",
+            quoted(rest)
+        ),
+    ))
+}
+
+/// `text` in quotes for an error message, cut to [`QUOTED_CHARS`] characters.
+fn quoted(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+        None => format!("{text:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn error_of(url: &str) -> Error {
+        match connect(url).await {
+            Ok(_) => panic!("{url:?} must be refused"),
+            Err(e) => e,
+        }
+    }
+
+    #[tokio::test]
+    async fn embedded_opens_a_broker_in_any_case() {
+        assert!(connect("embedded:").await.is_ok());
+        assert!(connect("EMBEDDED:").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_data_directory_is_unsupported_for_now() {
+        for url in [
+            "embedded:/var/lib/courier",
+            "embedded:data",
+            "embedded:%FF%FE",
+        ] {
+            let e = error_of(url).await;
+            assert!(e.is_unsupported(), "{url}: {e}");
+            assert!(e.to_string().contains("durable storage"), "{e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn queries_fragments_and_other_schemes_are_invalid() {
+        for url in [
+            "embedded:?",
+            "embedded:?x=%FF%00&&=",
+            "embedded:/path?x=1",
+            "embedded:#top",
+            "amqp://host",
+            "no scheme",
+            "",
+        ] {
+            let e = error_of(url).await;
+            assert!(matches!(e, Error::InvalidArgument(_)), "{url}: {e}");
+        }
+        assert!(error_of("embedded:?cache=1")
+            .await
+            .to_string()
+            .contains("query parameters"));
+    }
+
+    #[tokio::test]
+    async fn the_network_client_is_unsupported_for_now() {
+        let e = error_of("courier://127.0.0.1:7070").await;
+        assert!(e.is_unsupported(), "{e}");
+        assert!(e.to_string().contains("not built yet"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn errors_quote_little_of_a_huge_url() {
+        let huge = format!("embedded:/{}", "é".repeat(1 << 20));
+        let e = error_of(&huge).await;
+        assert!(e.is_unsupported());
+        assert!(e.to_string().len() < 400, "{}", e.to_string().len());
+        let e = error_of(&format!("embedded:?{}", "x".repeat(1 << 20))).await;
+        assert!(e.to_string().len() < 400);
+    }
+}

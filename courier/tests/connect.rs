@@ -1,0 +1,90 @@
+//! `courier::connect` as a user meets it: which URLs open a backend, and which are refused
+//! with which error, for the cargo features of this build.
+
+use courier::{connect, Error};
+
+async fn refusal(url: &str) -> Error {
+    match connect(url).await {
+        Ok(_) => panic!("{url:?} must be refused"),
+        Err(e) => e,
+    }
+}
+
+#[cfg(feature = "native")]
+#[tokio::test]
+async fn embedded_connects_and_its_refusals_pass_through() {
+    assert!(connect("embedded:").await.is_ok());
+    assert!(connect("Embedded:").await.is_ok());
+    assert!(courier::schemes().contains(&"embedded"));
+    let durable = refusal("embedded:/var/lib/courier").await;
+    assert!(durable.is_unsupported(), "{durable}");
+    assert!(durable.to_string().contains("durable storage"), "{durable}");
+    for url in ["embedded:?x=%FF%FE", "embedded:?&&==", "embedded:#x"] {
+        let e = refusal(url).await;
+        assert!(matches!(e, Error::InvalidArgument(_)), "{url}: {e}");
+    }
+    let network = refusal("courier://127.0.0.1:7070").await;
+    assert!(network.is_unsupported(), "{network}");
+}
+
+/// Each backend feature: off → the error names the feature; on → the backend's own
+/// answer (for now: not built yet).
+#[tokio::test]
+async fn amqp_and_redis_urls_name_their_feature_when_it_is_off() {
+    for (url, feature, enabled) in [
+        ("amqp://127.0.0.1", "amqp", cfg!(feature = "amqp")),
+        ("AMQPS://u:p@h/v", "amqp", cfg!(feature = "amqp")),
+        ("redis://127.0.0.1:6379", "redis", cfg!(feature = "redis")),
+        ("rediss://h", "redis", cfg!(feature = "redis")),
+    ] {
+        let e = refusal(url).await;
+        assert!(e.is_unsupported(), "{url}: {e}");
+        let text = e.to_string();
+        assert!(
+            text.starts_with(&format!("unsupported by the {feature} backend")),
+            "{text}"
+        );
+        let names_feature = text.contains(&format!("enable the `{feature}` feature of courier"));
+        assert_eq!(names_feature, !enabled, "{url}: {text}");
+        if enabled {
+            assert!(text.contains("not built yet"), "{text}");
+        }
+    }
+}
+
+#[cfg(not(feature = "native"))]
+#[tokio::test]
+async fn embedded_names_the_native_feature_when_it_is_off() {
+    let e = refusal("embedded:").await;
+    assert!(
+        e.to_string()
+            .contains("enable the `native` feature of courier"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn unknown_schemes_and_malformed_urls_are_invalid_arguments() {
+    for url in [
+        "",
+        "nothing",
+        "ftp://x",
+        "http://example.com",
+        "embedded:%",
+        "embedded:%zz",
+        "embedded:\0",
+        " embedded:",
+    ] {
+        let e = refusal(url).await;
+        assert!(matches!(e, Error::InvalidArgument(_)), "{url:?}: {e}");
+    }
+    let e = refusal("ftp://x").await.to_string();
+    assert!(e.contains("unknown URL scheme \"ftp\""), "{e}");
+    assert!(e.contains("embedded:"), "{e}");
+    let huge = format!("embedded:?{}", "a=b&".repeat(1 << 20));
+    let e = refusal(&huge).await.to_string();
+    assert!(e.len() < 200, "{e}");
+    let huge_scheme = format!("{}://x", "a".repeat(4000));
+    let e = refusal(&huge_scheme).await.to_string();
+    assert!(e.len() < 400, "{e}");
+}
