@@ -70,16 +70,21 @@ impl EmbeddedProducer {
         Arc::from(std::str::from_utf8(&id[..len]).unwrap_or("ID:"))
     }
 
+    /// `IllegalState` once the producer, its session or its connection is closed.
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::illegal_state("the producer is closed"));
+        }
+        self.session.check_open()
+    }
+
     async fn send_inner(
         &self,
         destination: Option<&Destination>,
         message: &mut Message,
         options: &SendOptions,
     ) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::illegal_state("the producer is closed"));
-        }
-        self.session.check_open()?;
+        self.check_open()?;
         // A send never waits on the broker; spend tokio's cooperative budget so a tight send
         // loop still lets the consumers on its worker run.
         tokio::task::coop::consume_budget().await;
@@ -119,6 +124,7 @@ impl Producer for EmbeddedProducer {
     }
 
     fn set_options(&self, options: SendOptions) -> Result<()> {
+        self.check_open()?;
         options.validate()?;
         *self.options.lock() = options;
         Ok(())
