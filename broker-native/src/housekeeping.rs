@@ -90,8 +90,9 @@ impl BrokerCore {
                 && store.queue.unacked() == 0
                 && store.queue.consumer_count() == 0
         };
-        let unused_topic =
-            |topic: &Topic| topic.auto_delete && idle(&topic.touched) && topic.subscription_count() == 0;
+        let unused_topic = |topic: &Topic| {
+            topic.auto_delete && idle(&topic.touched) && topic.subscription_count() == 0
+        };
 
         let candidates: Vec<_> = self
             .queues
@@ -151,7 +152,10 @@ mod tests {
 
     #[test]
     fn schedule_saturates() {
-        assert_eq!(schedule(Duration::from_secs(1)), (Duration::from_millis(250), 5));
+        assert_eq!(
+            schedule(Duration::from_secs(1)),
+            (Duration::from_millis(250), 5)
+        );
         assert_eq!(schedule(Duration::ZERO), (MIN_INTERVAL, 1));
         let (interval, epochs) = schedule(Duration::MAX);
         assert_eq!(interval, MAX_INTERVAL);

@@ -182,8 +182,7 @@ impl Budget {
         }
         let count = self.count.fetch_add(1, Ordering::SeqCst) + 1;
         let held = self.bytes.fetch_add(bytes, Ordering::SeqCst) + bytes;
-        if p.max_depth.is_some_and(|max| count > max) || p.max_bytes.is_some_and(|max| held > max)
-        {
+        if p.max_depth.is_some_and(|max| count > max) || p.max_bytes.is_some_and(|max| held > max) {
             self.undo(bytes, false);
             return Err(Full::Destination);
         }

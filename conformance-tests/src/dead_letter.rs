@@ -308,7 +308,10 @@ pub async fn aborted_space_takes_never_dead_letter_entry(h: &dyn Harness) -> Res
     const ABORTS: u32 = 15;
     let caps = h.capabilities();
     if let Some(max) = caps.max_delivery_attempts {
-        assert!(max < ABORTS, "the case needs more aborts than the delivery limit");
+        assert!(
+            max < ABORTS,
+            "the case needs more aborts than the delivery limit"
+        );
     }
     let connection: Arc<dyn Connection> = h.connect().await?.into();
     let space = Space::open(&connection, &unique("dl-space")).await?;
@@ -356,7 +359,9 @@ pub async fn aborted_space_takes_never_dead_letter_entry(h: &dyn Harness) -> Res
         while let Some(dead) = browser.next().await? {
             let from = dead.destination().map(|d| d.name().to_owned());
             assert!(
-                !from.as_deref().is_some_and(|name| name.starts_with(&prefix)),
+                !from
+                    .as_deref()
+                    .is_some_and(|name| name.starts_with(&prefix)),
                 "a space entry was dead-lettered from {from:?}"
             );
         }

@@ -99,13 +99,27 @@ pub async fn setters_on_closed_producer_are_illegal_state_7(h: &dyn Harness) -> 
                 "set_delivery_mode",
                 producer.set_delivery_mode(DeliveryMode::NonPersistent),
             ),
-            ("set_disable_message_id", producer.set_disable_message_id(true)),
-            ("set_disable_timestamp", producer.set_disable_timestamp(true)),
+            (
+                "set_disable_message_id",
+                producer.set_disable_message_id(true),
+            ),
+            (
+                "set_disable_timestamp",
+                producer.set_disable_timestamp(true),
+            ),
         ];
         for (setter, r) in attempts {
-            assert!(is_illegal_state(&r), "{setter} on a {what}: {}", outcome(&r));
+            assert!(
+                is_illegal_state(&r),
+                "{setter} on a {what}: {}",
+                outcome(&r)
+            );
         }
-        assert_eq!(producer.options(), before, "a refused setter changed the {what}");
+        assert_eq!(
+            producer.options(),
+            before,
+            "a refused setter changed the {what}"
+        );
     }
     conn.close().await
 }

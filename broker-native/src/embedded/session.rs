@@ -161,12 +161,7 @@ impl SessionShared {
             .into_iter()
             .map(|p| (p.route, p.message, p.origin))
             .collect();
-        if let Err(e) = self
-            .connection
-            .broker
-            .publish_all(sends, &self.token)
-            .await
-        {
+        if let Err(e) = self.connection.broker.publish_all(sends, &self.token).await {
             self.redeliver_all(unacked);
             return Err(Error::TransactionRolledBack(e.to_string()));
         }
