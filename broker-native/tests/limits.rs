@@ -581,3 +581,48 @@ async fn auto_deleted_topics_are_made_afresh_for_subscribers() {
     producer.send(&mut numbered(5)).await.unwrap();
     assert_eq!(receive_numbers(subscriber.as_ref(), 1).await, vec![5]);
 }
+
+#[tokio::test]
+async fn a_commit_dropped_while_waiting_for_room_rolls_back() {
+    let broker = broker_with(vec![PolicyRule::new(
+        "narrow",
+        policy(Some(1), WhenFull::Block),
+    )]);
+    let (_c, tx) = session(&broker, SessionMode::Transacted).await;
+    let (_c2, plain) = session(&broker, SessionMode::AutoAcknowledge).await;
+    let input = Destination::queue("input");
+    let narrow = Destination::queue("narrow");
+    plain
+        .create_producer(Some(&input))
+        .await
+        .unwrap()
+        .send(&mut numbered(1))
+        .await
+        .unwrap();
+    plain
+        .create_producer(Some(&narrow))
+        .await
+        .unwrap()
+        .send(&mut numbered(0))
+        .await
+        .unwrap();
+    let consumer = tx
+        .create_consumer(&input, ConsumerOptions::default())
+        .await
+        .unwrap();
+    assert_eq!(receive_numbers(consumer.as_ref(), 1).await, vec![1]);
+    tx.create_producer(Some(&narrow))
+        .await
+        .unwrap()
+        .send(&mut numbered(2))
+        .await
+        .unwrap();
+    // The commit waits for room in `narrow`; giving up on it rolls the transaction back.
+    assert!(tokio::time::timeout(Duration::from_millis(30), tx.commit())
+        .await
+        .is_err());
+    let m = consumer.receive_timeout(PATIENCE).await.unwrap().unwrap();
+    assert_eq!(m.property::<i64>("n").unwrap(), Some(1));
+    assert!(m.redelivered(), "the received message came back");
+    assert_eq!(broker.queue_depth("narrow"), Some(1));
+}

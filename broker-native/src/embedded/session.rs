@@ -36,6 +36,17 @@ struct SessionState {
     closed: bool,
 }
 
+/// The messages a commit received, redelivered if the commit is dropped before it ends.
+struct RollbackOnDrop<'a>(&'a SessionShared, Option<Vec<(Arc<Queue>, Envelope)>>);
+
+impl Drop for RollbackOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(unacked) = self.1.take() {
+            self.0.redeliver_all(unacked);
+        }
+    }
+}
+
 /// State shared by a session and its producers, consumers and browsers.
 pub(crate) struct SessionShared {
     pub connection: Arc<ConnectionShared>,
@@ -161,7 +172,11 @@ impl SessionShared {
             .into_iter()
             .map(|p| (p.route, p.message, p.origin))
             .collect();
-        if let Err(e) = self.connection.broker.publish_all(sends, &self.token).await {
+        // A commit dropped while it waits for room rolls back: its messages come back.
+        let mut received = RollbackOnDrop(self, Some(unacked));
+        let published = self.connection.broker.publish_all(sends, &self.token).await;
+        let unacked = received.1.take().unwrap_or_default();
+        if let Err(e) = published {
             self.redeliver_all(unacked);
             return Err(Error::TransactionRolledBack(e.to_string()));
         }
