@@ -458,6 +458,33 @@ impl BrokerCore {
         }
     }
 
+    /// Drop-oldest: drops the oldest messages of `queue` until a copy of `bytes` fits on
+    /// `budget`; `None` (the new copy is dropped) when nothing is left to drop.
+    fn drop_for_room(
+        &self,
+        budget: &Arc<Budget>,
+        queue: &Queue,
+        bytes: usize,
+        full: Full,
+    ) -> Option<Charge> {
+        if full != Full::Never {
+            // Each round frees one message of this store; give up after a few if concurrent
+            // senders keep taking the room.
+            for _ in 0..16 {
+                let Some(oldest) = queue.take_oldest() else {
+                    break;
+                };
+                drop(oldest);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Ok(charge) = budget.try_charge(bytes) {
+                    return Some(charge);
+                }
+            }
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
     /// The route of a message whose route was deleted: plain destinations are looked up
     /// (made afresh); temporary ones are gone.
     fn route_again(&self, message: &Message) -> Result<Route> {
@@ -488,6 +515,13 @@ impl BrokerCore {
             Err(full) => full,
         };
         let policy = &budget.policy;
+        let (when_full, block_timeout) = match policy.when_full {
+            WhenFull::DropOldestIfStalled(_) if budget.is_stalled() => {
+                (WhenFull::DropOldest, policy.block_timeout)
+            }
+            WhenFull::DropOldestIfStalled(grace) => (WhenFull::Block, grace),
+            other => (other, policy.block_timeout),
+        };
         let refused = |full: Full| {
             let why = match full {
                 Full::Destination => "the destination is full",
@@ -499,30 +533,21 @@ impl BrokerCore {
                 queue.destination()
             ))
         };
-        match policy.when_full {
-            WhenFull::DropOldest => {
-                if full != Full::Never {
-                    // Each round frees one message of this store; give up after a few if
-                    // concurrent senders keep taking the room.
-                    for _ in 0..16 {
-                        let Some(oldest) = queue.take_oldest() else {
-                            break;
-                        };
-                        drop(oldest);
-                        self.dropped.fetch_add(1, Ordering::Relaxed);
-                        if let Ok(charge) = budget.try_charge(bytes) {
-                            return Ok(Some(charge));
-                        }
-                    }
-                }
-                self.dropped.fetch_add(1, Ordering::Relaxed);
-                Ok(None)
+        match when_full {
+            WhenFull::DropOldest | WhenFull::DropOldestIfStalled(_) => {
+                Ok(self.drop_for_room(budget, queue, bytes, full))
             }
             WhenFull::Fail => Err(refused(full)),
-            WhenFull::Block if full == Full::Never => Err(refused(full)),
+            WhenFull::Block if full == Full::Never => match policy.when_full {
+                // A copy that can never fit a subscription drops rather than fail the publish.
+                WhenFull::DropOldestIfStalled(_) => {
+                    Ok(self.drop_for_room(budget, queue, bytes, full))
+                }
+                _ => Err(refused(full)),
+            },
             WhenFull::Block => {
                 let memory = budget.memory();
-                let deadline = Instant::now().checked_add(policy.block_timeout);
+                let deadline = Instant::now().checked_add(block_timeout);
                 let _waiting = memory.waiting();
                 loop {
                     // Listen before retrying, so a release in between is not missed.
@@ -538,9 +563,13 @@ impl BrokerCore {
                             return Err(Error::illegal_state("the session closed while a send waited for room"));
                         }
                         _ = sleep_until(deadline) => {
+                            if let WhenFull::DropOldestIfStalled(_) = policy.when_full {
+                                // No room within the grace: the consumers stalled.
+                                budget.stall();
+                                return Ok(self.drop_for_room(budget, queue, bytes, full));
+                            }
                             return Err(Error::ResourceLimit(format!(
-                                "no room after waiting {:?}: {}",
-                                policy.block_timeout,
+                                "no room after waiting {block_timeout:?}: {}",
                                 refused(full)
                             )));
                         }

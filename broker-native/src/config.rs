@@ -143,10 +143,13 @@ impl Default for DestinationPolicy {
 
 /// Limits of a non-durable subscription.
 ///
-/// The default drops the oldest message of a subscription holding 10 000 messages or
-/// 64 MiB: a non-durable subscriber only gets messages while it listens, so one that stops
-/// reading (or an unpolled `Space::notify` stream) loses its oldest messages instead of
-/// blocking every publisher of the topic and every other subscriber with it.
+/// The default bounds each subscription to 10 000 messages or 64 MiB with
+/// [`WhenFull::DropOldestIfStalled`] after one second: a subscriber that keeps reading gets
+/// flow control (publishers wait for it, nothing is lost), while one that stops reading (or
+/// an unpolled `Space::notify` stream) loses its oldest messages instead of blocking every
+/// publisher of the topic — and every other subscriber with them. A non-durable subscriber
+/// only gets messages while it listens, so dropping for one that does not is within its
+/// contract; blocking the topic for everyone is not.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionLimits {
     /// Most messages stored for the subscription.
@@ -162,7 +165,7 @@ impl Default for SubscriptionLimits {
         SubscriptionLimits {
             max_depth: Some(10_000),
             max_bytes: Some(64 * 1024 * 1024),
-            when_full: WhenFull::DropOldest,
+            when_full: WhenFull::DropOldestIfStalled(Duration::from_secs(1)),
         }
     }
 }
@@ -181,6 +184,12 @@ pub enum WhenFull {
     /// The oldest stored message of the destination is dropped to make room; when there is
     /// none to drop (all delivered and unacknowledged), the new message is dropped instead.
     DropOldest,
+    /// Flow control while the destination's consumers keep reading, drop-oldest once they
+    /// stall: a send waits like [`WhenFull::Block`] for up to this long; if no room comes in
+    /// that time, the destination is stalled and drops its oldest messages like
+    /// [`WhenFull::DropOldest`], without waiting, until its consumers take it below half its
+    /// limits. The default of non-durable subscriptions.
+    DropOldestIfStalled(Duration),
 }
 
 /// Dead-lettering of one destination's messages.

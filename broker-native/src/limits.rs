@@ -5,7 +5,7 @@
 //! a full destination wait on [`Memory::room`] and are woken when a charge is released.
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
@@ -138,6 +138,8 @@ pub(crate) struct Budget {
     count: AtomicUsize,
     bytes: AtomicUsize,
     memory: Arc<Memory>,
+    /// Set when a [`WhenFull::DropOldestIfStalled`] store got no room within its grace.
+    stalled: AtomicBool,
 }
 
 impl Budget {
@@ -148,6 +150,7 @@ impl Budget {
             count: AtomicUsize::new(0),
             bytes: AtomicUsize::new(0),
             memory,
+            stalled: AtomicBool::new(false),
         })
     }
 
@@ -161,6 +164,27 @@ impl Budget {
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Whether the store's consumers stalled (see [`WhenFull::DropOldestIfStalled`]); a
+    /// stalled store that its consumers took below half its limits is no longer stalled.
+    pub fn is_stalled(&self) -> bool {
+        if !self.stalled.load(Ordering::Relaxed) {
+            return false;
+        }
+        let p = &self.policy;
+        let below_half = p.max_depth.is_none_or(|max| self.count() <= max / 2)
+            && p.max_bytes
+                .is_none_or(|max| self.bytes.load(Ordering::Relaxed) <= max / 2);
+        if below_half {
+            self.stalled.store(false, Ordering::Relaxed);
+        }
+        !below_half
+    }
+
+    /// Marks the store's consumers as stalled.
+    pub fn stall(&self) {
+        self.stalled.store(true, Ordering::Relaxed);
     }
 
     /// The broker-wide account.

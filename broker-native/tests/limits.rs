@@ -626,3 +626,32 @@ async fn a_commit_dropped_while_waiting_for_room_rolls_back() {
     assert!(m.redelivered(), "the received message came back");
     assert_eq!(broker.queue_depth("narrow"), Some(1));
 }
+
+#[tokio::test]
+async fn a_reading_subscriber_gets_flow_control_not_drops() {
+    // The default non-durable policy with a small limit: a fast publisher and a subscriber
+    // that keeps reading lose nothing.
+    let broker = broker_with(vec![PolicyRule::new(
+        "busy",
+        DestinationPolicy {
+            non_durable_subscriptions: SubscriptionLimits {
+                max_depth: Some(10),
+                ..SubscriptionLimits::default()
+            },
+            ..DestinationPolicy::default()
+        },
+    )]);
+    let topic = Destination::topic("busy");
+    let (_c, s) = session(&broker, SessionMode::AutoAcknowledge).await;
+    let subscriber = s
+        .create_consumer(&topic, ConsumerOptions::default())
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move { receive_numbers(subscriber.as_ref(), 20_000).await });
+    let producer = s.create_producer(Some(&topic)).await.unwrap();
+    for n in 0..20_000 {
+        producer.send(&mut numbered(n)).await.unwrap();
+    }
+    assert_eq!(reader.await.unwrap(), (0..20_000).collect::<Vec<_>>());
+    assert_eq!(broker.stats().dropped_messages, 0);
+}
