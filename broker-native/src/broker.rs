@@ -526,7 +526,9 @@ impl BrokerCore {
             let why = match full {
                 Full::Destination => "the destination is full",
                 Full::Broker => "the broker's memory limit is reached",
-                Full::Never => "the message is larger than a limit of its destination or broker",
+                Full::Never => {
+                    "the message can never fit under its destination's or the broker's limits"
+                }
             };
             Error::ResourceLimit(format!(
                 "{why} (sending {bytes} bytes to {})",
@@ -702,13 +704,17 @@ impl BrokerCore {
                 store,
                 Budget::new(policy, self.memory.clone()),
             ));
-            topic.add(sub.clone());
+            // A topic auto-deleted since the lookup is made afresh.
+            let mut target = topic.clone();
+            while !target.add(sub.clone()) {
+                target = self.topic(req.topic)?;
+            }
             sub.attach();
-            sub
+            Ok::<_, Error>(sub)
         };
         let Some(name) = req.name else {
             let store = store_name("");
-            return Ok(new_sub(store, req.selector));
+            return new_sub(store, req.selector);
         };
         check_subscription_name(name)?;
         if req.kind == SubscriptionKind::Durable && req.client_id.is_none() {
@@ -755,7 +761,7 @@ impl BrokerCore {
             self.topic(&existing.topic)?.remove(&existing);
             map.remove(&key);
         }
-        let sub = new_sub(store_name(name), req.selector);
+        let sub = new_sub(store_name(name), req.selector)?;
         map.insert(key, sub.clone());
         Ok(sub)
     }

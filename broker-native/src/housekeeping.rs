@@ -19,7 +19,7 @@ use crate::broker::{BrokerCore, QueueStore};
 use crate::subscription::Topic;
 
 /// Shortest and longest time between sweeps.
-const MIN_INTERVAL: Duration = Duration::from_millis(1);
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
 const MAX_INTERVAL: Duration = Duration::from_secs(5);
 
 /// Sweeps between two sweeps that may delete, and sweeps a destination must stay unused.
@@ -83,10 +83,15 @@ impl BrokerCore {
         let idle = |touched: &AtomicU64| {
             epoch.saturating_sub(touched.load(Ordering::Relaxed)) >= idle_epochs
         };
+        // Nothing but the registry holds the queue: no consumer or browser, and none being
+        // made (it holds the queue between the lookup and attaching), no unacknowledged
+        // message. Checked again under the registry's write lock, where no lookup can clone
+        // it meanwhile.
         let unused_queue = |store: &QueueStore| {
             store.auto_delete
                 && idle(&store.touched)
                 && store.budget.count() == 0
+                && Arc::strong_count(&store.queue) == 1
                 && store.queue.unacked() == 0
                 && store.queue.consumer_count() == 0
         };
@@ -133,10 +138,13 @@ impl BrokerCore {
         if !candidates.is_empty() {
             let mut topics = self.topics.write();
             for destination in candidates {
-                if topics.get(&destination).is_some_and(|t| unused_topic(t)) {
-                    if let Some(topic) = topics.remove(&destination) {
-                        topic.delete();
-                    }
+                // Deleted only if still without subscriptions, atomically with respect to a
+                // subscriber adding one (it then looks the topic up again).
+                if topics
+                    .get(&destination)
+                    .is_some_and(|t| unused_topic(t) && t.delete_if_unused())
+                {
+                    topics.remove(&destination);
                 }
             }
             if topics.capacity() > 64 && topics.len() < topics.capacity() / 4 {

@@ -171,9 +171,25 @@ impl Topic {
             .collect()
     }
 
-    /// Adds a subscription.
-    pub fn add(&self, sub: Arc<Subscription>) {
-        self.subscriptions.write().push(sub);
+    /// Adds a subscription; `false` (not added) once the topic is deleted.
+    #[must_use]
+    pub fn add(&self, sub: Arc<Subscription>) -> bool {
+        let mut subs = self.subscriptions.write();
+        if self.is_deleted() {
+            return false;
+        }
+        subs.push(sub);
+        true
+    }
+
+    /// Deletes the topic if it has no subscription, atomically with [`Topic::add`].
+    pub fn delete_if_unused(&self) -> bool {
+        let subs = self.subscriptions.write();
+        if !subs.is_empty() {
+            return false;
+        }
+        self.deleted.store(true, Ordering::SeqCst);
+        true
     }
 
     /// Removes a subscription and deletes its stored messages.
