@@ -2,10 +2,12 @@
 //! stops the producer (run by hand, in release mode).
 //!
 //! ```text
-//! cargo run --release -p courier-broker --example flood -- [messages] [max_memory_mib]
+//! cargo run --release -p courier-broker --example flood -- [messages] [max_memory_mib] [topic]
 //! ```
 //!
-//! Without `max_memory_mib` the default limit (a quarter of the machine's memory) applies.
+//! Without `max_memory_mib` (or with `0`) the default limit (a quarter of the machine's
+//! memory) applies. With `topic`, the messages go to a topic whose one non-durable
+//! subscriber never reads (its default limit applies).
 //! Sends fail at once when the limit is reached (the queue's policy here is `Fail`, so the
 //! run ends instead of waiting out the block timeout).
 
@@ -41,16 +43,31 @@ async fn main() -> Result<()> {
         ..BrokerConfig::default()
     };
     if let Some(mib) = args.next().and_then(|a| a.parse::<usize>().ok()) {
-        config.max_memory = mib * 1024 * 1024;
+        if mib > 0 {
+            config.max_memory = mib * 1024 * 1024;
+        }
     }
+    let topic = args.next().as_deref() == Some("topic");
     let broker = Broker::new(config);
     let connection = broker.factory().create_connection().await?;
     let session = connection
         .create_session(SessionMode::AutoAcknowledge)
         .await?;
-    let producer = session
-        .create_producer(Some(&Destination::queue("flood")))
-        .await?;
+    let destination = if topic {
+        Destination::topic("flood")
+    } else {
+        Destination::queue("flood")
+    };
+    let _idle_subscriber = if topic {
+        Some(
+            session
+                .create_consumer(&destination, ConsumerOptions::default())
+                .await?,
+        )
+    } else {
+        None
+    };
+    let producer = session.create_producer(Some(&destination)).await?;
     let body = "x".repeat(100);
     let before = rss_kib();
     let started = Instant::now();
@@ -73,6 +90,7 @@ async fn main() -> Result<()> {
         elapsed.as_secs_f64(),
         stopped.map_or_else(|| "nothing".to_owned(), |e| e.to_string())
     );
+    println!("dropped by policy: {}", stats.dropped_messages);
     println!(
         "RSS +{} MiB ({} -> {} MiB); broker charged {} MiB for {} messages, limit {} MiB",
         (after.saturating_sub(before)) / 1024,

@@ -655,3 +655,24 @@ async fn a_reading_subscriber_gets_flow_control_not_drops() {
     assert_eq!(reader.await.unwrap(), (0..20_000).collect::<Vec<_>>());
     assert_eq!(broker.stats().dropped_messages, 0);
 }
+
+#[tokio::test]
+async fn drop_oldest_drops_by_arrival_across_priorities() {
+    let broker = broker_with(vec![PolicyRule::new(
+        "mixed",
+        policy(Some(2), WhenFull::DropOldest),
+    )]);
+    let queue = Destination::queue("mixed");
+    let (_c, s) = session(&broker, SessionMode::AutoAcknowledge).await;
+    let producer = s.create_producer(Some(&queue)).await.unwrap();
+    for (n, priority) in [(0, 1), (1, 9), (2, 4)] {
+        producer.set_priority(priority).unwrap();
+        producer.send(&mut numbered(n)).await.unwrap();
+    }
+    let consumer = s
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await
+        .unwrap();
+    // The first sent (lowest priority, oldest) made room; the rest in priority order.
+    assert_eq!(receive_numbers(consumer.as_ref(), 2).await, vec![1, 2]);
+}
