@@ -175,7 +175,9 @@ impl Default for SubscriptionLimits {
 pub enum WhenFull {
     /// Flow control: the send waits until there is room, up to the policy's block timeout,
     /// then fails with [`courier_api::Error::ResourceLimit`]. A transaction's commit waits
-    /// the same way for its sends.
+    /// the same way for its sends, holding the room of those already admitted: a
+    /// transaction with more sends to one destination than its limit allows rolls back
+    /// after the block timeout.
     #[default]
     Block,
     /// The send fails at once with [`courier_api::Error::ResourceLimit`]; a commit rolls
