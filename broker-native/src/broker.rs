@@ -7,11 +7,15 @@ use courier_api::selector::Selector;
 use courier_api::{Destination, DestinationKind, Error, Message, Result};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use crate::config::BrokerConfig;
+use crate::config::{BrokerConfig, DeadLetter, WhenFull};
 use crate::embedded::EmbeddedFactory;
+use crate::limits::{Budget, Charge, Full, Memory, StorePolicy, ENVELOPE_OVERHEAD};
+use crate::policy::policy_for;
 use crate::queue::{Envelope, Origin, Queue};
 use crate::subscription::{NoLocal, Subscription, SubscriptionKind, Topic};
 
@@ -35,11 +39,12 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Starts an in-memory broker.
+    /// Starts an in-memory broker. Its housekeeping (auto-delete of unused destinations)
+    /// runs on the tokio runtime current here, or else on that of its first connection.
     pub fn new(config: BrokerConfig) -> Self {
-        Broker {
-            core: Arc::new(BrokerCore::new(config)),
-        }
+        let core = Arc::new(BrokerCore::new(config));
+        core.start_housekeeping();
+        Broker { core }
     }
 
     /// A connection factory that talks to this broker in-process.
@@ -58,8 +63,40 @@ impl Broker {
             .queues
             .read()
             .get(&Destination::queue(name))
-            .map(|q| q.depth())
+            .map(|q| q.queue.depth())
     }
+
+    /// What the broker holds now: destinations, stored message copies and their bytes.
+    pub fn stats(&self) -> BrokerStats {
+        let core = &self.core;
+        BrokerStats {
+            queues: core.queues.read().len(),
+            topics: core.topics.read().len(),
+            stored_messages: core.memory.messages(),
+            stored_bytes: core.memory.used(),
+            max_memory: core.memory.max(),
+            dropped_messages: core.dropped.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A snapshot of what a [`Broker`] holds, from [`Broker::stats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BrokerStats {
+    /// Queues that exist now (plain, temporary and the dead-letter queue; subscription
+    /// stores not included).
+    pub queues: usize,
+    /// Topics that exist now.
+    pub topics: usize,
+    /// Message copies held: stored, delayed, or delivered and not yet acknowledged (a
+    /// message published to three subscriptions counts three times).
+    pub stored_messages: usize,
+    /// Bytes charged for them against [`BrokerConfig::max_memory`].
+    pub stored_bytes: usize,
+    /// The broker-wide memory limit.
+    pub max_memory: usize,
+    /// Messages dropped so far by [`WhenFull::DropOldest`] policies.
+    pub dropped_messages: u64,
 }
 
 impl Default for Broker {
@@ -70,8 +107,8 @@ impl Default for Broker {
 
 pub(crate) struct BrokerCore {
     pub config: BrokerConfig,
-    queues: RwLock<HashMap<Destination, Arc<Queue>>>,
-    topics: RwLock<HashMap<Destination, Arc<Topic>>>,
+    pub(crate) queues: RwLock<HashMap<Destination, Arc<QueueStore>>>,
+    pub(crate) topics: RwLock<HashMap<Destination, Arc<Topic>>>,
     temporary_owners: Mutex<HashMap<Destination, u64>>,
     durable: Mutex<HashMap<SubscriptionKey, Arc<Subscription>>>,
     shared: Mutex<HashMap<SubscriptionKey, Arc<Subscription>>>,
@@ -80,6 +117,36 @@ pub(crate) struct BrokerCore {
     next_id: AtomicU64,
     /// Distinguishes this broker's message ids and temporary names from any other's.
     pub instance: String,
+    /// The broker-wide memory account.
+    memory: Arc<Memory>,
+    /// Messages dropped by drop-oldest policies.
+    dropped: AtomicU64,
+    /// Housekeeping epoch: advanced by each sweep; lookups stamp it on what they touch.
+    pub(crate) epoch: AtomicU64,
+    /// Whether the housekeeping task runs.
+    pub(crate) housekeeping: AtomicBool,
+}
+
+/// A queue with its account and housekeeping marks.
+pub(crate) struct QueueStore {
+    /// The messages.
+    pub queue: Arc<Queue>,
+    /// What they hold, under the queue's policy.
+    pub budget: Arc<Budget>,
+    /// Whether housekeeping may delete it once unused (plain queues made on demand).
+    pub(crate) auto_delete: bool,
+    /// Housekeeping epoch of its last lookup.
+    pub(crate) touched: AtomicU64,
+    /// Set by housekeeping while it decides whether to delete the queue: a send admitted
+    /// meanwhile sees it and looks the queue up again.
+    pub(crate) retiring: AtomicBool,
+}
+
+impl QueueStore {
+    /// False once deleted or being deleted.
+    fn is_live(&self) -> bool {
+        !self.retiring.load(Ordering::SeqCst) && !self.queue.is_deleted()
+    }
 }
 
 /// A resolved destination, kept by producers and transactions so a send does not look the
@@ -87,17 +154,57 @@ pub(crate) struct BrokerCore {
 #[derive(Clone)]
 pub(crate) enum Route {
     /// A queue (plain or temporary).
-    Queue(Arc<Queue>),
+    Queue(Arc<QueueStore>),
     /// A topic (plain or temporary).
     Topic(Arc<Topic>),
 }
 
 impl Route {
-    /// False once the destination was deleted (a temporary destination).
+    /// False once the destination was deleted: a temporary destination, or a plain one
+    /// auto-deleted while unused (a send then looks it up again, making it afresh).
     pub fn is_live(&self) -> bool {
         match self {
-            Route::Queue(q) => !q.is_deleted(),
+            Route::Queue(q) => q.is_live(),
             Route::Topic(t) => !t.is_deleted(),
+        }
+    }
+}
+
+/// Where an admitted message goes, with the charges that reserve its room.
+enum Targets {
+    /// Nowhere (a topic without accepting subscriptions, or a copy dropped by policy).
+    None,
+    /// One queue.
+    One(Arc<Queue>, Charge),
+    /// Several subscriptions of a topic.
+    Many(Vec<(Arc<Queue>, Charge)>),
+}
+
+/// A message admitted under the limits of every store it goes to, ready to be stored.
+pub(crate) struct Admitted {
+    env: Envelope,
+    targets: Targets,
+}
+
+impl Admitted {
+    /// Stores the message; `now` is the time the send happens.
+    fn store(self, core: &BrokerCore, now: u64) {
+        let mut env = self.env;
+        env.seq = core.seq.fetch_add(1, Ordering::Relaxed);
+        match self.targets {
+            Targets::None => {}
+            Targets::One(queue, charge) => {
+                env.charge = Some(charge);
+                queue.enqueue(env, now);
+            }
+            Targets::Many(targets) => {
+                for (queue, charge) in targets {
+                    // `env` carries no charge yet: the clone charges nothing.
+                    let mut copy = env.clone();
+                    copy.charge = Some(charge);
+                    queue.enqueue(copy, now);
+                }
+            }
         }
     }
 }
@@ -116,6 +223,10 @@ pub(crate) struct SubscriptionRequest<'a> {
 impl BrokerCore {
     fn new(config: BrokerConfig) -> Self {
         BrokerCore {
+            memory: Arc::new(Memory::new(config.max_memory)),
+            dropped: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+            housekeeping: AtomicBool::new(false),
             config,
             queues: RwLock::default(),
             topics: RwLock::default(),
@@ -152,17 +263,50 @@ impl BrokerCore {
     /// The queue for `destination`; plain queues are created on first use, temporary ones
     /// must exist.
     pub fn queue(&self, destination: &Destination) -> Result<Arc<Queue>> {
+        self.queue_store(destination).map(|s| s.queue.clone())
+    }
+
+    /// A new queue store for `destination` with the policy its name selects.
+    fn new_queue_store(&self, destination: &Destination, auto_delete: bool) -> Arc<QueueStore> {
+        let policy = policy_for(&self.config, destination.name());
+        let is_dlq = destination.name() == self.config.dead_letter_queue;
+        let store_policy = if is_dlq {
+            StorePolicy::dead_letter_queue(policy)
+        } else {
+            StorePolicy::of(policy)
+        };
+        Arc::new(QueueStore {
+            queue: Arc::new(Queue::new(destination.clone())),
+            budget: Budget::new(store_policy, self.memory.clone()),
+            auto_delete: auto_delete && policy.auto_delete && !is_dlq,
+            touched: AtomicU64::new(self.epoch.load(Ordering::Relaxed)),
+            retiring: AtomicBool::new(false),
+        })
+    }
+
+    /// Marks a lookup of a destination, so housekeeping keeps it.
+    fn touch(&self, touched: &AtomicU64) {
+        let epoch = self.epoch.load(Ordering::Relaxed);
+        if touched.load(Ordering::Relaxed) != epoch {
+            touched.store(epoch, Ordering::Relaxed);
+        }
+    }
+
+    /// The queue store for `destination`, made on first use for plain queues.
+    fn queue_store(&self, destination: &Destination) -> Result<Arc<QueueStore>> {
         if let Some(q) = self.queues.read().get(destination) {
+            self.touch(&q.touched);
             return Ok(q.clone());
         }
         match destination.kind() {
             DestinationKind::Queue => {
                 destination.validate()?;
                 let mut queues = self.queues.write();
-                Ok(queues
+                let store = queues
                     .entry(destination.clone())
-                    .or_insert_with(|| Arc::new(Queue::new(destination.clone())))
-                    .clone())
+                    .or_insert_with(|| self.new_queue_store(destination, true));
+                self.touch(&store.touched);
+                Ok(store.clone())
             }
             DestinationKind::TemporaryQueue => Err(Error::invalid_destination(
                 destination.to_string(),
@@ -178,16 +322,18 @@ impl BrokerCore {
     /// The topic for `destination`, created on first use unless temporary.
     pub fn topic(&self, destination: &Destination) -> Result<Arc<Topic>> {
         if let Some(t) = self.topics.read().get(destination) {
+            self.touch(&t.touched);
             return Ok(t.clone());
         }
         match destination.kind() {
             DestinationKind::Topic => {
                 destination.validate()?;
                 let mut topics = self.topics.write();
-                Ok(topics
+                let topic = topics
                     .entry(destination.clone())
-                    .or_insert_with(|| Arc::new(Topic::new()))
-                    .clone())
+                    .or_insert_with(|| self.new_topic(destination, true));
+                self.touch(&topic.touched);
+                Ok(topic.clone())
             }
             DestinationKind::TemporaryTopic => Err(Error::invalid_destination(
                 destination.to_string(),
@@ -204,23 +350,234 @@ impl BrokerCore {
     /// destinations are created on first use; temporary ones must exist.
     pub fn route(&self, destination: &Destination) -> Result<Route> {
         if destination.is_queue() {
-            self.queue(destination).map(Route::Queue)
+            self.queue_store(destination).map(Route::Queue)
         } else {
             self.topic(destination).map(Route::Topic)
         }
     }
 
-    /// Delivers a stamped message along `route`; `now` is the time the send happens.
-    pub fn publish(&self, route: &Route, message: Message, origin: &Arc<Origin>, now: u64) {
+    /// A new topic for `destination` with the policy its name selects.
+    fn new_topic(&self, destination: &Destination, auto_delete: bool) -> Arc<Topic> {
+        let policy = policy_for(&self.config, destination.name()).clone();
+        let auto_delete = auto_delete && policy.auto_delete;
+        Arc::new(Topic::new(
+            policy,
+            auto_delete,
+            self.epoch.load(Ordering::Relaxed),
+        ))
+    }
+
+    /// Delivers a stamped message along `route` (looked up again if it was auto-deleted);
+    /// `now` is the time the send happens. Waits for room under a blocking policy;
+    /// `cancel` ends the wait (the session closed).
+    pub async fn publish(
+        &self,
+        route: &Route,
+        message: Message,
+        origin: &Arc<Origin>,
+        now: u64,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let admitted = self.admit(route, message, origin, cancel).await?;
+        admitted.store(self, now);
+        Ok(())
+    }
+
+    /// Delivers a transaction's sends, all or none: each is admitted first (waiting for room
+    /// under a blocking policy), then all are stored.
+    pub async fn publish_all(
+        &self,
+        sends: Vec<(Route, Message, Arc<Origin>)>,
+        cancel: &CancellationToken,
+    ) -> Result<()> {
+        let mut admitted = Vec::with_capacity(sends.len());
+        for (route, message, origin) in sends {
+            admitted.push(self.admit(&route, message, &origin, cancel).await?);
+        }
+        let now = now_millis();
+        for a in admitted {
+            a.store(self, now);
+        }
+        Ok(())
+    }
+
+    /// Reserves room for `message` in every store `route` leads to, under each store's
+    /// policy. A route to a plain destination deleted while unused is looked up again; one
+    /// to a deleted temporary destination fails.
+    async fn admit(
+        &self,
+        route: &Route,
+        message: Message,
+        origin: &Arc<Origin>,
+        cancel: &CancellationToken,
+    ) -> Result<Admitted> {
+        let bytes = message.size_hint().saturating_add(ENVELOPE_OVERHEAD);
         let env = Envelope {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed),
+            seq: 0,
             message: Arc::new(message),
             origin: origin.clone(),
             delivery_count: 0,
+            charge: None,
         };
-        match route {
-            Route::Queue(q) => q.enqueue(env, now),
-            Route::Topic(t) => t.publish(env, now),
+        let mut route = route.clone();
+        loop {
+            if !route.is_live() {
+                route = self.route_again(&env.message)?;
+            }
+            let targets = match &route {
+                Route::Queue(store) => {
+                    let charge = self
+                        .charge(&store.budget, &store.queue, bytes, cancel)
+                        .await?;
+                    if !store.is_live() {
+                        // Deleted by housekeeping meanwhile: release and look it up again.
+                        continue;
+                    }
+                    match charge {
+                        Some(charge) => Targets::One(store.queue.clone(), charge),
+                        None => Targets::None,
+                    }
+                }
+                Route::Topic(topic) => {
+                    let mut charges = Vec::new();
+                    for sub in topic.accepting(&env) {
+                        if let Some(charge) =
+                            self.charge(&sub.budget, &sub.queue, bytes, cancel).await?
+                        {
+                            charges.push((sub.queue.clone(), charge));
+                        }
+                    }
+                    if charges.is_empty() {
+                        Targets::None
+                    } else {
+                        Targets::Many(charges)
+                    }
+                }
+            };
+            return Ok(Admitted { env, targets });
+        }
+    }
+
+    /// Drop-oldest: drops the oldest messages of `queue` until a copy of `bytes` fits on
+    /// `budget`; `None` (the new copy is dropped) when nothing is left to drop.
+    fn drop_for_room(
+        &self,
+        budget: &Arc<Budget>,
+        queue: &Queue,
+        bytes: usize,
+        full: Full,
+    ) -> Option<Charge> {
+        if full != Full::Never {
+            // Each round frees one message of this store; give up after a few if concurrent
+            // senders keep taking the room.
+            for _ in 0..16 {
+                let Some(oldest) = queue.take_oldest() else {
+                    break;
+                };
+                drop(oldest);
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                if let Ok(charge) = budget.try_charge(bytes) {
+                    return Some(charge);
+                }
+            }
+        }
+        self.dropped.fetch_add(1, Ordering::Relaxed);
+        None
+    }
+
+    /// The route of a message whose route was deleted: plain destinations are looked up
+    /// (made afresh); temporary ones are gone.
+    fn route_again(&self, message: &Message) -> Result<Route> {
+        let Some(destination) = message.destination() else {
+            return Err(Error::illegal_state("a sent message has no destination"));
+        };
+        if destination.is_temporary() {
+            return Err(Error::invalid_destination(
+                destination.to_string(),
+                "the temporary destination was deleted",
+            ));
+        }
+        self.route(destination)
+    }
+
+    /// Charges one copy of `bytes` on `budget`, applying its policy when it does not fit:
+    /// block (until room, the block timeout or `cancel`), fail, or drop the oldest message
+    /// of `queue`. `None`: the copy itself is dropped (drop-oldest with nothing to drop).
+    async fn charge(
+        &self,
+        budget: &Arc<Budget>,
+        queue: &Queue,
+        bytes: usize,
+        cancel: &CancellationToken,
+    ) -> Result<Option<Charge>> {
+        let full = match budget.try_charge(bytes) {
+            Ok(charge) => return Ok(Some(charge)),
+            Err(full) => full,
+        };
+        let policy = &budget.policy;
+        let (when_full, block_timeout) = match policy.when_full {
+            WhenFull::DropOldestIfStalled(_) if budget.is_stalled() => {
+                (WhenFull::DropOldest, policy.block_timeout)
+            }
+            WhenFull::DropOldestIfStalled(grace) => (WhenFull::Block, grace),
+            other => (other, policy.block_timeout),
+        };
+        let refused = |full: Full| {
+            let why = match full {
+                Full::Destination => "the destination is full",
+                Full::Broker => "the broker's memory limit is reached",
+                Full::Never => {
+                    "the message can never fit under its destination's or the broker's limits"
+                }
+            };
+            Error::ResourceLimit(format!(
+                "{why} (sending {bytes} bytes to {})",
+                queue.destination()
+            ))
+        };
+        match when_full {
+            WhenFull::DropOldest | WhenFull::DropOldestIfStalled(_) => {
+                Ok(self.drop_for_room(budget, queue, bytes, full))
+            }
+            WhenFull::Fail => Err(refused(full)),
+            WhenFull::Block if full == Full::Never => match policy.when_full {
+                // A copy that can never fit a subscription drops rather than fail the publish.
+                WhenFull::DropOldestIfStalled(_) => {
+                    Ok(self.drop_for_room(budget, queue, bytes, full))
+                }
+                _ => Err(refused(full)),
+            },
+            WhenFull::Block => {
+                let memory = budget.memory();
+                let deadline = Instant::now().checked_add(block_timeout);
+                let _waiting = memory.waiting();
+                loop {
+                    // Listen before retrying, so a release in between is not missed.
+                    let room = memory.room.notified();
+                    match budget.try_charge(bytes) {
+                        Ok(charge) => return Ok(Some(charge)),
+                        Err(Full::Never) => return Err(refused(Full::Never)),
+                        Err(_) => {}
+                    }
+                    tokio::select! {
+                        _ = room => {}
+                        _ = cancel.cancelled() => {
+                            return Err(Error::illegal_state("the session closed while a send waited for room"));
+                        }
+                        _ = sleep_until(deadline) => {
+                            if let WhenFull::DropOldestIfStalled(_) = policy.when_full {
+                                // No room within the grace: the consumers stalled.
+                                budget.stall();
+                                return Ok(self.drop_for_room(budget, queue, bytes, full));
+                            }
+                            return Err(Error::ResourceLimit(format!(
+                                "no room after waiting {block_timeout:?}: {}",
+                                refused(full)
+                            )));
+                        }
+                    }
+                }
+            }
         }
     }
 
@@ -254,14 +611,11 @@ impl BrokerCore {
             .lock()
             .insert(destination.clone(), connection);
         if destination.is_queue() {
-            self.queues.write().insert(
-                destination.clone(),
-                Arc::new(Queue::new(destination.clone())),
-            );
+            let store = self.new_queue_store(&destination, false);
+            self.queues.write().insert(destination.clone(), store);
         } else {
-            self.topics
-                .write()
-                .insert(destination.clone(), Arc::new(Topic::new()));
+            let topic = self.new_topic(&destination, false);
+            self.topics.write().insert(destination.clone(), topic);
         }
         destination
     }
@@ -292,10 +646,10 @@ impl BrokerCore {
         if destination.is_queue() {
             let mut queues = self.queues.write();
             if let Some(q) = queues.get(destination) {
-                if !force && q.consumer_count() > 0 {
+                if !force && q.queue.consumer_count() > 0 {
                     return Err(Error::illegal_state("temporary queue still has consumers"));
                 }
-                q.delete();
+                q.queue.delete();
             }
             queues.remove(destination);
         } else {
@@ -337,20 +691,30 @@ impl BrokerCore {
             )
         };
         let new_sub = |store: String, selector: Option<Selector>| {
+            let policy = if req.kind.is_durable() {
+                StorePolicy::of(&topic.policy)
+            } else {
+                StorePolicy::non_durable(&topic.policy)
+            };
             let sub = Arc::new(Subscription::new(
                 req.kind,
                 req.topic.clone(),
                 selector,
                 no_local.clone(),
                 store,
+                Budget::new(policy, self.memory.clone()),
             ));
-            topic.add(sub.clone());
+            // A topic auto-deleted since the lookup is made afresh.
+            let mut target = topic.clone();
+            while !target.add(sub.clone()) {
+                target = self.topic(req.topic)?;
+            }
             sub.attach();
-            sub
+            Ok::<_, Error>(sub)
         };
         let Some(name) = req.name else {
             let store = store_name("");
-            return Ok(new_sub(store, req.selector));
+            return new_sub(store, req.selector);
         };
         check_subscription_name(name)?;
         if req.kind == SubscriptionKind::Durable && req.client_id.is_none() {
@@ -397,7 +761,7 @@ impl BrokerCore {
             self.topic(&existing.topic)?.remove(&existing);
             map.remove(&key);
         }
-        let sub = new_sub(store_name(name), req.selector);
+        let sub = new_sub(store_name(name), req.selector)?;
         map.insert(key, sub.clone());
         Ok(sub)
     }
@@ -461,10 +825,12 @@ impl BrokerCore {
     /// its delivery attempts.
     pub fn redeliver(&self, queue: &Queue, env: Envelope) {
         let dlq = Destination::queue(&self.config.dead_letter_queue);
-        let exhausted = self
-            .config
-            .max_delivery_attempts
-            .is_some_and(|max| env.delivery_count >= max);
+        let limit = match env.charge.as_ref().map(|c| c.budget().policy.dead_letter) {
+            None | Some(DeadLetter::Broker) => self.config.max_delivery_attempts,
+            Some(DeadLetter::Never) => None,
+            Some(DeadLetter::After(max)) => Some(max),
+        };
+        let exhausted = limit.is_some_and(|max| env.delivery_count >= max);
         // The dead-letter queue itself redelivers for ever: a dead letter is never dropped.
         if !exhausted || queue.destination() == &dlq {
             queue.requeue(env);
@@ -472,16 +838,33 @@ impl BrokerCore {
         }
         queue.acknowledged();
         tracing::debug!(message_id = ?env.message.message_id(), from = %queue.destination(), "dead-lettering");
-        match self.queue(&dlq) {
-            Ok(q) => q.enqueue(
-                Envelope {
-                    delivery_count: 0,
-                    ..env
-                },
-                now_millis(),
-            ),
+        match self.queue_store(&dlq) {
+            Ok(q) => {
+                // The dead letter moves its charge from its queue to the dead-letter queue.
+                let bytes = env.charge.as_ref().map_or_else(
+                    || env.message.size_hint().saturating_add(ENVELOPE_OVERHEAD),
+                    Charge::bytes,
+                );
+                let charge = Some(q.budget.force_charge(bytes));
+                q.queue.enqueue(
+                    Envelope {
+                        delivery_count: 0,
+                        charge,
+                        ..env
+                    },
+                    now_millis(),
+                )
+            }
             Err(e) => tracing::error!(error = %e, "dead-letter queue unusable; message dropped"),
         }
+    }
+}
+
+/// Sleeps until `at`, or for ever when `None` (a block timeout too long to represent).
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

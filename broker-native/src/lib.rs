@@ -6,6 +6,11 @@
 //! browsing, dead letters and selectors evaluated in the broker — and the embedded
 //! [`EmbeddedFactory`], which runs it in-process behind the `courier-api` traits.
 //!
+//! Memory is bounded: a broker-wide limit ([`BrokerConfig::max_memory`]) and per-destination
+//! limits chosen by name pattern ([`PolicyRule`]) with a policy for full destinations
+//! ([`WhenFull`]: block the producer, fail the send, or drop the oldest message);
+//! destinations made on demand are deleted once unused ([`BrokerConfig::auto_delete_delay`]).
+//!
 //! The core keeps messages in memory; storage is confined to one module (the queue store) so a durable
 //! journal can be placed under it.
 
@@ -14,12 +19,18 @@
 mod broker;
 mod config;
 mod embedded;
+mod housekeeping;
+mod limits;
+mod policy;
 mod queue;
 mod ready;
 mod registry;
 mod subscription;
 
-pub use broker::Broker;
-pub use config::BrokerConfig;
+pub use broker::{Broker, BrokerStats};
+pub use config::{
+    default_max_memory, BrokerConfig, DeadLetter, DestinationPolicy, PolicyRule,
+    SubscriptionLimits, WhenFull, FALLBACK_MAX_MEMORY,
+};
 pub use embedded::{EmbeddedConnection, EmbeddedFactory};
 pub use registry::{connect, SCHEMES};

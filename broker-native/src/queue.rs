@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
+use crate::limits::Charge;
 use crate::ready::{order_key, OrderKey, Ready};
 
 /// Who sent a message, for no-local subscriptions.
@@ -54,6 +55,9 @@ pub(crate) struct Envelope {
     pub message: Arc<Message>,
     /// Its sender.
     pub origin: Arc<Origin>,
+    /// This copy's account on its store's limits and the broker's memory, released when
+    /// the copy is dropped (acknowledged, expired, dead-lettered, dropped, deleted).
+    pub charge: Option<Charge>,
 }
 
 impl Envelope {
@@ -500,6 +504,26 @@ impl Queue {
         };
         let env = st.ready.get(&found?)?;
         Some((env.key(), Message::clone(&env.message)))
+    }
+
+    /// Takes out the oldest stored message (ready first, by arrival; else the earliest
+    /// delayed one) to make room under a drop-oldest policy. `None` when nothing is stored
+    /// (all delivered and unacknowledged). The caller drops it outside the queue lock.
+    pub fn take_oldest(&self) -> Option<Envelope> {
+        let mut st = self.state.lock();
+        // The first message of each priority lane (or of a lower one): the oldest is among them.
+        let oldest = (0..=9u8)
+            .filter_map(|p| {
+                st.ready
+                    .iter_after(Some((std::cmp::Reverse(p), 0)))
+                    .next()
+                    .map(Envelope::key)
+            })
+            .min_by_key(|key| key.1);
+        match oldest {
+            Some(key) => st.remove_ready(&key),
+            None => st.delayed.pop_first().map(|(_, env)| env),
+        }
     }
 
     /// Called by a consumer that leaves without a message after [`Queue::take`] marked it

@@ -5,9 +5,11 @@
 use courier_api::selector::Selector;
 use courier_api::Destination;
 use parking_lot::RwLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::config::DestinationPolicy;
+use crate::limits::Budget;
 use crate::queue::{Envelope, Origin, Queue};
 
 /// The four kinds of topic subscription.
@@ -71,6 +73,8 @@ pub(crate) struct Subscription {
     pub no_local: Option<NoLocal>,
     /// Where its messages wait.
     pub queue: Arc<Queue>,
+    /// The account of what its store holds, under the topic's policy for this kind.
+    pub budget: Arc<Budget>,
     active: AtomicUsize,
 }
 
@@ -82,10 +86,12 @@ impl Subscription {
         selector: Option<Selector>,
         no_local: Option<NoLocal>,
         store_name: String,
+        budget: Arc<Budget>,
     ) -> Self {
         Subscription {
             kind,
             queue: Arc::new(Queue::new(Destination::queue(store_name))),
+            budget,
             topic,
             selector,
             no_local,
@@ -134,30 +140,56 @@ impl Subscription {
 pub(crate) struct Topic {
     subscriptions: RwLock<Vec<Arc<Subscription>>>,
     deleted: std::sync::atomic::AtomicBool,
+    /// The policy its subscriptions' stores follow.
+    pub policy: DestinationPolicy,
+    /// Whether housekeeping may delete it once unused (plain topics made on demand).
+    pub auto_delete: bool,
+    /// Housekeeping epoch of its last lookup.
+    pub touched: AtomicU64,
 }
 
 impl Topic {
-    /// A topic without subscriptions.
-    pub fn new() -> Self {
+    /// A topic without subscriptions, under `policy`, looked up in housekeeping epoch
+    /// `epoch`.
+    pub fn new(policy: DestinationPolicy, auto_delete: bool, epoch: u64) -> Self {
         Topic {
             subscriptions: RwLock::new(Vec::new()),
             deleted: std::sync::atomic::AtomicBool::new(false),
+            policy,
+            auto_delete,
+            touched: AtomicU64::new(epoch),
         }
     }
 
-    /// Copies a message into every subscription that accepts it.
-    pub fn publish(&self, env: Envelope, now: u64) {
-        let subs = self.subscriptions.read();
-        for sub in subs.iter() {
-            if sub.accepts(&env) {
-                sub.queue.enqueue(env.clone(), now);
-            }
-        }
+    /// The subscriptions that accept `env`.
+    pub fn accepting(&self, env: &Envelope) -> Vec<Arc<Subscription>> {
+        self.subscriptions
+            .read()
+            .iter()
+            .filter(|sub| sub.accepts(env))
+            .cloned()
+            .collect()
     }
 
-    /// Adds a subscription.
-    pub fn add(&self, sub: Arc<Subscription>) {
-        self.subscriptions.write().push(sub);
+    /// Adds a subscription; `false` (not added) once the topic is deleted.
+    #[must_use]
+    pub fn add(&self, sub: Arc<Subscription>) -> bool {
+        let mut subs = self.subscriptions.write();
+        if self.is_deleted() {
+            return false;
+        }
+        subs.push(sub);
+        true
+    }
+
+    /// Deletes the topic if it has no subscription, atomically with [`Topic::add`].
+    pub fn delete_if_unused(&self) -> bool {
+        let subs = self.subscriptions.write();
+        if !subs.is_empty() {
+            return false;
+        }
+        self.deleted.store(true, Ordering::SeqCst);
+        true
     }
 
     /// Removes a subscription and deletes its stored messages.

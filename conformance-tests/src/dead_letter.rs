@@ -297,6 +297,79 @@ pub async fn unacknowledged_close_counts_as_failed_attempt_6_2_10(h: &dyn Harnes
     conn.close().await
 }
 
+/// Aborted transactional takes of a tuple-space entry are not failed deliveries: after more
+/// aborts (explicit, dropped and timed-out transactions) than `max_delivery_attempts`, the
+/// entry is still in its space and none of the space's entries is on the dead-letter queue.
+pub async fn aborted_space_takes_never_dead_letter_entry(h: &dyn Harness) -> Result<()> {
+    use courier_space::{Space, Template, FOREVER};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    const ABORTS: u32 = 15;
+    let caps = h.capabilities();
+    if let Some(max) = caps.max_delivery_attempts {
+        assert!(
+            max < ABORTS,
+            "the case needs more aborts than the delivery limit"
+        );
+    }
+    let connection: Arc<dyn Connection> = h.connect().await?.into();
+    let space = Space::open(&connection, &unique("dl-space")).await?;
+    let entry = (String::from("job"), 7_i64);
+    space.write(&entry, FOREVER).await?;
+    let any = Template::<(String, i64)>::any()?;
+    for abort in 0..ABORTS {
+        match abort % 3 {
+            0 => {
+                let mut tx = space.transaction().await?;
+                let taken = tx.take(&any, WAIT).await?;
+                assert_eq!(taken.as_ref(), Some(&entry), "take {abort} finds the entry");
+                tx.abort().await?;
+            }
+            1 => {
+                let mut tx = space.transaction().await?;
+                let taken = tx.take(&any, WAIT).await?;
+                assert_eq!(taken.as_ref(), Some(&entry), "take {abort} finds the entry");
+                drop(tx);
+            }
+            _ => {
+                let mut tx = space
+                    .transaction_with_timeout(Duration::from_millis(20))
+                    .await?;
+                let taken = tx.take(&any, WAIT).await?;
+                assert_eq!(taken.as_ref(), Some(&entry), "take {abort} finds the entry");
+                tokio::time::sleep(Duration::from_millis(40)).await;
+                let _ = tx.abort().await;
+            }
+        }
+    }
+    assert_eq!(
+        space.take(&any, WAIT).await?,
+        Some(entry),
+        "after {ABORTS} aborted takes the entry is still in the space"
+    );
+    if let Some(dlq) = caps.dead_letter_queue.as_deref() {
+        let session = connection
+            .create_session(SessionMode::AutoAcknowledge)
+            .await?;
+        let browser = session
+            .create_browser(&Destination::queue(dlq), None)
+            .await?;
+        let prefix = format!("space.{}.", space.name());
+        while let Some(dead) = browser.next().await? {
+            let from = dead.destination().map(|d| d.name().to_owned());
+            assert!(
+                !from
+                    .as_deref()
+                    .is_some_and(|name| name.starts_with(&prefix)),
+                "a space entry was dead-lettered from {from:?}"
+            );
+        }
+        session.close().await?;
+    }
+    connection.close().await
+}
+
 /// The cases of this area, for [`crate::conformance_suite!`].
 #[doc(hidden)]
 #[macro_export]
@@ -310,6 +383,7 @@ macro_rules! dead_letter_cases {
                 acknowledged_before_limit_never_dead_lettered_6_2_10,
                 poison_message_does_not_block_queue_6_2_10,
                 unacknowledged_close_counts_as_failed_attempt_6_2_10,
+                aborted_space_takes_never_dead_letter_entry,
             ]
         );
     };

@@ -68,6 +68,62 @@ pub async fn send_on_closed_producer_is_illegal_state_7(h: &dyn Harness) -> Resu
     conn.close().await
 }
 
+/// Every setter of a closed producer is `IllegalState`, whether the producer itself or its
+/// session was closed; the settings stay as they were (§7, closed objects).
+pub async fn setters_on_closed_producer_are_illegal_state_7(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let queue = Destination::queue(unique("err-closed-setters"));
+    let closed_producer = session.create_producer(Some(&queue)).await?;
+    closed_producer.close().await?;
+    let other = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let of_closed_session = other.create_producer(None).await?;
+    other.close().await?;
+    for (what, producer) in [
+        ("closed producer", &closed_producer),
+        ("producer of a closed session", &of_closed_session),
+    ] {
+        let before = producer.options();
+        let attempts: [(&str, Result<()>); 7] = [
+            ("set_options", producer.set_options(SendOptions::default())),
+            ("set_priority", producer.set_priority(7)),
+            (
+                "set_time_to_live",
+                producer.set_time_to_live(Duration::from_secs(5)),
+            ),
+            (
+                "set_delivery_delay",
+                producer.set_delivery_delay(Duration::from_millis(10)),
+            ),
+            (
+                "set_delivery_mode",
+                producer.set_delivery_mode(DeliveryMode::NonPersistent),
+            ),
+            (
+                "set_disable_message_id",
+                producer.set_disable_message_id(true),
+            ),
+            (
+                "set_disable_timestamp",
+                producer.set_disable_timestamp(true),
+            ),
+        ];
+        for (setter, r) in attempts {
+            assert!(
+                is_illegal_state(&r),
+                "{setter} on a {what}: {}",
+                outcome(&r)
+            );
+        }
+        assert_eq!(
+            producer.options(),
+            before,
+            "a refused setter changed the {what}"
+        );
+    }
+    conn.close().await
+}
+
 /// Receiving on a closed consumer is `IllegalState`, whichever receive is used (§8, closed
 /// objects).
 pub async fn receive_on_closed_consumer_is_illegal_state_8(h: &dyn Harness) -> Result<()> {
@@ -347,6 +403,7 @@ macro_rules! errors_cases {
             [
                 closed_session_is_illegal_state_6_2_1,
                 send_on_closed_producer_is_illegal_state_7,
+                setters_on_closed_producer_are_illegal_state_7,
                 receive_on_closed_consumer_is_illegal_state_8,
                 malformed_destination_is_invalid_destination_4_2,
                 bad_selector_is_invalid_selector_3_8,

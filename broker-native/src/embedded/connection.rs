@@ -139,6 +139,7 @@ pub struct EmbeddedConnection {
 
 impl EmbeddedConnection {
     pub(crate) fn new(broker: Arc<BrokerCore>) -> Self {
+        broker.start_housekeeping();
         let id = broker.next_id();
         EmbeddedConnection {
             shared: Arc::new(ConnectionShared {

@@ -14,8 +14,9 @@ use crate::queue::Origin;
 /// A producer on an in-process broker.
 pub(crate) struct EmbeddedProducer {
     session: Arc<SessionShared>,
-    /// The default destination and its resolved route.
-    default: Option<(Destination, Route)>,
+    /// The default destination and its resolved route (looked up again once the
+    /// destination was auto-deleted).
+    default: Option<(Destination, Mutex<Route>)>,
     options: Mutex<SendOptions>,
     closed: AtomicBool,
     id_prefix: String,
@@ -29,7 +30,7 @@ impl EmbeddedProducer {
         let default = match destination {
             Some(d) => {
                 let route = conn.broker.route(&d)?;
-                Some((d, route))
+                Some((d, Mutex::new(route)))
             }
             None => None,
         };
@@ -70,28 +71,38 @@ impl EmbeddedProducer {
         Arc::from(std::str::from_utf8(&id[..len]).unwrap_or("ID:"))
     }
 
+    /// `IllegalState` once the producer, its session or its connection is closed.
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::illegal_state("the producer is closed"));
+        }
+        self.session.check_open()
+    }
+
     async fn send_inner(
         &self,
         destination: Option<&Destination>,
         message: &mut Message,
         options: &SendOptions,
     ) -> Result<()> {
-        if self.closed.load(Ordering::Acquire) {
-            return Err(Error::illegal_state("the producer is closed"));
-        }
-        self.session.check_open()?;
+        self.check_open()?;
         // A send never waits on the broker; spend tokio's cooperative budget so a tight send
         // loop still lets the consumers on its worker run.
         tokio::task::coop::consume_budget().await;
         let broker = &self.session.connection.broker;
-        let named;
         let (destination, route) = match (&self.default, destination) {
-            (Some((d, route)), None) => (d, route),
+            (Some((d, cached)), None) => {
+                let mut cached = cached.lock();
+                if !cached.is_live() && !d.is_temporary() {
+                    // Auto-deleted while unused: made afresh.
+                    *cached = broker.route(d)?;
+                }
+                (d, cached.clone())
+            }
             (default, given) => {
                 let d = resolve_destination(default.as_ref().map(|(d, _)| d), given)?;
                 d.validate()?;
-                named = broker.route(d)?;
-                (d, &named)
+                (d, broker.route(d)?)
             }
         };
         let limit = broker.config.max_message_size;
@@ -104,7 +115,8 @@ impl EmbeddedProducer {
         let id = (!options.disable_message_id).then(|| self.next_id());
         let now = options.stamp(message, destination, id)?;
         self.session
-            .send(route, destination, message.clone(), &self.origin, now)
+            .send(&route, destination, message.clone(), &self.origin, now)
+            .await
     }
 }
 
@@ -119,6 +131,7 @@ impl Producer for EmbeddedProducer {
     }
 
     fn set_options(&self, options: SendOptions) -> Result<()> {
+        self.check_open()?;
         options.validate()?;
         *self.options.lock() = options;
         Ok(())

@@ -1,7 +1,6 @@
 //! Embedded sessions: acknowledgement bookkeeping and the local transaction.
 
 use async_trait::async_trait;
-use courier_api::producer::now_millis;
 use courier_api::selector::Selector;
 use courier_api::{
     Browser, Consumer, ConsumerOptions, Destination, DestinationKind, Error, Message, Producer,
@@ -35,6 +34,17 @@ struct SessionState {
     pending: Vec<PendingSend>,
     consumers: Vec<Weak<ConsumerInner>>,
     closed: bool,
+}
+
+/// The messages a commit received, redelivered if the commit is dropped before it ends.
+struct RollbackOnDrop<'a>(&'a SessionShared, Option<Vec<(Arc<Queue>, Envelope)>>);
+
+impl Drop for RollbackOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(unacked) = self.1.take() {
+            self.0.redeliver_all(unacked);
+        }
+    }
 }
 
 /// State shared by a session and its producers, consumers and browsers.
@@ -101,8 +111,9 @@ impl SessionShared {
         Some(message)
     }
 
-    /// Sends now, or at commit in a transacted session; `now` is the send time.
-    pub fn send(
+    /// Sends now, or at commit in a transacted session; `now` is the send time. Waits for
+    /// room when the destination's policy blocks.
+    pub async fn send(
         &self,
         route: &Route,
         destination: &Destination,
@@ -110,7 +121,8 @@ impl SessionShared {
         origin: &Arc<Origin>,
         now: u64,
     ) -> Result<()> {
-        if !route.is_live() {
+        // A plain destination deleted while unused is made afresh by the broker.
+        if destination.is_temporary() && !route.is_live() {
             return Err(Error::invalid_destination(
                 destination.to_string(),
                 "the temporary destination was deleted",
@@ -128,8 +140,10 @@ impl SessionShared {
             });
             return Ok(());
         }
-        self.connection.broker.publish(route, message, origin, now);
-        Ok(())
+        self.connection
+            .broker
+            .publish(route, message, origin, now, &self.token)
+            .await
     }
 
     fn redeliver_all(&self, unacked: Vec<(Arc<Queue>, Envelope)>) {
@@ -144,7 +158,7 @@ impl SessionShared {
         }
     }
 
-    fn commit(&self) -> Result<()> {
+    async fn commit(&self) -> Result<()> {
         let (pending, unacked) = {
             let mut state = self.state.lock();
             (
@@ -152,19 +166,19 @@ impl SessionShared {
                 std::mem::take(&mut state.unacked),
             )
         };
-        // All or nothing: a destination deleted since the send fails the whole transaction.
-        if let Some(dead) = pending.iter().find(|p| !p.route.is_live()) {
-            let destination = dead.message.destination().map(ToString::to_string);
+        // All or nothing: a temporary destination deleted since the send, or a send that
+        // cannot get room under its destination's policy, fails the whole transaction.
+        let sends = pending
+            .into_iter()
+            .map(|p| (p.route, p.message, p.origin))
+            .collect();
+        // A commit dropped while it waits for room rolls back: its messages come back.
+        let mut received = RollbackOnDrop(self, Some(unacked));
+        let published = self.connection.broker.publish_all(sends, &self.token).await;
+        let unacked = received.1.take().unwrap_or_default();
+        if let Err(e) = published {
             self.redeliver_all(unacked);
-            return Err(Error::TransactionRolledBack(format!(
-                "{} was deleted before the commit",
-                destination.unwrap_or_default()
-            )));
-        }
-        let broker = &self.connection.broker;
-        let now = now_millis();
-        for p in pending {
-            broker.publish(&p.route, p.message, &p.origin, now);
+            return Err(Error::TransactionRolledBack(e.to_string()));
         }
         Self::acknowledge_all(unacked);
         Ok(())
@@ -430,7 +444,7 @@ impl Session for EmbeddedSession {
         if self.shared.mode != SessionMode::Transacted {
             return Err(Error::illegal_state("commit on a non-transacted session"));
         }
-        self.shared.commit()
+        self.shared.commit().await
     }
 
     async fn rollback(&self) -> Result<()> {
