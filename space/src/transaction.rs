@@ -36,9 +36,10 @@ const TIMED_OUT: u8 = 2;
 /// A transaction is used by one task at a time (`&mut self`), like the session under it.
 /// Entries read in a transaction are not locked against other takers. After an operation
 /// fails (an entry that cannot be decoded, a lost connection), abort: what the transaction
-/// received stays taken in it until it ends. Each abort counts as a delivery attempt of the
-/// entries it had taken: after the backend's maximum delivery attempts an entry moves to the
-/// dead-letter queue, as a message would.
+/// received stays taken in it until it ends. Aborts never move an entry to a dead-letter
+/// queue: the embedded broker's default configuration exempts the space's queues (`space.#`,
+/// `BrokerConfig::space_rule`) from dead-lettering; a backend configured by hand must keep
+/// that rule, or an entry could leave the space after its transactions' rollbacks.
 ///
 /// ```no_run
 /// # use courier_space::{Space, Template, FOREVER};
