@@ -15,6 +15,7 @@ mod embedded;
 mod queue;
 mod ready;
 mod subscription;
+mod waiters;
 
 pub use broker::Broker;
 pub use config::BrokerConfig;

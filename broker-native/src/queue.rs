@@ -9,9 +9,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 use crate::ready::{order_key, OrderKey, Ready};
+pub(crate) use crate::waiters::ConsumerSlot;
+use crate::waiters::{Offer, Waiters};
 
 /// Who sent a message, for no-local subscriptions.
 #[derive(Debug, Clone)]
@@ -57,7 +58,8 @@ pub(crate) struct Envelope {
 }
 
 impl Envelope {
-    fn key(&self) -> OrderKey {
+    /// Its place in delivery order.
+    pub(crate) fn key(&self) -> OrderKey {
         order_key(self)
     }
 
@@ -91,14 +93,15 @@ const DELIVERY_COUNT: &str = "JMSXDeliveryCount";
 /// `5.0` share a bucket, as they compare equal in selectors; rare collisions between large
 /// integers only cost a selector check, never a missed message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum IndexKey {
+pub(crate) enum IndexKey {
     Bool(bool),
     Number(u64),
     String(Arc<str>),
 }
 
 impl IndexKey {
-    fn of(value: &SelectorValue) -> Option<IndexKey> {
+    /// The key of a selector value; `None` for NaN, which equals nothing.
+    pub(crate) fn of(value: &SelectorValue) -> Option<IndexKey> {
         let number = |f: f64| {
             let f = if f == 0.0 { 0.0 } else { f };
             (!f.is_nan()).then(|| IndexKey::Number(f.to_bits()))
@@ -114,14 +117,16 @@ impl IndexKey {
 
 /// How a consumer's selector uses the index: one identifier and the values it must equal.
 #[derive(Debug)]
-struct IndexPlan {
-    identifier: Arc<str>,
-    keys: Vec<IndexKey>,
+pub(crate) struct IndexPlan {
+    /// The identifier the selector requires to equal one of `keys`.
+    pub(crate) identifier: Arc<str>,
+    /// The values it may equal.
+    pub(crate) keys: Vec<IndexKey>,
 }
 
 impl IndexPlan {
     /// Picks the most selective equality condition the selector requires, if any.
-    fn for_selector(selector: &Selector) -> Option<IndexPlan> {
+    pub(crate) fn for_selector(selector: &Selector) -> Option<IndexPlan> {
         selector
             .required_equalities()
             .into_iter()
@@ -160,42 +165,6 @@ impl BrowseFilter {
     /// The selector's text.
     pub fn selector_text(&self) -> Option<&str> {
         self.selector.as_ref().map(Selector::text)
-    }
-}
-
-/// A consumer's place at a queue: its selector and how to wake it.
-#[derive(Debug)]
-pub(crate) struct ConsumerSlot {
-    /// Messages this consumer may take; `None` takes all.
-    selector: Option<Selector>,
-    plan: Option<IndexPlan>,
-    /// Woken when a message it may take arrives.
-    pub notify: Notify,
-    /// Set (under the queue lock) while the consumer found nothing and waits.
-    waiting: AtomicBool,
-    /// Whether this slot counts as a user of the index its plan needs (under the queue lock).
-    indexed: AtomicBool,
-    /// Takes so far (under the queue lock): the index is built on the second, so one-off
-    /// consumers (take one entry by id) scan instead of indexing the whole queue.
-    takes: std::sync::atomic::AtomicU32,
-}
-
-impl ConsumerSlot {
-    /// A slot for a consumer with this selector.
-    pub fn new(selector: Option<Selector>) -> Self {
-        let plan = selector.as_ref().and_then(IndexPlan::for_selector);
-        ConsumerSlot {
-            selector,
-            plan,
-            notify: Notify::new(),
-            waiting: AtomicBool::new(false),
-            indexed: AtomicBool::new(false),
-            takes: std::sync::atomic::AtomicU32::new(0),
-        }
-    }
-
-    fn accepts(&self, env: &Envelope) -> bool {
-        self.selector.as_ref().is_none_or(|s| s.matches(env))
     }
 }
 
@@ -247,9 +216,10 @@ impl IdentifierIndex {
 struct QueueState {
     ready: Ready,
     delayed: BTreeMap<(u64, u64), Envelope>,
-    slots: Vec<Arc<ConsumerSlot>>,
-    /// Where the next wakeup search starts (round robin over competing consumers).
-    next_wake: usize,
+    /// Registered consumers, by address.
+    slots: HashMap<usize, Arc<ConsumerSlot>>,
+    /// The consumers waiting for a message.
+    waiters: Waiters,
     /// Indexes by identifier. An index outlives its last consumer (selector consumers come
     /// and go, e.g. per tuple-space template) until room is needed for another.
     index: HashMap<Arc<str>, IdentifierIndex>,
@@ -273,13 +243,15 @@ impl QueueState {
         Some(env)
     }
 
+    /// Moves delayed messages that are due to the ready store, offering each to the waiting
+    /// consumers like an arrival.
     fn promote_due(&mut self, now: &LazyNow) {
         while let Some(entry) = self.delayed.first_entry() {
             if entry.key().0 > now.get() {
                 break;
             }
             let env = entry.remove();
-            self.insert_ready(env);
+            self.arrive(env);
         }
     }
 
@@ -326,21 +298,73 @@ impl QueueState {
         slot.indexed.store(true, Ordering::Relaxed);
     }
 
-    /// Wakes one waiting consumer that accepts `env` (taking turns, so competing consumers
-    /// share the work), or every waiting consumer when `env` is `None`. A woken consumer that
-    /// leaves without taking a message calls [`Queue::stop_waiting`], so no wakeup is lost.
-    fn wake(&mut self, env: Option<&Envelope>) {
-        let n = self.slots.len();
-        for i in 0..n {
-            let slot = &self.slots[(self.next_wake + i) % n];
-            if slot.waiting.load(Ordering::Relaxed) && env.is_none_or(|e| slot.accepts(e)) {
-                slot.waiting.store(false, Ordering::Relaxed);
-                slot.notify.notify_one();
-                if env.is_some() {
-                    self.next_wake = (self.next_wake + i + 1) % n;
-                    return;
-                }
+    /// Adds a ready message and wakes a waiting consumer for it.
+    fn arrive(&mut self, env: Envelope) {
+        let offer = Offer {
+            key: env.key(),
+            from: 0,
+            bound: self.waiters.arrival_bound(),
+        };
+        self.insert_ready(env);
+        self.offer(offer);
+    }
+
+    /// Wakes the longest-waiting consumer registered before `offer.bound` that may take the
+    /// offered message, if it is still ready. See [`crate::waiters`].
+    fn offer(&mut self, offer: Offer) {
+        let Some(env) = self.ready.get(&offer.key) else {
+            return;
+        };
+        if let Some(slot) = self.waiters.choose(env, offer) {
+            slot.notify.notify_one();
+        }
+    }
+
+    /// Passes on the offers a consumer leaves without taking (all but `taken`).
+    fn pass_on(&mut self, offers: Vec<Offer>, taken: Option<OrderKey>) {
+        for offer in offers {
+            if Some(offer.key) != taken {
+                self.offer(offer);
             }
+        }
+    }
+
+    /// For a consumer still on the wait list, which has seen every other ready message:
+    /// the first offered message it accepts, checked here on the consumer's own task. The
+    /// other offers are passed on.
+    fn take_offered(
+        &mut self,
+        slot: &ConsumerSlot,
+        offers: Vec<Offer>,
+        now: &LazyNow,
+    ) -> Option<Envelope> {
+        let mut offers = offers.into_iter();
+        let mut taken = None;
+        for offer in offers.by_ref() {
+            let accepted = self
+                .ready
+                .get(&offer.key)
+                .is_some_and(|env| !env.expired(now) && slot.accepts(env));
+            if accepted {
+                taken = self.remove_ready(&offer.key);
+                break;
+            }
+            // Declined (or gone): the next candidate after this consumer may want it.
+            self.offer(offer);
+        }
+        if taken.is_some() {
+            self.waiters.deregister(slot);
+            let rest: Vec<Offer> = offers.collect();
+            self.pass_on(rest, None);
+        }
+        taken
+    }
+
+    /// Wakes every waiting consumer without deregistering them, so each looks again (a
+    /// delayed message became due earlier than they planned to wake).
+    fn wake_all(&self) {
+        for slot in self.waiters.all() {
+            slot.notify.notify_one();
         }
     }
 
@@ -428,13 +452,16 @@ impl Queue {
             return;
         }
         let mut st = self.state.lock();
-        if env.due_at() > now {
-            st.delayed.insert((env.due_at(), env.seq), env);
-            // Waiters recompute how long to sleep.
-            st.wake(None);
+        let due = env.due_at();
+        if due > now {
+            let earliest = st.delayed.first_key_value().is_none_or(|(k, _)| due < k.0);
+            st.delayed.insert((due, env.seq), env);
+            if earliest {
+                // Waiters recompute how long to sleep.
+                st.wake_all();
+            }
         } else {
-            st.wake(Some(&env));
-            st.insert_ready(env);
+            st.arrive(env);
         }
     }
 
@@ -449,31 +476,42 @@ impl Queue {
         if self.is_deleted() {
             return;
         }
-        let mut st = self.state.lock();
-        st.wake(Some(&env));
-        st.insert_ready(env);
+        self.state.lock().arrive(env);
     }
 
     /// Takes the first deliverable message `slot` accepts, dropping expired ones on the way.
-    /// When there is none and the consumer `will_wait`, marks the slot as waiting so the next
-    /// matching arrival wakes it; it must then call [`Queue::stop_waiting`] if it leaves
-    /// without a message.
-    pub fn take(&self, slot: &ConsumerSlot, will_wait: bool) -> Take {
+    /// When there is none and the consumer `will_wait`, registers the slot as waiting so the
+    /// next matching arrival wakes it; it must then call [`Queue::stop_waiting`] if it
+    /// leaves without a message. A message the slot was woken for and did not take is
+    /// offered to the next waiting consumer.
+    pub fn take(&self, slot: &Arc<ConsumerSlot>, will_wait: bool) -> Take {
         let now = LazyNow::new();
         let mut st = self.state.lock();
-        st.use_index(slot);
         st.promote_due(&now);
-        let mut expired = Vec::new();
-        let found = st.find(slot, &now, &mut expired);
-        for key in &expired {
-            st.remove_ready(key);
-        }
-        if let Some(env) = found.and_then(|key| st.remove_ready(&key)) {
-            return Take::Message(env);
-        }
-        slot.waiting.store(will_wait, Ordering::Relaxed);
-        Take::Empty {
-            next_due: st.delayed.first_key_value().map(|(k, _)| k.0),
+        let offers = slot.take_offers();
+        let taken = if will_wait && slot.is_waiting() {
+            // Still on the wait list: only the offered messages are new to it.
+            st.take_offered(slot, offers, &now)
+        } else {
+            st.waiters.deregister(slot);
+            st.use_index(slot);
+            let mut expired = Vec::new();
+            let found = st.find(slot, &now, &mut expired);
+            for key in &expired {
+                st.remove_ready(key);
+            }
+            let taken = found.and_then(|key| st.remove_ready(&key));
+            if taken.is_none() && will_wait {
+                st.waiters.register(slot);
+            }
+            st.pass_on(offers, taken.as_ref().map(Envelope::key));
+            taken
+        };
+        match taken {
+            Some(env) => Take::Message(env),
+            None => Take::Empty {
+                next_due: st.delayed.first_key_value().map(|(k, _)| k.0),
+            },
         }
     }
 
@@ -502,32 +540,35 @@ impl Queue {
         Some((env.key(), Message::clone(&env.message)))
     }
 
-    /// Called by a consumer that leaves without a message after [`Queue::take`] marked it
-    /// waiting (timeout, close, stop). A wakeup that was meant for it is handed on to the
-    /// other waiting consumers, so none is lost.
+    /// Called by a consumer that leaves without a message after [`Queue::take`] registered
+    /// it as waiting (timeout, cancelled receive, close, stop). A wakeup that was meant for
+    /// it is handed on to the next waiting consumer, so none is lost.
     pub fn stop_waiting(&self, slot: &ConsumerSlot) {
         let mut st = self.state.lock();
-        if slot.waiting.swap(false, Ordering::Relaxed) {
-            return; // still marked: no wakeup was aimed at it
-        }
-        if st.ready.len() > 0 {
-            st.wake(None);
-        }
+        st.waiters.deregister(slot);
+        let offers = slot.take_offers();
+        st.pass_on(offers, None);
     }
 
     /// Registers a consumer.
     pub fn add_slot(&self, slot: Arc<ConsumerSlot>) {
-        self.state.lock().slots.push(slot);
+        let id = Arc::as_ptr(&slot) as usize;
+        self.state.lock().slots.insert(id, slot);
     }
 
-    /// Removes a consumer.
+    /// Removes a consumer; a wakeup it held goes to the next waiting consumer.
     pub fn remove_slot(&self, slot: &Arc<ConsumerSlot>) {
         let mut st = self.state.lock();
-        let before = st.slots.len();
-        st.slots.retain(|s| !Arc::ptr_eq(s, slot));
-        if st.slots.len() == before {
+        if st.slots.remove(&(Arc::as_ptr(slot) as usize)).is_none() {
             return;
         }
+        if st.slots.capacity() > 64 && st.slots.len() * 4 < st.slots.capacity() {
+            let len = st.slots.len();
+            st.slots.shrink_to(len * 2);
+        }
+        st.waiters.deregister(slot);
+        let offers = slot.take_offers();
+        st.pass_on(offers, None);
         if let (Some(plan), true) = (&slot.plan, slot.indexed.load(Ordering::Relaxed)) {
             if let Some(idx) = st.index.get_mut(&plan.identifier) {
                 idx.users -= 1;
@@ -570,7 +611,7 @@ impl Queue {
         for idx in st.index.values_mut() {
             idx.buckets.clear();
         }
-        for slot in &st.slots {
+        for slot in st.slots.values() {
             slot.notify.notify_one();
         }
     }
