@@ -206,6 +206,11 @@ impl IdentifierIndex {
                 bucket.remove(&env.key());
                 if bucket.is_empty() {
                     self.buckets.remove(&key);
+                    // Give memory back as the queue drains (halving at a quarter: amortised).
+                    let capacity = self.buckets.capacity();
+                    if capacity > 64 && self.buckets.len() * 4 < capacity {
+                        self.buckets.shrink_to(self.buckets.len() * 2);
+                    }
                 }
             }
         }
