@@ -12,6 +12,7 @@
 mod broker;
 mod config;
 mod embedded;
+mod expiry;
 mod queue;
 mod ready;
 mod subscription;

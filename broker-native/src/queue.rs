@@ -10,6 +10,7 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use crate::expiry::{ExpiryIndex, ReaperState, ReaperWake, REAP_BATCH};
 use crate::ready::{order_key, OrderKey, Ready};
 pub(crate) use crate::waiters::ConsumerSlot;
 use crate::waiters::{Offer, Waiters};
@@ -217,9 +218,14 @@ impl IdentifierIndex {
     }
 }
 
+/// A queue's contents and waiting consumers, under the queue lock.
 #[derive(Default)]
-struct QueueState {
+pub(crate) struct QueueState {
     ready: Ready,
+    /// Ready messages that expire, by expiration.
+    pub(crate) expiry: ExpiryIndex,
+    /// The queue's reaper task, if one runs.
+    pub(crate) reaper: ReaperState,
     delayed: BTreeMap<(u64, u64), Envelope>,
     /// Registered consumers, by address.
     slots: HashMap<usize, Arc<ConsumerSlot>>,
@@ -237,6 +243,7 @@ impl QueueState {
         for (identifier, idx) in self.index.iter_mut() {
             idx.insert(identifier, &env);
         }
+        self.expiry.insert(&env);
         self.ready.insert(env);
     }
 
@@ -245,7 +252,17 @@ impl QueueState {
         for (identifier, idx) in self.index.iter_mut() {
             idx.remove(identifier, &env);
         }
+        self.expiry.remove(&env);
         Some(env)
+    }
+
+    /// Drops up to `max` ready messages expired at `now`; returns how many.
+    pub(crate) fn drop_expired(&mut self, now: u64, max: usize) -> usize {
+        let expired = self.expiry.expired(now, max);
+        for key in &expired {
+            self.remove_ready(key);
+        }
+        expired.len()
     }
 
     /// Moves delayed messages that are due to the ready store, offering each to the waiting
@@ -430,7 +447,9 @@ impl QueueState {
 /// A queue, or the store of one topic subscription.
 pub(crate) struct Queue {
     destination: Destination,
-    state: Mutex<QueueState>,
+    /// Shared with the reaper task, which holds it weakly.
+    state: Arc<Mutex<QueueState>>,
+    reaper_wake: ReaperWake,
     unacked: AtomicUsize,
     deleted: AtomicBool,
 }
@@ -440,7 +459,8 @@ impl Queue {
     pub fn new(destination: Destination) -> Self {
         Queue {
             destination,
-            state: Mutex::new(QueueState::default()),
+            state: Arc::default(),
+            reaper_wake: ReaperWake::default(),
             unacked: AtomicUsize::new(0),
             deleted: AtomicBool::new(false),
         }
@@ -467,6 +487,7 @@ impl Queue {
             }
         } else {
             st.arrive(env);
+            crate::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
         }
     }
 
@@ -481,7 +502,9 @@ impl Queue {
         if self.is_deleted() {
             return;
         }
-        self.state.lock().arrive(env);
+        let mut st = self.state.lock();
+        st.arrive(env);
+        crate::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
     }
 
     /// Takes the first deliverable message `slot` accepts, dropping expired ones on the way.
@@ -492,7 +515,16 @@ impl Queue {
     pub fn take(&self, slot: &Arc<ConsumerSlot>, will_wait: bool) -> Take {
         let now = LazyNow::new();
         let mut st = self.state.lock();
+        // Expired messages go in bounded batches, letting others take the lock in between,
+        // so no receive holds it long for an expired backlog the reaper has not reached.
+        while st.expiry.next().is_some_and(|at| at <= now.get())
+            && st.drop_expired(now.get(), REAP_BATCH) == REAP_BATCH
+        {
+            drop(st);
+            st = self.state.lock();
+        }
         st.promote_due(&now);
+        crate::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
         let offers = slot.take_offers();
         let taken = if will_wait && slot.is_waiting() {
             // Still on the wait list: only the offered messages are new to it.
@@ -613,6 +645,8 @@ impl Queue {
         let mut st = self.state.lock();
         st.ready.clear();
         st.delayed.clear();
+        st.expiry.clear();
+        self.reaper_wake.notify_one();
         for idx in st.index.values_mut() {
             idx.buckets.clear();
         }
@@ -624,5 +658,13 @@ impl Queue {
     /// True once deleted.
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Relaxed)
+    }
+}
+
+/// A queue going away ends its reaper task (which then finds nothing left to expire).
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.state.lock().expiry.clear();
+        self.reaper_wake.notify_one();
     }
 }
