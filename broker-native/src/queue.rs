@@ -351,37 +351,6 @@ impl QueueState {
         }
     }
 
-    /// For a consumer still on the wait list, which has seen every other ready message:
-    /// the first offered message it accepts, checked here on the consumer's own task. The
-    /// other offers are passed on.
-    fn take_offered(
-        &mut self,
-        slot: &ConsumerSlot,
-        offers: Vec<Offer>,
-        now: &LazyNow,
-    ) -> Option<Envelope> {
-        let mut offers = offers.into_iter();
-        let mut taken = None;
-        for offer in offers.by_ref() {
-            let accepted = self
-                .ready
-                .get(&offer.key)
-                .is_some_and(|env| !env.expired(now) && slot.accepts(env));
-            if accepted {
-                taken = self.remove_ready(&offer.key);
-                break;
-            }
-            // Declined (or gone): the next candidate after this consumer may want it.
-            self.offer(offer);
-        }
-        if taken.is_some() {
-            self.waiters.deregister(slot);
-            let rest: Vec<Offer> = offers.collect();
-            self.pass_on(rest, None);
-        }
-        taken
-    }
-
     /// Wakes every waiting consumer without deregistering them, so each looks again (a
     /// delayed message became due earlier than they planned to wake).
     fn wake_all(&self) {
@@ -527,8 +496,32 @@ impl Queue {
         crate::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
         let offers = slot.take_offers();
         let taken = if will_wait && slot.is_waiting() {
-            // Still on the wait list: only the offered messages are new to it.
-            st.take_offered(slot, offers, &now)
+            // Still on the wait list (its selector is costly): it has seen every other ready
+            // message, so only the offered ones are new to it. They are checked without the
+            // lock, so senders are not held up by the evaluation.
+            let offered: Vec<(Offer, Envelope)> = offers
+                .into_iter()
+                .filter_map(|o| st.ready.get(&o.key).map(|env| (o, env.clone())))
+                .collect();
+            drop(st);
+            let accepted: Vec<bool> = offered
+                .iter()
+                .map(|(_, env)| !env.expired(&now) && slot.accepts(env))
+                .collect();
+            st = self.state.lock();
+            let mut taken = None;
+            for ((offer, _), accepted) in offered.into_iter().zip(accepted) {
+                if accepted && taken.is_none() {
+                    taken = st.remove_ready(&offer.key);
+                    if taken.is_some() {
+                        st.waiters.deregister(slot);
+                        continue;
+                    }
+                }
+                // Declined, gone, or not needed: the next candidate after it may want it.
+                st.offer(offer);
+            }
+            taken
         } else {
             st.waiters.deregister(slot);
             st.use_index(slot);
