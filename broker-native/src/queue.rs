@@ -1,6 +1,7 @@
 //! A queue's message store: ready messages by priority then arrival, delayed messages by due
-//! time, the consumers waiting on it, and the index that lets selector consumers find their
-//! next message without scanning. Topic subscriptions are queues too.
+//! time, the consumers waiting on it (see [`crate::waiters`]), the index that lets selector
+//! consumers find their next message without scanning, and the expiry index its reaper
+//! works from (see [`crate::expiry`]). Topic subscriptions are queues too.
 
 use courier_api::selector::{Selector, SelectorSource, SelectorValue};
 use courier_api::{Destination, Message};
