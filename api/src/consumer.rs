@@ -49,7 +49,9 @@ pub type MessageStream<'a> = BoxStream<'a, Result<Message>>;
 ///
 /// The receive futures are cancel-safe, and every backend must keep them so: a `receive`
 /// dropped before it completes (in `tokio::select!`, or by a timeout around it) has taken no
-/// message, so no message is lost.
+/// message, so no message is lost — and it keeps no wakeup either: a message that arrived
+/// for the dropped receive goes to another consumer waiting on the same queue, so that
+/// consumer is not left sleeping while the message waits.
 ///
 /// ```no_run
 /// # use courier_api::*;

@@ -19,6 +19,7 @@
 mod broker;
 mod config;
 mod embedded;
+mod expiry;
 mod housekeeping;
 mod limits;
 mod policy;
@@ -26,6 +27,7 @@ mod queue;
 mod ready;
 mod registry;
 mod subscription;
+mod waiters;
 
 pub use broker::{Broker, BrokerStats};
 pub use config::{

@@ -1,18 +1,21 @@
 //! A queue's message store: ready messages by priority then arrival, delayed messages by due
-//! time, the consumers waiting on it, and the index that lets selector consumers find their
-//! next message without scanning. Topic subscriptions are queues too.
+//! time, the consumers waiting on it (see [`crate::waiters`]), the index that lets selector
+//! consumers find their next message without scanning, and the expiry index its reaper
+//! works from (see [`crate::expiry`]). Topic subscriptions are queues too.
 
 use courier_api::selector::{Selector, SelectorSource, SelectorValue};
 use courier_api::{Destination, Message};
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use tokio::sync::Notify;
 
+use crate::expiry::{ExpiryIndex, ReaperState, ReaperWake, REAP_BATCH};
 use crate::limits::Charge;
 use crate::ready::{order_key, OrderKey, Ready};
+pub(crate) use crate::waiters::ConsumerSlot;
+use crate::waiters::{Offer, Waiters};
 
 /// Who sent a message, for no-local subscriptions.
 #[derive(Debug, Clone)]
@@ -61,7 +64,24 @@ pub(crate) struct Envelope {
 }
 
 impl Envelope {
-    fn key(&self) -> OrderKey {
+    /// A copy of `message` as a test stores it: sequence `seq`, never delivered, sent by
+    /// connection 1, charged to nothing.
+    #[cfg(test)]
+    pub fn unsent(seq: u64, message: Message) -> Envelope {
+        Envelope {
+            seq,
+            delivery_count: 0,
+            message: Arc::new(message),
+            origin: Arc::new(Origin {
+                connection: 1,
+                client_id: None,
+            }),
+            charge: None,
+        }
+    }
+
+    /// Its place in delivery order.
+    pub(crate) fn key(&self) -> OrderKey {
         order_key(self)
     }
 
@@ -95,14 +115,15 @@ const DELIVERY_COUNT: &str = "JMSXDeliveryCount";
 /// `5.0` share a bucket, as they compare equal in selectors; rare collisions between large
 /// integers only cost a selector check, never a missed message.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum IndexKey {
+pub(crate) enum IndexKey {
     Bool(bool),
     Number(u64),
     String(Arc<str>),
 }
 
 impl IndexKey {
-    fn of(value: &SelectorValue) -> Option<IndexKey> {
+    /// The key of a selector value; `None` for NaN, which equals nothing.
+    pub(crate) fn of(value: &SelectorValue) -> Option<IndexKey> {
         let number = |f: f64| {
             let f = if f == 0.0 { 0.0 } else { f };
             (!f.is_nan()).then(|| IndexKey::Number(f.to_bits()))
@@ -118,23 +139,27 @@ impl IndexKey {
 
 /// How a consumer's selector uses the index: one identifier and the values it must equal.
 #[derive(Debug)]
-struct IndexPlan {
-    identifier: Arc<str>,
-    keys: Vec<IndexKey>,
+pub(crate) struct IndexPlan {
+    /// The identifier the selector requires to equal one of `keys`.
+    pub(crate) identifier: Arc<str>,
+    /// The values it may equal.
+    pub(crate) keys: Vec<IndexKey>,
 }
 
 impl IndexPlan {
     /// Picks the most selective equality condition the selector requires, if any.
-    fn for_selector(selector: &Selector) -> Option<IndexPlan> {
+    pub(crate) fn for_selector(selector: &Selector) -> Option<IndexPlan> {
         selector
             .required_equalities()
             .into_iter()
             .filter(|(ident, _)| ident != DELIVERY_COUNT)
             .filter_map(|(ident, values)| {
+                // A set to drop repeated values: an `IN` list may hold 100 000 of them.
+                let mut seen = HashSet::with_capacity(values.len());
                 let mut keys: Vec<IndexKey> = Vec::with_capacity(values.len());
                 for value in &values {
                     let key = IndexKey::of(value)?;
-                    if !keys.contains(&key) {
+                    if seen.insert(key.clone()) {
                         keys.push(key);
                     }
                 }
@@ -164,42 +189,6 @@ impl BrowseFilter {
     /// The selector's text.
     pub fn selector_text(&self) -> Option<&str> {
         self.selector.as_ref().map(Selector::text)
-    }
-}
-
-/// A consumer's place at a queue: its selector and how to wake it.
-#[derive(Debug)]
-pub(crate) struct ConsumerSlot {
-    /// Messages this consumer may take; `None` takes all.
-    selector: Option<Selector>,
-    plan: Option<IndexPlan>,
-    /// Woken when a message it may take arrives.
-    pub notify: Notify,
-    /// Set (under the queue lock) while the consumer found nothing and waits.
-    waiting: AtomicBool,
-    /// Whether this slot counts as a user of the index its plan needs (under the queue lock).
-    indexed: AtomicBool,
-    /// Takes so far (under the queue lock): the index is built on the second, so one-off
-    /// consumers (take one entry by id) scan instead of indexing the whole queue.
-    takes: std::sync::atomic::AtomicU32,
-}
-
-impl ConsumerSlot {
-    /// A slot for a consumer with this selector.
-    pub fn new(selector: Option<Selector>) -> Self {
-        let plan = selector.as_ref().and_then(IndexPlan::for_selector);
-        ConsumerSlot {
-            selector,
-            plan,
-            notify: Notify::new(),
-            waiting: AtomicBool::new(false),
-            indexed: AtomicBool::new(false),
-            takes: std::sync::atomic::AtomicU32::new(0),
-        }
-    }
-
-    fn accepts(&self, env: &Envelope) -> bool {
-        self.selector.as_ref().is_none_or(|s| s.matches(env))
     }
 }
 
@@ -241,19 +230,30 @@ impl IdentifierIndex {
                 bucket.remove(&env.key());
                 if bucket.is_empty() {
                     self.buckets.remove(&key);
+                    // Give memory back as the queue drains (halving at a quarter: amortised).
+                    let capacity = self.buckets.capacity();
+                    if capacity > 64 && self.buckets.len() * 4 < capacity {
+                        self.buckets.shrink_to(self.buckets.len() * 2);
+                    }
                 }
             }
         }
     }
 }
 
+/// A queue's contents and waiting consumers, under the queue lock.
 #[derive(Default)]
-struct QueueState {
+pub(crate) struct QueueState {
     ready: Ready,
+    /// Ready messages that expire, by expiration.
+    pub(crate) expiry: ExpiryIndex,
+    /// The queue's reaper task, if one runs.
+    pub(crate) reaper: ReaperState,
     delayed: BTreeMap<(u64, u64), Envelope>,
-    slots: Vec<Arc<ConsumerSlot>>,
-    /// Where the next wakeup search starts (round robin over competing consumers).
-    next_wake: usize,
+    /// Registered consumers, by address.
+    slots: HashMap<usize, Arc<ConsumerSlot>>,
+    /// The consumers waiting for a message.
+    waiters: Waiters,
     /// Indexes by identifier. An index outlives its last consumer (selector consumers come
     /// and go, e.g. per tuple-space template) until room is needed for another.
     index: HashMap<Arc<str>, IdentifierIndex>,
@@ -266,6 +266,7 @@ impl QueueState {
         for (identifier, idx) in self.index.iter_mut() {
             idx.insert(identifier, &env);
         }
+        self.expiry.insert(&env);
         self.ready.insert(env);
     }
 
@@ -274,16 +275,28 @@ impl QueueState {
         for (identifier, idx) in self.index.iter_mut() {
             idx.remove(identifier, &env);
         }
+        self.expiry.remove(&env);
         Some(env)
     }
 
+    /// Drops up to `max` ready messages expired at `now`; returns how many.
+    pub(crate) fn drop_expired(&mut self, now: u64, max: usize) -> usize {
+        let expired = self.expiry.expired(now, max);
+        for key in &expired {
+            self.remove_ready(key);
+        }
+        expired.len()
+    }
+
+    /// Moves delayed messages that are due to the ready store, offering each to the waiting
+    /// consumers like an arrival.
     fn promote_due(&mut self, now: &LazyNow) {
         while let Some(entry) = self.delayed.first_entry() {
             if entry.key().0 > now.get() {
                 break;
             }
             let env = entry.remove();
-            self.insert_ready(env);
+            self.arrive(env);
         }
     }
 
@@ -330,21 +343,42 @@ impl QueueState {
         slot.indexed.store(true, Ordering::Relaxed);
     }
 
-    /// Wakes one waiting consumer that accepts `env` (taking turns, so competing consumers
-    /// share the work), or every waiting consumer when `env` is `None`. A woken consumer that
-    /// leaves without taking a message calls [`Queue::stop_waiting`], so no wakeup is lost.
-    fn wake(&mut self, env: Option<&Envelope>) {
-        let n = self.slots.len();
-        for i in 0..n {
-            let slot = &self.slots[(self.next_wake + i) % n];
-            if slot.waiting.load(Ordering::Relaxed) && env.is_none_or(|e| slot.accepts(e)) {
-                slot.waiting.store(false, Ordering::Relaxed);
-                slot.notify.notify_one();
-                if env.is_some() {
-                    self.next_wake = (self.next_wake + i + 1) % n;
-                    return;
-                }
+    /// Adds a ready message and wakes a waiting consumer for it.
+    fn arrive(&mut self, env: Envelope) {
+        let offer = Offer {
+            key: env.key(),
+            from: 0,
+            bound: self.waiters.arrival_bound(),
+        };
+        self.insert_ready(env);
+        self.offer(offer);
+    }
+
+    /// Wakes the longest-waiting consumer registered before `offer.bound` that may take the
+    /// offered message, if it is still ready. See [`crate::waiters`].
+    fn offer(&mut self, offer: Offer) {
+        let Some(env) = self.ready.get(&offer.key) else {
+            return;
+        };
+        if let Some(slot) = self.waiters.choose(env, offer) {
+            slot.notify.notify_one();
+        }
+    }
+
+    /// Passes on the offers a consumer leaves without taking (all but `taken`).
+    fn pass_on(&mut self, offers: Vec<Offer>, taken: Option<OrderKey>) {
+        for offer in offers {
+            if Some(offer.key) != taken {
+                self.offer(offer);
             }
+        }
+    }
+
+    /// Wakes every waiting consumer without deregistering them, so each looks again (a
+    /// delayed message became due earlier than they planned to wake).
+    fn wake_all(&self) {
+        for slot in self.waiters.all() {
+            slot.notify.notify_one();
         }
     }
 
@@ -405,7 +439,9 @@ impl QueueState {
 /// A queue, or the store of one topic subscription.
 pub(crate) struct Queue {
     destination: Destination,
-    state: Mutex<QueueState>,
+    /// Shared with the reaper task, which holds it weakly.
+    state: Arc<Mutex<QueueState>>,
+    reaper_wake: ReaperWake,
     unacked: AtomicUsize,
     deleted: AtomicBool,
 }
@@ -415,7 +451,8 @@ impl Queue {
     pub fn new(destination: Destination) -> Self {
         Queue {
             destination,
-            state: Mutex::new(QueueState::default()),
+            state: Arc::default(),
+            reaper_wake: ReaperWake::default(),
             unacked: AtomicUsize::new(0),
             deleted: AtomicBool::new(false),
         }
@@ -432,13 +469,17 @@ impl Queue {
             return;
         }
         let mut st = self.state.lock();
-        if env.due_at() > now {
-            st.delayed.insert((env.due_at(), env.seq), env);
-            // Waiters recompute how long to sleep.
-            st.wake(None);
+        let due = env.due_at();
+        if due > now {
+            let earliest = st.delayed.first_key_value().is_none_or(|(k, _)| due < k.0);
+            st.delayed.insert((due, env.seq), env);
+            if earliest {
+                // Waiters recompute how long to sleep.
+                st.wake_all();
+            }
         } else {
-            st.wake(Some(&env));
-            st.insert_ready(env);
+            st.arrive(env);
+            crate::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
         }
     }
 
@@ -454,30 +495,76 @@ impl Queue {
             return;
         }
         let mut st = self.state.lock();
-        st.wake(Some(&env));
-        st.insert_ready(env);
+        st.arrive(env);
+        crate::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
     }
 
     /// Takes the first deliverable message `slot` accepts, dropping expired ones on the way.
-    /// When there is none and the consumer `will_wait`, marks the slot as waiting so the next
-    /// matching arrival wakes it; it must then call [`Queue::stop_waiting`] if it leaves
-    /// without a message.
-    pub fn take(&self, slot: &ConsumerSlot, will_wait: bool) -> Take {
+    /// When there is none and the consumer `will_wait`, registers the slot as waiting so the
+    /// next matching arrival wakes it; it must then call [`Queue::stop_waiting`] if it
+    /// leaves without a message. A message the slot was woken for and did not take is
+    /// offered to the next waiting consumer.
+    pub fn take(&self, slot: &Arc<ConsumerSlot>, will_wait: bool) -> Take {
         let now = LazyNow::new();
         let mut st = self.state.lock();
-        st.use_index(slot);
+        // Expired messages go in bounded batches, letting others take the lock in between,
+        // so no receive holds it long for an expired backlog the reaper has not reached.
+        while st.expiry.next().is_some_and(|at| at <= now.get())
+            && st.drop_expired(now.get(), REAP_BATCH) == REAP_BATCH
+        {
+            drop(st);
+            st = self.state.lock();
+        }
         st.promote_due(&now);
-        let mut expired = Vec::new();
-        let found = st.find(slot, &now, &mut expired);
-        for key in &expired {
-            st.remove_ready(key);
-        }
-        if let Some(env) = found.and_then(|key| st.remove_ready(&key)) {
-            return Take::Message(env);
-        }
-        slot.waiting.store(will_wait, Ordering::Relaxed);
-        Take::Empty {
-            next_due: st.delayed.first_key_value().map(|(k, _)| k.0),
+        crate::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
+        let offers = slot.take_offers();
+        let taken = if will_wait && slot.is_waiting() {
+            // Still on the wait list (its selector is costly): it has seen every other ready
+            // message, so only the offered ones are new to it. They are checked without the
+            // lock, so senders are not held up by the evaluation.
+            let offered: Vec<(Offer, Envelope)> = offers
+                .into_iter()
+                .filter_map(|o| st.ready.get(&o.key).map(|env| (o, env.clone())))
+                .collect();
+            drop(st);
+            let accepted: Vec<bool> = offered
+                .iter()
+                .map(|(_, env)| !env.expired(&now) && slot.accepts(env))
+                .collect();
+            st = self.state.lock();
+            let mut taken = None;
+            for ((offer, _), accepted) in offered.into_iter().zip(accepted) {
+                if accepted && taken.is_none() {
+                    taken = st.remove_ready(&offer.key);
+                    if taken.is_some() {
+                        st.waiters.deregister(slot);
+                        continue;
+                    }
+                }
+                // Declined, gone, or not needed: the next candidate after it may want it.
+                st.offer(offer);
+            }
+            taken
+        } else {
+            st.waiters.deregister(slot);
+            st.use_index(slot);
+            let mut expired = Vec::new();
+            let found = st.find(slot, &now, &mut expired);
+            for key in &expired {
+                st.remove_ready(key);
+            }
+            let taken = found.and_then(|key| st.remove_ready(&key));
+            if taken.is_none() && will_wait {
+                st.waiters.register(slot);
+            }
+            st.pass_on(offers, taken.as_ref().map(Envelope::key));
+            taken
+        };
+        match taken {
+            Some(env) => Take::Message(env),
+            None => Take::Empty {
+                next_due: st.delayed.first_key_value().map(|(k, _)| k.0),
+            },
         }
     }
 
@@ -526,32 +613,35 @@ impl Queue {
         }
     }
 
-    /// Called by a consumer that leaves without a message after [`Queue::take`] marked it
-    /// waiting (timeout, close, stop). A wakeup that was meant for it is handed on to the
-    /// other waiting consumers, so none is lost.
+    /// Called by a consumer that leaves without a message after [`Queue::take`] registered
+    /// it as waiting (timeout, cancelled receive, close, stop). A wakeup that was meant for
+    /// it is handed on to the next waiting consumer, so none is lost.
     pub fn stop_waiting(&self, slot: &ConsumerSlot) {
         let mut st = self.state.lock();
-        if slot.waiting.swap(false, Ordering::Relaxed) {
-            return; // still marked: no wakeup was aimed at it
-        }
-        if st.ready.len() > 0 {
-            st.wake(None);
-        }
+        st.waiters.deregister(slot);
+        let offers = slot.take_offers();
+        st.pass_on(offers, None);
     }
 
     /// Registers a consumer.
     pub fn add_slot(&self, slot: Arc<ConsumerSlot>) {
-        self.state.lock().slots.push(slot);
+        let id = Arc::as_ptr(&slot) as usize;
+        self.state.lock().slots.insert(id, slot);
     }
 
-    /// Removes a consumer.
+    /// Removes a consumer; a wakeup it held goes to the next waiting consumer.
     pub fn remove_slot(&self, slot: &Arc<ConsumerSlot>) {
         let mut st = self.state.lock();
-        let before = st.slots.len();
-        st.slots.retain(|s| !Arc::ptr_eq(s, slot));
-        if st.slots.len() == before {
+        if st.slots.remove(&(Arc::as_ptr(slot) as usize)).is_none() {
             return;
         }
+        if st.slots.capacity() > 64 && st.slots.len() * 4 < st.slots.capacity() {
+            let len = st.slots.len();
+            st.slots.shrink_to(len * 2);
+        }
+        st.waiters.deregister(slot);
+        let offers = slot.take_offers();
+        st.pass_on(offers, None);
         if let (Some(plan), true) = (&slot.plan, slot.indexed.load(Ordering::Relaxed)) {
             if let Some(idx) = st.index.get_mut(&plan.identifier) {
                 idx.users -= 1;
@@ -591,10 +681,12 @@ impl Queue {
         let mut st = self.state.lock();
         st.ready.clear();
         st.delayed.clear();
+        st.expiry.clear();
+        self.reaper_wake.notify_one();
         for idx in st.index.values_mut() {
             idx.buckets.clear();
         }
-        for slot in &st.slots {
+        for slot in st.slots.values() {
             slot.notify.notify_one();
         }
     }
@@ -602,5 +694,13 @@ impl Queue {
     /// True once deleted.
     pub fn is_deleted(&self) -> bool {
         self.deleted.load(Ordering::Relaxed)
+    }
+}
+
+/// A queue going away ends its reaper task (which then finds nothing left to expire).
+impl Drop for Queue {
+    fn drop(&mut self) {
+        self.state.lock().expiry.clear();
+        self.reaper_wake.notify_one();
     }
 }

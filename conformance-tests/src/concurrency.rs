@@ -294,6 +294,192 @@ pub async fn transacted_competing_consumers_commit_once_6_2_9(h: &dyn Harness) -
     conn.close().await
 }
 
+/// A receive cancelled by a timeout around it gives its wakeup on: consumer A's
+/// `receive` dropped by `tokio::time::timeout` must not swallow the wakeup of the next send,
+/// so consumer B, blocked in `receive`, gets the message (API contract: receive is
+/// cancel-safe for wakeups as well as messages).
+pub async fn cancelled_receive_passes_wakeup_on_timeout(h: &dyn Harness) -> Result<()> {
+    cancelled_receive_passes_wakeup_on(h, CancelBy::Timeout).await
+}
+
+/// The same as [`cancelled_receive_passes_wakeup_on_timeout`] with the receive dropped by a
+/// `tokio::select!` whose other branch wins.
+pub async fn cancelled_receive_passes_wakeup_on_select(h: &dyn Harness) -> Result<()> {
+    cancelled_receive_passes_wakeup_on(h, CancelBy::Select).await
+}
+
+/// How a case cancels a pending receive.
+#[derive(Clone, Copy)]
+enum CancelBy {
+    Timeout,
+    Select,
+}
+
+async fn cancelled_receive_passes_wakeup_on(h: &dyn Harness, how: CancelBy) -> Result<()> {
+    let queue = Destination::queue(unique("conc-cancel"));
+    let conn = h.connect().await?;
+    let session_a = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let a = session_a
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    let session_b = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let b = session_b
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    // A starts waiting first, so a wakeup would be aimed at it.
+    match how {
+        CancelBy::Timeout => {
+            let r = tokio::time::timeout(Duration::from_millis(20), a.receive()).await;
+            assert!(r.is_err(), "nothing was sent, so A's receive must time out");
+        }
+        CancelBy::Select => {
+            tokio::select! {
+                got = a.receive() => panic!("nothing was sent, yet A received {got:?}"),
+                _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+            }
+        }
+    }
+    // B waits without a timeout of its own: only a wakeup ends its receive.
+    let waiter = tokio::spawn(async move {
+        let got = tokio::time::timeout(WAIT, b.receive()).await;
+        (got, b)
+    });
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let sender = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let producer = sender.create_producer(Some(&queue)).await?;
+    producer.send(&mut Message::text("for B")).await?;
+    let (got, _b) = waiter.await.expect("B's task panicked");
+    let got = got.map_err(|_| {
+        Error::illegal_state("B was never woken: A's cancelled receive kept the wakeup")
+    })?;
+    assert_eq!(
+        got?.and_then(|m| m.body_text().map(str::to_owned))
+            .as_deref(),
+        Some("for B"),
+        "B must get the message although A's cancelled receive was waiting first"
+    );
+    drop(a);
+    conn.close().await
+}
+
+/// A worker pool where half the workers receive with short random timeouts and then go
+/// off to other work for a while, and the other half wait in `receive`: every one of 100
+/// messages, sent one by one, reaches a waiting worker promptly. A wakeup aimed at a worker
+/// whose receive was cancelled must go to another waiting worker, not wait for that worker
+/// to come back.
+pub async fn worker_pool_with_timeouts_gets_every_message_promptly(h: &dyn Harness) -> Result<()> {
+    const WORKERS: usize = 8;
+    const TOTAL: i32 = 100;
+    /// How long an impatient worker is busy elsewhere after its receive timed out.
+    const AWAY: Duration = Duration::from_secs(3);
+    /// How soon a message must be received (well below AWAY).
+    const PROMPT: Duration = Duration::from_secs(1);
+    let queue = Destination::queue(unique("conc-pool"));
+    let conn = h.connect().await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i32>();
+    let mut tasks = Vec::new();
+    for worker in 0..WORKERS {
+        let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
+        let consumer = session
+            .create_consumer(&queue, ConsumerOptions::default())
+            .await?;
+        let tx = tx.clone();
+        let impatient = worker % 2 == 0;
+        tasks.push(tokio::spawn(async move {
+            // A cheap per-worker pseudo-random sequence of timeouts from 1 to 30 ms.
+            let mut x = 0x9E37_79B9_u32.wrapping_mul(worker as u32 + 1);
+            loop {
+                let got = if impatient {
+                    x ^= x << 13;
+                    x ^= x >> 17;
+                    x ^= x << 5;
+                    let timeout = Duration::from_millis(1 + u64::from(x % 30));
+                    // The timeout is around the receive, so the receive is dropped.
+                    match tokio::time::timeout(timeout, consumer.receive()).await {
+                        Ok(got) => got,
+                        Err(_) => {
+                            tokio::time::sleep(AWAY).await;
+                            continue;
+                        }
+                    }
+                } else {
+                    consumer.receive().await
+                };
+                match got {
+                    Ok(Some(m)) => {
+                        let _ = tx.send(m.property::<i32>("seq")?.expect("seq"));
+                    }
+                    _ => return Ok::<_, Error>(session),
+                }
+            }
+        }));
+    }
+    drop(tx);
+    // Let every impatient worker time out once, so each has a cancelled receive behind it.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let sender = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let producer = sender.create_producer(Some(&queue)).await?;
+    let mut late = Vec::new();
+    for seq in 0..TOTAL {
+        let mut m = Message::text(format!("job {seq}"));
+        m.set_property("seq", seq)?;
+        producer.send(&mut m).await?;
+        // Each message must be received before the next is sent: a swallowed wakeup would
+        // leave it queued until an impatient worker comes back.
+        match tokio::time::timeout(PROMPT, rx.recv()).await {
+            Ok(Some(got)) => assert_eq!(got, seq, "messages arrive in order, one at a time"),
+            _ => {
+                late.push(seq);
+                // Wait for it anyway, so the next message is checked on its own.
+                let _ = tokio::time::timeout(WAIT, rx.recv()).await;
+            }
+        }
+    }
+    for t in &tasks {
+        t.abort();
+    }
+    assert!(
+        late.is_empty(),
+        "messages not received within {PROMPT:?} while workers waited: {late:?}"
+    );
+    conn.close().await
+}
+
+/// A tuple-space taker waiting `FOREVER` gets an entry written after another task's take
+/// was cancelled by a timeout around it: the cancelled take, which started waiting first,
+/// must not keep the wakeup of the write.
+pub async fn space_taker_gets_entry_after_another_take_timed_out(h: &dyn Harness) -> Result<()> {
+    use courier_space::{Space, Template, FOREVER};
+    let connection: Arc<dyn Connection> = h.connect().await?.into();
+    let space = Space::open(&connection, &unique("conc-space")).await?;
+    let any = || Template::<(String, i64)>::any().expect("a tuple is an entry type");
+    // The first taker starts waiting first and is cancelled by a timeout around its take.
+    let cancelled = {
+        let space = space.clone();
+        let template = any();
+        tokio::spawn(async move {
+            tokio::time::timeout(Duration::from_millis(300), space.take(&template, FOREVER)).await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let patient = {
+        let space = space.clone();
+        let template = any();
+        tokio::spawn(async move { space.take(&template, FOREVER).await })
+    };
+    assert!(
+        cancelled.await.expect("task panicked").is_err(),
+        "nothing was written, so the first take must be cancelled by its timeout"
+    );
+    space.write(&("job".to_owned(), 7_i64), FOREVER).await?;
+    let got = tokio::time::timeout(WAIT, patient)
+        .await
+        .map_err(|_| Error::illegal_state("the FOREVER taker was not woken by the write"))?
+        .expect("task panicked")?;
+    assert_eq!(got, Some(("job".to_owned(), 7)));
+    connection.close().await
+}
+
 /// The cases of this area, for [`crate::conformance_suite!`].
 #[doc(hidden)]
 #[macro_export]
@@ -306,6 +492,10 @@ macro_rules! concurrency_cases {
                 queue_4x4_exactly_once_in_order_6_2_9,
                 topic_concurrent_publishers_all_subscribers_get_all_6_2_9,
                 transacted_competing_consumers_commit_once_6_2_9,
+                cancelled_receive_passes_wakeup_on_timeout,
+                cancelled_receive_passes_wakeup_on_select,
+                worker_pool_with_timeouts_gets_every_message_promptly,
+                space_taker_gets_entry_after_another_take_timed_out,
             ]
         );
     };

@@ -70,26 +70,39 @@ impl ConsumerInner {
     }
 
     /// The receive loop. `deadline`: `None` waits for ever; `wait == false` tries once.
+    ///
+    /// Cancel-safe: a message is only taken inside one synchronous step, and when the future
+    /// is dropped while the consumer is registered as waiting, the guard unregisters it and
+    /// hands any wakeup meant for it to another waiting consumer.
     async fn next(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Message>> {
         self.check_open()?;
         // A ready message is returned without waiting; spend tokio's cooperative budget so a
         // consumer that always finds one still lets other tasks on its worker run.
         tokio::task::coop::consume_budget().await;
         let gate = &self.session.connection.delivery;
-        let mut marked = false;
-        let outcome = loop {
+        let mut waiting = WaitGuard {
+            queue: &self.queue,
+            slot: &self.slot,
+            registered: false,
+        };
+        loop {
             // Created before the checks below, so a start/stop between them is not missed.
             let gate_changed = gate.changed.notified();
             // Atomic flags, not the token: `is_cancelled` takes a lock on every receive.
             if self.check_open().is_err() || self.queue.is_deleted() {
-                break None;
+                return Ok(None);
             }
             let will_wait = wait && deadline.is_none_or(|d| Instant::now() < d);
             let mut next_due = None;
             if gate.begin() {
                 let taken = self.queue.take(&self.slot, will_wait);
+                // `take` registered the slot as waiting, or took it off the wait list.
+                waiting.registered = will_wait;
                 let delivered = match taken {
-                    Take::Message(env) => Some(self.session.deliver(&self.queue, env)),
+                    Take::Message(env) => {
+                        waiting.registered = false;
+                        Some(self.session.deliver(&self.queue, env))
+                    }
                     Take::Empty { next_due: due } => {
                         next_due = due;
                         None
@@ -99,33 +112,59 @@ impl ConsumerInner {
                 if let Some(message) = delivered {
                     return Ok(message);
                 }
-                marked = will_wait;
-            } else if marked {
+            } else if waiting.registered {
                 // Stopped: a wakeup aimed at this consumer belongs to another connection's.
-                self.queue.stop_waiting(&self.slot);
-                marked = false;
+                waiting.stop();
             }
             if !will_wait {
-                break None;
+                return Ok(None);
             }
-            let due = next_due
-                .map(|ms| Instant::now() + Duration::from_millis(ms.saturating_sub(now_millis())));
-            let wake_at = match (deadline, due) {
+            let wake_at = match (deadline, next_due.and_then(instant_of_millis)) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
             tokio::select! {
-                _ = self.token.cancelled() => break None,
+                _ = self.token.cancelled() => return Ok(None),
                 _ = self.slot.notify.notified() => {}
                 _ = gate_changed => {}
                 _ = sleep_until(wake_at) => {}
             }
-        };
-        if marked {
-            self.queue.stop_waiting(&self.slot);
         }
-        Ok(outcome)
     }
+}
+
+/// Keeps a consumer's registration as a waiter tied to its receive: when the receive ends
+/// without a message — returned, or its future dropped by a timeout or `select!` around it —
+/// the consumer leaves the wait list and a wakeup aimed at it goes to another consumer.
+struct WaitGuard<'a> {
+    queue: &'a Queue,
+    slot: &'a ConsumerSlot,
+    registered: bool,
+}
+
+impl WaitGuard<'_> {
+    fn stop(&mut self) {
+        if std::mem::take(&mut self.registered) {
+            self.queue.stop_waiting(self.slot);
+        }
+    }
+}
+
+impl Drop for WaitGuard<'_> {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// The instant at wall-clock time `ms` (ms since the epoch); `None` when it lies too far
+/// ahead to represent, which waits for ever.
+fn instant_of_millis(ms: u64) -> Option<Instant> {
+    Instant::now().checked_add(Duration::from_millis(ms.saturating_sub(now_millis())))
+}
+
+/// The deadline `timeout` from now; `None` (no deadline) when too far ahead to represent.
+fn deadline_after(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
 }
 
 async fn sleep_until(at: Option<Instant>) {
@@ -167,7 +206,7 @@ impl Consumer for EmbeddedConsumer {
     }
 
     async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
-        self.inner.next(Some(Instant::now() + timeout), true).await
+        self.inner.next(deadline_after(timeout), true).await
     }
 
     async fn receive_no_wait(&self) -> Result<Option<Message>> {
@@ -177,5 +216,63 @@ impl Consumer for EmbeddedConsumer {
     async fn close(&self) -> Result<()> {
         self.inner.shutdown();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::EmbeddedFactory;
+    use courier_api::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_timeout_too_large_to_represent_waits_for_ever() {
+        let connection = EmbeddedFactory::default()
+            .create_connection()
+            .await
+            .unwrap();
+        connection.start().await.unwrap();
+        let session = connection
+            .create_session(SessionMode::AutoAcknowledge)
+            .await
+            .unwrap();
+        let queue = Destination::queue("forever");
+        let consumer = session
+            .create_consumer(&queue, ConsumerOptions::default())
+            .await
+            .unwrap();
+        for timeout in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
+            let waiting = consumer.receive_timeout(timeout);
+            let sending = async {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let producer = session.create_producer(Some(&queue)).await.unwrap();
+                producer.send(&mut Message::text("late")).await.unwrap();
+            };
+            let (got, ()) = tokio::join!(waiting, sending);
+            assert_eq!(got.unwrap().unwrap().body_text(), Some("late"));
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delivery_time_too_far_ahead_does_not_panic_a_waiting_receive() {
+        let connection = EmbeddedFactory::default()
+            .create_connection()
+            .await
+            .unwrap();
+        connection.start().await.unwrap();
+        let session = connection
+            .create_session(SessionMode::AutoAcknowledge)
+            .await
+            .unwrap();
+        let queue = Destination::queue("far");
+        let consumer = session
+            .create_consumer(&queue, ConsumerOptions::default())
+            .await
+            .unwrap();
+        let producer = session.create_producer(Some(&queue)).await.unwrap();
+        producer.set_delivery_delay(Duration::MAX).unwrap();
+        producer.send(&mut Message::text("never")).await.unwrap();
+        let got = consumer.receive_timeout(Duration::from_millis(50)).await;
+        assert!(got.unwrap().is_none());
     }
 }

@@ -32,7 +32,11 @@ struct SessionState {
     unacked: Vec<(Arc<Queue>, Envelope)>,
     /// Sends of the open transaction.
     pending: Vec<PendingSend>,
+    /// The session's consumers, closed with it; entries of dropped consumers are pruned.
     consumers: Vec<Weak<ConsumerInner>>,
+    /// Length of `consumers` at which the next prune happens: twice what survived the last
+    /// one, so registering stays amortised O(1) however many consumers the session has.
+    prune_at: usize,
     closed: bool,
 }
 
@@ -205,7 +209,14 @@ impl SessionShared {
 
     fn register(&self, consumer: &Arc<ConsumerInner>) {
         let mut state = self.state.lock();
-        state.consumers.retain(|w| w.strong_count() > 0);
+        if state.consumers.len() >= state.prune_at {
+            state.consumers.retain(|w| w.strong_count() > 0);
+            state.prune_at = (2 * state.consumers.len()).max(16);
+            if state.consumers.capacity() > 2 * state.prune_at {
+                let keep = state.prune_at;
+                state.consumers.shrink_to(keep);
+            }
+        }
         state.consumers.push(Arc::downgrade(consumer));
     }
 
