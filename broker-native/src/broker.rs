@@ -530,10 +530,13 @@ impl BrokerCore {
                     "the message can never fit under its destination's or the broker's limits"
                 }
             };
-            Error::ResourceLimit(format!(
-                "{why} (sending {bytes} bytes to {})",
-                queue.destination()
-            ))
+            let reason = format!("{why} (sending {bytes} bytes to {})", queue.destination());
+            // Room may come later for a full destination or broker (retryable); a copy too
+            // large for any limit never fits.
+            match full {
+                Full::Never => Error::ResourceLimit(reason),
+                Full::Destination | Full::Broker => Error::FlowControl(reason),
+            }
         };
         match when_full {
             WhenFull::DropOldest | WhenFull::DropOldestIfStalled(_) => {
@@ -570,7 +573,7 @@ impl BrokerCore {
                                 budget.stall();
                                 return Ok(self.drop_for_room(budget, queue, bytes, full));
                             }
-                            return Err(Error::ResourceLimit(format!(
+                            return Err(Error::FlowControl(format!(
                                 "no room after waiting {block_timeout:?}: {}",
                                 refused(full)
                             )));

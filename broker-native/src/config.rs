@@ -112,7 +112,7 @@ pub struct DestinationPolicy {
     /// What a send to a full destination (or with the broker's memory full) does.
     pub when_full: WhenFull,
     /// How long a [`WhenFull::Block`] send waits for room before it fails with
-    /// [`courier_api::Error::ResourceLimit`] (ActiveMQ's `sendFailIfNoSpaceAfterTimeout`).
+    /// [`courier_api::Error::FlowControl`] (ActiveMQ's `sendFailIfNoSpaceAfterTimeout`).
     /// `Duration::MAX` waits for ever.
     pub block_timeout: Duration,
     /// Dead-lettering of messages that fail delivery repeatedly.
@@ -174,13 +174,14 @@ impl Default for SubscriptionLimits {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum WhenFull {
     /// Flow control: the send waits until there is room, up to the policy's block timeout,
-    /// then fails with [`courier_api::Error::ResourceLimit`]. A transaction's commit waits
+    /// then fails with [`courier_api::Error::FlowControl`]. A transaction's commit waits
     /// the same way for its sends, holding the room of those already admitted: a
     /// transaction with more sends to one destination than its limit allows rolls back
     /// after the block timeout.
     #[default]
     Block,
-    /// The send fails at once with [`courier_api::Error::ResourceLimit`]; a commit rolls
+    /// The send fails at once with [`courier_api::Error::FlowControl`] (retryable: room may
+    /// come later; a message too large for any limit is `ResourceLimit`); a commit rolls
     /// back with [`courier_api::Error::TransactionRolledBack`].
     Fail,
     /// The oldest stored message of the destination is dropped to make room; when there is

@@ -123,8 +123,8 @@ async fn fail_policy_refuses_and_loses_nothing_accepted() {
     }
     for n in 5..8 {
         match producer.send(&mut numbered(n)).await {
-            Err(Error::ResourceLimit(_)) => {}
-            other => panic!("a send to a full queue fails with ResourceLimit, got {other:?}"),
+            Err(e @ Error::FlowControl(_)) => assert!(e.is_retryable()),
+            other => panic!("a send to a full queue fails with FlowControl, got {other:?}"),
         }
     }
     let consumer = s
@@ -185,7 +185,7 @@ async fn broker_memory_limit_spans_queues_and_counts_exactly() {
         }
         assert!(accepted < 10_000, "the memory limit never applied");
     };
-    assert!(matches!(refused, Error::ResourceLimit(_)), "{refused:?}");
+    assert!(matches!(refused, Error::FlowControl(_)), "{refused:?}");
     let stats = broker.stats();
     assert!(stats.stored_bytes <= stats.max_memory, "{stats:?}");
     assert_eq!(stats.stored_messages, accepted);
@@ -302,7 +302,7 @@ async fn durable_subscription_follows_the_topic_policy() {
     producer.send(&mut numbered(1)).await.unwrap();
     assert!(matches!(
         producer.send(&mut numbered(2)).await,
-        Err(Error::ResourceLimit(_))
+        Err(Error::FlowControl(_))
     ));
 }
 
@@ -384,7 +384,7 @@ async fn block_timeout_fails_the_send_and_duration_max_waits_without_panic() {
     short.send(&mut numbered(0)).await.unwrap();
     assert!(matches!(
         short.send(&mut numbered(1)).await,
-        Err(Error::ResourceLimit(_))
+        Err(Error::FlowControl(_))
     ));
 
     let forever = Destination::queue("forever");
