@@ -5,7 +5,7 @@
 use courier_api::selector::{Selector, SelectorSource, SelectorValue};
 use courier_api::{Destination, Message};
 use parking_lot::Mutex;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -127,10 +127,12 @@ impl IndexPlan {
             .into_iter()
             .filter(|(ident, _)| ident != DELIVERY_COUNT)
             .filter_map(|(ident, values)| {
+                // A set, not `keys.contains`: an IN list of n values must not cost n².
+                let mut seen: HashSet<IndexKey> = HashSet::with_capacity(values.len());
                 let mut keys: Vec<IndexKey> = Vec::with_capacity(values.len());
                 for value in &values {
                     let key = IndexKey::of(value)?;
-                    if !keys.contains(&key) {
+                    if seen.insert(key.clone()) {
                         keys.push(key);
                     }
                 }

@@ -4,8 +4,7 @@
 //! trees, so the tree's depth is bounded by the parser's nesting limit however long the
 //! selector is; evaluation and `Drop` recurse along that depth.
 
-use std::sync::Arc;
-
+use super::in_list::InList;
 use super::like::LikePattern;
 use super::SelectorValue;
 
@@ -108,10 +107,10 @@ pub(super) enum Expr {
         high: Box<Expr>,
         negated: bool,
     },
-    /// `ident [NOT] IN (…)`; `values` is sorted and deduplicated for binary search.
+    /// `ident [NOT] IN (…)`.
     In {
         ident: Box<str>,
-        values: Box<[Arc<str>]>,
+        values: InList,
         negated: bool,
     },
     Like {

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::ast::Expr;
-use super::{parser, SelectorSource, SelectorValue};
+use super::{parser, required, SelectorSource, SelectorValue};
 use crate::{Error, Result};
 
 /// A parsed JMS message selector, ready to be evaluated against many messages.
@@ -84,17 +84,7 @@ impl Selector {
             Expr::And(terms) => terms.as_slice(),
             single => std::slice::from_ref(single),
         };
-        let mut required: Vec<(String, Vec<SelectorValue>)> = Vec::new();
-        for conjunct in conjuncts {
-            let Some((ident, values)) = conjunct.required_values() else {
-                continue;
-            };
-            match required.iter_mut().find(|(name, _)| name == ident) {
-                Some((_, existing)) => existing.retain(|value| values.contains(value)),
-                None => required.push((ident.to_owned(), values)),
-            }
-        }
-        required
+        required::required_equalities(conjuncts)
     }
 }
 

@@ -86,12 +86,7 @@ impl Expr {
                 values,
                 negated,
             } => match source.selector_value(ident)? {
-                SelectorValue::String(s) => {
-                    let found = values
-                        .binary_search_by(|candidate| (**candidate).cmp(&*s))
-                        .is_ok();
-                    Some(found != *negated)
-                }
+                SelectorValue::String(s) => Some(values.contains(&s) != *negated),
                 _ => None,
             },
             Expr::Like {
@@ -171,6 +166,7 @@ impl Expr {
             } => Some((
                 ident,
                 values
+                    .values()
                     .iter()
                     .map(|value| SelectorValue::String(value.clone()))
                     .collect(),

@@ -41,9 +41,11 @@
 mod ast;
 mod compiled;
 mod eval;
+mod in_list;
 mod lexer;
 mod like;
 mod parser;
+mod required;
 #[cfg(test)]
 mod tests;
 

@@ -28,6 +28,7 @@
 use std::sync::Arc;
 
 use super::ast::{ArithOp, CmpOp, Expr, StaticType};
+use super::in_list::InList;
 use super::lexer::{Keyword, LexError, Lexer, Token, TokenKind};
 use super::like::LikePattern;
 use super::SelectorValue;
@@ -436,11 +437,9 @@ impl<'a> Parser<'a> {
                 _ => return Err(self.error_at_token("expected ',' or ')' in the IN list, found")),
             }
         }
-        values.sort_unstable();
-        values.dedup();
         Ok(Expr::In {
             ident,
-            values: values.into_boxed_slice(),
+            values: InList::new(values),
             negated,
         })
     }

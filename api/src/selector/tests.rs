@@ -884,6 +884,58 @@ fn required_equalities_shapes() {
     }
 }
 
+/// Long lists and many conjuncts: the intersection and grouping work through hash maps, and
+/// must give what the quadratic version gave.
+#[test]
+fn required_equalities_of_long_lists_and_many_conjuncts() {
+    let list = |range: std::ops::Range<usize>| {
+        let values: Vec<String> = range.map(|i| format!("'v{i}'")).collect();
+        format!("a IN ({})", values.join(", "))
+    };
+    let selector =
+        Selector::parse(&format!("{} AND {}", list(0..2000), list(1000..3000))).expect("parses");
+    // Same-width numbers: sorted as strings too.
+    let expected: Vec<SelectorValue> = (1000..2000).map(|i| string(&format!("v{i}"))).collect();
+    let required = selector.required_equalities();
+    assert_eq!(required.len(), 1);
+    assert_eq!(required[0].0, "a");
+    assert_eq!(required[0].1, expected);
+
+    let conjuncts: Vec<String> = (0..3000).map(|i| format!("a{} = {i}", i % 1000)).collect();
+    let required = Selector::parse(&conjuncts.join(" AND "))
+        .expect("parses")
+        .required_equalities();
+    assert_eq!(required.len(), 1000);
+    for (i, (name, values)) in required.iter().enumerate() {
+        assert_eq!(name, &format!("a{i}"));
+        // `a7 = 7 AND a7 = 1007 AND a7 = 2007` can never hold.
+        assert_eq!(values, &Vec::<SelectorValue>::new());
+    }
+    let doubled = Selector::parse(&format!(
+        "x = 2.0 AND {} AND 2 = x",
+        conjuncts.join(" AND ")
+    ))
+    .expect("parses")
+    .required_equalities();
+    assert_eq!(
+        doubled[0],
+        (
+            "x".to_owned(),
+            vec![SelectorValue::Double(2.0), SelectorValue::Long(2)]
+        )
+    );
+    // -0.0 equals 0.
+    assert_eq!(
+        Selector::parse("z = -0.0 AND z = 0")
+            .expect("parses")
+            .required_equalities(),
+        vec![(
+            "z".to_owned(),
+            vec![SelectorValue::Double(-0.0), SelectorValue::Long(0)]
+        )]
+    );
+}
+
 #[test]
 fn required_equalities_hold_whenever_the_selector_is_true() {
     let messages = [
