@@ -64,11 +64,11 @@ impl ArithOp {
 pub(super) enum StaticType {
     /// TRUE, FALSE or UNKNOWN: a condition or a boolean literal.
     Boolean,
-    /// A number (or NULL, for arithmetic on NULL).
+    /// A number.
     Numeric,
     /// A string literal.
     String,
-    /// An identifier or NULL: any type, decided per message.
+    /// An identifier: any type, decided per message.
     Unknown,
 }
 
@@ -77,8 +77,6 @@ pub(super) enum StaticType {
 pub(super) enum Expr {
     /// A literal value. Signed numeric literals (`-5`) are folded into one literal.
     Literal(SelectorValue),
-    /// The `NULL` literal.
-    Null,
     /// A header or property name.
     Ident(Box<str>),
     Not(Box<Expr>),
@@ -131,7 +129,7 @@ impl Expr {
             Expr::Literal(SelectorValue::Bool(_)) => StaticType::Boolean,
             Expr::Literal(SelectorValue::Long(_) | SelectorValue::Double(_)) => StaticType::Numeric,
             Expr::Literal(SelectorValue::String(_)) => StaticType::String,
-            Expr::Null | Expr::Ident(_) => StaticType::Unknown,
+            Expr::Ident(_) => StaticType::Unknown,
             Expr::Arith { .. } | Expr::Unary { .. } => StaticType::Numeric,
             Expr::Not(_)
             | Expr::And(_)

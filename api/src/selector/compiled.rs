@@ -29,9 +29,9 @@ impl Selector {
     ///
     /// [`Error::InvalidSelector`], whose `position` is the byte offset of the offending token,
     /// for a syntax error, a disallowed header (`JMSDestination`, `JMSReplyTo`,
-    /// `JMSExpiration`, `JMSRedelivered`, `JMSDeliveryTime`), an expression that can never be
-    /// TRUE because of its types (`'abc'`, `1 + 2`, `name > 'a'`, `'a' + 1 = 2`) or nesting
-    /// deeper than 128 levels.
+    /// `JMSExpiration`, `JMSRedelivered`, `JMSDeliveryTime`), `NULL` anywhere but after `IS`
+    /// or `IS NOT`, an expression that can never be TRUE because of its types (`'abc'`,
+    /// `1 + 2`, `name > 'a'`, `'a' + 1 = 2`, `TRUE = 0`) or nesting deeper than 128 levels.
     pub fn parse(text: &str) -> Result<Selector> {
         let root = parser::parse(text)?;
         Ok(Selector {

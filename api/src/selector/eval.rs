@@ -98,14 +98,12 @@ impl Expr {
                 _ => None,
             },
             Expr::IsNull { operand, negated } => Some(operand.value(source).is_none() != *negated),
-            Expr::Literal(_)
-            | Expr::Null
-            | Expr::Ident(_)
-            | Expr::Arith { .. }
-            | Expr::Unary { .. } => match *self.value(source)? {
-                SelectorValue::Bool(b) => Some(b),
-                _ => None,
-            },
+            Expr::Literal(_) | Expr::Ident(_) | Expr::Arith { .. } | Expr::Unary { .. } => {
+                match *self.value(source)? {
+                    SelectorValue::Bool(b) => Some(b),
+                    _ => None,
+                }
+            }
         }
     }
 
@@ -114,7 +112,6 @@ impl Expr {
     pub(super) fn value(&self, source: &dyn SelectorSource) -> Option<Cow<'_, SelectorValue>> {
         let value = match self {
             Expr::Literal(value) => return Some(Cow::Borrowed(value)),
-            Expr::Null => return None,
             Expr::Ident(name) => source.selector_value(name)?,
             Expr::Arith { first, rest } => {
                 let mut acc = first.value(source)?;
