@@ -206,7 +206,9 @@ impl ShiftAnd {
     /// The byte offset just past the leftmost match in `text`. All matches have the same
     /// length, so the one that ends first is the one that starts first.
     fn find_end(&self, text: &str) -> Option<usize> {
-        let last = self.len - 1;
+        let Some(last) = self.len.checked_sub(1) else {
+            return Some(0);
+        };
         let (last_word, last_bit) = (last / 64, 1u64 << (last % 64));
         let mut state = vec![0u64; self.words];
         let mut kept = vec![0u64; self.words];
