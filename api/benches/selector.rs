@@ -1,5 +1,5 @@
-//! Selector engine costs as inputs grow: parsing long IN lists and AND chains, evaluating IN,
-//! `required_equalities`, and LIKE on long patterns and values.
+//! Selector engine costs as inputs grow: parsing long IN lists and AND chains, evaluating IN
+//! and ORed equalities, `required_equalities`, and LIKE on long patterns and values.
 //!
 //! `cargo bench -p courier-api --bench selector`. Each group reports a throughput in elements
 //! (list values, conjuncts or text characters), so linear growth shows as a flat throughput
@@ -105,6 +105,38 @@ fn evaluate_in(c: &mut Criterion) {
     group.finish();
 }
 
+/// `n = 0 OR n = 1 OR …` with `count` terms: what a tuple space's `one_of` on a numeric field
+/// sends.
+fn numeric_disjunction(count: usize) -> String {
+    let terms: Vec<String> = (0..count).map(|i| format!("n = {i}")).collect();
+    terms.join(" OR ")
+}
+
+/// One numeric property.
+struct OneNumber(i64);
+
+impl SelectorSource for OneNumber {
+    fn selector_value(&self, identifier: &str) -> Option<SelectorValue> {
+        (identifier == "n").then_some(SelectorValue::Long(self.0))
+    }
+}
+
+fn evaluate_or_equalities(c: &mut Criterion) {
+    let mut group = c.benchmark_group("evaluate_or_equalities");
+    for n in SIZES {
+        let selector = Selector::parse(&numeric_disjunction(n)).expect("parses");
+        let hit = OneNumber(n as i64 / 2);
+        let miss = OneNumber(-1);
+        group.bench_function(BenchmarkId::new("hit", n), |b| {
+            b.iter(|| assert!(selector.matches(black_box(&hit))));
+        });
+        group.bench_function(BenchmarkId::new("miss", n), |b| {
+            b.iter(|| assert!(!selector.matches(black_box(&miss))));
+        });
+    }
+    group.finish();
+}
+
 fn required_equalities(c: &mut Criterion) {
     let mut group = c.benchmark_group("required_equalities");
     slow_group(&mut group);
@@ -155,5 +187,12 @@ fn like(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, parse, evaluate_in, required_equalities, like);
+criterion_group!(
+    benches,
+    parse,
+    evaluate_in,
+    evaluate_or_equalities,
+    required_equalities,
+    like
+);
 criterion_main!(benches);

@@ -6,6 +6,7 @@
 
 use super::in_list::InList;
 use super::like::LikePattern;
+use super::value_set::ValueSet;
 use super::SelectorValue;
 
 /// A comparison operator.
@@ -108,13 +109,19 @@ pub(super) enum Expr {
     /// `ident [NOT] IN (…)`.
     In {
         ident: Box<str>,
-        values: InList,
+        values: Box<InList>,
         negated: bool,
     },
     Like {
         ident: Box<str>,
-        pattern: LikePattern,
+        pattern: Box<LikePattern>,
         negated: bool,
+    },
+    /// `ident = v1 OR ident = v2 OR …` (or `v1 = ident …`) with literals: the parser folds such
+    /// a disjunction into one set lookup.
+    AnyEqual {
+        ident: Box<str>,
+        values: Box<ValueSet>,
     },
     IsNull {
         operand: Box<Expr>,
@@ -123,6 +130,59 @@ pub(super) enum Expr {
 }
 
 impl Expr {
+    /// If this is `ident = literal` or `literal = ident`: the identifier and the literal.
+    pub(super) fn as_equality(&self) -> Option<(&str, &SelectorValue)> {
+        let Expr::Compare {
+            op: CmpOp::Eq,
+            left,
+            right,
+        } = self
+        else {
+            return None;
+        };
+        match (&**left, &**right) {
+            (Expr::Ident(name), Expr::Literal(literal))
+            | (Expr::Literal(literal), Expr::Ident(name)) => Some((name, literal)),
+            _ => None,
+        }
+    }
+
+    /// Folds `x = v1 OR x = v2 OR …` (every term an equality of one identifier with a
+    /// literal) into [`Expr::AnyEqual`] in place; leaves anything else as it is. The result is
+    /// the same for every message: NULL when `x` is NULL, else whether `x` equals some literal.
+    ///
+    /// Out of line and in place, so the parser's recursive frames stay small.
+    #[inline(never)]
+    pub(super) fn fold_equalities(&mut self) {
+        let Expr::Or(terms) = self else {
+            return;
+        };
+        let first_ident = terms
+            .first()
+            .and_then(Expr::as_equality)
+            .map(|(name, _)| name);
+        let Some(ident) = first_ident else {
+            return;
+        };
+        if !terms
+            .iter()
+            .all(|term| term.as_equality().is_some_and(|(name, _)| name == ident))
+        {
+            return;
+        }
+        let ident: Box<str> = ident.into();
+        let mut values = ValueSet::default();
+        for term in terms.iter() {
+            if let Some((_, literal)) = term.as_equality() {
+                values.insert(literal.clone());
+            }
+        }
+        *self = Expr::AnyEqual {
+            ident,
+            values: Box::new(values),
+        };
+    }
+
     /// The type this expression is known to have at parse time.
     pub(super) fn static_type(&self) -> StaticType {
         match self {
@@ -138,7 +198,19 @@ impl Expr {
             | Expr::Between { .. }
             | Expr::In { .. }
             | Expr::Like { .. }
+            | Expr::AnyEqual { .. }
             | Expr::IsNull { .. } => StaticType::Boolean,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every recursive frame of parsing and evaluation holds expressions: they must stay small
+    /// for the deepest selectors to fit a small stack.
+    #[test]
+    fn expressions_stay_small() {
+        let size = std::mem::size_of::<super::Expr>();
+        assert!(size <= 48, "{size}");
     }
 }

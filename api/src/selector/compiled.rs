@@ -67,8 +67,8 @@ impl Selector {
     /// Equality conditions a message must meet for the selector to be TRUE, for a broker to
     /// pre-filter messages with an index.
     ///
-    /// Looks at the top-level AND-conjuncts of the forms `ident = literal`, `literal = ident`
-    /// and `ident IN ('a', …)` (not `NOT IN`), and returns each identifier once with the values
+    /// Looks at the top-level AND-conjuncts of the forms `ident = literal`, `literal = ident`,
+    /// `ident IN ('a', …)` (not `NOT IN`) and `ident = a OR ident = b …`, and returns each identifier once with the values
     /// it must equal ([`SelectorValue`] equality); an identifier constrained by several
     /// conjuncts gets the intersection. The result is empty when there are no such conjuncts,
     /// for instance under a top-level OR. It is never wrong: whenever the selector is TRUE for

@@ -97,6 +97,9 @@ impl Expr {
                 SelectorValue::String(s) => Some(pattern.matches(&s) != *negated),
                 _ => None,
             },
+            Expr::AnyEqual { ident, values } => {
+                Some(values.contains(&source.selector_value(ident)?))
+            }
             Expr::IsNull { operand, negated } => Some(operand.value(source).is_none() != *negated),
             Expr::Literal(_) | Expr::Ident(_) | Expr::Arith { .. } | Expr::Unary { .. } => {
                 match *self.value(source)? {
@@ -136,13 +139,15 @@ impl Expr {
             | Expr::Between { .. }
             | Expr::In { .. }
             | Expr::Like { .. }
+            | Expr::AnyEqual { .. }
             | Expr::IsNull { .. } => SelectorValue::Bool(self.truth(source)?),
         };
         Some(Cow::Owned(value))
     }
 
-    /// If this expression is `ident = literal`, `literal = ident` or `ident IN (…)`: the
-    /// identifier and every value it must equal for the expression to be TRUE.
+    /// If this expression is `ident = literal`, `literal = ident`, `ident IN (…)` or a
+    /// disjunction of equalities of one identifier: the identifier and every value it must
+    /// equal for the expression to be TRUE.
     pub(super) fn required_values(&self) -> Option<(&str, Vec<SelectorValue>)> {
         match self {
             Expr::Compare {
@@ -168,6 +173,13 @@ impl Expr {
                     .map(|value| SelectorValue::String(value.clone()))
                     .collect(),
             )),
+            Expr::AnyEqual { ident, values } => {
+                let mut equal = Vec::new();
+                for literal in values.literals() {
+                    equal.extend(values_equal_to(literal)?);
+                }
+                Some((ident, equal))
+            }
             _ => None,
         }
     }

@@ -55,6 +55,7 @@ mod parser;
 mod required;
 #[cfg(test)]
 mod tests;
+mod value_set;
 
 pub use compiled::Selector;
 

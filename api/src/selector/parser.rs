@@ -281,6 +281,9 @@ impl<'a> Parser<'a> {
                 level
             };
         }
+        // An OR chain is complete here (the loop took every OR at this level), so each chain
+        // is folded once.
+        left.fold_equalities();
         Ok(left)
     }
 
@@ -467,7 +470,7 @@ impl<'a> Parser<'a> {
         }
         Ok(Expr::In {
             ident,
-            values: InList::new(values),
+            values: Box::new(InList::new(values)),
             negated,
         })
     }
@@ -490,7 +493,7 @@ impl<'a> Parser<'a> {
             .map_err(|_| self.error(pattern_pos, "LIKE pattern ends with its escape character"))?;
         Ok(Expr::Like {
             ident,
-            pattern,
+            pattern: Box::new(pattern),
             negated,
         })
     }

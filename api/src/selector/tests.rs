@@ -1277,3 +1277,107 @@ fn conformance_suite_cases() {
         assert!(position >= min_position, "{selector}: {position}");
     }
 }
+
+/// `x = a OR x = b OR …` is folded into one set lookup: it must give what evaluating each
+/// equality and ORing them gives, for every kind of literal and value.
+#[test]
+fn folded_equality_disjunctions_agree_with_their_terms() {
+    use SelectorValue::{Bool, Double, Long};
+    let literals = [
+        "1",
+        "-1",
+        "0",
+        "-0.0",
+        "2.5",
+        "9007199254740993",
+        "9007199254740992.0",
+        "'a'",
+        "''",
+        "TRUE",
+        "FALSE",
+        "9223372036854775807",
+    ];
+    let values = [
+        None,
+        Some(Long(1)),
+        Some(Long(-1)),
+        Some(Long(0)),
+        Some(Double(0.0)),
+        Some(Double(-0.0)),
+        Some(Double(1.0)),
+        Some(Double(2.5)),
+        Some(Long(2)),
+        Some(Long(9_007_199_254_740_992)),
+        Some(Long(9_007_199_254_740_993)),
+        Some(Double(9_007_199_254_740_992.0)),
+        Some(Long(i64::MAX)),
+        Some(Double(i64::MAX as f64)),
+        Some(Double(f64::NAN)),
+        Some(string("a")),
+        Some(string("")),
+        Some(string("1")),
+        Some(Bool(true)),
+        Some(Bool(false)),
+    ];
+    // Every window of consecutive literals, with the identifier on either side.
+    for start in 0..literals.len() {
+        for end in start + 1..=literals.len() {
+            let window = &literals[start..end];
+            let terms: Vec<String> = window
+                .iter()
+                .enumerate()
+                .map(|(i, literal)| {
+                    if i % 2 == 0 {
+                        format!("x = {literal}")
+                    } else {
+                        format!("{literal} = x")
+                    }
+                })
+                .collect();
+            let folded = Selector::parse(&terms.join(" OR ")).expect("parses");
+            for value in &values {
+                let props = match value {
+                    Some(value) => Props::default().with("x", value.clone()),
+                    None => Props::default(),
+                };
+                // SQL OR: TRUE wins, then UNKNOWN.
+                let results: Vec<Option<bool>> =
+                    terms.iter().map(|term| eval(term, &props)).collect();
+                let expected = if results.contains(&T) {
+                    T
+                } else if results.contains(&U) {
+                    U
+                } else {
+                    F
+                };
+                assert_eq!(folded.evaluate(&props), expected, "{terms:?} on {value:?}");
+            }
+        }
+    }
+    // Not folded, and still right: other identifiers or operators in the chain.
+    assert_eval("i = 1 OR s = 'abc'", T);
+    assert_eval("i = 1 OR i > 4", T);
+    assert_eval("i = 1 OR i = 2 OR x = 3", U);
+    assert_eval("NOT (i = 1 OR i = 5)", F);
+    assert_eval("(i = 1 OR i = 5) AND (s = 'x' OR s = 'abc')", T);
+}
+
+#[test]
+fn required_equalities_of_equality_disjunctions() {
+    use SelectorValue::{Double, Long};
+    let required = |text: &str| Selector::parse(text).expect("parses").required_equalities();
+    assert_eq!(
+        required("n = 1 OR n = 2.5 OR 'a' = n"),
+        vec![(
+            "n".to_owned(),
+            vec![Long(1), Double(1.0), Double(2.5), string("a")]
+        )]
+    );
+    assert_eq!(
+        required("(n = 1 OR n = 2) AND n = 2"),
+        vec![("n".to_owned(), vec![Long(2), Double(2.0)])]
+    );
+    // A double many longs equal cannot be listed.
+    assert_eq!(required("n = 1 OR n = 1E18"), vec![]);
+    assert_eq!(required("n = 1 OR m = 2"), vec![]);
+}
