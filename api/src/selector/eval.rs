@@ -169,8 +169,8 @@ impl Expr {
                 ident,
                 values
                     .values()
-                    .iter()
-                    .map(|value| SelectorValue::String(value.clone()))
+                    .into_iter()
+                    .map(SelectorValue::String)
                     .collect(),
             )),
             Expr::AnyEqual { ident, values } => {

@@ -1,4 +1,4 @@
-//! The values of an `IN` list: sorted and deduplicated, plus a hash set for long lists, so a
+//! The values of an `IN` list: a sorted slice for short lists, a hash set for long ones, so a
 //! lookup costs one hash instead of a binary search's many string comparisons.
 
 use std::collections::HashSet;
@@ -8,41 +8,50 @@ use std::sync::Arc;
 /// which is faster than hashing for a few values.
 const HASHED_FROM: usize = 16;
 
-/// The string literals of an `IN` list.
+/// The string literals of an `IN` list, without duplicates.
 #[derive(Debug)]
-pub(super) struct InList {
-    /// Sorted, without duplicates.
-    sorted: Box<[Arc<str>]>,
-    /// The same strings, for lists longer than [`HASHED_FROM`].
-    hashed: Option<HashSet<Arc<str>>>,
+pub(super) enum InList {
+    /// Sorted, for binary search.
+    Sorted(Box<[Arc<str>]>),
+    /// More than [`HASHED_FROM`] values.
+    Hashed(HashSet<Arc<str>>),
 }
 
 impl InList {
-    /// The list of `values`, in any order and possibly repeated. Costs O(n log n).
+    /// The list of `values`, in any order and possibly repeated. Costs O(n) for long lists,
+    /// O(n log n) for short ones.
     pub(super) fn new(mut values: Vec<Arc<str>>) -> Self {
+        if values.len() > HASHED_FROM {
+            let set: HashSet<Arc<str>> = values.into_iter().collect();
+            // Repeats can leave few distinct values.
+            if set.len() > HASHED_FROM {
+                return InList::Hashed(set);
+            }
+            values = set.into_iter().collect();
+        }
         values.sort_unstable();
         values.dedup();
-        let hashed = (values.len() > HASHED_FROM).then(|| values.iter().cloned().collect());
-        InList {
-            sorted: values.into_boxed_slice(),
-            hashed,
-        }
+        InList::Sorted(values.into_boxed_slice())
     }
 
     /// Whether `value` is in the list.
     pub(super) fn contains(&self, value: &str) -> bool {
-        match &self.hashed {
-            Some(set) => set.contains(value),
-            None => self
-                .sorted
+        match self {
+            InList::Sorted(sorted) => sorted
                 .binary_search_by(|candidate| (**candidate).cmp(value))
                 .is_ok(),
+            InList::Hashed(set) => set.contains(value),
         }
     }
 
-    /// The distinct values, sorted.
-    pub(super) fn values(&self) -> &[Arc<str>] {
-        &self.sorted
+    /// The distinct values, sorted (so results built from them do not depend on hashing).
+    pub(super) fn values(&self) -> Vec<Arc<str>> {
+        let mut values: Vec<Arc<str>> = match self {
+            InList::Sorted(sorted) => return sorted.to_vec(),
+            InList::Hashed(set) => set.iter().cloned().collect(),
+        };
+        values.sort_unstable();
+        values
     }
 }
 
@@ -56,16 +65,16 @@ mod tests {
             // Each value twice, in reverse order.
             let values: Vec<Arc<str>> = (0..n)
                 .rev()
-                .flat_map(|i| [format!("v{i}").into(), format!("v{i}").into()])
+                .flat_map(|i| [format!("v{i:04}").into(), format!("v{i:04}").into()])
                 .collect();
             let list = InList::new(values);
-            assert_eq!(list.hashed.is_some(), n > HASHED_FROM);
-            assert_eq!(list.values().len(), n);
-            assert!(list.values().windows(2).all(|pair| pair[0] < pair[1]));
+            assert_eq!(matches!(list, InList::Hashed(_)), n > HASHED_FROM);
+            let expected: Vec<Arc<str>> = (0..n).map(|i| format!("v{i:04}").into()).collect();
+            assert_eq!(list.values(), expected);
             for i in 0..n {
-                assert!(list.contains(&format!("v{i}")));
+                assert!(list.contains(&format!("v{i:04}")));
             }
-            assert!(!list.contains(&format!("v{n}")));
+            assert!(!list.contains(&format!("v{n:04}")));
             assert!(!list.contains(""));
             assert!(!list.contains("v"));
         }
