@@ -137,7 +137,6 @@ fn numeric() -> impl Strategy<Value = String> {
             "0x10",
             "9223372036854775807",
             "-9223372036854775808",
-            "NULL",
         ])
         .prop_map(str::to_owned),
     ];
@@ -312,5 +311,146 @@ proptest! {
                 );
             }
         }
+    }
+}
+
+/// One element of a `LIKE` pattern, for the reference matcher.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum LikeElement {
+    Char(char),
+    AnyOne,
+    AnyRun,
+}
+
+/// The elements of `pattern`, or `None` when it ends with its escape character.
+fn like_elements(pattern: &str, escape: Option<char>) -> Option<Vec<LikeElement>> {
+    let mut elements = Vec::new();
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        elements.push(if Some(c) == escape {
+            LikeElement::Char(chars.next()?)
+        } else {
+            match c {
+                '_' => LikeElement::AnyOne,
+                '%' => LikeElement::AnyRun,
+                other => LikeElement::Char(other),
+            }
+        });
+    }
+    Some(elements)
+}
+
+/// The textbook LIKE matcher, O(pattern × text): `matched[j]` tells whether the pattern
+/// elements read so far match the first `j` characters of the text.
+fn reference_like(elements: &[LikeElement], text: &str) -> bool {
+    let text: Vec<char> = text.chars().collect();
+    let mut matched = vec![false; text.len() + 1];
+    matched[0] = true;
+    for element in elements {
+        let mut next = vec![false; text.len() + 1];
+        for j in 0..=text.len() {
+            next[j] = match element {
+                LikeElement::AnyRun => matched[j] || (j > 0 && next[j - 1]),
+                LikeElement::AnyOne => j > 0 && matched[j - 1],
+                LikeElement::Char(c) => j > 0 && matched[j - 1] && text[j - 1] == *c,
+            };
+        }
+        matched = next;
+    }
+    matched[text.len()]
+}
+
+/// Up to 300 characters, mostly `a` and `b`, with a few rare multi-byte ones.
+fn long_text() -> impl Strategy<Value = String> {
+    prop::collection::vec(
+        prop_oneof![40 => Just('a'), 40 => Just('b'), 1 => Just('\u{e9}'), 1 => Just('\u{1F600}')],
+        0..300,
+    )
+    .prop_map(|chars| chars.into_iter().collect())
+}
+
+/// A pattern made from `text`: most characters kept, some turned into `_`, into `%` (with or
+/// without the character), or, if `flips`, into another character; so it often matches, in
+/// segments long enough for several 64-bit words.
+fn pattern_from(text: &str, edits: &[u8], flips: bool) -> String {
+    let mut pattern = String::new();
+    for (c, edit) in text.chars().zip(edits.iter().chain(std::iter::repeat(&0))) {
+        match edit {
+            90..=94 => pattern.push('_'),
+            95 => pattern.push('%'),
+            96 => {
+                pattern.push('%');
+                pattern.push(c);
+            }
+            97.. if flips => pattern.push(if c == 'a' { 'b' } else { 'a' }),
+            _ => pattern.push(c),
+        }
+    }
+    pattern
+}
+
+/// `p [NOT] LIKE 'pattern' [ESCAPE 'escape']` evaluated on `p = text`.
+fn like_selector_result(
+    pattern: &str,
+    escape: Option<char>,
+    not: bool,
+    text: &str,
+) -> Option<Option<bool>> {
+    let selector = format!(
+        "p {}LIKE '{}'{}",
+        if not { "NOT " } else { "" },
+        pattern.replace('\'', "''"),
+        escape.map_or(String::new(), |e| format!(
+            " ESCAPE '{}'",
+            e.to_string().replace('\'', "''")
+        ))
+    );
+    let selector = Selector::parse(&selector).ok()?;
+    let mut props = Props::default();
+    props
+        .0
+        .insert("p".to_owned(), SelectorValue::String(text.into()));
+    Some(selector.evaluate(&props))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Short random patterns over a small alphabet with multi-byte characters and escapes.
+    #[test]
+    fn like_agrees_with_the_reference_matcher(
+        pattern in "[ab\u{e9}\u{2603}%_!']{0,10}",
+        text in "[ab\u{e9}\u{2603}%_!']{0,12}",
+        escape in prop::option::of(prop::sample::select(vec!['!', '%', '_', 'a', '\u{2603}'])),
+        not in any::<bool>(),
+    ) {
+        let result = like_selector_result(&pattern, escape, not, &text);
+        match like_elements(&pattern, escape) {
+            None => prop_assert_eq!(result, None, "a dangling escape is a parse error"),
+            Some(elements) => {
+                let expected = reference_like(&elements, &text) != not;
+                prop_assert_eq!(result, Some(Some(expected)), "{:?} on {:?}", pattern, text);
+            }
+        }
+    }
+
+    /// Long patterns derived from the text, so they often match and their segments with `_`
+    /// span several 64-bit words.
+    #[test]
+    fn long_like_patterns_agree_with_the_reference_matcher(
+        text in long_text(),
+        edits in prop::collection::vec(0u8..100, 0..300),
+        flips in any::<bool>(),
+        prefix in prop::sample::select(vec!["", "", "%", "_%", "%b"]),
+        suffix in prop::sample::select(vec!["", "", "%", "%_", "a%"]),
+    ) {
+        let pattern = format!("{prefix}{}{suffix}", pattern_from(&text, &edits, flips));
+        let elements = like_elements(&pattern, None).expect("no escape");
+        let expected = reference_like(&elements, &text);
+        prop_assert_eq!(
+            like_selector_result(&pattern, None, false, &text),
+            Some(Some(expected)),
+            "{:?} on {:?}", pattern, text
+        );
     }
 }

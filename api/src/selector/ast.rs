@@ -4,9 +4,9 @@
 //! trees, so the tree's depth is bounded by the parser's nesting limit however long the
 //! selector is; evaluation and `Drop` recurse along that depth.
 
-use std::sync::Arc;
-
+use super::in_list::InList;
 use super::like::LikePattern;
+use super::value_set::ValueSet;
 use super::SelectorValue;
 
 /// A comparison operator.
@@ -65,11 +65,11 @@ impl ArithOp {
 pub(super) enum StaticType {
     /// TRUE, FALSE or UNKNOWN: a condition or a boolean literal.
     Boolean,
-    /// A number (or NULL, for arithmetic on NULL).
+    /// A number.
     Numeric,
     /// A string literal.
     String,
-    /// An identifier or NULL: any type, decided per message.
+    /// An identifier: any type, decided per message.
     Unknown,
 }
 
@@ -78,8 +78,6 @@ pub(super) enum StaticType {
 pub(super) enum Expr {
     /// A literal value. Signed numeric literals (`-5`) are folded into one literal.
     Literal(SelectorValue),
-    /// The `NULL` literal.
-    Null,
     /// A header or property name.
     Ident(Box<str>),
     Not(Box<Expr>),
@@ -108,16 +106,22 @@ pub(super) enum Expr {
         high: Box<Expr>,
         negated: bool,
     },
-    /// `ident [NOT] IN (…)`; `values` is sorted and deduplicated for binary search.
+    /// `ident [NOT] IN (…)`.
     In {
         ident: Box<str>,
-        values: Box<[Arc<str>]>,
+        values: Box<InList>,
         negated: bool,
     },
     Like {
         ident: Box<str>,
-        pattern: LikePattern,
+        pattern: Box<LikePattern>,
         negated: bool,
+    },
+    /// `ident = v1 OR ident = v2 OR …` (or `v1 = ident …`) with literals: the parser folds such
+    /// a disjunction into one set lookup.
+    AnyEqual {
+        ident: Box<str>,
+        values: Box<ValueSet>,
     },
     IsNull {
         operand: Box<Expr>,
@@ -126,13 +130,66 @@ pub(super) enum Expr {
 }
 
 impl Expr {
+    /// If this is `ident = literal` or `literal = ident`: the identifier and the literal.
+    pub(super) fn as_equality(&self) -> Option<(&str, &SelectorValue)> {
+        let Expr::Compare {
+            op: CmpOp::Eq,
+            left,
+            right,
+        } = self
+        else {
+            return None;
+        };
+        match (&**left, &**right) {
+            (Expr::Ident(name), Expr::Literal(literal))
+            | (Expr::Literal(literal), Expr::Ident(name)) => Some((name, literal)),
+            _ => None,
+        }
+    }
+
+    /// Folds `x = v1 OR x = v2 OR …` (every term an equality of one identifier with a
+    /// literal) into [`Expr::AnyEqual`] in place; leaves anything else as it is. The result is
+    /// the same for every message: NULL when `x` is NULL, else whether `x` equals some literal.
+    ///
+    /// Out of line and in place, so the parser's recursive frames stay small.
+    #[inline(never)]
+    pub(super) fn fold_equalities(&mut self) {
+        let Expr::Or(terms) = self else {
+            return;
+        };
+        let first_ident = terms
+            .first()
+            .and_then(Expr::as_equality)
+            .map(|(name, _)| name);
+        let Some(ident) = first_ident else {
+            return;
+        };
+        if !terms
+            .iter()
+            .all(|term| term.as_equality().is_some_and(|(name, _)| name == ident))
+        {
+            return;
+        }
+        let ident: Box<str> = ident.into();
+        let mut values = ValueSet::default();
+        for term in terms.iter() {
+            if let Some((_, literal)) = term.as_equality() {
+                values.insert(literal.clone());
+            }
+        }
+        *self = Expr::AnyEqual {
+            ident,
+            values: Box::new(values),
+        };
+    }
+
     /// The type this expression is known to have at parse time.
     pub(super) fn static_type(&self) -> StaticType {
         match self {
             Expr::Literal(SelectorValue::Bool(_)) => StaticType::Boolean,
             Expr::Literal(SelectorValue::Long(_) | SelectorValue::Double(_)) => StaticType::Numeric,
             Expr::Literal(SelectorValue::String(_)) => StaticType::String,
-            Expr::Null | Expr::Ident(_) => StaticType::Unknown,
+            Expr::Ident(_) => StaticType::Unknown,
             Expr::Arith { .. } | Expr::Unary { .. } => StaticType::Numeric,
             Expr::Not(_)
             | Expr::And(_)
@@ -141,7 +198,19 @@ impl Expr {
             | Expr::Between { .. }
             | Expr::In { .. }
             | Expr::Like { .. }
+            | Expr::AnyEqual { .. }
             | Expr::IsNull { .. } => StaticType::Boolean,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every recursive frame of parsing and evaluation holds expressions: they must stay small
+    /// for the deepest selectors to fit a small stack.
+    #[test]
+    fn expressions_stay_small() {
+        let size = std::mem::size_of::<super::Expr>();
+        assert!(size <= 48, "{size}");
     }
 }

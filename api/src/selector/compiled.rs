@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use super::ast::Expr;
-use super::{parser, SelectorSource, SelectorValue};
+use super::{parser, required, SelectorSource, SelectorValue};
 use crate::{Error, Result};
 
 /// A parsed JMS message selector, ready to be evaluated against many messages.
@@ -29,9 +29,9 @@ impl Selector {
     ///
     /// [`Error::InvalidSelector`], whose `position` is the byte offset of the offending token,
     /// for a syntax error, a disallowed header (`JMSDestination`, `JMSReplyTo`,
-    /// `JMSExpiration`, `JMSRedelivered`, `JMSDeliveryTime`), an expression that can never be
-    /// TRUE because of its types (`'abc'`, `1 + 2`, `name > 'a'`, `'a' + 1 = 2`) or nesting
-    /// deeper than 128 levels.
+    /// `JMSExpiration`, `JMSRedelivered`, `JMSDeliveryTime`), `NULL` anywhere but after `IS`
+    /// or `IS NOT`, an expression that can never be TRUE because of its types (`'abc'`,
+    /// `1 + 2`, `name > 'a'`, `'a' + 1 = 2`, `TRUE = 0`) or nesting deeper than 128 levels.
     pub fn parse(text: &str) -> Result<Selector> {
         let root = parser::parse(text)?;
         Ok(Selector {
@@ -67,8 +67,8 @@ impl Selector {
     /// Equality conditions a message must meet for the selector to be TRUE, for a broker to
     /// pre-filter messages with an index.
     ///
-    /// Looks at the top-level AND-conjuncts of the forms `ident = literal`, `literal = ident`
-    /// and `ident IN ('a', …)` (not `NOT IN`), and returns each identifier once with the values
+    /// Looks at the top-level AND-conjuncts of the forms `ident = literal`, `literal = ident`,
+    /// `ident IN ('a', …)` (not `NOT IN`) and `ident = a OR ident = b …`, and returns each identifier once with the values
     /// it must equal ([`SelectorValue`] equality); an identifier constrained by several
     /// conjuncts gets the intersection. The result is empty when there are no such conjuncts,
     /// for instance under a top-level OR. It is never wrong: whenever the selector is TRUE for
@@ -84,17 +84,7 @@ impl Selector {
             Expr::And(terms) => terms.as_slice(),
             single => std::slice::from_ref(single),
         };
-        let mut required: Vec<(String, Vec<SelectorValue>)> = Vec::new();
-        for conjunct in conjuncts {
-            let Some((ident, values)) = conjunct.required_values() else {
-                continue;
-            };
-            match required.iter_mut().find(|(name, _)| name == ident) {
-                Some((_, existing)) => existing.retain(|value| values.contains(value)),
-                None => required.push((ident.to_owned(), values)),
-            }
-        }
-        required
+        required::required_equalities(conjuncts)
     }
 }
 

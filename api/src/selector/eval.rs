@@ -86,12 +86,7 @@ impl Expr {
                 values,
                 negated,
             } => match source.selector_value(ident)? {
-                SelectorValue::String(s) => {
-                    let found = values
-                        .binary_search_by(|candidate| (**candidate).cmp(&*s))
-                        .is_ok();
-                    Some(found != *negated)
-                }
+                SelectorValue::String(s) => Some(values.contains(&s) != *negated),
                 _ => None,
             },
             Expr::Like {
@@ -102,15 +97,16 @@ impl Expr {
                 SelectorValue::String(s) => Some(pattern.matches(&s) != *negated),
                 _ => None,
             },
+            Expr::AnyEqual { ident, values } => {
+                Some(values.contains(&source.selector_value(ident)?))
+            }
             Expr::IsNull { operand, negated } => Some(operand.value(source).is_none() != *negated),
-            Expr::Literal(_)
-            | Expr::Null
-            | Expr::Ident(_)
-            | Expr::Arith { .. }
-            | Expr::Unary { .. } => match *self.value(source)? {
-                SelectorValue::Bool(b) => Some(b),
-                _ => None,
-            },
+            Expr::Literal(_) | Expr::Ident(_) | Expr::Arith { .. } | Expr::Unary { .. } => {
+                match *self.value(source)? {
+                    SelectorValue::Bool(b) => Some(b),
+                    _ => None,
+                }
+            }
         }
     }
 
@@ -119,7 +115,6 @@ impl Expr {
     pub(super) fn value(&self, source: &dyn SelectorSource) -> Option<Cow<'_, SelectorValue>> {
         let value = match self {
             Expr::Literal(value) => return Some(Cow::Borrowed(value)),
-            Expr::Null => return None,
             Expr::Ident(name) => source.selector_value(name)?,
             Expr::Arith { first, rest } => {
                 let mut acc = first.value(source)?;
@@ -144,13 +139,15 @@ impl Expr {
             | Expr::Between { .. }
             | Expr::In { .. }
             | Expr::Like { .. }
+            | Expr::AnyEqual { .. }
             | Expr::IsNull { .. } => SelectorValue::Bool(self.truth(source)?),
         };
         Some(Cow::Owned(value))
     }
 
-    /// If this expression is `ident = literal`, `literal = ident` or `ident IN (…)`: the
-    /// identifier and every value it must equal for the expression to be TRUE.
+    /// If this expression is `ident = literal`, `literal = ident`, `ident IN (…)` or a
+    /// disjunction of equalities of one identifier: the identifier and every value it must
+    /// equal for the expression to be TRUE.
     pub(super) fn required_values(&self) -> Option<(&str, Vec<SelectorValue>)> {
         match self {
             Expr::Compare {
@@ -171,10 +168,18 @@ impl Expr {
             } => Some((
                 ident,
                 values
-                    .iter()
-                    .map(|value| SelectorValue::String(value.clone()))
+                    .values()
+                    .into_iter()
+                    .map(SelectorValue::String)
                     .collect(),
             )),
+            Expr::AnyEqual { ident, values } => {
+                let mut equal = Vec::new();
+                for literal in values.literals() {
+                    equal.extend(values_equal_to(literal)?);
+                }
+                Some((ident, equal))
+            }
             _ => None,
         }
     }

@@ -15,19 +15,23 @@
 //! additive       := multiplicative { ('+' | '-') multiplicative }
 //! multiplicative := unary { ('*' | '/') unary }
 //! unary          := ('+' | '-') unary | primary
-//! primary        := literal | identifier | '(' or_expr ')'
+//! primary        := literal | identifier | '(' or_expr ')'     (NULL is no literal)
 //! ```
 //!
 //! It is parsed by precedence climbing ([`Parser::expr`]) rather than one function per rule,
 //! which keeps the stack used per parenthesis level small.
 //!
+//! `NULL` is no primary: it appears only after `IS` or `IS NOT` (JMS §3.8.1.1).
+//!
 //! Besides syntax, the parser rejects what can never make sense whatever the message holds:
 //! a number or string where a condition belongs, a string or condition in arithmetic or in an
-//! ordering comparison, disallowed header names, and nesting deeper than [`MAX_DEPTH`].
+//! ordering comparison, a boolean compared with a number or string, disallowed header names,
+//! and nesting deeper than [`MAX_DEPTH`].
 
 use std::sync::Arc;
 
 use super::ast::{ArithOp, CmpOp, Expr, StaticType};
+use super::in_list::InList;
 use super::lexer::{Keyword, LexError, Lexer, Token, TokenKind};
 use super::like::LikePattern;
 use super::SelectorValue;
@@ -224,6 +228,29 @@ impl<'a> Parser<'a> {
         ))
     }
 
+    /// Fails when `left op right` compares a boolean with a number or a string, both known at
+    /// parse time (`TRUE = 0`, `(a = 1) = 'x'`): the grammar compares booleans only with
+    /// booleans, and the TCK requires the error. A string literal compared with a number stays
+    /// valid and FALSE, as the specification says of unlike types.
+    fn expect_comparable(&self, left: &Expr, right: &Expr, pos: usize, op: CmpOp) -> Result<()> {
+        let describe = |static_type| match static_type {
+            StaticType::Numeric => Some("a number"),
+            StaticType::String => Some("a string"),
+            StaticType::Boolean | StaticType::Unknown => None,
+        };
+        let other = match (left.static_type(), right.static_type()) {
+            (StaticType::Boolean, other) | (other, StaticType::Boolean) => describe(other),
+            _ => None,
+        };
+        match other {
+            Some(other) => Err(self.error(
+                pos,
+                format!("{} cannot compare a boolean with {other}", op.quoted()),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// An expression made of operators binding at `min_level` or tighter.
     ///
     /// All recursion of the parser goes through here, so this is where depth is limited.
@@ -254,6 +281,9 @@ impl<'a> Parser<'a> {
                 level
             };
         }
+        // An OR chain is complete here (the loop took every OR at this level), so each chain
+        // is folded once.
+        left.fold_equalities();
         Ok(left)
     }
 
@@ -339,6 +369,8 @@ impl<'a> Parser<'a> {
         if op.is_ordering() {
             self.expect_numeric(&left, start, op.quoted())?;
             self.expect_numeric(&right, right_start, op.quoted())?;
+        } else {
+            self.expect_comparable(&left, &right, right_start, op)?;
         }
         Ok(Expr::Compare {
             op,
@@ -436,11 +468,9 @@ impl<'a> Parser<'a> {
                 _ => return Err(self.error_at_token("expected ',' or ')' in the IN list, found")),
             }
         }
-        values.sort_unstable();
-        values.dedup();
         Ok(Expr::In {
             ident,
-            values: values.into_boxed_slice(),
+            values: Box::new(InList::new(values)),
             negated,
         })
     }
@@ -463,7 +493,7 @@ impl<'a> Parser<'a> {
             .map_err(|_| self.error(pattern_pos, "LIKE pattern ends with its escape character"))?;
         Ok(Expr::Like {
             ident,
-            pattern,
+            pattern: Box::new(pattern),
             negated,
         })
     }
@@ -531,7 +561,7 @@ impl<'a> Parser<'a> {
             TokenKind::Double(d) => Expr::Literal(SelectorValue::Double(d)),
             TokenKind::Keyword(Keyword::True) => Expr::Literal(SelectorValue::Bool(true)),
             TokenKind::Keyword(Keyword::False) => Expr::Literal(SelectorValue::Bool(false)),
-            TokenKind::Keyword(Keyword::Null) => Expr::Null,
+            TokenKind::Keyword(Keyword::Null) => return Err(self.null_as_value()),
             TokenKind::LParen => return self.parenthesized(),
             TokenKind::LongMinMagnitude => {
                 return Err(self.error(self.token.pos, "integer literal out of range"))
@@ -547,6 +577,16 @@ impl<'a> Parser<'a> {
         let inner = self.expr(LOOSEST)?;
         self.expect(&TokenKind::RParen, "')'")?;
         Ok(inner)
+    }
+
+    /// JMS §3.8.1.1: NULL is no value; it appears only in `IS [NOT] NULL`.
+    #[cold]
+    #[inline(never)]
+    fn null_as_value(&self) -> Error {
+        self.error(
+            self.token.pos,
+            "NULL is not a value: it may only follow IS or IS NOT",
+        )
     }
 
     #[cold]
