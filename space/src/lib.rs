@@ -78,6 +78,7 @@ mod schema;
 mod space;
 mod template;
 mod transaction;
+mod undecodable;
 
 pub use contents::Contents;
 pub use lease::Lease;

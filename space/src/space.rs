@@ -1,7 +1,8 @@
 //! [`Space`]: a named tuple space on a Courier connection, and its operations.
 
 use courier_api::{
-    Connection, ConsumerOptions, DeliveryMode, Destination, Error, Message, Result, SendOptions,
+    Capabilities, Connection, ConsumerOptions, DeliveryMode, Destination, Error, Message, Result,
+    SendOptions,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -33,6 +34,8 @@ pub const FOREVER: Duration = Duration::MAX;
 ///     .with_delivery_mode(DeliveryMode::NonPersistent)
 ///     .with_max_entry_size(64 * 1024);
 /// assert_eq!(scratch.max_entry_size, 64 * 1024);
+/// assert_eq!(scratch.max_decode_failures, 3);
+/// assert_eq!(scratch.dead_letter_queue.as_deref(), Some("DLQ"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -44,13 +47,27 @@ pub struct SpaceOptions {
     /// larger write fails with [`Error::ResourceLimit`] before anything is sent. Tuple spaces
     /// coordinate; bulk data belongs in a store the entries point to.
     pub max_entry_size: usize,
+    /// How many takes may fail to decode an entry before the space moves it to
+    /// [`SpaceOptions::dead_letter_queue`] (default 3; 0 counts as 1). Only failed decodes
+    /// count: aborted, timed-out or dropped transactions and cancelled takes never do.
+    pub max_decode_failures: u32,
+    /// The backend's dead-letter queue, where entries that no take could decode go
+    /// (default `"DLQ"`, the embedded broker's). `None`: such an entry stays in the space
+    /// and every take that reaches it keeps failing. [`SpaceOptions::for_backend`] takes
+    /// both settings from what the backend reports.
+    pub dead_letter_queue: Option<String>,
 }
+
+/// The decode-failure limit used when the backend reports no delivery-attempt limit.
+const DEFAULT_MAX_DECODE_FAILURES: u32 = 3;
 
 impl Default for SpaceOptions {
     fn default() -> Self {
         SpaceOptions {
             delivery_mode: DeliveryMode::Persistent,
             max_entry_size: 1024 * 1024,
+            max_decode_failures: DEFAULT_MAX_DECODE_FAILURES,
+            dead_letter_queue: Some("DLQ".to_owned()),
         }
     }
 }
@@ -65,6 +82,31 @@ impl SpaceOptions {
     /// Sets the largest entry accepted, in bytes.
     pub fn with_max_entry_size(mut self, bytes: usize) -> Self {
         self.max_entry_size = bytes;
+        self
+    }
+
+    /// The default options, with the dead-letter queue and decode-failure limit of the
+    /// backend that reports `capabilities` (its `max_delivery_attempts`, or 3 when it has
+    /// none). A backend without a dead-letter queue gets `None`: undecodable entries stay.
+    pub fn for_backend(capabilities: &Capabilities) -> Self {
+        SpaceOptions {
+            max_decode_failures: capabilities
+                .max_delivery_attempts
+                .unwrap_or(DEFAULT_MAX_DECODE_FAILURES),
+            dead_letter_queue: capabilities.dead_letter_queue.clone(),
+            ..SpaceOptions::default()
+        }
+    }
+
+    /// Sets how many failed decodes move an entry to the dead-letter queue.
+    pub fn with_max_decode_failures(mut self, failures: u32) -> Self {
+        self.max_decode_failures = failures;
+        self
+    }
+
+    /// Sets the dead-letter queue for undecodable entries (`None`: keep them).
+    pub fn with_dead_letter_queue(mut self, queue: Option<String>) -> Self {
+        self.dead_letter_queue = queue;
         self
     }
 }
@@ -108,7 +150,7 @@ pub struct Space {
 
 pub(crate) struct SpaceInner {
     name: String,
-    options: SpaceOptions,
+    pub options: SpaceOptions,
     pub lanes: Arc<Lanes>,
     id_prefix: String,
     next_id: AtomicU64,
@@ -386,25 +428,42 @@ impl Space {
             guard.release();
             return Ok(Vec::new());
         }
-        match received
-            .entries()
-            .iter()
-            .map(entry::decode)
-            .collect::<Result<Vec<T>>>()
-        {
-            Ok(entries) => {
-                lane.session.acknowledge().await?;
-                received.settle();
-                guard.release();
-                Ok(entries)
-            }
-            Err(e) => {
-                lane.session.recover().await?;
-                guard.release();
-                let _ = received.returned().await;
-                Err(e)
+        let mut entries = Vec::with_capacity(received.entries().len());
+        let mut undecodable = Vec::new();
+        let mut back = Vec::new();
+        let mut first_error = None;
+        for message in received.entries() {
+            match entry::decode(message) {
+                Ok(entry) => {
+                    entries.push(entry);
+                    back.push(message.clone());
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    undecodable.push(message.clone());
+                }
             }
         }
+        let Some(error) = first_error else {
+            lane.session.acknowledge().await?;
+            received.settle();
+            guard.release();
+            return Ok(entries);
+        };
+        lane.session.recover().await?;
+        guard.release();
+        // The batch is back in the space; each undecodable entry now counts a failure.
+        // `received` still announces the originals if this is cancelled midway.
+        match self.inner.record_decode_failures(undecodable).await {
+            Ok(kept) => {
+                received.settle();
+                let _ = self.inner.announce_returned([back, kept].concat()).await;
+            }
+            Err(_) => {
+                let _ = received.returned().await;
+            }
+        }
+        Err(error)
     }
 }
 
