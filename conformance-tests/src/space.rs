@@ -1289,6 +1289,57 @@ pub async fn failed_decode_keeps_entry_for_its_own_type(h: &dyn Harness) -> Resu
     connection.close().await
 }
 
+/// Transactional takes count failed decodes too, however the transaction ends: aborted
+/// ones move the entry to the dead-letter queue at the limit, and a commit after a failed
+/// decode does not consume the entry.
+pub async fn undecodable_entry_counts_in_transactions(h: &dyn Harness) -> Result<()> {
+    let connection = connect(h).await?;
+    let (options, limit) = backend_options(h);
+    let space = Space::open_with(&connection, &unique("space"), options.clone()).await?;
+    let v1 = Template::<ShapeV1>::any()?;
+    let v2 = Template::<ShapeV2>::any()?;
+    let written = ShapeV1 {
+        id: 1,
+        label: "one".into(),
+    };
+    let lease = space.write(&written, FOREVER).await?;
+    let mut tx = space.transaction().await?;
+    assert!(matches!(
+        tx.take(&v2, WAIT).await,
+        Err(Error::MessageFormat(_))
+    ));
+    tx.commit().await?;
+    if limit > 1 {
+        assert_eq!(
+            space.read(&v1, WAIT).await?,
+            Some(written.clone()),
+            "a commit after a failed decode does not consume the entry"
+        );
+    }
+    for attempt in 2..=limit {
+        let mut tx = space.transaction().await?;
+        match tx.take(&v2, WAIT).await {
+            Err(Error::MessageFormat(_)) => {}
+            other => panic!("take {attempt}: expected MessageFormat, got {other:?}"),
+        }
+        tx.abort().await?;
+    }
+    let Some(dead_letters) = options.dead_letter_queue.as_deref() else {
+        assert_eq!(space.read(&v1, WAIT).await?, Some(written));
+        return connection.close().await;
+    };
+    let mut tx = space.transaction().await?;
+    assert_eq!(tx.take(&v2, Duration::ZERO).await?, None);
+    tx.abort().await?;
+    let moved = dead_lettered(&connection, dead_letters, lease.entry_id()).await?;
+    assert_eq!(
+        moved.len(),
+        1,
+        "the entry is on {dead_letters} exactly once"
+    );
+    connection.close().await
+}
+
 /// `Space::open` needs selectors on queues: backends without them answer `Unsupported`.
 pub async fn open_needs_queue_selectors(h: &dyn Harness) -> Result<()> {
     let connection = connect(h).await?;
@@ -1356,6 +1407,7 @@ macro_rules! space_cases {
                 open_needs_queue_selectors,
                 undecodable_entry_is_dead_lettered_after_decode_failures,
                 failed_decode_keeps_entry_for_its_own_type,
+                undecodable_entry_counts_in_transactions,
             ]
         );
     };

@@ -29,13 +29,9 @@ impl SpaceInner {
     /// Without a dead-letter queue nothing changes and `failed` is returned as it is. On an
     /// error the transaction rolls back: the entries stay as they were.
     pub async fn record_decode_failures(&self, failed: Vec<Message>) -> Result<Vec<Message>> {
-        let Some(dead_letters) = self.options.dead_letter_queue.as_deref() else {
-            return Ok(failed);
-        };
-        if failed.is_empty() {
+        if self.options.dead_letter_queue.is_none() || failed.is_empty() {
             return Ok(failed);
         }
-        let dead_letters = Destination::queue(dead_letters);
         let session = self
             .lanes
             .connection()
@@ -45,10 +41,7 @@ impl SpaceInner {
             let producer = session.create_producer(None).await?;
             let mut kept = Vec::with_capacity(failed.len());
             for entry in &failed {
-                if let Some(copy) = self
-                    .count_failure(&*session, &*producer, entry, &dead_letters)
-                    .await?
-                {
+                if let Some(copy) = self.count_failure(&*session, &*producer, entry).await? {
                     kept.push(copy);
                 }
             }
@@ -66,14 +59,13 @@ impl SpaceInner {
     }
 
     /// In the transaction of `session`: takes the entry `entry` stands for and sends its
-    /// copy with one more failure back to its queue (returned) or, at the limit, to
-    /// `dead_letters` (`None`). `None` too when the entry is no longer in the space.
+    /// copy with one more failure back to its queue (returned) or, at the limit, to the
+    /// dead-letter queue (`None`). `None` too when the entry is no longer in the space.
     async fn count_failure(
         &self,
         session: &dyn Session,
         producer: &dyn Producer,
         entry: &Message,
-        dead_letters: &Destination,
     ) -> Result<Option<Message>> {
         let (Some(type_name), Some(entry_id)) =
             (entry.message_type(), entry.property::<String>(ENTRY_ID)?)
@@ -90,6 +82,21 @@ impl SpaceInner {
         let Some(current) = current? else {
             return Ok(None);
         };
+        self.send_failure_copy(producer, &current).await
+    }
+
+    /// Sends, with `producer`, the copy of `current` (an undecodable entry received in the
+    /// producer's transaction) that counts one more failed decode: back to its queue, or at
+    /// the limit to the dead-letter queue when there is one. Returns the copy when it went
+    /// back to the space; `None` when dead-lettered or expired.
+    pub async fn send_failure_copy(
+        &self,
+        producer: &dyn Producer,
+        current: &Message,
+    ) -> Result<Option<Message>> {
+        let Some(type_name) = current.message_type() else {
+            return Ok(None);
+        };
         let Some(ttl) = time_left(current.expiration()) else {
             return Ok(None); // expired meanwhile: taking it is all there is to do
         };
@@ -97,7 +104,7 @@ impl SpaceInner {
             .property::<i64>(DECODE_FAILURES)?
             .unwrap_or(0)
             .saturating_add(1);
-        let mut copy = entry::resend_copy(&current)?;
+        let mut copy = entry::resend_copy(current)?;
         copy.set_property(DECODE_FAILURES, failures)?;
         let options = SendOptions {
             delivery_mode: current.delivery_mode(),
@@ -106,14 +113,20 @@ impl SpaceInner {
             ..SendOptions::default()
         };
         let limit = i64::from(self.options.max_decode_failures.max(1));
-        if failures >= limit {
+        if let Some(dead_letters) = self
+            .options
+            .dead_letter_queue
+            .as_deref()
+            .filter(|_| failures >= limit)
+        {
+            let dead_letters = Destination::queue(dead_letters);
             producer
-                .send_with(Some(dead_letters), &mut copy, &options)
+                .send_with(Some(&dead_letters), &mut copy, &options)
                 .await?;
             return Ok(None);
         }
         producer
-            .send_with(Some(&queue), &mut copy, &options)
+            .send_with(Some(&self.queue(type_name)), &mut copy, &options)
             .await?;
         Ok(Some(copy))
     }
