@@ -265,6 +265,12 @@ impl Space {
     /// selector, so the backend wakes it for a matching write and it uses no CPU meanwhile.
     /// An entry that comes back — taken by a transaction that aborts, times out or is
     /// dropped, or by a take that fails or is cancelled — wakes it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MessageFormat`] when the first matching entry cannot be decoded as `T`. A
+    /// read leaves the space as it is, so it does not count a failed decode: only takes
+    /// move such an entry to the dead-letter queue (see [`Space::take`]).
     pub async fn read<T: DeserializeOwned>(
         &self,
         template: &Template<T>,
@@ -307,9 +313,17 @@ impl Space {
     /// # Errors
     ///
     /// [`Error::MessageFormat`] when the matching entry cannot be decoded as `T` (another
-    /// type with the same serde name, or an older shape of `T`). The entry is put back;
-    /// after the backend's maximum delivery attempts it moves to the dead-letter queue, so
-    /// an unusable entry cannot block a space.
+    /// type with the same serde name, or an older shape of `T`). The space counts the
+    /// failure on the entry: it replaces it, atomically, with a copy whose
+    /// `$decode_failures` property is one higher — same entry id (its [`Lease`] still
+    /// renews and cancels it), value, priority and expiration, but last in the space's
+    /// order for its priority, and without a write event for [`Space::notify`]. The take
+    /// that reaches [`SpaceOptions::max_decode_failures`] moves the entry to
+    /// [`SpaceOptions::dead_letter_queue`] instead, so an unusable entry cannot block the
+    /// space; later takes with the template no longer see it. Until then a take of a type
+    /// that can decode it still gets it. Without a dead-letter queue (`None`) the entry
+    /// stays and every take that reaches it fails. Only failed decodes count: an aborted,
+    /// timed-out or dropped transaction's take, or a cancelled take, never moves an entry.
     pub async fn take<T: DeserializeOwned>(
         &self,
         template: &Template<T>,
@@ -333,7 +347,9 @@ impl Space {
     /// for the first, then takes what else is there without waiting. Empty when nothing
     /// matched in time.
     ///
-    /// The batch is acknowledged as one: if any entry cannot be decoded, none is taken.
+    /// The batch is acknowledged as one: if any entry cannot be decoded, none is taken, the
+    /// call fails with [`Error::MessageFormat`], and each undecodable entry of the batch
+    /// counts one failed decode as in [`Space::take`]; the others keep their places.
     pub async fn take_many<T: DeserializeOwned>(
         &self,
         template: &Template<T>,
@@ -366,7 +382,8 @@ impl Space {
     /// A stream of the entries matching `template` written from now on (JavaSpaces
     /// `notify`): each item is a copy of a written entry; entries written in a transaction
     /// are reported when it commits. An entry that comes back to the space (its taking
-    /// transaction aborted) is not a write and is not reported again. Dropping the stream
+    /// transaction aborted, or a take could not decode it) is not a write and is not
+    /// reported again. Dropping the stream
     /// ends the registration.
     ///
     /// The backend filters the events with the template, so non-matching writes cost the
@@ -639,6 +656,19 @@ mod tests {
             Duration::from_secs(60)
         );
         assert!(expiration(Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn options_for_backend_take_its_dead_letter_settings() {
+        let mut caps = Capabilities::full("test");
+        let none = SpaceOptions::for_backend(&caps);
+        assert_eq!(none.dead_letter_queue, None);
+        assert_eq!(none.max_decode_failures, DEFAULT_MAX_DECODE_FAILURES);
+        caps.max_delivery_attempts = Some(7);
+        caps.dead_letter_queue = Some("dead".into());
+        let some = SpaceOptions::for_backend(&caps);
+        assert_eq!(some.dead_letter_queue.as_deref(), Some("dead"));
+        assert_eq!(some.max_decode_failures, 7);
     }
 
     #[test]

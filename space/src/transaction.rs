@@ -39,7 +39,10 @@ const TIMED_OUT: u8 = 2;
 /// received stays taken in it until it ends. Aborts never move an entry to a dead-letter
 /// queue: the embedded broker's default configuration exempts the space's queues (`space.#`,
 /// `BrokerConfig::space_rule`) from dead-lettering; a backend configured by hand must keep
-/// that rule, or an entry could leave the space after its transactions' rollbacks.
+/// that rule, or an entry could leave the space after its transactions' rollbacks. A take
+/// that fails to decode an entry counts one failed decode on it when the transaction ends,
+/// however it ends (commit included: the commit puts the entry back, or at the limit on
+/// the dead-letter queue, instead of consuming it), as [`Space::take`] describes.
 ///
 /// ```no_run
 /// # use courier_space::{Space, Template, FOREVER};
@@ -203,7 +206,9 @@ impl Transaction {
     }
 
     /// Like [`Space::take`], within the transaction: the entry is gone for others now, and
-    /// for good at commit.
+    /// for good at commit. An entry that cannot be decoded as `T` fails the take with
+    /// [`Error::MessageFormat`]; it stays out of the space until the transaction ends, and
+    /// then counts one failed decode (see the type's docs).
     pub async fn take<T: DeserializeOwned>(
         &mut self,
         template: &Template<T>,
