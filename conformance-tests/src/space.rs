@@ -1139,6 +1139,207 @@ pub async fn entries_persist_across_restart(h: &dyn Harness) -> Result<()> {
     connection.close().await
 }
 
+/// An entry written by one program under the serde name `Shape`.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename = "Shape")]
+struct ShapeV1 {
+    id: i64,
+    label: String,
+}
+
+/// Another program's `Shape`: same serde name, a shape [`ShapeV1`] entries cannot decode as.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
+#[serde(rename = "Shape")]
+struct ShapeV2 {
+    id: i64,
+    label: Vec<i64>,
+}
+
+/// The space's options for the case's backend, and the decode-failure limit they use.
+fn backend_options(h: &dyn Harness) -> (SpaceOptions, u32) {
+    let options = SpaceOptions::for_backend(&h.capabilities());
+    let limit = options.max_decode_failures;
+    (options, limit)
+}
+
+/// The messages on queue `dead_letters` whose entry id is `entry_id`, browsed by a session.
+async fn dead_lettered(
+    connection: &Arc<dyn Connection>,
+    dead_letters: &str,
+    entry_id: &str,
+) -> Result<Vec<Message>> {
+    let session = connection
+        .create_session(SessionMode::AutoAcknowledge)
+        .await?;
+    let browser = session
+        .create_browser(
+            &Destination::queue(dead_letters),
+            Some(&format!("$entry = '{entry_id}'")),
+        )
+        .await?;
+    let mut found = Vec::new();
+    while let Some(m) = browser.next().await? {
+        found.push(m);
+    }
+    browser.close().await?;
+    session.close().await?;
+    Ok(found)
+}
+
+/// An entry no take of a template's type can decode fails each such take with
+/// `MessageFormat`; after the space's decode-failure limit it moves to the backend's
+/// dead-letter queue, so it no longer blocks takes with that template. Without a
+/// dead-letter queue it stays and keeps failing.
+pub async fn undecodable_entry_is_dead_lettered_after_decode_failures(
+    h: &dyn Harness,
+) -> Result<()> {
+    let connection = connect(h).await?;
+    let (options, limit) = backend_options(h);
+    let space = Space::open_with(&connection, &unique("space"), options.clone()).await?;
+    let written = ShapeV1 {
+        id: 1,
+        label: "one".into(),
+    };
+    let lease = space.write(&written, FOREVER).await?;
+    let v2 = Template::<ShapeV2>::any()?;
+    for attempt in 1..=limit {
+        match space.take(&v2, WAIT).await {
+            Err(Error::MessageFormat(_)) => {}
+            other => panic!(
+                "take {attempt} of an undecodable entry: expected MessageFormat, got {other:?}"
+            ),
+        }
+    }
+    let Some(dead_letters) = options.dead_letter_queue.as_deref() else {
+        // No dead-letter queue: the entry stays, and takes keep failing.
+        assert!(matches!(
+            space.take(&v2, Duration::ZERO).await,
+            Err(Error::MessageFormat(_))
+        ));
+        assert_eq!(
+            space.take(&Template::<ShapeV1>::any()?, WAIT).await?,
+            Some(written)
+        );
+        return connection.close().await;
+    };
+    assert_eq!(
+        space.take(&v2, Duration::ZERO).await?,
+        None,
+        "after {limit} failed decodes the entry no longer blocks the space"
+    );
+    assert_eq!(
+        space.read_if_exists(&Template::<ShapeV1>::any()?).await?,
+        None,
+        "the entry left the space"
+    );
+    let moved = dead_lettered(&connection, dead_letters, lease.entry_id()).await?;
+    assert_eq!(
+        moved.len(),
+        1,
+        "the entry is on {dead_letters} exactly once"
+    );
+    assert_eq!(moved[0].body_object::<ShapeV1>()?, written);
+    connection.close().await
+}
+
+/// Before the limit, a failed decode does not lose the entry: it keeps its id (its lease
+/// still renews and cancels it), a take of the right type gets it, and `notify` does not
+/// report it again.
+pub async fn failed_decode_keeps_entry_for_its_own_type(h: &dyn Harness) -> Result<()> {
+    let connection = connect(h).await?;
+    let (options, limit) = backend_options(h);
+    assert!(limit >= 2, "the case needs a limit of at least two");
+    let space = Space::open_with(&connection, &unique("space"), options).await?;
+    let v1 = Template::<ShapeV1>::any()?;
+    let v2 = Template::<ShapeV2>::any()?;
+    let mut writes = space.notify(&v1).await?;
+    let first = ShapeV1 {
+        id: 1,
+        label: "one".into(),
+    };
+    let mut lease = space.write(&first, FOREVER).await?;
+    assert_eq!(writes.next().await.transpose()?, Some(first.clone()));
+    assert!(matches!(
+        space.take(&v2, WAIT).await,
+        Err(Error::MessageFormat(_))
+    ));
+    lease.renew(FOREVER).await?;
+    assert_eq!(space.read(&v1, WAIT).await?, Some(first.clone()));
+    assert!(lease.cancel().await?, "the lease still finds its entry");
+
+    let second = ShapeV1 {
+        id: 2,
+        label: "two".into(),
+    };
+    space.write(&second, FOREVER).await?;
+    assert_eq!(writes.next().await.transpose()?, Some(second.clone()));
+    for _ in 1..limit {
+        assert!(matches!(
+            space.take(&v2, WAIT).await,
+            Err(Error::MessageFormat(_))
+        ));
+    }
+    assert_eq!(
+        space.take(&v1, WAIT).await?,
+        Some(second),
+        "a take of the entry's own type still gets it"
+    );
+    let quiet = tokio::time::timeout(QUIET, writes.next()).await;
+    assert!(quiet.is_err(), "a failed decode is not a write: {quiet:?}");
+    connection.close().await
+}
+
+/// Transactional takes count failed decodes too, however the transaction ends: aborted
+/// ones move the entry to the dead-letter queue at the limit, and a commit after a failed
+/// decode does not consume the entry.
+pub async fn undecodable_entry_counts_in_transactions(h: &dyn Harness) -> Result<()> {
+    let connection = connect(h).await?;
+    let (options, limit) = backend_options(h);
+    let space = Space::open_with(&connection, &unique("space"), options.clone()).await?;
+    let v1 = Template::<ShapeV1>::any()?;
+    let v2 = Template::<ShapeV2>::any()?;
+    let written = ShapeV1 {
+        id: 1,
+        label: "one".into(),
+    };
+    let lease = space.write(&written, FOREVER).await?;
+    let mut tx = space.transaction().await?;
+    assert!(matches!(
+        tx.take(&v2, WAIT).await,
+        Err(Error::MessageFormat(_))
+    ));
+    tx.commit().await?;
+    if limit > 1 {
+        assert_eq!(
+            space.read(&v1, WAIT).await?,
+            Some(written.clone()),
+            "a commit after a failed decode does not consume the entry"
+        );
+    }
+    for attempt in 2..=limit {
+        let mut tx = space.transaction().await?;
+        match tx.take(&v2, WAIT).await {
+            Err(Error::MessageFormat(_)) => {}
+            other => panic!("take {attempt}: expected MessageFormat, got {other:?}"),
+        }
+        tx.abort().await?;
+    }
+    let Some(dead_letters) = options.dead_letter_queue.as_deref() else {
+        assert_eq!(space.read(&v1, WAIT).await?, Some(written));
+        return connection.close().await;
+    };
+    let mut tx = space.transaction().await?;
+    assert_eq!(tx.take(&v2, Duration::ZERO).await?, None);
+    tx.abort().await?;
+    let moved = dead_lettered(&connection, dead_letters, lease.entry_id()).await?;
+    assert_eq!(
+        moved.len(),
+        1,
+        "the entry is on {dead_letters} exactly once"
+    );
+    connection.close().await
+}
+
 /// `Space::open` needs selectors on queues: backends without them answer `Unsupported`.
 pub async fn open_needs_queue_selectors(h: &dyn Harness) -> Result<()> {
     let connection = connect(h).await?;
@@ -1204,6 +1405,9 @@ macro_rules! space_cases {
                 oversized_entry_is_refused,
                 entries_persist_across_restart,
                 open_needs_queue_selectors,
+                undecodable_entry_is_dead_lettered_after_decode_failures,
+                failed_decode_keeps_entry_for_its_own_type,
+                undecodable_entry_counts_in_transactions,
             ]
         );
     };

@@ -57,6 +57,16 @@
 //!   same type. Entries are persistent by default ([`SpaceOptions`]) and limited to 1 MiB
 //!   and to 127 levels of nesting (deeper JSON cannot be read back, so it is not written).
 //!
+//! # Undecodable entries
+//!
+//! An entry that cannot be decoded as a take's template type (another program's type under
+//! the same serde name, an older shape of the type) fails that take with
+//! [`courier_api::Error::MessageFormat`] and goes back to the space, last in its priority's
+//! order, with its failed decodes counted on it. The take that reaches
+//! [`SpaceOptions::max_decode_failures`] moves it to [`SpaceOptions::dead_letter_queue`], so
+//! it cannot block the space; without a dead-letter queue it stays and takes keep failing.
+//! Aborted, timed-out or dropped transactions never count: only failed decodes do.
+//!
 //! # Backends
 //!
 //! A space needs selectors on queues and queue browsing; [`Space::open`] answers
@@ -78,6 +88,7 @@ mod schema;
 mod space;
 mod template;
 mod transaction;
+mod undecodable;
 
 pub use contents::Contents;
 pub use lease::Lease;

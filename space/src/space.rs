@@ -1,7 +1,8 @@
 //! [`Space`]: a named tuple space on a Courier connection, and its operations.
 
 use courier_api::{
-    Connection, ConsumerOptions, DeliveryMode, Destination, Error, Message, Result, SendOptions,
+    Capabilities, Connection, ConsumerOptions, DeliveryMode, Destination, Error, Message, Result,
+    SendOptions,
 };
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -33,6 +34,8 @@ pub const FOREVER: Duration = Duration::MAX;
 ///     .with_delivery_mode(DeliveryMode::NonPersistent)
 ///     .with_max_entry_size(64 * 1024);
 /// assert_eq!(scratch.max_entry_size, 64 * 1024);
+/// assert_eq!(scratch.max_decode_failures, 3);
+/// assert_eq!(scratch.dead_letter_queue.as_deref(), Some("DLQ"));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -44,13 +47,27 @@ pub struct SpaceOptions {
     /// larger write fails with [`Error::ResourceLimit`] before anything is sent. Tuple spaces
     /// coordinate; bulk data belongs in a store the entries point to.
     pub max_entry_size: usize,
+    /// How many takes may fail to decode an entry before the space moves it to
+    /// [`SpaceOptions::dead_letter_queue`] (default 3; 0 counts as 1). Only failed decodes
+    /// count: aborted, timed-out or dropped transactions and cancelled takes never do.
+    pub max_decode_failures: u32,
+    /// The backend's dead-letter queue, where entries that no take could decode go
+    /// (default `"DLQ"`, the embedded broker's). `None`: such an entry stays in the space
+    /// and every take that reaches it keeps failing. [`SpaceOptions::for_backend`] takes
+    /// both settings from what the backend reports.
+    pub dead_letter_queue: Option<String>,
 }
+
+/// The decode-failure limit used when the backend reports no delivery-attempt limit.
+const DEFAULT_MAX_DECODE_FAILURES: u32 = 3;
 
 impl Default for SpaceOptions {
     fn default() -> Self {
         SpaceOptions {
             delivery_mode: DeliveryMode::Persistent,
             max_entry_size: 1024 * 1024,
+            max_decode_failures: DEFAULT_MAX_DECODE_FAILURES,
+            dead_letter_queue: Some("DLQ".to_owned()),
         }
     }
 }
@@ -65,6 +82,31 @@ impl SpaceOptions {
     /// Sets the largest entry accepted, in bytes.
     pub fn with_max_entry_size(mut self, bytes: usize) -> Self {
         self.max_entry_size = bytes;
+        self
+    }
+
+    /// The default options, with the dead-letter queue and decode-failure limit of the
+    /// backend that reports `capabilities` (its `max_delivery_attempts`, or 3 when it has
+    /// none). A backend without a dead-letter queue gets `None`: undecodable entries stay.
+    pub fn for_backend(capabilities: &Capabilities) -> Self {
+        SpaceOptions {
+            max_decode_failures: capabilities
+                .max_delivery_attempts
+                .unwrap_or(DEFAULT_MAX_DECODE_FAILURES),
+            dead_letter_queue: capabilities.dead_letter_queue.clone(),
+            ..SpaceOptions::default()
+        }
+    }
+
+    /// Sets how many failed decodes move an entry to the dead-letter queue.
+    pub fn with_max_decode_failures(mut self, failures: u32) -> Self {
+        self.max_decode_failures = failures;
+        self
+    }
+
+    /// Sets the dead-letter queue for undecodable entries (`None`: keep them).
+    pub fn with_dead_letter_queue(mut self, queue: Option<String>) -> Self {
+        self.dead_letter_queue = queue;
         self
     }
 }
@@ -108,7 +150,7 @@ pub struct Space {
 
 pub(crate) struct SpaceInner {
     name: String,
-    options: SpaceOptions,
+    pub options: SpaceOptions,
     pub lanes: Arc<Lanes>,
     id_prefix: String,
     next_id: AtomicU64,
@@ -223,6 +265,12 @@ impl Space {
     /// selector, so the backend wakes it for a matching write and it uses no CPU meanwhile.
     /// An entry that comes back — taken by a transaction that aborts, times out or is
     /// dropped, or by a take that fails or is cancelled — wakes it too.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::MessageFormat`] when the first matching entry cannot be decoded as `T`. A
+    /// read leaves the space as it is, so it does not count a failed decode: only takes
+    /// move such an entry to the dead-letter queue (see [`Space::take`]).
     pub async fn read<T: DeserializeOwned>(
         &self,
         template: &Template<T>,
@@ -265,9 +313,17 @@ impl Space {
     /// # Errors
     ///
     /// [`Error::MessageFormat`] when the matching entry cannot be decoded as `T` (another
-    /// type with the same serde name, or an older shape of `T`). The entry is put back;
-    /// after the backend's maximum delivery attempts it moves to the dead-letter queue, so
-    /// an unusable entry cannot block a space.
+    /// type with the same serde name, or an older shape of `T`). The space counts the
+    /// failure on the entry: it replaces it, atomically, with a copy whose
+    /// `$decode_failures` property is one higher — same entry id (its [`Lease`] still
+    /// renews and cancels it), value, priority and expiration, but last in the space's
+    /// order for its priority, and without a write event for [`Space::notify`]. The take
+    /// that reaches [`SpaceOptions::max_decode_failures`] moves the entry to
+    /// [`SpaceOptions::dead_letter_queue`] instead, so an unusable entry cannot block the
+    /// space; later takes with the template no longer see it. Until then a take of a type
+    /// that can decode it still gets it. Without a dead-letter queue (`None`) the entry
+    /// stays and every take that reaches it fails. Only failed decodes count: an aborted,
+    /// timed-out or dropped transaction's take, or a cancelled take, never moves an entry.
     pub async fn take<T: DeserializeOwned>(
         &self,
         template: &Template<T>,
@@ -291,7 +347,9 @@ impl Space {
     /// for the first, then takes what else is there without waiting. Empty when nothing
     /// matched in time.
     ///
-    /// The batch is acknowledged as one: if any entry cannot be decoded, none is taken.
+    /// The batch is acknowledged as one: if any entry cannot be decoded, none is taken, the
+    /// call fails with [`Error::MessageFormat`], and each undecodable entry of the batch
+    /// counts one failed decode as in [`Space::take`]; the others keep their places.
     pub async fn take_many<T: DeserializeOwned>(
         &self,
         template: &Template<T>,
@@ -324,7 +382,8 @@ impl Space {
     /// A stream of the entries matching `template` written from now on (JavaSpaces
     /// `notify`): each item is a copy of a written entry; entries written in a transaction
     /// are reported when it commits. An entry that comes back to the space (its taking
-    /// transaction aborted) is not a write and is not reported again. Dropping the stream
+    /// transaction aborted, or a take could not decode it) is not a write and is not
+    /// reported again. Dropping the stream
     /// ends the registration.
     ///
     /// The backend filters the events with the template, so non-matching writes cost the
@@ -386,25 +445,42 @@ impl Space {
             guard.release();
             return Ok(Vec::new());
         }
-        match received
-            .entries()
-            .iter()
-            .map(entry::decode)
-            .collect::<Result<Vec<T>>>()
-        {
-            Ok(entries) => {
-                lane.session.acknowledge().await?;
-                received.settle();
-                guard.release();
-                Ok(entries)
-            }
-            Err(e) => {
-                lane.session.recover().await?;
-                guard.release();
-                let _ = received.returned().await;
-                Err(e)
+        let mut entries = Vec::with_capacity(received.entries().len());
+        let mut undecodable = Vec::new();
+        let mut back = Vec::new();
+        let mut first_error = None;
+        for message in received.entries() {
+            match entry::decode(message) {
+                Ok(entry) => {
+                    entries.push(entry);
+                    back.push(message.clone());
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                    undecodable.push(message.clone());
+                }
             }
         }
+        let Some(error) = first_error else {
+            lane.session.acknowledge().await?;
+            received.settle();
+            guard.release();
+            return Ok(entries);
+        };
+        lane.session.recover().await?;
+        guard.release();
+        // The batch is back in the space; each undecodable entry now counts a failure.
+        // `received` still announces the originals if this is cancelled midway.
+        match self.inner.record_decode_failures(undecodable).await {
+            Ok(kept) => {
+                received.settle();
+                let _ = self.inner.announce_returned([back, kept].concat()).await;
+            }
+            Err(_) => {
+                let _ = received.returned().await;
+            }
+        }
+        Err(error)
     }
 }
 
@@ -580,6 +656,19 @@ mod tests {
             Duration::from_secs(60)
         );
         assert!(expiration(Duration::ZERO).is_none());
+    }
+
+    #[test]
+    fn options_for_backend_take_its_dead_letter_settings() {
+        let mut caps = Capabilities::full("test");
+        let none = SpaceOptions::for_backend(&caps);
+        assert_eq!(none.dead_letter_queue, None);
+        assert_eq!(none.max_decode_failures, DEFAULT_MAX_DECODE_FAILURES);
+        caps.max_delivery_attempts = Some(7);
+        caps.dead_letter_queue = Some("dead".into());
+        let some = SpaceOptions::for_backend(&caps);
+        assert_eq!(some.dead_letter_queue.as_deref(), Some("dead"));
+        assert_eq!(some.max_decode_failures, 7);
     }
 
     #[test]

@@ -39,7 +39,10 @@ const TIMED_OUT: u8 = 2;
 /// received stays taken in it until it ends. Aborts never move an entry to a dead-letter
 /// queue: the embedded broker's default configuration exempts the space's queues (`space.#`,
 /// `BrokerConfig::space_rule`) from dead-lettering; a backend configured by hand must keep
-/// that rule, or an entry could leave the space after its transactions' rollbacks.
+/// that rule, or an entry could leave the space after its transactions' rollbacks. A take
+/// that fails to decode an entry counts one failed decode on it when the transaction ends,
+/// however it ends (commit included: the commit puts the entry back, or at the limit on
+/// the dead-letter queue, instead of consuming it), as [`Space::take`] describes.
 ///
 /// ```no_run
 /// # use courier_space::{Space, Template, FOREVER};
@@ -75,6 +78,9 @@ struct TxCore {
     /// Entries taken from the space: if the transaction does not commit they come back,
     /// and are announced to waiting reads.
     taken: Mutex<Vec<Message>>,
+    /// Entries taken that could not be decoded: each counts one failed decode when the
+    /// transaction ends, however it ends (see `crate::undecodable`).
+    undecodable: Mutex<Vec<Message>>,
 }
 
 /// A write held on the client until commit.
@@ -115,6 +121,7 @@ impl Transaction {
             state: AtomicU8::new(OPEN),
             space: space.inner.clone(),
             taken: Mutex::new(Vec::new()),
+            undecodable: Mutex::new(Vec::new()),
         });
         let deadline = timeout.and_then(deadline_after);
         let timer = deadline.map(|at| {
@@ -199,7 +206,9 @@ impl Transaction {
     }
 
     /// Like [`Space::take`], within the transaction: the entry is gone for others now, and
-    /// for good at commit.
+    /// for good at commit. An entry that cannot be decoded as `T` fails the take with
+    /// [`Error::MessageFormat`]; it stays out of the space until the transaction ends, and
+    /// then counts one failed decode (see the type's docs).
     pub async fn take<T: DeserializeOwned>(
         &mut self,
         template: &Template<T>,
@@ -272,7 +281,17 @@ impl Transaction {
             self.core.session.close().await?;
             return Err(self.timed_out());
         }
-        let outcome = self.publish_writes().await;
+        let mut kept = Vec::new();
+        let mut outcome = self.publish_writes().await;
+        if outcome.is_ok() {
+            outcome = match self.core.count_undecodable(&*self.producer).await {
+                Ok(copies) => {
+                    kept = copies;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            };
+        }
         let outcome = match outcome {
             Ok(()) => self.core.session.commit().await,
             Err(e) => {
@@ -286,6 +305,8 @@ impl Transaction {
             self.core.announce_taken().await;
         } else {
             self.core.taken.lock().clear();
+            self.core.undecodable.lock().clear();
+            let _ = self.core.space.announce_returned(kept).await;
         }
         let closed = self.core.session.close().await;
         outcome.and(closed)
@@ -323,14 +344,10 @@ impl Transaction {
             .await?;
         if taken.len() < max {
             if let Some(first) = receive(consumer, wait).await? {
-                self.core.taken.lock().push(first.clone());
-                taken.push(entry::decode(&first)?);
+                taken.push(self.core.decode_taken(first)?);
                 while taken.len() < max {
                     match consumer.receive_no_wait().await? {
-                        Some(m) => {
-                            self.core.taken.lock().push(m.clone());
-                            taken.push(entry::decode(&m)?);
-                        }
+                        Some(m) => taken.push(self.core.decode_taken(m)?),
                         None => break,
                     }
                 }
@@ -478,11 +495,47 @@ impl TxCore {
         Ok(())
     }
 
-    /// Tells waiting reads about the entries taken, which are back in the space. Best
-    /// effort: when it fails (a closed connection) the reads fail or time out anyway.
+    /// Tells waiting reads about the entries taken, which are back in the space, after
+    /// counting a failed decode on each undecodable one. Best effort: when it fails (a
+    /// closed connection) the reads fail or time out anyway.
     async fn announce_taken(&self) {
-        let taken = std::mem::take(&mut *self.taken.lock());
-        let _ = self.space.announce_returned(taken).await;
+        let mut back = std::mem::take(&mut *self.taken.lock());
+        let undecodable = std::mem::take(&mut *self.undecodable.lock());
+        match self.space.record_decode_failures(undecodable.clone()).await {
+            Ok(kept) => back.extend(kept),
+            Err(_) => back.extend(undecodable),
+        }
+        let _ = self.space.announce_returned(back).await;
+    }
+
+    /// Records `message` as taken and decodes it; one that cannot be decoded is kept
+    /// apart, to count its failure when the transaction ends.
+    fn decode_taken<T: DeserializeOwned>(&self, message: Message) -> Result<T> {
+        match entry::decode(&message) {
+            Ok(entry) => {
+                self.taken.lock().push(message);
+                Ok(entry)
+            }
+            Err(e) => {
+                self.undecodable.lock().push(message);
+                Err(e)
+            }
+        }
+    }
+
+    /// Before commit: sends in the transaction, for each undecodable entry it took, the
+    /// copy counting one more failed decode, so the commit that consumes the entry puts
+    /// it back (or at the limit on the dead-letter queue) instead of losing it. Returns the
+    /// copies put back, to announce after the commit.
+    async fn count_undecodable(&self, producer: &dyn Producer) -> Result<Vec<Message>> {
+        let undecodable = self.undecodable.lock().clone();
+        let mut kept = Vec::with_capacity(undecodable.len());
+        for current in &undecodable {
+            if let Some(copy) = self.space.send_failure_copy(producer, current).await? {
+                kept.push(copy);
+            }
+        }
+        Ok(kept)
     }
 }
 
