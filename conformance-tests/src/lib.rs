@@ -23,6 +23,7 @@ pub mod errors;
 pub mod headers;
 pub mod messages;
 pub mod ordering;
+pub mod persistence;
 pub mod properties;
 pub mod queues;
 pub mod selector_index;
@@ -31,23 +32,52 @@ pub mod space;
 pub mod temporary;
 pub mod topics;
 pub mod transactions;
+pub mod waits;
 
-pub use harness::{unique, Harness, QUIET, WAIT};
+pub use harness::{gated, unique, Harness, Namespace, QUIET, WAIT};
 
 /// Expands one area's cases into `#[tokio::test]` functions in a module named after the area.
+///
+/// Each test builds a harness, runs the case under [`harness::SERVER_LOCK`] (shared; the
+/// `exclusive` form takes it alone, for cases that restart the backend), then calls
+/// [`Harness::cleanup`] whether the case passed, failed or panicked, and only then reports.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! cases {
     ($make:expr, $area:ident, [$($case:ident),* $(,)?]) => {
+        $crate::cases!(@expand read, $make, $area, [$($case),*]);
+    };
+    (exclusive $make:expr, $area:ident, [$($case:ident),* $(,)?]) => {
+        $crate::cases!(@expand write, $make, $area, [$($case),*]);
+    };
+    (@expand $lock:ident, $make:expr, $area:ident, [$($case:ident),*]) => {
         mod $area {
             #[allow(unused_imports)]
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
+                    use $crate::harness::Harness as _;
+                    let _server = $crate::harness::SERVER_LOCK.$lock().await;
                     let harness = $make;
-                    if let Err(e) = $crate::$area::$case(&harness).await {
-                        panic!("{}::{} failed: {e:?}", stringify!($area), stringify!($case));
+                    let outcome = $crate::__private::FutureExt::catch_unwind(
+                        ::std::panic::AssertUnwindSafe($crate::$area::$case(&harness)),
+                    )
+                    .await;
+                    let cleanup = harness.cleanup().await;
+                    match outcome {
+                        Err(panic) => ::std::panic::resume_unwind(panic),
+                        Ok(Err(e)) => {
+                            panic!("{}::{} failed: {e:?}", stringify!($area), stringify!($case))
+                        }
+                        Ok(Ok(())) => {}
+                    }
+                    if let Err(e) = cleanup {
+                        panic!(
+                            "{}::{} cleanup failed: {e:?}",
+                            stringify!($area),
+                            stringify!($case)
+                        );
                     }
                 }
             )*
@@ -55,10 +85,30 @@ macro_rules! cases {
     };
 }
 
+/// Re-exports the macros need, so a backend's test crate does not depend on them itself.
+#[doc(hidden)]
+pub mod __private {
+    pub use futures::FutureExt;
+}
+
 /// Expands the whole suite into one `#[tokio::test]` per case. `$make` is an expression that
 /// builds a fresh [`Harness`] for each case (it may use `.await`).
+///
+/// The persistence cases restart the backend; they take [`harness::SERVER_LOCK`] alone, so
+/// they never overlap another case of the same binary. A backend whose cases share one server
+/// with other processes uses [`ordinary_suite!`] and [`persistence_suite!`] in two test
+/// binaries instead, run one after the other.
 #[macro_export]
 macro_rules! conformance_suite {
+    ($make:expr) => {
+        $crate::ordinary_suite!($make);
+        $crate::persistence_suite!($make);
+    };
+}
+
+/// Every area except persistence: cases that never restart the backend.
+#[macro_export]
+macro_rules! ordinary_suite {
     ($make:expr) => {
         $crate::acknowledge_cases!($make);
         $crate::browsing_cases!($make);
@@ -78,5 +128,13 @@ macro_rules! conformance_suite {
         $crate::temporary_cases!($make);
         $crate::topics_cases!($make);
         $crate::transactions_cases!($make);
+    };
+}
+
+/// Only the persistence area: cases that restart or crash the backend.
+#[macro_export]
+macro_rules! persistence_suite {
+    ($make:expr) => {
+        $crate::persistence_cases!($make);
     };
 }

@@ -3,7 +3,7 @@
 use courier_api::*;
 
 use crate::expect::{is_invalid_destination, outcome};
-use crate::{Harness, QUIET, WAIT};
+use crate::Harness;
 
 /// Request/reply over a temporary queue: the requester names it in `JMSReplyTo`, a replier
 /// on another connection answers there with the request's message id as correlation id
@@ -11,7 +11,7 @@ use crate::{Harness, QUIET, WAIT};
 pub async fn temporary_queue_request_reply_4_4(h: &dyn Harness) -> Result<()> {
     let requester = h.connect().await?;
     let replier = h.connect().await?;
-    let service = Destination::queue(crate::unique("service"));
+    let service = Destination::queue(h.name("service"));
 
     let rs = replier.create_session(SessionMode::AutoAcknowledge).await?;
     let requests = rs
@@ -40,7 +40,7 @@ pub async fn temporary_queue_request_reply_4_4(h: &dyn Harness) -> Result<()> {
         .to_string();
 
     let got = requests
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the replier gets the request");
     assert_eq!(got.body_text(), Some("what time is it?"));
@@ -54,7 +54,7 @@ pub async fn temporary_queue_request_reply_4_4(h: &dyn Harness) -> Result<()> {
     replies_out.send_to(&reply_to, &mut reply).await?;
 
     let answer = replies
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the reply arrives on the temporary queue");
     assert_eq!(answer.body_text(), Some("teatime"));
@@ -86,7 +86,7 @@ pub async fn other_connection_cannot_consume_4_4(h: &dyn Harness) -> Result<()> 
         .create_consumer(&temp, ConsumerOptions::default())
         .await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the owner receives what another connection sent");
     assert_eq!(got.body_text(), Some("from outside"));
@@ -151,7 +151,7 @@ pub async fn delete_with_active_consumer_is_error_4_4(h: &dyn Harness) -> Result
         .send_to(&temp, &mut Message::text("still here"))
         .await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the temporary queue still works after the refused delete");
     assert_eq!(got.body_text(), Some("still here"));
@@ -200,12 +200,12 @@ pub async fn temporary_topic_fan_out_4_4(h: &dyn Harness) -> Result<()> {
     for (name, sub) in [("a", &a), ("b", &b)] {
         for body in ["t1", "t2"] {
             let got = sub
-                .receive_timeout(WAIT)
+                .receive_timeout(h.wait())
                 .await?
                 .unwrap_or_else(|| panic!("subscriber {name} gets {body:?}"));
             assert_eq!(got.body_text(), Some(body));
         }
-        let extra = sub.receive_timeout(QUIET).await?;
+        let extra = sub.receive_timeout(h.quiet()).await?;
         assert!(extra.is_none(), "subscriber {name} got a duplicate");
     }
     publisher.close().await?;
@@ -229,11 +229,11 @@ pub async fn temporary_queues_are_distinct_4_4(h: &dyn Harness) -> Result<()> {
             .create_consumer(queue, ConsumerOptions::default())
             .await?;
         let got = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("{body:?} kept until its consumer exists"));
         assert_eq!(got.body_text(), Some(body));
-        let extra = consumer.receive_timeout(QUIET).await?;
+        let extra = consumer.receive_timeout(h.quiet()).await?;
         assert!(
             extra.is_none(),
             "messages crossed temporary queues: {extra:?}"

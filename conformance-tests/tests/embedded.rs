@@ -1,13 +1,16 @@
 //! The conformance suite against the embedded (in-process) broker.
 
 use async_trait::async_trait;
-use courier_api::{ConnectionFactory, Error, Result};
+use courier_api::{ConnectionFactory, Result};
 use courier_broker::{BrokerConfig, EmbeddedFactory};
+use courier_conformance::Namespace;
 use std::sync::Arc;
 
-/// A fresh in-memory broker per case, with dead-lettering after three attempts.
+/// A fresh in-memory broker per case, with dead-lettering after three attempts. It cannot
+/// restart or crash (nothing is durable), so those keep the suite's `Unsupported` default.
 struct EmbeddedHarness {
     factory: Arc<EmbeddedFactory>,
+    namespace: Namespace,
 }
 
 impl EmbeddedHarness {
@@ -18,6 +21,7 @@ impl EmbeddedHarness {
         };
         EmbeddedHarness {
             factory: Arc::new(EmbeddedFactory::new(config)),
+            namespace: Namespace::new(),
         }
     }
 }
@@ -28,11 +32,13 @@ impl courier_conformance::Harness for EmbeddedHarness {
         self.factory.clone()
     }
 
-    async fn restart(&self) -> Result<()> {
-        Err(Error::unsupported(
-            "embedded",
-            "restart of an in-memory broker (nothing is durable)",
-        ))
+    fn namespace(&self) -> &str {
+        self.namespace.as_str()
+    }
+
+    /// Nothing to delete: the case's broker is its own and goes away with the harness.
+    async fn cleanup(&self) -> Result<()> {
+        Ok(())
     }
 }
 
