@@ -2,6 +2,9 @@
 
 use async_trait::async_trait;
 use courier_api::{Capabilities, Connection, ConnectionFactory, Error, Result};
+use futures::FutureExt;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -137,4 +140,23 @@ pub fn gated<T>(available: bool, feature: &str, result: Result<T>) -> Result<Opt
         Ok(_) => panic!("the backend says it has no {feature} but the operation succeeded"),
     }
     Ok(None)
+}
+
+/// Runs one case the way the suite does: the case, then [`Harness::cleanup`] whether the case
+/// passed, failed or panicked, then the report — the case's panic or error first, else a
+/// cleanup error — as a panic naming `name`.
+pub async fn run_case<F>(harness: &dyn Harness, name: &str, case: F)
+where
+    F: Future<Output = Result<()>>,
+{
+    let outcome = AssertUnwindSafe(case).catch_unwind().await;
+    let cleanup = harness.cleanup().await;
+    match outcome {
+        Err(panic) => std::panic::resume_unwind(panic),
+        Ok(Err(e)) => panic!("{name} failed: {e:?}"),
+        Ok(Ok(())) => {}
+    }
+    if let Err(e) = cleanup {
+        panic!("{name} cleanup failed: {e:?}");
+    }
 }

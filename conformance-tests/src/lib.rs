@@ -38,9 +38,10 @@ pub use harness::{gated, unique, Harness, Namespace, QUIET, WAIT};
 
 /// Expands one area's cases into `#[tokio::test]` functions in a module named after the area.
 ///
-/// Each test builds a harness, runs the case under [`harness::SERVER_LOCK`] (shared; the
-/// `exclusive` form takes it alone, for cases that restart the backend), then calls
-/// [`Harness::cleanup`] whether the case passed, failed or panicked, and only then reports.
+/// Each test takes [`harness::SERVER_LOCK`] (shared; the `exclusive` form takes it alone, for
+/// cases that restart the backend), builds a harness and runs the case with
+/// [`harness::run_case`]: [`Harness::cleanup`] runs whether the case passed, failed or
+/// panicked, and only then is the outcome reported.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! cases {
@@ -57,38 +58,18 @@ macro_rules! cases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    use $crate::harness::Harness as _;
                     let _server = $crate::harness::SERVER_LOCK.$lock().await;
                     let harness = $make;
-                    let outcome = $crate::__private::FutureExt::catch_unwind(
-                        ::std::panic::AssertUnwindSafe($crate::$area::$case(&harness)),
+                    $crate::harness::run_case(
+                        &harness,
+                        concat!(stringify!($area), "::", stringify!($case)),
+                        $crate::$area::$case(&harness),
                     )
                     .await;
-                    let cleanup = harness.cleanup().await;
-                    match outcome {
-                        Err(panic) => ::std::panic::resume_unwind(panic),
-                        Ok(Err(e)) => {
-                            panic!("{}::{} failed: {e:?}", stringify!($area), stringify!($case))
-                        }
-                        Ok(Ok(())) => {}
-                    }
-                    if let Err(e) = cleanup {
-                        panic!(
-                            "{}::{} cleanup failed: {e:?}",
-                            stringify!($area),
-                            stringify!($case)
-                        );
-                    }
                 }
             )*
         }
     };
-}
-
-/// Re-exports the macros need, so a backend's test crate does not depend on them itself.
-#[doc(hidden)]
-pub mod __private {
-    pub use futures::FutureExt;
 }
 
 /// Expands the whole suite into one `#[tokio::test]` per case. `$make` is an expression that
