@@ -4,7 +4,7 @@ use courier_api::*;
 
 use crate::expect::{outcome, send_texts};
 use crate::waits::{assert_queue_empty, expect_message};
-use crate::Harness;
+use crate::{gated, Harness};
 
 /// AUTO_ACKNOWLEDGE: a message returned by `receive` is acknowledged; closing the session
 /// does not bring it back (§6.2.10).
@@ -256,7 +256,11 @@ pub async fn acknowledge_ignored_in_transacted_mode_6_2_10(h: &dyn Harness) -> R
     let conn = h.connect().await?;
     let queue = Destination::queue(h.name("ack-tx"));
     send_texts(conn.as_ref(), &queue, &["t"]).await?;
-    let session = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(session) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -297,7 +301,11 @@ pub async fn dups_ok_delivers_everything_6_2_10(h: &dyn Harness) -> Result<()> {
 /// `recover()` on a transacted session is `IllegalState` (§6.2.10).
 pub async fn recover_on_transacted_is_illegal_state_6_2_10(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
-    let session = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(session) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let r = session.recover().await;
     assert!(
         matches!(r, Err(Error::IllegalState(_))),

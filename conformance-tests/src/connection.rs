@@ -3,7 +3,8 @@ use courier_api::*;
 use std::time::{Duration, Instant};
 
 use crate::expect::{is_illegal_state, outcome};
-use crate::Harness;
+use crate::waits::assert_delivery_count;
+use crate::{gated, Harness};
 
 /// A new connection is stopped: it can send, but its consumer receives nothing until
 /// `start()` (§6.1.4).
@@ -156,7 +157,11 @@ pub async fn client_id_set_and_read_back_6_1_2(h: &dyn Harness) -> Result<()> {
     let conn = h.factory().create_connection().await?;
     assert_eq!(conn.client_id(), None, "a new connection has no client id");
     let id = h.name("client");
-    conn.set_client_id(&id).await?;
+    let set = conn.set_client_id(&id).await;
+    let exclusive = h.capabilities().client_id_exclusive;
+    let Some(()) = gated(exclusive, "client-id exclusivity", set)? else {
+        return Ok(());
+    };
     assert_eq!(conn.client_id().as_deref(), Some(id.as_str()));
     conn.start().await?;
     assert_eq!(
@@ -172,7 +177,11 @@ pub async fn client_id_set_and_read_back_6_1_2(h: &dyn Harness) -> Result<()> {
 pub async fn duplicate_client_id_is_refused_6_1_2(h: &dyn Harness) -> Result<()> {
     let id = h.name("client-dup");
     let first = h.factory().create_connection().await?;
-    first.set_client_id(&id).await?;
+    let set = first.set_client_id(&id).await;
+    let exclusive = h.capabilities().client_id_exclusive;
+    let Some(()) = gated(exclusive, "client-id exclusivity", set)? else {
+        return Ok(());
+    };
     let second = h.factory().create_connection().await?;
     let r = second.set_client_id(&id).await;
     assert!(
@@ -194,7 +203,11 @@ pub async fn duplicate_client_id_is_refused_6_1_2(h: &dyn Harness) -> Result<()>
 pub async fn client_id_reusable_after_close_6_1_2(h: &dyn Harness) -> Result<()> {
     let id = h.name("client-reuse");
     let first = h.factory().create_connection().await?;
-    first.set_client_id(&id).await?;
+    let set = first.set_client_id(&id).await;
+    let exclusive = h.capabilities().client_id_exclusive;
+    let Some(()) = gated(exclusive, "client-id exclusivity", set)? else {
+        return Ok(());
+    };
     first.close().await?;
     let second = h.factory().create_connection().await?;
     second.set_client_id(&id).await?;
@@ -207,7 +220,11 @@ pub async fn client_id_reusable_after_close_6_1_2(h: &dyn Harness) -> Result<()>
 pub async fn client_id_only_settable_before_use_6_1_2(h: &dyn Harness) -> Result<()> {
     let conn = h.factory().create_connection().await?;
     let id = h.name("client-once");
-    conn.set_client_id(&id).await?;
+    let set = conn.set_client_id(&id).await;
+    let exclusive = h.capabilities().client_id_exclusive;
+    let Some(()) = gated(exclusive, "client-id exclusivity", set)? else {
+        return Ok(());
+    };
     let again = conn.set_client_id(&h.name("client-twice")).await;
     assert!(
         is_illegal_state(&again),
@@ -349,7 +366,11 @@ pub async fn close_rolls_back_transacted_session_6_1_5(h: &dyn Harness) -> Resul
         .await?;
 
     let conn = h.connect().await?;
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let consumer = tx
         .create_consumer(&input, ConsumerOptions::default())
         .await?;
@@ -376,7 +397,7 @@ pub async fn close_rolls_back_transacted_session_6_1_5(h: &dyn Harness) -> Resul
         back.redelivered(),
         "the message must be flagged redelivered"
     );
-    assert_eq!(back.delivery_count(), 2);
+    assert_delivery_count(h, &back, 2, "work");
     let out = s
         .create_consumer(&output, ConsumerOptions::default())
         .await?;
@@ -421,7 +442,7 @@ pub async fn close_does_not_acknowledge_client_ack_6_1_5(h: &dyn Harness) -> Res
             .unwrap_or_else(|| panic!("unacknowledged {body:?} comes back after close"));
         assert_eq!(got.body_text(), Some(body));
         assert!(got.redelivered());
-        assert_eq!(got.delivery_count(), 2);
+        assert_delivery_count(h, &got, 2, body);
     }
     other.close().await
 }

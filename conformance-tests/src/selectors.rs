@@ -7,7 +7,7 @@
 use courier_api::*;
 
 use crate::waits::assert_quiet;
-use crate::Harness;
+use crate::{gated, Harness};
 
 /// A message to send, with the options of its send.
 type Sent = (Message, SendOptions);
@@ -392,6 +392,19 @@ pub async fn header_priority_and_delivery_mode_3_8_1_1(h: &dyn Harness) -> Resul
         priority: 7,
         ..SendOptions::default()
     };
+    let probe = h.connect().await?;
+    let session = probe.create_session(SessionMode::AutoAcknowledge).await?;
+    let producer = session
+        .create_producer(Some(&Destination::queue(h.name("prio-probe"))))
+        .await?;
+    let sent = producer
+        .send_with(None, &mut Message::text("probe"), &high)
+        .await;
+    let caps = h.capabilities();
+    if gated(caps.priority, "priority", sent)?.is_none() {
+        return Ok(());
+    }
+    probe.close().await?;
     let low = SendOptions {
         priority: 2,
         ..SendOptions::default()

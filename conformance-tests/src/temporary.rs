@@ -3,7 +3,7 @@
 use courier_api::*;
 
 use crate::expect::{is_invalid_destination, outcome};
-use crate::Harness;
+use crate::{gated, Harness};
 
 /// Request/reply over a temporary queue: the requester names it in `JMSReplyTo`, a replier
 /// on another connection answers there with the request's message id as correlation id
@@ -22,7 +22,12 @@ pub async fn temporary_queue_request_reply_4_4(h: &dyn Harness) -> Result<()> {
     let qs = requester
         .create_session(SessionMode::AutoAcknowledge)
         .await?;
-    let reply_queue = qs.create_temporary_queue().await?;
+    let made = qs.create_temporary_queue().await;
+    let caps = h.capabilities();
+    let Some(reply_queue) = gated(caps.temporary_destinations, "temporary destinations", made)?
+    else {
+        return Ok(());
+    };
     assert_eq!(reply_queue.kind(), DestinationKind::TemporaryQueue);
     assert!(reply_queue.is_temporary() && reply_queue.is_queue());
     let replies = qs
@@ -70,7 +75,11 @@ pub async fn other_connection_cannot_consume_4_4(h: &dyn Harness) -> Result<()> 
     let owner = h.connect().await?;
     let other = h.connect().await?;
     let os = owner.create_session(SessionMode::AutoAcknowledge).await?;
-    let temp = os.create_temporary_queue().await?;
+    let made = os.create_temporary_queue().await;
+    let caps = h.capabilities();
+    let Some(temp) = gated(caps.temporary_destinations, "temporary destinations", made)? else {
+        return Ok(());
+    };
     let xs = other.create_session(SessionMode::AutoAcknowledge).await?;
     let r = xs.create_consumer(&temp, ConsumerOptions::default()).await;
     assert!(
@@ -99,7 +108,12 @@ pub async fn other_connection_cannot_consume_4_4(h: &dyn Harness) -> Result<()> 
 pub async fn deleted_when_connection_closes_4_4(h: &dyn Harness) -> Result<()> {
     let owner = h.connect().await?;
     let os = owner.create_session(SessionMode::AutoAcknowledge).await?;
-    let temp_queue = os.create_temporary_queue().await?;
+    let made = os.create_temporary_queue().await;
+    let caps = h.capabilities();
+    let Some(temp_queue) = gated(caps.temporary_destinations, "temporary destinations", made)?
+    else {
+        return Ok(());
+    };
     let temp_topic = os.create_temporary_topic().await?;
     let _consumer = os
         .create_consumer(&temp_queue, ConsumerOptions::default())
@@ -136,7 +150,11 @@ pub async fn deleted_when_connection_closes_4_4(h: &dyn Harness) -> Result<()> {
 pub async fn delete_with_active_consumer_is_error_4_4(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let temp = session.create_temporary_queue().await?;
+    let made = session.create_temporary_queue().await;
+    let caps = h.capabilities();
+    let Some(temp) = gated(caps.temporary_destinations, "temporary destinations", made)? else {
+        return Ok(());
+    };
     let consumer = session
         .create_consumer(&temp, ConsumerOptions::default())
         .await?;
@@ -180,7 +198,11 @@ pub async fn temporary_topic_fan_out_4_4(h: &dyn Harness) -> Result<()> {
     let owner = h.connect().await?;
     let s1 = owner.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = owner.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = s1.create_temporary_topic().await?;
+    let made = s1.create_temporary_topic().await;
+    let caps = h.capabilities();
+    let Some(topic) = gated(caps.temporary_destinations, "temporary destinations", made)? else {
+        return Ok(());
+    };
     assert_eq!(topic.kind(), DestinationKind::TemporaryTopic);
     assert!(topic.is_temporary() && topic.is_topic());
     let a = s1
@@ -217,7 +239,11 @@ pub async fn temporary_topic_fan_out_4_4(h: &dyn Harness) -> Result<()> {
 pub async fn temporary_queues_are_distinct_4_4(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let q1 = session.create_temporary_queue().await?;
+    let made = session.create_temporary_queue().await;
+    let caps = h.capabilities();
+    let Some(q1) = gated(caps.temporary_destinations, "temporary destinations", made)? else {
+        return Ok(());
+    };
     let q2 = session.create_temporary_queue().await?;
     assert_ne!(q1, q2, "two temporary queues must differ");
     assert_ne!(q1.name(), q2.name());

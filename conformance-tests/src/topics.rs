@@ -5,14 +5,22 @@ use std::collections::BTreeSet;
 
 use crate::expect::outcome;
 use crate::waits::assert_quiet;
-use crate::Harness;
+use crate::{gated, Harness};
 
-/// A started connection with a fresh unique client id.
-async fn connect_with_client_id(h: &dyn Harness, client_id: &str) -> Result<Box<dyn Connection>> {
+/// A started connection with the client id `client_id`; `None` (after checking the refusal is
+/// `Unsupported`) on a backend without client-id exclusivity.
+async fn connect_with_client_id(
+    h: &dyn Harness,
+    client_id: &str,
+) -> Result<Option<Box<dyn Connection>>> {
     let conn = h.factory().create_connection().await?;
-    conn.set_client_id(client_id).await?;
+    let set = conn.set_client_id(client_id).await;
+    let exclusive = h.capabilities().client_id_exclusive;
+    if gated(exclusive, "client-id exclusivity", set)?.is_none() {
+        return Ok(None);
+    }
     conn.start().await?;
-    Ok(conn)
+    Ok(Some(conn))
 }
 
 /// Publishes text messages to `topic` from a fresh session of `conn`.
@@ -103,11 +111,17 @@ pub async fn durable_keeps_messages_while_inactive_6_11(h: &dyn Harness) -> Resu
     let topic = Destination::topic(h.name("t-durable"));
     let client = h.name("cid");
     let name = h.name("sub");
-    let conn = connect_with_client_id(h, &client).await?;
+    let Some(conn) = connect_with_client_id(h, &client).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     let publisher = h.connect().await?;
     publish(publisher.as_ref(), &topic, &["d1"]).await?;
     assert_eq!(next_text(h, sub.as_ref(), "d1").await?, "d1");
@@ -116,7 +130,9 @@ pub async fn durable_keeps_messages_while_inactive_6_11(h: &dyn Harness) -> Resu
 
     publish(publisher.as_ref(), &topic, &["d2", "d3"]).await?;
 
-    let conn = connect_with_client_id(h, &client).await?;
+    let Some(conn) = connect_with_client_id(h, &client).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let sub = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
@@ -146,6 +162,10 @@ pub async fn durable_requires_client_id_6_11(h: &dyn Harness) -> Result<()> {
     let r = session
         .create_durable_consumer(&topic, &h.name("sub"), ConsumerOptions::default())
         .await;
+    if !h.capabilities().durable_subscriptions {
+        gated(false, "durable subscriptions", r)?;
+        return Ok(());
+    }
     assert!(
         matches!(r, Err(Error::IllegalState(_))),
         "a durable subscription without a client id must be IllegalState, got {}",
@@ -159,12 +179,18 @@ pub async fn durable_requires_client_id_6_11(h: &dyn Harness) -> Result<()> {
 pub async fn second_durable_consumer_is_error_6_11(h: &dyn Harness) -> Result<()> {
     let topic = Destination::topic(h.name("t-dup"));
     let name = h.name("sub");
-    let conn = connect_with_client_id(h, &h.name("cid")).await?;
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let s1 = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let first = s1
+    let made = s1
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(first) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     let second = s2
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
         .await;
@@ -198,11 +224,17 @@ pub async fn second_durable_consumer_is_error_6_11(h: &dyn Harness) -> Result<()
 pub async fn unsubscribe_deletes_durable_subscription_6_11(h: &dyn Harness) -> Result<()> {
     let topic = Destination::topic(h.name("t-unsub"));
     let name = h.name("sub");
-    let conn = connect_with_client_id(h, &h.name("cid")).await?;
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     sub.close().await?;
     publish(conn.as_ref(), &topic, &["held"]).await?;
     session.unsubscribe(&name).await?;
@@ -229,11 +261,17 @@ pub async fn unsubscribe_deletes_durable_subscription_6_11(h: &dyn Harness) -> R
 pub async fn unsubscribe_with_active_consumer_is_error_6_11(h: &dyn Harness) -> Result<()> {
     let topic = Destination::topic(h.name("t-unsub-active"));
     let name = h.name("sub");
-    let conn = connect_with_client_id(h, &h.name("cid")).await?;
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     let other = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let r = other.unsubscribe(&name).await;
     assert!(
@@ -260,11 +298,17 @@ pub async fn unsubscribe_with_active_consumer_is_error_6_11(h: &dyn Harness) -> 
 pub async fn unsubscribe_with_unacknowledged_message_is_error_6_11(h: &dyn Harness) -> Result<()> {
     let topic = Destination::topic(h.name("t-unsub-unacked"));
     let name = h.name("sub");
-    let conn = connect_with_client_id(h, &h.name("cid")).await?;
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::ClientAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     publish(conn.as_ref(), &topic, &["unacked"]).await?;
     assert_eq!(next_text(h, sub.as_ref(), "unacked").await?, "unacked");
     sub.close().await?;
@@ -283,11 +327,17 @@ pub async fn unsubscribe_with_unacknowledged_message_is_error_6_11(h: &dyn Harne
 pub async fn durable_new_selector_starts_afresh_6_11(h: &dyn Harness) -> Result<()> {
     let topic = Destination::topic(h.name("t-resel"));
     let name = h.name("sub");
-    let conn = connect_with_client_id(h, &h.name("cid")).await?;
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::selector("kind = 'a'"))
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     sub.close().await?;
     publish_kind(conn.as_ref(), &topic, "old-a", "a").await?;
     publish_kind(conn.as_ref(), &topic, "old-b", "b").await?;
@@ -319,11 +369,17 @@ pub async fn durable_new_selector_starts_afresh_6_11(h: &dyn Harness) -> Result<
 pub async fn durable_same_selector_keeps_messages_6_11(h: &dyn Harness) -> Result<()> {
     let topic = Destination::topic(h.name("t-samesel"));
     let name = h.name("sub");
-    let conn = connect_with_client_id(h, &h.name("cid")).await?;
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::selector("kind = 'a'"))
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     sub.close().await?;
     publish_kind(conn.as_ref(), &topic, "kept", "a").await?;
     publish_kind(conn.as_ref(), &topic, "filtered", "b").await?;
@@ -352,9 +408,18 @@ pub async fn shared_durable_selector_change_while_active_is_error_6_11(
     let conn = h.connect().await?;
     let s1 = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let first = s1
+    let made = s1
         .create_shared_durable_consumer(&topic, &name, ConsumerOptions::selector("kind = 'a'"))
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(first) = gated(
+        caps.durable_subscriptions && caps.shared_subscriptions,
+        "shared durable subscriptions",
+        made,
+    )?
+    else {
+        return Ok(());
+    };
     let r = s2
         .create_shared_durable_consumer(&topic, &name, ConsumerOptions::selector("kind = 'b'"))
         .await;
@@ -383,9 +448,13 @@ pub async fn shared_subscription_splits_messages_6_11(h: &dyn Harness) -> Result
     let c2 = h.connect().await?;
     let s1 = c1.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = c2.create_session(SessionMode::AutoAcknowledge).await?;
-    let shared1 = s1
+    let made = s1
         .create_shared_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(shared1) = gated(caps.shared_subscriptions, "shared subscriptions", made)? else {
+        return Ok(());
+    };
     let shared2 = s2
         .create_shared_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
@@ -442,9 +511,13 @@ pub async fn shared_subscription_deleted_with_last_consumer_6_11(h: &dyn Harness
     let name = h.name("sub");
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let a = session
+    let made = session
         .create_shared_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(a) = gated(caps.shared_subscriptions, "shared subscriptions", made)? else {
+        return Ok(());
+    };
     let b = session
         .create_shared_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
@@ -483,9 +556,18 @@ pub async fn shared_durable_survives_consumers_closing_6_11(h: &dyn Harness) -> 
     let conn = h.connect().await?;
     let s1 = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let a = s1
+    let made = s1
         .create_shared_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(a) = gated(
+        caps.durable_subscriptions && caps.shared_subscriptions,
+        "shared durable subscriptions",
+        made,
+    )?
+    else {
+        return Ok(());
+    };
     let b = s2
         .create_shared_durable_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
@@ -526,9 +608,13 @@ pub async fn no_local_skips_own_connection_6_11(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let other = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let no_local = session
+    let made = session
         .create_consumer(&topic, ConsumerOptions::default().with_no_local(true))
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(no_local) = gated(caps.no_local, "no-local consumers", made)? else {
+        return Ok(());
+    };
     let plain = session
         .create_consumer(&topic, ConsumerOptions::default())
         .await?;
@@ -573,13 +659,21 @@ pub async fn no_local_skips_own_connection_6_11(h: &dyn Harness) -> Result<()> {
 pub async fn durable_names_are_scoped_by_client_id_6_11(h: &dyn Harness) -> Result<()> {
     let topic = Destination::topic(h.name("t-scoped"));
     let name = h.name("sub");
-    let c1 = connect_with_client_id(h, &h.name("cid")).await?;
-    let c2 = connect_with_client_id(h, &h.name("cid")).await?;
+    let Some(c1) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
+    let Some(c2) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let s1 = c1.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = c2.create_session(SessionMode::AutoAcknowledge).await?;
-    let d1 = s1
+    let made = s1
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(d1) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     let d2 = s2
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
         .await?;

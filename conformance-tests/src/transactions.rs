@@ -4,7 +4,7 @@ use courier_api::*;
 
 use crate::expect::{outcome, send_texts};
 use crate::waits::expect_message;
-use crate::Harness;
+use crate::{gated, Harness};
 
 /// Receives exactly `n` messages from `queue` on a fresh auto-ack session of `conn` (each
 /// within [`Harness::wait`]), checks that no more come within [`Harness::quiet`], and returns their bodies.
@@ -44,7 +44,11 @@ pub async fn sends_invisible_until_commit_6_2_6(h: &dyn Harness) -> Result<()> {
     let consumer = observer
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     assert_eq!(tx.mode(), SessionMode::Transacted);
     let producer = tx.create_producer(Some(&queue)).await?;
     for body in ["t1", "t2", "t3"] {
@@ -64,7 +68,11 @@ pub async fn sends_invisible_until_commit_6_2_6(h: &dyn Harness) -> Result<()> {
 pub async fn own_uncommitted_sends_not_received_6_2_6(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let queue = Destination::queue(h.name("tx-own"));
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let consumer = tx
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -85,7 +93,11 @@ pub async fn own_uncommitted_sends_not_received_6_2_6(h: &dyn Harness) -> Result
 pub async fn rollback_discards_sends_6_2_6(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let queue = Destination::queue(h.name("tx-discard"));
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let producer = tx.create_producer(Some(&queue)).await?;
     producer.send(&mut Message::text("gone1")).await?;
     producer.send(&mut Message::text("gone2")).await?;
@@ -106,7 +118,11 @@ pub async fn commit_acknowledges_receives_6_2_6(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let queue = Destination::queue(h.name("tx-ack"));
     send_texts(conn.as_ref(), &queue, &["r1", "r2"]).await?;
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let consumer = tx
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -133,7 +149,11 @@ pub async fn rollback_redelivers_receives_in_order_6_2_6(h: &dyn Harness) -> Res
     let conn = h.connect().await?;
     let queue = Destination::queue(h.name("tx-redeliver"));
     send_texts(conn.as_ref(), &queue, &["o1", "o2", "o3"]).await?;
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let consumer = tx
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -155,7 +175,11 @@ pub async fn transaction_spans_two_queues_commit_6_2_6(h: &dyn Harness) -> Resul
     let conn = h.connect().await?;
     let qa = Destination::queue(h.name("tx-span-a"));
     let qb = Destination::queue(h.name("tx-span-b"));
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let producer = tx.create_producer(None).await?;
     producer.send_to(&qa, &mut Message::text("to a")).await?;
     producer.send_to(&qb, &mut Message::text("to b")).await?;
@@ -180,7 +204,11 @@ pub async fn transaction_spans_two_queues_rollback_6_2_6(h: &dyn Harness) -> Res
     let qb = Destination::queue(h.name("tx-span-rb"));
     send_texts(conn.as_ref(), &qa, &["from a"]).await?;
     send_texts(conn.as_ref(), &qb, &["from b"]).await?;
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let ca = tx.create_consumer(&qa, ConsumerOptions::default()).await?;
     let cb = tx.create_consumer(&qb, ConsumerOptions::default()).await?;
     expect_message(h, ca.as_ref(), "from a", false, 1).await?;
@@ -207,7 +235,11 @@ pub async fn forwarding_stage_is_atomic_6_2_6(h: &dyn Harness) -> Result<()> {
         .create_consumer(&qb, ConsumerOptions::default())
         .await?;
 
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let input = tx.create_consumer(&qa, ConsumerOptions::default()).await?;
     let output = tx.create_producer(Some(&qb)).await?;
 
@@ -279,7 +311,11 @@ pub async fn new_transaction_starts_after_commit_6_2_6(h: &dyn Harness) -> Resul
     let out = Destination::queue(h.name("tx-chain-out"));
     let input = Destination::queue(h.name("tx-chain-in"));
     send_texts(conn.as_ref(), &input, &["in1", "in2"]).await?;
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let producer = tx.create_producer(Some(&out)).await?;
     let consumer = tx
         .create_consumer(&input, ConsumerOptions::default())
@@ -309,7 +345,11 @@ pub async fn session_close_rolls_back_6_2_6(h: &dyn Harness) -> Result<()> {
     let input = Destination::queue(h.name("tx-close-in"));
     let out = Destination::queue(h.name("tx-close-out"));
     send_texts(conn.as_ref(), &input, &["pending"]).await?;
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let consumer = tx
         .create_consumer(&input, ConsumerOptions::default())
         .await?;
