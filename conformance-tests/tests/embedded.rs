@@ -56,11 +56,13 @@ mod machinery {
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    /// The embedded harness, counting cleanups and optionally claiming durable storage.
+    /// The embedded harness, counting cleanups and optionally claiming durable storage or
+    /// denying capabilities it has.
     struct Probe {
         inner: EmbeddedHarness,
         cleanups: AtomicUsize,
         claims_durable: bool,
+        deny: fn(&mut Capabilities),
     }
 
     impl Probe {
@@ -69,6 +71,14 @@ mod machinery {
                 inner: EmbeddedHarness::new(),
                 cleanups: AtomicUsize::new(0),
                 claims_durable,
+                deny: |_| {},
+            }
+        }
+
+        fn denying(deny: fn(&mut Capabilities)) -> Self {
+            Probe {
+                deny,
+                ..Probe::new(false)
             }
         }
     }
@@ -82,6 +92,7 @@ mod machinery {
         fn capabilities(&self) -> Capabilities {
             let mut caps = self.inner.capabilities();
             caps.durable_storage = self.claims_durable;
+            (self.deny)(&mut caps);
             caps
         }
 
@@ -143,5 +154,45 @@ mod machinery {
             .await,
             "a backend claiming durable storage must not pass by answering Unsupported"
         );
+    }
+
+    /// A case whose capability gate is wired fails when the harness denies the capability the
+    /// embedded broker really has: the gate expects `Unsupported` and gets success.
+    #[tokio::test]
+    async fn gated_cases_fail_when_a_capability_is_wrongly_denied() {
+        use courier_conformance::{
+            connection, delivery, headers, ordering, temporary, topics, transactions,
+        };
+        type Deny = fn(&mut Capabilities);
+        macro_rules! probe {
+            ($deny:expr, $case:path) => {{
+                let probe = Probe::denying($deny);
+                (stringify!($case), panics(&probe, $case(&probe)).await)
+            }};
+        }
+        let priority: Deny = |c| c.priority = false;
+        let expiry: Deny = |c| c.expiry = false;
+        let no_local: Deny = |c| c.no_local = false;
+        let client_id: Deny = |c| c.client_id_exclusive = false;
+        let transactions_off: Deny = |c| c.transactions = false;
+        let temporary_off: Deny = |c| c.temporary_destinations = false;
+        let durable: Deny = |c| c.durable_subscriptions = false;
+        let shared: Deny = |c| c.shared_subscriptions = false;
+        let results = [
+            probe!(priority, ordering::priority_order_3_4_10),
+            probe!(expiry, delivery::expired_message_not_delivered_7_8),
+            probe!(expiry, headers::expiration_is_send_time_plus_ttl_3_4_9),
+            probe!(no_local, topics::no_local_skips_own_connection_6_11),
+            probe!(client_id, connection::duplicate_client_id_is_refused_6_1_2),
+            probe!(
+                transactions_off,
+                transactions::rollback_discards_sends_6_2_6
+            ),
+            probe!(temporary_off, temporary::temporary_queues_are_distinct_4_4),
+            probe!(durable, topics::durable_keeps_messages_while_inactive_6_11),
+            probe!(shared, topics::shared_subscription_splits_messages_6_11),
+        ];
+        let passed: Vec<_> = results.iter().filter(|(_, p)| !p).map(|(n, _)| n).collect();
+        assert!(passed.is_empty(), "gates not wired in {passed:?}");
     }
 }
