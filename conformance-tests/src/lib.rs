@@ -9,6 +9,17 @@
 //! // conformance-tests/tests/mybackend.rs
 //! courier_conformance::conformance_suite!(MyHarness::new().await);
 //! ```
+//!
+//! A [`Harness`] names the case's [`Harness::namespace`] (every destination a case creates is
+//! a [`Harness::name`] under it) and deletes it in [`Harness::cleanup`], which runs after every
+//! case, also a failed one. [`Harness::wait`] and [`Harness::quiet`] time the waits, so a
+//! slower backend raises them. [`Harness::restart`] and [`Harness::crash`] (default
+//! `Unsupported`) drive the [`persistence`] area, which runs alone under
+//! [`harness::SERVER_LOCK`]; a backend sharing one server with other processes runs
+//! [`ordinary_suite!`] and [`persistence_suite!`] in two test binaries instead.
+//!
+//! Cases for an optional feature check [`courier_api::Capabilities`]: without it they assert
+//! the operation answers `Unsupported` ([`gated`]).
 
 pub mod expect;
 pub mod harness;

@@ -402,16 +402,20 @@ async fn client_id_released(h: &dyn Harness, how: Stop) -> Result<()> {
     conn.close().await
 }
 
-/// Defines the public restart and crash forms of each case.
+/// Defines the public restart and crash forms of each case, documented like the case.
 macro_rules! both_ways {
-    ($($case:ident => $restart:ident, $crash:ident;)*) => {
+    ($($(#[doc = $doc:literal])* $case:ident => $restart:ident, $crash:ident;)*) => {
         $(
-            #[doc = concat!("[`", stringify!($case), "`] across a graceful restart.")]
+            $(#[doc = $doc])*
+            ///
+            /// Across a graceful [`Harness::restart`].
             pub async fn $restart(h: &dyn Harness) -> Result<()> {
                 $case(h, Stop::Restart).await
             }
 
-            #[doc = concat!("[`", stringify!($case), "`] across a crash (kill -9).")]
+            $(#[doc = $doc])*
+            ///
+            /// Across a [`Harness::crash`] (kill -9).
             pub async fn $crash(h: &dyn Harness) -> Result<()> {
                 $case(h, Stop::Crash).await
             }
@@ -420,21 +424,34 @@ macro_rules! both_ways {
 }
 
 both_ways! {
+    /// A persistent message sent before the restart is delivered after it, in order (§6.2.6).
     persistent_message_survives => persistent_message_survives_restart_6_2_6,
         persistent_message_survives_crash_6_2_6;
+    /// A non-persistent message may be lost in a restart: receiving afterwards is no error, and if
+    /// it did survive it is intact (§6.2.6).
     non_persistent_message_may_be_lost => non_persistent_message_may_be_lost_restart_6_2_6,
         non_persistent_message_may_be_lost_crash_6_2_6;
+    /// A client-ack message received but not acknowledged when the backend went down comes back
+    /// with `redelivered` set (§6.2.10).
     unacknowledged_message_redelivered => unacknowledged_message_redelivered_restart_6_2_10,
         unacknowledged_message_redelivered_crash_6_2_10;
+    /// A committed transaction is whole after the restart; one open when the backend went down is
+    /// absent (§6.2.8).
     committed_transaction_whole_uncommitted_absent =>
         committed_transaction_whole_uncommitted_absent_restart_6_2_8,
         committed_transaction_whole_uncommitted_absent_crash_6_2_8;
+    /// A durable subscription and the messages it kept while no consumer was open survive the
+    /// restart (§6.2.14).
     durable_subscription_backlog_survives => durable_subscription_backlog_survives_restart_6_2_14,
         durable_subscription_backlog_survives_crash_6_2_14;
+    /// A message on the dead-letter queue is still there after the restart (§6.2.10).
     dead_letter_queue_survives => dead_letter_queue_survives_restart_6_2_10,
         dead_letter_queue_survives_crash_6_2_10;
+    /// A temporary queue lives only as long as its connection, which the restart ends (§4.4).
     temporary_queue_gone => temporary_queue_gone_restart_4_4,
         temporary_queue_gone_crash_4_4;
+    /// A client id is held by a live connection only; the restart ends it, so a new connection
+    /// may take the id even while the old handle still exists (§6.1.2).
     client_id_released => client_id_released_restart_6_1_2,
         client_id_released_crash_6_1_2;
 }
