@@ -26,6 +26,12 @@ enum Stop {
 /// Restarts or crashes the backend. `Ok(false)` when the harness cannot, after asserting that
 /// the backend then claims no durable storage.
 async fn bounce(h: &dyn Harness, how: Stop) -> Result<bool> {
+    let claimed = h.capabilities();
+    assert_eq!(
+        claimed.durable_storage,
+        claimed.persistent_durability != Durability::None,
+        "durable_storage and persistent_durability disagree"
+    );
     let result = match how {
         Stop::Restart => h.restart().await,
         Stop::Crash => h.crash().await,

@@ -48,7 +48,7 @@ courier_conformance::conformance_suite!(EmbeddedHarness::new());
 mod machinery {
     use super::EmbeddedHarness;
     use async_trait::async_trait;
-    use courier_api::{Capabilities, ConnectionFactory, Error, Result};
+    use courier_api::{Capabilities, ConnectionFactory, Durability, Error, Result};
     use courier_conformance::harness::run_case;
     use courier_conformance::{persistence, Harness};
     use futures::FutureExt;
@@ -91,7 +91,10 @@ mod machinery {
 
         fn capabilities(&self) -> Capabilities {
             let mut caps = self.inner.capabilities();
-            caps.durable_storage = self.claims_durable;
+            if self.claims_durable {
+                caps.durable_storage = true;
+                caps.persistent_durability = Durability::Disk;
+            }
             (self.deny)(&mut caps);
             caps
         }
