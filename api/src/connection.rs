@@ -6,28 +6,79 @@ use std::sync::Arc;
 use crate::{Result, Session, SessionMode};
 
 /// What a backend can do, so generic code (and the conformance suite) can tell a missing
-/// feature from a bug. Anything marked `false` answers [`crate::Error::Unsupported`].
+/// feature from a bug. Every `bool` marked `false` means the operations it names answer
+/// [`crate::Error::Unsupported`] instead of acting; they never silently do something weaker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Capabilities {
     /// Backend name, as in [`crate::Error::Unsupported`].
     pub backend: &'static str,
-    /// Selectors on queue consumers and browsers are evaluated by the backend.
+    /// Selectors on queue consumers and browsers are evaluated by the backend. When `false`,
+    /// a queue consumer or browser with a selector answers `Unsupported`.
     pub queue_selectors: bool,
-    /// Delivery delay (`JMSDeliveryTime`) is honoured.
+    /// Delivery delay (`JMSDeliveryTime`) is honoured. When `false`, a send with a non-zero
+    /// delivery delay answers `Unsupported`.
     pub delivery_delay: bool,
-    /// Queue browsers are available.
+    /// Queue browsers are available. When `false`, `create_browser` answers `Unsupported`.
     pub browse: bool,
-    /// Persistent messages survive a restart of the backend.
+    /// Persistent messages survive a restart of the backend (see [`Self::persistent_durability`]
+    /// for how far). When `false`, a persistent send is accepted but kept only in memory.
     pub durable_storage: bool,
+    /// What `Ok` from a persistent send guarantees about where the message is.
+    pub persistent_durability: Durability,
     /// Messages that fail this many delivery attempts go to the dead-letter queue.
     pub max_delivery_attempts: Option<u32>,
     /// The queue that takes dead letters.
     pub dead_letter_queue: Option<String>,
+    /// Higher `JMSPriority` messages overtake lower ones waiting on the same destination.
+    /// When `false`, a send with a priority other than the default answers `Unsupported`.
+    pub priority: bool,
+    /// Messages expire at `JMSExpiration` and are never delivered after it. When `false`, a
+    /// send with a time to live answers `Unsupported`.
+    pub expiry: bool,
+    /// Topic consumers with `no_local` skip messages published on their own connection. When
+    /// `false`, creating such a consumer answers `Unsupported`.
+    pub no_local: bool,
+    /// Transacted sessions (`commit`/`rollback`). When `false`, creating a transacted
+    /// session answers `Unsupported`.
+    pub transactions: bool,
+    /// Temporary queues and topics. When `false`, `create_temporary_queue`/`_topic` answer
+    /// `Unsupported`.
+    pub temporary_destinations: bool,
+    /// Durable topic subscriptions that keep messages while no consumer is open. When
+    /// `false`, `create_durable_consumer` and `create_shared_durable_consumer` answer
+    /// `Unsupported`.
+    pub durable_subscriptions: bool,
+    /// Shared topic subscriptions whose consumers compete for its messages. When `false`,
+    /// `create_shared_consumer` and `create_shared_durable_consumer` answer `Unsupported`.
+    pub shared_subscriptions: bool,
+    /// `JMSXDeliveryCount` counts every delivery exactly (1 for the first, +1 for each
+    /// redelivery). When `false`, the count is at least 1 and `redelivered` is exact, but a
+    /// redelivery may not raise it by exactly one (e.g. a broker that only keeps a flag).
+    pub exact_delivery_count: bool,
+    /// A client id can be held by one open connection at a time across the backend. When
+    /// `false`, `set_client_id` answers `Unsupported`.
+    pub client_id_exclusive: bool,
+    /// The largest encoded message the backend accepts; `None` = no limit beyond memory.
+    /// Larger sends fail with an error rather than being truncated.
+    pub max_message_size: Option<usize>,
+}
+
+/// How durable a persistent message is once its send returned `Ok`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// In memory only: lost when the broker stops, even gracefully.
+    None,
+    /// Written to the broker's disk: survives a restart and a crash (kill -9) of the broker.
+    Disk,
+    /// Held by more than one broker node: survives the loss of one node.
+    Replicated,
 }
 
 impl Capabilities {
-    /// Capabilities of a backend that offers everything but durable storage and dead letters.
+    /// Capabilities of a backend that offers everything but durable storage and dead letters:
+    /// every flag `true`, durability [`Durability::None`], no size limit.
     pub fn full(backend: &'static str) -> Self {
         Capabilities {
             backend,
@@ -35,8 +86,19 @@ impl Capabilities {
             delivery_delay: true,
             browse: true,
             durable_storage: false,
+            persistent_durability: Durability::None,
             max_delivery_attempts: None,
             dead_letter_queue: None,
+            priority: true,
+            expiry: true,
+            no_local: true,
+            transactions: true,
+            temporary_destinations: true,
+            durable_subscriptions: true,
+            shared_subscriptions: true,
+            exact_delivery_count: true,
+            client_id_exclusive: true,
+            max_message_size: None,
         }
     }
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use courier_api::producer::now_millis;
 use courier_api::*;
 
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::{gated, Harness};
 
 /// Creates a browser. When the backend has no browsers (or, for a selector, no queue
 /// selectors), asserts that the creation is `Unsupported` and returns `None`.
@@ -55,11 +55,11 @@ async fn send_colored(producer: &dyn Producer, items: &[(&str, &str)]) -> Result
 }
 
 /// Receives `n` messages and returns their texts.
-async fn receive_texts(consumer: &dyn Consumer, n: usize) -> Result<Vec<String>> {
+async fn receive_texts(h: &dyn Harness, consumer: &dyn Consumer, n: usize) -> Result<Vec<String>> {
     let mut out = Vec::new();
     while out.len() < n {
         let m = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("expected {n} messages, got only {out:?}"));
         out.push(m.body_text().expect("a text message").to_owned());
@@ -72,7 +72,7 @@ async fn receive_texts(consumer: &dyn Consumer, n: usize) -> Result<Vec<String>>
 pub async fn browse_in_order_without_consuming_5_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("browse"));
+    let queue = Destination::queue(h.name("browse"));
     let producer = session.create_producer(Some(&queue)).await?;
     let items = ["m1", "m2", "m3", "m4", "m5"];
     for text in items {
@@ -100,11 +100,11 @@ pub async fn browse_in_order_without_consuming_5_9(h: &dyn Harness) -> Result<()
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     assert_eq!(
-        receive_texts(consumer.as_ref(), items.len()).await?,
+        receive_texts(h, consumer.as_ref(), items.len()).await?,
         items,
         "browsing must not consume"
     );
-    assert!(consumer.receive_timeout(QUIET).await?.is_none());
+    assert!(consumer.receive_timeout(h.quiet()).await?.is_none());
     consumer.close().await?;
     let after = browser(h, session.as_ref(), &queue, None)
         .await?
@@ -121,7 +121,7 @@ pub async fn browse_in_order_without_consuming_5_9(h: &dyn Harness) -> Result<()
 pub async fn browse_with_selector_5_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("browse-selector"));
+    let queue = Destination::queue(h.name("browse-selector"));
     let producer = session.create_producer(Some(&queue)).await?;
     let items = [
         ("r1", "red"),
@@ -145,7 +145,7 @@ pub async fn browse_with_selector_5_9(h: &dyn Harness) -> Result<()> {
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     assert_eq!(
-        receive_texts(consumer.as_ref(), 5).await?,
+        receive_texts(h, consumer.as_ref(), 5).await?,
         ["r1", "b1", "r2", "b2", "r3"],
         "browsing with a selector consumes nothing"
     );
@@ -156,7 +156,7 @@ pub async fn browse_with_selector_5_9(h: &dyn Harness) -> Result<()> {
 pub async fn browse_empty_queue_5_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("browse-empty"));
+    let queue = Destination::queue(h.name("browse-empty"));
     let Some(b) = browser(h, session.as_ref(), &queue, None).await? else {
         return conn.close().await;
     };
@@ -174,7 +174,7 @@ pub async fn browse_empty_queue_5_9(h: &dyn Harness) -> Result<()> {
 pub async fn browse_after_partial_consume_5_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("browse-partial"));
+    let queue = Destination::queue(h.name("browse-partial"));
     let producer = session.create_producer(Some(&queue)).await?;
     for text in ["m1", "m2", "m3", "m4", "m5"] {
         producer.send(&mut Message::text(text)).await?;
@@ -182,7 +182,7 @@ pub async fn browse_after_partial_consume_5_9(h: &dyn Harness) -> Result<()> {
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    assert_eq!(receive_texts(consumer.as_ref(), 2).await?, ["m1", "m2"]);
+    assert_eq!(receive_texts(h, consumer.as_ref(), 2).await?, ["m1", "m2"]);
     consumer.close().await?;
     let Some(b) = browser(h, session.as_ref(), &queue, None).await? else {
         return conn.close().await;
@@ -196,7 +196,7 @@ pub async fn browse_after_partial_consume_5_9(h: &dyn Harness) -> Result<()> {
 pub async fn browse_order_is_receive_order_5_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("browse-priority"));
+    let queue = Destination::queue(h.name("browse-priority"));
     let producer = session.create_producer(Some(&queue)).await?;
     let priorities = [1_u8, 8, 4, 8, 0, 4, 9, 1];
     for (i, priority) in priorities.into_iter().enumerate() {
@@ -204,9 +204,17 @@ pub async fn browse_order_is_receive_order_5_9(h: &dyn Harness) -> Result<()> {
             priority,
             ..SendOptions::default()
         };
-        producer
+        let sent = producer
             .send_with(None, &mut Message::text(format!("m{i}")), &options)
-            .await?;
+            .await;
+        if i == 0 {
+            let caps = h.capabilities();
+            if gated(caps.priority, "priority", sent)?.is_none() {
+                return Ok(());
+            }
+        } else {
+            sent?;
+        }
     }
     let Some(b) = browser(h, session.as_ref(), &queue, None).await? else {
         return conn.close().await;
@@ -218,7 +226,7 @@ pub async fn browse_order_is_receive_order_5_9(h: &dyn Harness) -> Result<()> {
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    let received = receive_texts(consumer.as_ref(), priorities.len()).await?;
+    let received = receive_texts(h, consumer.as_ref(), priorities.len()).await?;
     assert_eq!(browsed, received, "browse order must be the receive order");
     conn.close().await
 }
@@ -227,15 +235,19 @@ pub async fn browse_order_is_receive_order_5_9(h: &dyn Harness) -> Result<()> {
 pub async fn browse_skips_expired_messages_5_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("browse-expired"));
+    let queue = Destination::queue(h.name("browse-expired"));
     let producer = session.create_producer(Some(&queue)).await?;
     let short = SendOptions {
         time_to_live: Duration::from_millis(100),
         ..SendOptions::default()
     };
-    producer
+    let sent = producer
         .send_with(None, &mut Message::text("expires"), &short)
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    if gated(caps.expiry, "expiry", sent)?.is_none() {
+        return Ok(());
+    }
     producer.send(&mut Message::text("lives")).await?;
     tokio::time::sleep(Duration::from_millis(250)).await;
     let Some(b) = browser(h, session.as_ref(), &queue, None).await? else {
@@ -254,7 +266,7 @@ pub async fn browse_skips_expired_messages_5_9(h: &dyn Harness) -> Result<()> {
 pub async fn browse_skips_messages_before_delivery_time_5_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("browse-delayed"));
+    let queue = Destination::queue(h.name("browse-delayed"));
     let producer = session.create_producer(Some(&queue)).await?;
     let delayed = SendOptions {
         delivery_delay: Duration::from_millis(600),
@@ -306,8 +318,12 @@ pub async fn browse_skips_messages_before_delivery_time_5_9(h: &dyn Harness) -> 
 pub async fn browse_skips_uncommitted_sends_5_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let transacted = conn.create_session(SessionMode::Transacted).await?;
-    let queue = Destination::queue(unique("browse-tx"));
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(transacted) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
+    let queue = Destination::queue(h.name("browse-tx"));
     let producer = transacted.create_producer(Some(&queue)).await?;
     producer.send(&mut Message::text("pending")).await?;
     let Some(b) = browser(h, session.as_ref(), &queue, None).await? else {
@@ -330,7 +346,7 @@ pub async fn browse_skips_uncommitted_sends_5_9(h: &dyn Harness) -> Result<()> {
 pub async fn browser_invalid_selector_rejected_5_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("browse-bad"));
+    let queue = Destination::queue(h.name("browse-bad"));
     let selector = "color = 'red' AND";
     let caps = h.capabilities();
     let result = session.create_browser(&queue, Some(selector)).await;

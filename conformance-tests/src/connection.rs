@@ -3,21 +3,22 @@ use courier_api::*;
 use std::time::{Duration, Instant};
 
 use crate::expect::{is_illegal_state, outcome};
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::waits::assert_delivery_count;
+use crate::{gated, Harness};
 
 /// A new connection is stopped: it can send, but its consumer receives nothing until
 /// `start()` (§6.1.4).
 pub async fn new_connection_starts_stopped_6_1_4(h: &dyn Harness) -> Result<()> {
     let conn = h.factory().create_connection().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("conn-stopped"));
+    let queue = Destination::queue(h.name("conn-stopped"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     let producer = session.create_producer(Some(&queue)).await?;
     producer.send(&mut Message::text("before start")).await?;
     assert!(
-        consumer.receive_timeout(QUIET).await?.is_none(),
+        consumer.receive_timeout(h.quiet()).await?.is_none(),
         "a consumer of a connection that was never started received a message"
     );
     assert!(
@@ -26,7 +27,7 @@ pub async fn new_connection_starts_stopped_6_1_4(h: &dyn Harness) -> Result<()> 
     );
     conn.start().await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the message sent while stopped arrives after start()");
     assert_eq!(got.body_text(), Some("before start"));
@@ -38,7 +39,7 @@ pub async fn new_connection_starts_stopped_6_1_4(h: &dyn Harness) -> Result<()> 
 pub async fn stop_pauses_and_start_resumes_6_1_4(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("conn-stop"));
+    let queue = Destination::queue(h.name("conn-stop"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -48,7 +49,7 @@ pub async fn stop_pauses_and_start_resumes_6_1_4(h: &dyn Harness) -> Result<()> 
 
     producer.send(&mut Message::text("one")).await?;
     let first = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("delivery works on a started connection");
     assert_eq!(first.body_text(), Some("one"));
@@ -57,14 +58,14 @@ pub async fn stop_pauses_and_start_resumes_6_1_4(h: &dyn Harness) -> Result<()> 
     producer.send(&mut Message::text("two")).await?;
     producer.send(&mut Message::text("three")).await?;
     assert!(
-        consumer.receive_timeout(QUIET).await?.is_none(),
+        consumer.receive_timeout(h.quiet()).await?.is_none(),
         "a stopped connection delivered a message"
     );
 
     conn.start().await?;
     for expected in ["two", "three"] {
         let got = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("{expected:?} arrives after start() resumes delivery"));
         assert_eq!(got.body_text(), Some(expected));
@@ -82,7 +83,7 @@ pub async fn stop_pauses_and_start_resumes_6_1_4(h: &dyn Harness) -> Result<()> 
 pub async fn receive_timeout_times_out_while_stopped_6_1_4(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("conn-stopped-timeout"));
+    let queue = Destination::queue(h.name("conn-stopped-timeout"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -92,7 +93,7 @@ pub async fn receive_timeout_times_out_while_stopped_6_1_4(h: &dyn Harness) -> R
 
     let timeout = Duration::from_millis(300);
     let started = Instant::now();
-    let got = tokio::time::timeout(WAIT, consumer.receive_timeout(timeout))
+    let got = tokio::time::timeout(h.wait(), consumer.receive_timeout(timeout))
         .await
         .expect("receive_timeout on a stopped connection must return after its timeout")?;
     let elapsed = started.elapsed();
@@ -104,7 +105,7 @@ pub async fn receive_timeout_times_out_while_stopped_6_1_4(h: &dyn Harness) -> R
 
     conn.start().await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the waiting message arrives once the connection is started again");
     assert_eq!(got.body_text(), Some("waiting"));
@@ -118,7 +119,7 @@ pub async fn start_and_stop_are_idempotent_6_1_4(h: &dyn Harness) -> Result<()> 
     conn.start().await?;
     conn.start().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("conn-idem"));
+    let queue = Destination::queue(h.name("conn-idem"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -126,7 +127,7 @@ pub async fn start_and_stop_are_idempotent_6_1_4(h: &dyn Harness) -> Result<()> 
     producer.send(&mut Message::text("a")).await?;
     assert_eq!(
         consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .expect("a started connection delivers")
             .body_text(),
@@ -136,13 +137,13 @@ pub async fn start_and_stop_are_idempotent_6_1_4(h: &dyn Harness) -> Result<()> 
     conn.stop().await?;
     producer.send(&mut Message::text("b")).await?;
     assert!(
-        consumer.receive_timeout(QUIET).await?.is_none(),
+        consumer.receive_timeout(h.quiet()).await?.is_none(),
         "stopping twice must leave the connection stopped"
     );
     conn.start().await?;
     assert_eq!(
         consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .expect("delivery resumes after start")
             .body_text(),
@@ -155,8 +156,12 @@ pub async fn start_and_stop_are_idempotent_6_1_4(h: &dyn Harness) -> Result<()> 
 pub async fn client_id_set_and_read_back_6_1_2(h: &dyn Harness) -> Result<()> {
     let conn = h.factory().create_connection().await?;
     assert_eq!(conn.client_id(), None, "a new connection has no client id");
-    let id = unique("client");
-    conn.set_client_id(&id).await?;
+    let id = h.name("client");
+    let set = conn.set_client_id(&id).await;
+    let exclusive = h.capabilities().client_id_exclusive;
+    let Some(()) = gated(exclusive, "client-id exclusivity", set)? else {
+        return Ok(());
+    };
     assert_eq!(conn.client_id().as_deref(), Some(id.as_str()));
     conn.start().await?;
     assert_eq!(
@@ -170,9 +175,13 @@ pub async fn client_id_set_and_read_back_6_1_2(h: &dyn Harness) -> Result<()> {
 /// Two live connections cannot hold the same client id: the second gets
 /// `InvalidClientId` (§6.1.2).
 pub async fn duplicate_client_id_is_refused_6_1_2(h: &dyn Harness) -> Result<()> {
-    let id = unique("client-dup");
+    let id = h.name("client-dup");
     let first = h.factory().create_connection().await?;
-    first.set_client_id(&id).await?;
+    let set = first.set_client_id(&id).await;
+    let exclusive = h.capabilities().client_id_exclusive;
+    let Some(()) = gated(exclusive, "client-id exclusivity", set)? else {
+        return Ok(());
+    };
     let second = h.factory().create_connection().await?;
     let r = second.set_client_id(&id).await;
     assert!(
@@ -192,9 +201,13 @@ pub async fn duplicate_client_id_is_refused_6_1_2(h: &dyn Harness) -> Result<()>
 /// Once the connection holding a client id is closed, another connection may take it
 /// (§6.1.2).
 pub async fn client_id_reusable_after_close_6_1_2(h: &dyn Harness) -> Result<()> {
-    let id = unique("client-reuse");
+    let id = h.name("client-reuse");
     let first = h.factory().create_connection().await?;
-    first.set_client_id(&id).await?;
+    let set = first.set_client_id(&id).await;
+    let exclusive = h.capabilities().client_id_exclusive;
+    let Some(()) = gated(exclusive, "client-id exclusivity", set)? else {
+        return Ok(());
+    };
     first.close().await?;
     let second = h.factory().create_connection().await?;
     second.set_client_id(&id).await?;
@@ -206,9 +219,13 @@ pub async fn client_id_reusable_after_close_6_1_2(h: &dyn Harness) -> Result<()>
 /// connection was used, is `IllegalState` (§6.1.2).
 pub async fn client_id_only_settable_before_use_6_1_2(h: &dyn Harness) -> Result<()> {
     let conn = h.factory().create_connection().await?;
-    let id = unique("client-once");
-    conn.set_client_id(&id).await?;
-    let again = conn.set_client_id(&unique("client-twice")).await;
+    let id = h.name("client-once");
+    let set = conn.set_client_id(&id).await;
+    let exclusive = h.capabilities().client_id_exclusive;
+    let Some(()) = gated(exclusive, "client-id exclusivity", set)? else {
+        return Ok(());
+    };
+    let again = conn.set_client_id(&h.name("client-twice")).await;
     assert!(
         is_illegal_state(&again),
         "setting the client id a second time must be IllegalState, got {}",
@@ -219,7 +236,7 @@ pub async fn client_id_only_settable_before_use_6_1_2(h: &dyn Harness) -> Result
 
     let used = h.factory().create_connection().await?;
     let _session = used.create_session(SessionMode::AutoAcknowledge).await?;
-    let late = used.set_client_id(&unique("client-late")).await;
+    let late = used.set_client_id(&h.name("client-late")).await;
     assert!(
         is_illegal_state(&late),
         "setting the client id after creating a session must be IllegalState, got {}",
@@ -234,7 +251,7 @@ pub async fn client_id_only_settable_before_use_6_1_2(h: &dyn Harness) -> Result
 pub async fn closed_connection_objects_are_illegal_state_6_1_5(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("conn-closed"));
+    let queue = Destination::queue(h.name("conn-closed"));
     let producer = session.create_producer(Some(&queue)).await?;
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
@@ -287,7 +304,7 @@ pub async fn closed_connection_objects_are_illegal_state_6_1_5(h: &dyn Harness) 
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     assert!(
-        c.receive_timeout(QUIET).await?.is_none(),
+        c.receive_timeout(h.quiet()).await?.is_none(),
         "a send rejected as IllegalState must not reach the queue"
     );
     check.close().await
@@ -297,7 +314,7 @@ pub async fn closed_connection_objects_are_illegal_state_6_1_5(h: &dyn Harness) 
 pub async fn closing_twice_is_fine_6_1_5(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::ClientAcknowledge).await?;
-    let queue = Destination::queue(unique("conn-close-twice"));
+    let queue = Destination::queue(h.name("conn-close-twice"));
     let producer = session.create_producer(Some(&queue)).await?;
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
@@ -314,11 +331,11 @@ pub async fn closing_twice_is_fine_6_1_5(h: &dyn Harness) -> Result<()> {
 pub async fn close_returns_none_to_pending_receive_6_1_5(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("conn-close-pending"));
+    let queue = Destination::queue(h.name("conn-close-pending"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    let (received, closed) = tokio::time::timeout(WAIT, async {
+    let (received, closed) = tokio::time::timeout(h.wait(), async {
         tokio::join!(consumer.receive(), async {
             tokio::time::sleep(Duration::from_millis(100)).await;
             conn.close().await
@@ -339,8 +356,8 @@ pub async fn close_returns_none_to_pending_receive_6_1_5(h: &dyn Harness) -> Res
 /// consumed message comes back, flagged redelivered, and the uncommitted send is discarded
 /// (§6.1.5).
 pub async fn close_rolls_back_transacted_session_6_1_5(h: &dyn Harness) -> Result<()> {
-    let input = Destination::queue(unique("conn-tx-in"));
-    let output = Destination::queue(unique("conn-tx-out"));
+    let input = Destination::queue(h.name("conn-tx-in"));
+    let output = Destination::queue(h.name("conn-tx-out"));
     let setup = h.connect().await?;
     let s = setup.create_session(SessionMode::AutoAcknowledge).await?;
     s.create_producer(Some(&input))
@@ -349,12 +366,16 @@ pub async fn close_rolls_back_transacted_session_6_1_5(h: &dyn Harness) -> Resul
         .await?;
 
     let conn = h.connect().await?;
-    let tx = conn.create_session(SessionMode::Transacted).await?;
+    let made = conn.create_session(SessionMode::Transacted).await;
+    let caps = h.capabilities();
+    let Some(tx) = gated(caps.transactions, "transactions", made)? else {
+        return Ok(());
+    };
     let consumer = tx
         .create_consumer(&input, ConsumerOptions::default())
         .await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the message is delivered in the transaction");
     assert_eq!(got.delivery_count(), 1);
@@ -368,7 +389,7 @@ pub async fn close_rolls_back_transacted_session_6_1_5(h: &dyn Harness) -> Resul
         .create_consumer(&input, ConsumerOptions::default())
         .await?;
     let back = again
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the consumed message comes back after the connection closed");
     assert_eq!(back.body_text(), Some("work"));
@@ -376,12 +397,12 @@ pub async fn close_rolls_back_transacted_session_6_1_5(h: &dyn Harness) -> Resul
         back.redelivered(),
         "the message must be flagged redelivered"
     );
-    assert_eq!(back.delivery_count(), 2);
+    assert_delivery_count(h, &back, 2, "work");
     let out = s
         .create_consumer(&output, ConsumerOptions::default())
         .await?;
     assert!(
-        out.receive_timeout(QUIET).await?.is_none(),
+        out.receive_timeout(h.quiet()).await?.is_none(),
         "an uncommitted send must be discarded when the connection closes"
     );
     setup.close().await
@@ -390,7 +411,7 @@ pub async fn close_rolls_back_transacted_session_6_1_5(h: &dyn Harness) -> Resul
 /// Closing a connection does not acknowledge client-ack messages: they are redelivered
 /// (§6.1.5).
 pub async fn close_does_not_acknowledge_client_ack_6_1_5(h: &dyn Harness) -> Result<()> {
-    let queue = Destination::queue(unique("conn-client-ack"));
+    let queue = Destination::queue(h.name("conn-client-ack"));
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::ClientAcknowledge).await?;
     let producer = session.create_producer(Some(&queue)).await?;
@@ -402,7 +423,7 @@ pub async fn close_does_not_acknowledge_client_ack_6_1_5(h: &dyn Harness) -> Res
         .await?;
     for body in ["a", "b"] {
         let got = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .expect("message delivered");
         assert_eq!(got.body_text(), Some(body));
@@ -416,12 +437,12 @@ pub async fn close_does_not_acknowledge_client_ack_6_1_5(h: &dyn Harness) -> Res
         .await?;
     for body in ["a", "b"] {
         let got = c
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("unacknowledged {body:?} comes back after close"));
         assert_eq!(got.body_text(), Some(body));
         assert!(got.redelivered());
-        assert_eq!(got.delivery_count(), 2);
+        assert_delivery_count(h, &got, 2, body);
     }
     other.close().await
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 use courier_api::producer::now_millis;
 use courier_api::*;
 
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::{gated, Harness};
 
 /// Time to live of the messages that must expire.
 const SHORT_TTL: Duration = Duration::from_millis(100);
@@ -56,13 +56,18 @@ fn text(message: &Message) -> &str {
 pub async fn expired_message_not_delivered_7_8(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("delivery-expire"));
+    let queue = Destination::queue(h.name("delivery-expire"));
     let producer = session.create_producer(Some(&queue)).await?;
     let short = options(SHORT_TTL, Duration::ZERO);
     let long = options(Duration::from_secs(60), Duration::ZERO);
-    producer
+    let sent = producer
         .send_with(None, &mut Message::text("expires"), &short)
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    if gated(caps.expiry, "expiry", sent)?.is_none() {
+        return Ok(());
+    }
+
     producer
         .send_with(None, &mut Message::text("lives"), &long)
         .await?;
@@ -74,16 +79,16 @@ pub async fn expired_message_not_delivered_7_8(h: &dyn Harness) -> Result<()> {
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
-        .expect("the unexpired message within WAIT");
+        .expect("the unexpired message within h.wait()");
     assert_eq!(
         text(&got),
         "lives",
         "only the unexpired message is delivered"
     );
     assert!(got.expiration() > 0);
-    if let Some(extra) = consumer.receive_timeout(QUIET).await? {
+    if let Some(extra) = consumer.receive_timeout(h.quiet()).await? {
         panic!("an expired message was delivered: {:?}", text(&extra));
     }
     conn.close().await
@@ -94,18 +99,23 @@ pub async fn expired_message_not_delivered_7_8(h: &dyn Harness) -> Result<()> {
 pub async fn expired_message_not_delivered_from_subscription_7_8(h: &dyn Harness) -> Result<()> {
     let conn = h.factory().create_connection().await?; // stopped
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = Destination::topic(unique("delivery-expire-topic"));
+    let topic = Destination::topic(h.name("delivery-expire-topic"));
     let consumer = session
         .create_consumer(&topic, ConsumerOptions::default())
         .await?;
     let producer = session.create_producer(Some(&topic)).await?;
-    producer
+    let sent = producer
         .send_with(
             None,
             &mut Message::text("expires"),
             &options(SHORT_TTL, Duration::ZERO),
         )
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    if gated(caps.expiry, "expiry", sent)?.is_none() {
+        return Ok(());
+    }
+
     producer
         .send_with(
             None,
@@ -116,15 +126,15 @@ pub async fn expired_message_not_delivered_from_subscription_7_8(h: &dyn Harness
     tokio::time::sleep(PAST_SHORT_TTL).await;
     conn.start().await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
-        .expect("the unexpired message within WAIT");
+        .expect("the unexpired message within h.wait()");
     assert_eq!(
         text(&got),
         "lives",
         "the expired message must not be delivered"
     );
-    if let Some(extra) = consumer.receive_timeout(QUIET).await? {
+    if let Some(extra) = consumer.receive_timeout(h.quiet()).await? {
         panic!("an expired message was delivered: {:?}", text(&extra));
     }
     conn.close().await
@@ -135,8 +145,8 @@ pub async fn expired_message_not_delivered_from_subscription_7_8(h: &dyn Harness
 pub async fn expiration_header_is_send_time_plus_ttl_7_8(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("delivery-exp-header"));
-    let topic = Destination::topic(unique("delivery-exp-header"));
+    let queue = Destination::queue(h.name("delivery-exp-header"));
+    let topic = Destination::topic(h.name("delivery-exp-header"));
     let from_queue = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -148,7 +158,11 @@ pub async fn expiration_header_is_send_time_plus_ttl_7_8(h: &dyn Harness) -> Res
     for (destination, consumer) in [(&queue, &from_queue), (&topic, &from_topic)] {
         let mut m = Message::text("x");
         let before = now_millis();
-        producer.send_to(destination, &mut m).await?;
+        let sent = producer.send_to(destination, &mut m).await;
+        let caps = h.capabilities();
+        if gated(caps.expiry, "expiry", sent)?.is_none() {
+            return Ok(());
+        }
         let after = now_millis();
         let exp = m.expiration();
         assert!(
@@ -156,9 +170,9 @@ pub async fn expiration_header_is_send_time_plus_ttl_7_8(h: &dyn Harness) -> Res
             "{destination}: expiration {exp} is not send time + 30 s ([{before}, {after}] + 30 s)"
         );
         let got = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
-            .expect("the message within WAIT");
+            .expect("the message within h.wait()");
         assert_eq!(got.expiration(), exp, "{destination}: received expiration");
     }
     conn.close().await
@@ -169,7 +183,7 @@ pub async fn expiration_header_is_send_time_plus_ttl_7_8(h: &dyn Harness) -> Res
 pub async fn delivery_delay_not_before_delivery_time_7_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("delivery-delay"));
+    let queue = Destination::queue(h.name("delivery-delay"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -185,7 +199,7 @@ pub async fn delivery_delay_not_before_delivery_time_7_9(h: &dyn Harness) -> Res
         "a message delayed {DELAY:?} arrived before its delivery time"
     );
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the delayed message after its delay");
     let now = now_millis();
@@ -203,7 +217,7 @@ pub async fn delivery_delay_not_before_delivery_time_7_9(h: &dyn Harness) -> Res
 pub async fn delivery_time_header_is_send_time_plus_delay_3_4_13(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("delivery-time"));
+    let queue = Destination::queue(h.name("delivery-time"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -218,7 +232,10 @@ pub async fn delivery_time_header_is_send_time_plus_delay_3_4_13(h: &dyn Harness
         before <= dt && dt <= after,
         "without delay the delivery time {dt} is the send time [{before}, {after}]"
     );
-    let got = consumer.receive_timeout(WAIT).await?.expect("the message");
+    let got = consumer
+        .receive_timeout(h.wait())
+        .await?
+        .expect("the message");
     assert_eq!(got.delivery_time(), dt);
 
     let delay = Duration::from_millis(300);
@@ -234,7 +251,7 @@ pub async fn delivery_time_header_is_send_time_plus_delay_3_4_13(h: &dyn Harness
         "delivery time {dt} is not send time + 300 ms ([{before}, {after}] + 300)"
     );
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the delayed message");
     assert_eq!(got.delivery_time(), dt);
@@ -248,7 +265,7 @@ pub async fn delayed_topic_message_only_to_existing_subscriptions_7_9(
 ) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = Destination::topic(unique("delivery-delay-topic"));
+    let topic = Destination::topic(h.name("delivery-delay-topic"));
     let existing = session
         .create_consumer(&topic, ConsumerOptions::default())
         .await?;
@@ -261,7 +278,7 @@ pub async fn delayed_topic_message_only_to_existing_subscriptions_7_9(
         .create_consumer(&topic, ConsumerOptions::default())
         .await?;
     let got = existing
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the existing subscription gets the delayed message");
     assert_eq!(text(&got), "delayed");
@@ -269,7 +286,7 @@ pub async fn delayed_topic_message_only_to_existing_subscriptions_7_9(
         now_millis() >= m.delivery_time(),
         "delivered before its delivery time"
     );
-    if let Some(extra) = late.receive_timeout(QUIET).await? {
+    if let Some(extra) = late.receive_timeout(h.quiet()).await? {
         panic!(
             "a subscription created after the send got the delayed message {:?}",
             text(&extra)
@@ -282,7 +299,7 @@ pub async fn delayed_topic_message_only_to_existing_subscriptions_7_9(
 pub async fn delayed_message_overtaken_by_later_one_7_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("delivery-overtake"));
+    let queue = Destination::queue(h.name("delivery-overtake"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -298,9 +315,12 @@ pub async fn delayed_message_overtaken_by_later_one_7_9(h: &dyn Harness) -> Resu
         return conn.close().await;
     }
     producer.send(&mut Message::text("second, at once")).await?;
-    let a = consumer.receive_timeout(WAIT).await?.expect("a message");
+    let a = consumer
+        .receive_timeout(h.wait())
+        .await?
+        .expect("a message");
     let b = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("another message");
     assert_eq!(
@@ -316,8 +336,8 @@ pub async fn delayed_message_overtaken_by_later_one_7_9(h: &dyn Harness) -> Resu
 pub async fn both_delivery_modes_delivered_7_7(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("delivery-modes"));
-    let topic = Destination::topic(unique("delivery-modes"));
+    let queue = Destination::queue(h.name("delivery-modes"));
+    let topic = Destination::topic(h.name("delivery-modes"));
     let from_queue = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -338,7 +358,7 @@ pub async fn both_delivery_modes_delivered_7_7(h: &dyn Harness) -> Result<()> {
         let mut got = Vec::new();
         for _ in 0..20 {
             let m = consumer
-                .receive_timeout(WAIT)
+                .receive_timeout(h.wait())
                 .await?
                 .unwrap_or_else(|| panic!("{destination}: only {} of 20 arrived", got.len()));
             let i: usize = text(&m).parse().expect("numbered message");

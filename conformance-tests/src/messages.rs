@@ -8,22 +8,22 @@ use courier_api::*;
 use serde::{Deserialize, Serialize};
 
 use crate::expect::assert_format_error;
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::Harness;
 
 /// Sends `message` to a fresh queue and receives it back.
 async fn round_trip(h: &dyn Harness, mut message: Message) -> Result<Message> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("messages"));
+    let queue = Destination::queue(h.name("messages"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     let producer = session.create_producer(Some(&queue)).await?;
     producer.send(&mut message).await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
-        .expect("the sent message within WAIT");
+        .expect("the sent message within h.wait()");
     conn.close().await?;
     Ok(got)
 }
@@ -367,7 +367,7 @@ pub async fn object_body_round_trip_3_11(h: &dyn Harness) -> Result<()> {
 pub async fn every_body_kind_through_topic_3_11(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = Destination::topic(unique("messages-topic"));
+    let topic = Destination::topic(h.name("messages-topic"));
     let consumer = session
         .create_consumer(&topic, ConsumerOptions::default())
         .await?;
@@ -387,12 +387,12 @@ pub async fn every_body_kind_through_topic_3_11(h: &dyn Harness) -> Result<()> {
     }
     for body in &bodies {
         let got = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
-            .expect("each published message within WAIT");
+            .expect("each published message within h.wait()");
         assert_eq!(got.body(), body, "body of kind {}", body.kind());
     }
-    assert!(consumer.receive_timeout(QUIET).await?.is_none());
+    assert!(consumer.receive_timeout(h.quiet()).await?.is_none());
     conn.close().await
 }
 
@@ -475,7 +475,7 @@ pub async fn received_properties_read_only_until_cleared_3_10(h: &dyn Harness) -
 pub async fn sent_message_modified_and_sent_again_3_10(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("messages-resend"));
+    let queue = Destination::queue(h.name("messages-resend"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -489,8 +489,14 @@ pub async fn sent_message_modified_and_sent_again_3_10(h: &dyn Harness) -> Resul
     message.set_property("extra", true)?;
     producer.send(&mut message).await?;
 
-    let a = consumer.receive_timeout(WAIT).await?.expect("first send");
-    let b = consumer.receive_timeout(WAIT).await?.expect("second send");
+    let a = consumer
+        .receive_timeout(h.wait())
+        .await?
+        .expect("first send");
+    let b = consumer
+        .receive_timeout(h.wait())
+        .await?
+        .expect("second send");
     assert_eq!(a.body_text(), Some("first"), "first send keeps its body");
     assert_eq!(a.property::<i32>("n")?, Some(1));
     assert_eq!(a.property::<bool>("extra")?, None);
@@ -503,7 +509,7 @@ pub async fn sent_message_modified_and_sent_again_3_10(h: &dyn Harness) -> Resul
         b.message_id(),
         "each send gets its own message id"
     );
-    assert!(consumer.receive_timeout(QUIET).await?.is_none());
+    assert!(consumer.receive_timeout(h.quiet()).await?.is_none());
     conn.close().await
 }
 

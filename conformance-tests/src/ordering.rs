@@ -2,7 +2,7 @@
 //! destination arrives in send order, per delivery mode and priority; higher priority first.
 use courier_api::*;
 
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::{gated, Harness};
 
 /// A text message carrying its producer and sequence number as properties.
 fn numbered(producer: &str, seq: i32) -> Result<Message> {
@@ -12,13 +12,17 @@ fn numbered(producer: &str, seq: i32) -> Result<Message> {
     Ok(m)
 }
 
-/// Receives `n` messages, each within WAIT, and returns their (producer, seq).
-async fn receive_numbered(consumer: &dyn Consumer, n: usize) -> Result<Vec<(String, i32)>> {
+/// Receives `n` messages, each within [`Harness::wait`], and returns their (producer, seq).
+async fn receive_numbered(
+    h: &dyn Harness,
+    consumer: &dyn Consumer,
+    n: usize,
+) -> Result<Vec<(String, i32)>> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
-        let Some(m) = consumer.receive_timeout(WAIT).await? else {
+        let Some(m) = consumer.receive_timeout(h.wait()).await? else {
             panic!(
-                "expected {n} messages within WAIT each, got only {}",
+                "expected {n} messages within h.wait() each, got only {}",
                 out.len()
             );
         };
@@ -52,7 +56,7 @@ fn stream_of(got: &[(String, i32)], producer: &str) -> Vec<i32> {
 pub async fn fifo_per_producer_1000_messages_6_2_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("ordering-fifo"));
+    let queue = Destination::queue(h.name("ordering-fifo"));
     let producer = session.create_producer(Some(&queue)).await?;
     for seq in 0..1000 {
         producer.send(&mut numbered("p", seq)?).await?;
@@ -60,10 +64,10 @@ pub async fn fifo_per_producer_1000_messages_6_2_9(h: &dyn Harness) -> Result<()
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    let got = receive_numbered(consumer.as_ref(), 1000).await?;
+    let got = receive_numbered(h, consumer.as_ref(), 1000).await?;
     assert_eq!(stream_of(&got, "p"), (0..1000).collect::<Vec<_>>());
     assert!(
-        consumer.receive_timeout(QUIET).await?.is_none(),
+        consumer.receive_timeout(h.quiet()).await?.is_none(),
         "no extra message"
     );
     conn.close().await
@@ -74,7 +78,7 @@ pub async fn fifo_per_producer_1000_messages_6_2_9(h: &dyn Harness) -> Result<()
 pub async fn priority_order_3_4_10(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("ordering-priority"));
+    let queue = Destination::queue(h.name("ordering-priority"));
     let producer = session.create_producer(Some(&queue)).await?;
     let mut sent = Vec::new();
     for seq in 0..40 {
@@ -83,9 +87,17 @@ pub async fn priority_order_3_4_10(h: &dyn Harness) -> Result<()> {
             priority,
             ..SendOptions::default()
         };
-        producer
+        let result = producer
             .send_with(None, &mut numbered("p", seq)?, &options)
-            .await?;
+            .await;
+        if seq == 0 {
+            let caps = h.capabilities();
+            if gated(caps.priority, "priority", result)?.is_none() {
+                return Ok(());
+            }
+        } else {
+            result?;
+        }
         sent.push((priority, seq));
     }
     let mut expected = sent.clone();
@@ -96,9 +108,9 @@ pub async fn priority_order_3_4_10(h: &dyn Harness) -> Result<()> {
     let mut got = Vec::new();
     for _ in 0..sent.len() {
         let m = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
-            .expect("every message within WAIT");
+            .expect("every message within h.wait()");
         got.push((m.priority(), m.property::<i32>("seq")?.expect("seq")));
     }
     assert_eq!(
@@ -114,7 +126,7 @@ pub async fn two_producers_each_stay_in_order_6_2_9(h: &dyn Harness) -> Result<(
     let conn = h.connect().await?;
     let session_a = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let session_b = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("ordering-two"));
+    let queue = Destination::queue(h.name("ordering-two"));
     let receiving = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let consumer = receiving
         .create_consumer(&queue, ConsumerOptions::default())
@@ -125,7 +137,7 @@ pub async fn two_producers_each_stay_in_order_6_2_9(h: &dyn Harness) -> Result<(
     let (ra, rb, got) = tokio::join!(
         send_numbered(a.as_ref(), "a", N),
         send_numbered(b.as_ref(), "b", N),
-        receive_numbered(consumer.as_ref(), 2 * N as usize)
+        receive_numbered(h, consumer.as_ref(), 2 * N as usize)
     );
     ra?;
     rb?;
@@ -148,7 +160,7 @@ pub async fn two_producers_each_stay_in_order_6_2_9(h: &dyn Harness) -> Result<(
 pub async fn non_persistent_in_order_6_2_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("ordering-np"));
+    let queue = Destination::queue(h.name("ordering-np"));
     let receiving = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let consumer = receiving
         .create_consumer(&queue, ConsumerOptions::default())
@@ -158,7 +170,7 @@ pub async fn non_persistent_in_order_6_2_9(h: &dyn Harness) -> Result<()> {
     const N: i32 = 500;
     let (sent, got) = tokio::join!(
         send_numbered(producer.as_ref(), "np", N),
-        receive_numbered(consumer.as_ref(), N as usize)
+        receive_numbered(h, consumer.as_ref(), N as usize)
     );
     sent?;
     assert_eq!(stream_of(&got?, "np"), (0..N).collect::<Vec<_>>());
@@ -170,7 +182,7 @@ pub async fn non_persistent_in_order_6_2_9(h: &dyn Harness) -> Result<()> {
 pub async fn each_delivery_mode_in_order_6_2_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("ordering-modes"));
+    let queue = Destination::queue(h.name("ordering-modes"));
     let producer = session.create_producer(Some(&queue)).await?;
     const N: i32 = 200;
     for seq in 0..N {
@@ -190,7 +202,7 @@ pub async fn each_delivery_mode_in_order_6_2_9(h: &dyn Harness) -> Result<()> {
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    let got = receive_numbered(consumer.as_ref(), N as usize).await?;
+    let got = receive_numbered(h, consumer.as_ref(), N as usize).await?;
     let np: Vec<i32> = (0..N).filter(|s| s % 3 == 0).collect();
     let p: Vec<i32> = (0..N).filter(|s| s % 3 != 0).collect();
     assert_eq!(stream_of(&got, "np"), np, "non-persistent stream");
@@ -203,7 +215,7 @@ pub async fn topic_subscribers_in_publish_order_6_2_9(h: &dyn Harness) -> Result
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let other = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = Destination::topic(unique("ordering-topic"));
+    let topic = Destination::topic(h.name("ordering-topic"));
     let first = session
         .create_consumer(&topic, ConsumerOptions::default())
         .await?;
@@ -216,8 +228,8 @@ pub async fn topic_subscribers_in_publish_order_6_2_9(h: &dyn Harness) -> Result
         producer.send(&mut numbered("t", seq)?).await?;
     }
     let (a, b) = tokio::join!(
-        receive_numbered(first.as_ref(), N as usize),
-        receive_numbered(second.as_ref(), N as usize)
+        receive_numbered(h, first.as_ref(), N as usize),
+        receive_numbered(h, second.as_ref(), N as usize)
     );
     assert_eq!(
         stream_of(&a?, "t"),
@@ -237,7 +249,7 @@ pub async fn topic_subscribers_in_publish_order_6_2_9(h: &dyn Harness) -> Result
 pub async fn selector_consumer_sees_ordered_subsequence_6_2_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("ordering-selector"));
+    let queue = Destination::queue(h.name("ordering-selector"));
     let producer = session.create_producer(Some(&queue)).await?;
     const N: i32 = 200;
     for seq in 0..N {
@@ -256,17 +268,17 @@ pub async fn selector_consumer_sees_ordered_subsequence_6_2_9(h: &dyn Harness) -
         return conn.close().await;
     }
     let evens = result?;
-    let got = receive_numbered(evens.as_ref(), N as usize / 2).await?;
+    let got = receive_numbered(h, evens.as_ref(), N as usize / 2).await?;
     assert_eq!(
         stream_of(&got, "s"),
         (0..N).filter(|s| s % 2 == 0).collect::<Vec<_>>()
     );
-    assert!(evens.receive_timeout(QUIET).await?.is_none());
+    assert!(evens.receive_timeout(h.quiet()).await?.is_none());
     evens.close().await?;
     let rest = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    let got = receive_numbered(rest.as_ref(), N as usize / 2).await?;
+    let got = receive_numbered(h, rest.as_ref(), N as usize / 2).await?;
     assert_eq!(
         stream_of(&got, "s"),
         (0..N).filter(|s| s % 2 == 1).collect::<Vec<_>>()

@@ -4,22 +4,22 @@
 use courier_api::*;
 
 use crate::expect::assert_format_error;
-use crate::{unique, Harness, WAIT};
+use crate::Harness;
 
 /// Sends `message` to a fresh queue and receives it back.
 async fn round_trip(h: &dyn Harness, mut message: Message) -> Result<Message> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("properties"));
+    let queue = Destination::queue(h.name("properties"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     let producer = session.create_producer(Some(&queue)).await?;
     producer.send(&mut message).await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
-        .expect("the sent message within WAIT");
+        .expect("the sent message within h.wait()");
     conn.close().await?;
     Ok(got)
 }

@@ -8,16 +8,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::expect::{outcome, send_texts};
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::Harness;
 
 /// Competing consumers: 200 messages shared by 3 consumers on their own sessions reach
 /// exactly one of them each — none lost, none twice (§4.2).
 pub async fn competing_consumers_each_message_once_4_2(h: &dyn Harness) -> Result<()> {
     const TOTAL: usize = 200;
-    let queue = Destination::queue(unique("q-compete"));
+    let queue = Destination::queue(h.name("q-compete"));
     let conn = h.connect().await?;
     let received = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
+    let wait = h.wait();
     for _ in 0..3 {
         let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
         let consumer = session
@@ -28,7 +29,7 @@ pub async fn competing_consumers_each_message_once_4_2(h: &dyn Harness) -> Resul
             let _session = session;
             let mut got = Vec::new();
             let mut idle_since = Instant::now();
-            while received.load(Ordering::SeqCst) < TOTAL && idle_since.elapsed() < WAIT {
+            while received.load(Ordering::SeqCst) < TOTAL && idle_since.elapsed() < wait {
                 if let Some(m) = consumer.receive_timeout(Duration::from_millis(50)).await? {
                     got.push(m.property::<i32>("n")?.expect("property n"));
                     received.fetch_add(1, Ordering::SeqCst);
@@ -70,7 +71,7 @@ pub async fn competing_consumers_each_message_once_4_2(h: &dyn Harness) -> Resul
     );
     for c in &consumers {
         assert!(
-            c.receive_timeout(QUIET).await?.is_none(),
+            c.receive_timeout(h.quiet()).await?.is_none(),
             "a message was delivered twice"
         );
     }
@@ -82,7 +83,7 @@ pub async fn competing_consumers_each_message_once_4_2(h: &dyn Harness) -> Resul
 pub async fn receive_no_wait_empty_then_ready_4_2(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("q-nowait"));
+    let queue = Destination::queue(h.name("q-nowait"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -98,7 +99,7 @@ pub async fn receive_no_wait_empty_then_ready_4_2(h: &dyn Harness) -> Result<()>
     );
     send_texts(conn.as_ref(), &queue, &["ready"]).await?;
     // The message may take a moment to travel to the consumer; poll without blocking.
-    let deadline = Instant::now() + WAIT;
+    let deadline = Instant::now() + h.wait();
     let got = loop {
         if let Some(m) = consumer.receive_no_wait().await? {
             break m;
@@ -122,7 +123,7 @@ pub async fn receive_no_wait_empty_then_ready_4_2(h: &dyn Harness) -> Result<()>
 pub async fn receive_timeout_returns_none_after_timeout_4_2(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("q-timeout"));
+    let queue = Destination::queue(h.name("q-timeout"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -136,7 +137,7 @@ pub async fn receive_timeout_returns_none_after_timeout_4_2(h: &dyn Harness) -> 
         "receive_timeout({timeout:?}) returned after only {elapsed:?}"
     );
     assert!(
-        elapsed < timeout + WAIT,
+        elapsed < timeout + h.wait(),
         "receive_timeout({timeout:?}) took {elapsed:?}"
     );
     conn.close().await
@@ -146,12 +147,12 @@ pub async fn receive_timeout_returns_none_after_timeout_4_2(h: &dyn Harness) -> 
 pub async fn pending_receive_woken_by_send_4_2(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("q-wake"));
+    let queue = Destination::queue(h.name("q-wake"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     let sender = h.connect().await?;
-    let (received, sent) = tokio::time::timeout(WAIT, async {
+    let (received, sent) = tokio::time::timeout(h.wait(), async {
         tokio::join!(consumer.receive(), async {
             tokio::time::sleep(Duration::from_millis(100)).await;
             send_texts(sender.as_ref(), &queue, &["wake up"]).await
@@ -170,11 +171,11 @@ pub async fn pending_receive_woken_by_send_4_2(h: &dyn Harness) -> Result<()> {
 pub async fn consumer_close_ends_pending_receive_4_2(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("q-close-pending"));
+    let queue = Destination::queue(h.name("q-close-pending"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    let (received, closed) = tokio::time::timeout(WAIT, async {
+    let (received, closed) = tokio::time::timeout(h.wait(), async {
         tokio::join!(consumer.receive(), async {
             tokio::time::sleep(Duration::from_millis(100)).await;
             consumer.close().await
@@ -194,7 +195,7 @@ pub async fn consumer_close_ends_pending_receive_4_2(h: &dyn Harness) -> Result<
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     let got = next
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("a closed consumer must not take messages");
     assert_eq!(got.body_text(), Some("after close"));
@@ -206,20 +207,20 @@ pub async fn consumer_close_ends_pending_receive_4_2(h: &dyn Harness) -> Result<
 pub async fn consumer_stream_yields_messages_4_2(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("q-stream"));
+    let queue = Destination::queue(h.name("q-stream"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     send_texts(conn.as_ref(), &queue, &["s1", "s2", "s3"]).await?;
     let mut stream = consumer.stream();
     for expected in ["s1", "s2", "s3"] {
-        let m = tokio::time::timeout(WAIT, stream.next())
+        let m = tokio::time::timeout(h.wait(), stream.next())
             .await
-            .unwrap_or_else(|_| panic!("the stream yields {expected:?} within WAIT"))
+            .unwrap_or_else(|_| panic!("the stream yields {expected:?} within h.wait()"))
             .expect("the stream of an open consumer does not end")?;
         assert_eq!(m.body_text(), Some(expected));
     }
-    let (next, closed) = tokio::time::timeout(WAIT, async {
+    let (next, closed) = tokio::time::timeout(h.wait(), async {
         tokio::join!(stream.next(), async {
             tokio::time::sleep(Duration::from_millis(100)).await;
             consumer.close().await
@@ -238,7 +239,7 @@ pub async fn consumer_stream_yields_messages_4_2(h: &dyn Harness) -> Result<()> 
 /// Messages sent before any consumer exists are kept by the queue and delivered in order to
 /// the first consumer, even one on another connection (§4.2).
 pub async fn messages_kept_until_a_consumer_exists_4_2(h: &dyn Harness) -> Result<()> {
-    let queue = Destination::queue(unique("q-early"));
+    let queue = Destination::queue(h.name("q-early"));
     let sender = h.connect().await?;
     send_texts(sender.as_ref(), &queue, &["e1", "e2", "e3"]).await?;
     sender.close().await?;
@@ -250,14 +251,14 @@ pub async fn messages_kept_until_a_consumer_exists_4_2(h: &dyn Harness) -> Resul
         .await?;
     for expected in ["e1", "e2", "e3"] {
         let got = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("{expected:?}, sent before the consumer existed, is kept"));
         assert_eq!(got.body_text(), Some(expected));
         assert!(!got.redelivered());
         assert_eq!(got.delivery_count(), 1);
     }
-    assert!(consumer.receive_timeout(QUIET).await?.is_none());
+    assert!(consumer.receive_timeout(h.quiet()).await?.is_none());
     conn.close().await
 }
 
@@ -266,8 +267,8 @@ pub async fn messages_kept_until_a_consumer_exists_4_2(h: &dyn Harness) -> Resul
 pub async fn producer_without_default_uses_send_to_4_2(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let a = Destination::queue(unique("q-send-to-a"));
-    let b = Destination::queue(unique("q-send-to-b"));
+    let a = Destination::queue(h.name("q-send-to-a"));
+    let b = Destination::queue(h.name("q-send-to-b"));
     let producer = session.create_producer(None).await?;
     assert_eq!(producer.destination(), None);
     let mut to_a = Message::text("for a");
@@ -292,13 +293,13 @@ pub async fn producer_without_default_uses_send_to_4_2(h: &dyn Harness) -> Resul
     let cb = session
         .create_consumer(&b, ConsumerOptions::default())
         .await?;
-    let got = ca.receive_timeout(WAIT).await?.expect("message for a");
+    let got = ca.receive_timeout(h.wait()).await?.expect("message for a");
     assert_eq!(got.body_text(), Some("for a"));
     assert_eq!(got.destination(), Some(&a));
-    let got = cb.receive_timeout(WAIT).await?.expect("message for b");
+    let got = cb.receive_timeout(h.wait()).await?.expect("message for b");
     assert_eq!(got.body_text(), Some("for b"));
     assert_eq!(got.destination(), Some(&b));
-    assert!(ca.receive_timeout(QUIET).await?.is_none());
+    assert!(ca.receive_timeout(h.quiet()).await?.is_none());
     assert!(cb.receive_no_wait().await?.is_none());
     conn.close().await
 }
@@ -308,8 +309,8 @@ pub async fn producer_without_default_uses_send_to_4_2(h: &dyn Harness) -> Resul
 pub async fn producer_with_default_rejects_send_to_4_2(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let default = Destination::queue(unique("q-default"));
-    let other = Destination::queue(unique("q-other"));
+    let default = Destination::queue(h.name("q-default"));
+    let other = Destination::queue(h.name("q-other"));
     let producer = session.create_producer(Some(&default)).await?;
     assert_eq!(producer.destination(), Some(&default));
     let r = producer
@@ -327,7 +328,7 @@ pub async fn producer_with_default_rejects_send_to_4_2(h: &dyn Harness) -> Resul
         .create_consumer(&other, ConsumerOptions::default())
         .await?;
     assert!(
-        cd.receive_timeout(QUIET).await?.is_none(),
+        cd.receive_timeout(h.quiet()).await?.is_none(),
         "a refused send reached the default destination"
     );
     assert!(
@@ -336,7 +337,7 @@ pub async fn producer_with_default_rejects_send_to_4_2(h: &dyn Harness) -> Resul
     );
     producer.send(&mut Message::text("fine")).await?;
     let got = cd
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the producer still works");
     assert_eq!(got.body_text(), Some("fine"));
@@ -348,7 +349,7 @@ pub async fn producer_with_default_rejects_send_to_4_2(h: &dyn Harness) -> Resul
 pub async fn closed_consumer_leaves_messages_on_queue_4_2(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("q-leave"));
+    let queue = Destination::queue(h.name("q-leave"));
     let first = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -356,7 +357,7 @@ pub async fn closed_consumer_leaves_messages_on_queue_4_2(h: &dyn Harness) -> Re
     let refs: Vec<&str> = bodies.iter().map(String::as_str).collect();
     send_texts(conn.as_ref(), &queue, &refs).await?;
     let got = first
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the first consumer gets the first message");
     assert_eq!(got.body_text(), Some("x0"));
@@ -367,13 +368,13 @@ pub async fn closed_consumer_leaves_messages_on_queue_4_2(h: &dyn Harness) -> Re
         .await?;
     for expected in &bodies[1..] {
         let got = second
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("{expected:?} was lost when the first consumer closed"));
         assert_eq!(got.body_text(), Some(expected.as_str()));
     }
     assert!(
-        second.receive_timeout(QUIET).await?.is_none(),
+        second.receive_timeout(h.quiet()).await?.is_none(),
         "the received x0 must not come back"
     );
     conn.close().await
@@ -382,7 +383,7 @@ pub async fn closed_consumer_leaves_messages_on_queue_4_2(h: &dyn Harness) -> Re
 /// Two producers on different connections feed one queue; the consumer gets every message,
 /// each producer's in its send order (§4.2, §6.2.9).
 pub async fn two_producers_one_queue_4_2(h: &dyn Harness) -> Result<()> {
-    let queue = Destination::queue(unique("q-two-prod"));
+    let queue = Destination::queue(h.name("q-two-prod"));
     let p1 = h.connect().await?;
     let p2 = h.connect().await?;
     let s1 = p1.create_session(SessionMode::AutoAcknowledge).await?;
@@ -401,7 +402,7 @@ pub async fn two_producers_one_queue_4_2(h: &dyn Harness) -> Result<()> {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..40 {
         let m = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .expect("all 40 messages arrive");
         let text = m.body_text().expect("text body").to_string();
@@ -414,7 +415,7 @@ pub async fn two_producers_one_queue_4_2(h: &dyn Harness) -> Result<()> {
     }
     assert_eq!(a, (0..20).collect::<Vec<_>>(), "producer a's order");
     assert_eq!(b, (0..20).collect::<Vec<_>>(), "producer b's order");
-    assert!(consumer.receive_timeout(QUIET).await?.is_none());
+    assert!(consumer.receive_timeout(h.quiet()).await?.is_none());
     p1.close().await?;
     p2.close().await?;
     conn.close().await

@@ -7,7 +7,7 @@
 use courier_api::*;
 use std::collections::BTreeSet;
 
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::{gated, Harness};
 
 /// Creates a consumer with `selector` on `queue`, or checks the backend says Unsupported.
 async fn selector_consumer(
@@ -53,7 +53,7 @@ pub async fn match_behind_100000_non_matching_3_8_1(h: &dyn Harness) -> Result<(
     const DEPTH: i64 = 100_000;
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("deep"));
+    let queue = Destination::queue(h.name("deep"));
     let producer = session.create_producer(Some(&queue)).await?;
     send_keyed(
         &*producer,
@@ -65,12 +65,12 @@ pub async fn match_behind_100000_non_matching_3_8_1(h: &dyn Harness) -> Result<(
         return conn.close().await;
     };
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the matching message");
     assert_eq!(got.property::<i64>("n")?, Some(-1));
     assert!(
-        consumer.receive_timeout(QUIET).await?.is_none(),
+        consumer.receive_timeout(h.quiet()).await?.is_none(),
         "only one message matches"
     );
     consumer.close().await?;
@@ -78,7 +78,7 @@ pub async fn match_behind_100000_non_matching_3_8_1(h: &dyn Harness) -> Result<(
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     let first = plain
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("non-matching messages stay");
     assert_eq!(first.property::<i64>("n")?, Some(0), "queue order is kept");
@@ -90,7 +90,7 @@ pub async fn match_behind_100000_non_matching_3_8_1(h: &dyn Harness) -> Result<(
 pub async fn overlapping_selectors_share_exactly_once_3_8_1(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("overlap"));
+    let queue = Destination::queue(h.name("overlap"));
     let selectors = ["key IN ('a', 'b')", "key = 'b'", "key = 'c'"];
     let mut consumers = Vec::new();
     for s in selectors {
@@ -108,7 +108,7 @@ pub async fn overlapping_selectors_share_exactly_once_3_8_1(h: &dyn Harness) -> 
     .await?;
     let mut seen = BTreeSet::new();
     for (selector, consumer) in selectors.iter().zip(&consumers) {
-        while let Some(m) = consumer.receive_timeout(QUIET).await? {
+        while let Some(m) = consumer.receive_timeout(h.quiet()).await? {
             let key: String = m.property("key")?.expect("key");
             match *selector {
                 "key IN ('a', 'b')" => assert!(key == "a" || key == "b", "{selector} got {key}"),
@@ -128,14 +128,14 @@ pub async fn overlapping_selectors_share_exactly_once_3_8_1(h: &dyn Harness) -> 
 pub async fn mixed_indexed_and_scanned_conditions_3_8_1_1(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("mixed"));
+    let queue = Destination::queue(h.name("mixed"));
     let producer = session.create_producer(Some(&queue)).await?;
     send_keyed(&*producer, (0..200).map(|n| (format!("k{}", n % 4), n, 4))).await?;
     let Some(and) = selector_consumer(h, &*session, &queue, "key = 'k1' AND n > 50").await? else {
         return conn.close().await;
     };
     let mut got = Vec::new();
-    while let Some(m) = and.receive_timeout(QUIET).await? {
+    while let Some(m) = and.receive_timeout(h.quiet()).await? {
         got.push(m.property::<i64>("n")?.expect("n"));
     }
     let want: Vec<i64> = (0..200).filter(|n| n % 4 == 1 && *n > 50).collect();
@@ -146,7 +146,7 @@ pub async fn mixed_indexed_and_scanned_conditions_3_8_1_1(h: &dyn Harness) -> Re
         .await?
         .expect("supported above");
     let mut got = Vec::new();
-    while let Some(m) = or.receive_timeout(QUIET).await? {
+    while let Some(m) = or.receive_timeout(h.quiet()).await? {
         got.push(m.property::<i64>("n")?.expect("n"));
     }
     let want: Vec<i64> = (0..200).filter(|n| n % 4 == 2 || *n < 3).collect();
@@ -159,19 +159,22 @@ pub async fn mixed_indexed_and_scanned_conditions_3_8_1_1(h: &dyn Harness) -> Re
 pub async fn priority_and_order_under_selector_6_2_9(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("prio-sel"));
+    let queue = Destination::queue(h.name("prio-sel"));
     let producer = session.create_producer(Some(&queue)).await?;
-    // Interleave keys and priorities: (key, n, priority).
-    send_keyed(
-        &*producer,
-        (0..120).map(|n| (format!("k{}", n % 2), n, [1u8, 7, 4][n as usize % 3])),
-    )
-    .await?;
+    // Interleave keys and priorities: (key, n, priority). The first send (priority 1) is the
+    // capability gate.
+    let keyed = |n: i64| (format!("k{}", n % 2), n, [1u8, 7, 4][n as usize % 3]);
+    let sent = send_keyed(&*producer, [keyed(0)]).await;
+    let caps = h.capabilities();
+    if gated(caps.priority, "priority", sent)?.is_none() {
+        return Ok(());
+    }
+    send_keyed(&*producer, (1..120).map(keyed)).await?;
     let Some(consumer) = selector_consumer(h, &*session, &queue, "key = 'k0'").await? else {
         return conn.close().await;
     };
     let mut got = Vec::new();
-    while let Some(m) = consumer.receive_timeout(QUIET).await? {
+    while let Some(m) = consumer.receive_timeout(h.quiet()).await? {
         got.push((m.priority(), m.property::<i64>("n")?.expect("n")));
     }
     let mut want: Vec<(u8, i64)> = (0..120)
@@ -188,7 +191,7 @@ pub async fn priority_and_order_under_selector_6_2_9(h: &dyn Harness) -> Result<
 pub async fn numeric_equality_across_types_3_8_1_1(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("numeq"));
+    let queue = Destination::queue(h.name("numeq"));
     let Some(consumer) = selector_consumer(h, &*session, &queue, "v = 5").await? else {
         return conn.close().await;
     };
@@ -207,7 +210,7 @@ pub async fn numeric_equality_across_types_3_8_1_1(h: &dyn Harness) -> Result<()
         producer.send(&mut m).await?;
     }
     let mut got = Vec::new();
-    while let Some(m) = consumer.receive_timeout(QUIET).await? {
+    while let Some(m) = consumer.receive_timeout(h.quiet()).await? {
         got.push(m.property::<i32>("i")?.expect("i"));
     }
     assert_eq!(got, vec![0, 1, 3]);
@@ -219,26 +222,27 @@ pub async fn numeric_equality_across_types_3_8_1_1(h: &dyn Harness) -> Result<()
 pub async fn late_consumer_and_waiting_consumer_3_8_1(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("late"));
+    let queue = Destination::queue(h.name("late"));
     let producer = session.create_producer(Some(&queue)).await?;
     send_keyed(&*producer, (0..10).map(|n| (format!("k{}", n % 2), n, 4))).await?;
     let Some(first) = selector_consumer(h, &*session, &queue, "key = 'k1'").await? else {
         return conn.close().await;
     };
-    let m = first.receive_timeout(WAIT).await?.expect("k1 message");
+    let m = first.receive_timeout(h.wait()).await?.expect("k1 message");
     assert_eq!(m.property::<i64>("n")?, Some(1));
     first.close().await?;
     let again = selector_consumer(h, &*session, &queue, "key = 'k1'")
         .await?
         .expect("supported above");
     let mut got = Vec::new();
-    while let Some(m) = again.receive_timeout(QUIET).await? {
+    while let Some(m) = again.receive_timeout(h.quiet()).await? {
         got.push(m.property::<i64>("n")?.expect("n"));
     }
     assert_eq!(got, vec![3, 5, 7, 9]);
 
-    let waiter = tokio::spawn(async move { again.receive_timeout(WAIT).await });
-    tokio::time::sleep(QUIET).await;
+    let wait = h.wait();
+    let waiter = tokio::spawn(async move { again.receive_timeout(wait).await });
+    tokio::time::sleep(h.quiet()).await;
     send_keyed(
         &*producer,
         [("k0".to_string(), 100, 4), ("k1".to_string(), 101, 4)],

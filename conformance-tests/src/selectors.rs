@@ -6,8 +6,8 @@
 //! selector) and on a topic (where the subscription never sees the others).
 use courier_api::*;
 
-use crate::expect::assert_quiet;
-use crate::{unique, Harness, WAIT};
+use crate::waits::assert_quiet;
+use crate::{gated, Harness};
 
 /// A message to send, with the options of its send.
 type Sent = (Message, SendOptions);
@@ -37,13 +37,18 @@ fn sorted<S: AsRef<str>>(labels: &[S]) -> Vec<String> {
     out
 }
 
-/// Receives `n` messages (each within WAIT) and returns their labels.
-async fn receive_labels(consumer: &dyn Consumer, n: usize, what: &str) -> Result<Vec<String>> {
+/// Receives `n` messages (each within [`Harness::wait`]) and returns their labels.
+async fn receive_labels(
+    h: &dyn Harness,
+    consumer: &dyn Consumer,
+    n: usize,
+    what: &str,
+) -> Result<Vec<String>> {
     let mut out = Vec::with_capacity(n);
     while out.len() < n {
-        match consumer.receive_timeout(WAIT).await? {
+        match consumer.receive_timeout(h.wait()).await? {
             Some(message) => out.push(label(&message)),
-            None => panic!("{what}: expected {n} messages within WAIT, got only {out:?}"),
+            None => panic!("{what}: expected {n} messages within h.wait(), got only {out:?}"),
         }
     }
     Ok(out)
@@ -80,7 +85,7 @@ async fn check_queue(
 ) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("selectors"));
+    let queue = Destination::queue(h.name("selectors"));
     let producer = session.create_producer(Some(&queue)).await?;
     let all: Vec<String> = msgs.iter().map(|(m, _)| label(m)).collect();
     for (message, options) in msgs {
@@ -92,9 +97,9 @@ async fn check_queue(
         return conn.close().await;
     };
     let what = format!("queue consumer with selector {selector:?}");
-    let got = receive_labels(consumer.as_ref(), expected.len(), &what).await?;
+    let got = receive_labels(h, consumer.as_ref(), expected.len(), &what).await?;
     assert_eq!(sorted(&got), sorted(expected), "{what}");
-    assert_quiet(consumer.as_ref(), &what).await?;
+    assert_quiet(h, consumer.as_ref(), &what).await?;
     consumer.close().await?;
 
     let rest: Vec<&str> = all
@@ -106,7 +111,7 @@ async fn check_queue(
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     let what = format!("consumer without selector after {selector:?}");
-    let got = receive_labels(plain.as_ref(), rest.len(), &what).await?;
+    let got = receive_labels(h, plain.as_ref(), rest.len(), &what).await?;
     assert_eq!(
         sorted(&got),
         sorted(&rest),
@@ -125,7 +130,7 @@ async fn check_topic(
 ) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = Destination::topic(unique("selectors"));
+    let topic = Destination::topic(h.name("selectors"));
     let selecting = session
         .create_consumer(&topic, ConsumerOptions::selector(selector))
         .await?;
@@ -140,10 +145,11 @@ async fn check_topic(
             .await?;
     }
     let what = format!("topic subscription with selector {selector:?}");
-    let got = receive_labels(selecting.as_ref(), expected.len(), &what).await?;
+    let got = receive_labels(h, selecting.as_ref(), expected.len(), &what).await?;
     assert_eq!(sorted(&got), sorted(expected), "{what}");
-    assert_quiet(selecting.as_ref(), &what).await?;
+    assert_quiet(h, selecting.as_ref(), &what).await?;
     let got = receive_labels(
+        h,
         plain.as_ref(),
         all.len(),
         "topic subscription without selector",
@@ -386,6 +392,19 @@ pub async fn header_priority_and_delivery_mode_3_8_1_1(h: &dyn Harness) -> Resul
         priority: 7,
         ..SendOptions::default()
     };
+    let probe = h.connect().await?;
+    let session = probe.create_session(SessionMode::AutoAcknowledge).await?;
+    let producer = session
+        .create_producer(Some(&Destination::queue(h.name("prio-probe"))))
+        .await?;
+    let sent = producer
+        .send_with(None, &mut Message::text("probe"), &high)
+        .await;
+    let caps = h.capabilities();
+    if gated(caps.priority, "priority", sent)?.is_none() {
+        return Ok(());
+    }
+    probe.close().await?;
     let low = SendOptions {
         priority: 2,
         ..SendOptions::default()
@@ -454,7 +473,7 @@ pub async fn header_message_id_and_timestamp_3_8_1_1(h: &dyn Harness) -> Result<
     // Pick the second of three messages by its id.
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("selectors-id"));
+    let queue = Destination::queue(h.name("selectors-id"));
     let producer = session.create_producer(Some(&queue)).await?;
     let mut ids = Vec::new();
     for text in ["first", "second", "third"] {
@@ -464,9 +483,9 @@ pub async fn header_message_id_and_timestamp_3_8_1_1(h: &dyn Harness) -> Result<
     }
     let selector = format!("JMSMessageID = '{}'", ids[1].replace('\'', "''"));
     if let Some(consumer) = queue_consumer(h, session.as_ref(), &queue, &selector).await? {
-        let got = receive_labels(consumer.as_ref(), 1, &selector).await?;
+        let got = receive_labels(h, consumer.as_ref(), 1, &selector).await?;
         assert_eq!(got, ["second"]);
-        assert_quiet(consumer.as_ref(), &selector).await?;
+        assert_quiet(h, consumer.as_ref(), &selector).await?;
     }
     conn.close().await
 }
@@ -544,7 +563,7 @@ pub async fn keywords_case_insensitive_identifiers_case_sensitive_3_8_1_1(
 pub async fn queue_non_matching_stay_for_other_consumers_3_8_1(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("selectors-stay"));
+    let queue = Destination::queue(h.name("selectors-stay"));
     let Some(reds) = queue_consumer(h, session.as_ref(), &queue, "color = 'red'").await? else {
         return conn.close().await;
     };
@@ -566,24 +585,24 @@ pub async fn queue_non_matching_stay_for_other_consumers_3_8_1(h: &dyn Harness) 
         producer.send(&mut message).await?;
     }
     assert_eq!(
-        receive_labels(reds.as_ref(), 2, "reds").await?,
+        receive_labels(h, reds.as_ref(), 2, "reds").await?,
         ["red1", "red2"]
     );
     assert_eq!(
-        receive_labels(blues.as_ref(), 2, "blues").await?,
+        receive_labels(h, blues.as_ref(), 2, "blues").await?,
         ["blue1", "blue2"]
     );
-    assert_quiet(reds.as_ref(), "reds").await?;
-    assert_quiet(blues.as_ref(), "blues").await?;
+    assert_quiet(h, reds.as_ref(), "reds").await?;
+    assert_quiet(h, blues.as_ref(), "blues").await?;
     let plain = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     assert_eq!(
-        receive_labels(plain.as_ref(), 1, "plain").await?,
+        receive_labels(h, plain.as_ref(), 1, "plain").await?,
         ["green1"],
         "the message no selector matched stays on the queue"
     );
-    assert_quiet(plain.as_ref(), "plain").await?;
+    assert_quiet(h, plain.as_ref(), "plain").await?;
     conn.close().await
 }
 
@@ -592,7 +611,7 @@ pub async fn queue_non_matching_stay_for_other_consumers_3_8_1(h: &dyn Harness) 
 pub async fn topic_subscription_never_gets_non_matching_3_8_1(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = Destination::topic(unique("selectors-topic"));
+    let topic = Destination::topic(h.name("selectors-topic"));
     let reds = session
         .create_consumer(&topic, ConsumerOptions::selector("color = 'red'"))
         .await?;
@@ -611,14 +630,14 @@ pub async fn topic_subscription_never_gets_non_matching_3_8_1(h: &dyn Harness) -
         producer.send(&mut message).await?;
     }
     assert_eq!(
-        receive_labels(all.as_ref(), 4, "all").await?,
+        receive_labels(h, all.as_ref(), 4, "all").await?,
         ["red1", "blue1", "red2", "blue2"]
     );
     assert_eq!(
-        receive_labels(reds.as_ref(), 2, "reds").await?,
+        receive_labels(h, reds.as_ref(), 2, "reds").await?,
         ["red1", "red2"]
     );
-    assert_quiet(reds.as_ref(), "reds").await?;
+    assert_quiet(h, reds.as_ref(), "reds").await?;
     conn.close().await
 }
 
@@ -627,8 +646,8 @@ pub async fn topic_subscription_never_gets_non_matching_3_8_1(h: &dyn Harness) -
 pub async fn empty_selector_selects_everything_3_8_1(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("selectors-empty"));
-    let topic = Destination::topic(unique("selectors-empty"));
+    let queue = Destination::queue(h.name("selectors-empty"));
+    let topic = Destination::topic(h.name("selectors-empty"));
     let from_queue = session
         .create_consumer(&queue, ConsumerOptions::selector(""))
         .await?;
@@ -645,11 +664,11 @@ pub async fn empty_selector_selects_everything_3_8_1(h: &dyn Harness) -> Result<
         producer.send_to(&topic, &mut message).await?;
     }
     assert_eq!(
-        receive_labels(from_queue.as_ref(), 3, "queue, empty selector").await?,
+        receive_labels(h, from_queue.as_ref(), 3, "queue, empty selector").await?,
         ["a", "b", "c"]
     );
     assert_eq!(
-        receive_labels(from_topic.as_ref(), 3, "topic, blank selector").await?,
+        receive_labels(h, from_topic.as_ref(), 3, "topic, blank selector").await?,
         ["a", "b", "c"]
     );
     conn.close().await
@@ -660,8 +679,8 @@ pub async fn empty_selector_selects_everything_3_8_1(h: &dyn Harness) -> Result<
 pub async fn invalid_selector_rejected_at_creation_3_8_1_1(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = Destination::topic(unique("selectors-bad"));
-    let queue = Destination::queue(unique("selectors-bad"));
+    let topic = Destination::topic(h.name("selectors-bad"));
+    let queue = Destination::queue(h.name("selectors-bad"));
     // (selector, lowest plausible error position)
     let bad: [(&str, usize); 14] = [
         ("color = ", 6),
@@ -694,7 +713,7 @@ pub async fn invalid_selector_rejected_at_creation_3_8_1_1(h: &dyn Harness) -> R
     message.set_property("a", 1_i32)?;
     producer.send(&mut message).await?;
     assert_eq!(
-        receive_labels(consumer.as_ref(), 1, "after refusals").await?,
+        receive_labels(h, consumer.as_ref(), 1, "after refusals").await?,
         ["ok"]
     );
     conn.close().await
@@ -705,8 +724,8 @@ pub async fn invalid_selector_rejected_at_creation_3_8_1_1(h: &dyn Harness) -> R
 pub async fn disallowed_header_identifiers_rejected_3_8_1_1(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = Destination::topic(unique("selectors-headers"));
-    let queue = Destination::queue(unique("selectors-headers"));
+    let topic = Destination::topic(h.name("selectors-headers"));
+    let queue = Destination::queue(h.name("selectors-headers"));
     for selector in [
         "JMSDestination = 'queue://x'",
         "JMSReplyTo IS NULL",

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::Harness;
 
 /// The entry type most cases use.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq)]
@@ -64,7 +64,7 @@ async fn connect(h: &dyn Harness) -> Result<Arc<dyn Connection>> {
 /// A new space with a unique name on a new connection.
 async fn open(h: &dyn Harness) -> Result<(Arc<dyn Connection>, Space)> {
     let connection = connect(h).await?;
-    let space = Space::open(&connection, &unique("space")).await?;
+    let space = Space::open(&connection, &h.name("space")).await?;
     Ok((connection, space))
 }
 
@@ -106,8 +106,11 @@ pub async fn round_trip_write_read_take(h: &dyn Harness) -> Result<()> {
         lease.expiration().is_none(),
         "a FOREVER lease never expires"
     );
-    assert_eq!(space.read(&tasks(), WAIT).await?, Some(original.clone()));
-    assert_eq!(space.take(&tasks(), WAIT).await?, Some(original));
+    assert_eq!(
+        space.read(&tasks(), h.wait()).await?,
+        Some(original.clone())
+    );
+    assert_eq!(space.take(&tasks(), h.wait()).await?, Some(original));
     assert_eq!(space.take_if_exists(&tasks()).await?, None, "taken once");
     let awkward = Awkward {
         tags: vec!["a".into(), "b".into()],
@@ -120,7 +123,7 @@ pub async fn round_trip_write_read_take(h: &dyn Harness) -> Result<()> {
         data: "x".into(),
     };
     space.write(&awkward, FOREVER).await?;
-    let back = space.take(&Template::<Awkward>::any()?, WAIT).await?;
+    let back = space.take(&Template::<Awkward>::any()?, h.wait()).await?;
     assert_eq!(
         back,
         Some(awkward),
@@ -136,8 +139,8 @@ pub async fn read_leaves_entry_take_removes_it(h: &dyn Harness) -> Result<()> {
     for _ in 0..3 {
         assert_eq!(space.read_if_exists(&tasks()).await?.map(|t| t.id), Some(1));
     }
-    assert_eq!(space.read(&tasks(), WAIT).await?.map(|t| t.id), Some(1));
-    assert_eq!(space.take(&tasks(), WAIT).await?.map(|t| t.id), Some(1));
+    assert_eq!(space.read(&tasks(), h.wait()).await?.map(|t| t.id), Some(1));
+    assert_eq!(space.take(&tasks(), h.wait()).await?.map(|t| t.id), Some(1));
     assert_eq!(space.read_if_exists(&tasks()).await?, None);
     connection.close().await
 }
@@ -164,7 +167,7 @@ pub async fn exact_values_match_and_other_fields_are_wildcards(h: &dyn Harness) 
         .eq("kind", "resize")
         .eq("size", 20)
         .build()?;
-    assert_eq!(space.take(&exact, WAIT).await?.map(|t| t.id), Some(3));
+    assert_eq!(space.take(&exact, h.wait()).await?.map(|t| t.id), Some(3));
     assert_eq!(
         space.take_if_exists(&exact).await?,
         None,
@@ -191,9 +194,13 @@ pub async fn entry_of_another_type_never_matches(h: &dyn Harness) -> Result<()> 
     };
     space.write(&job, FOREVER).await?;
     assert_eq!(space.take_if_exists(&kind("resize")).await?, None);
-    assert_eq!(space.take(&tasks(), QUIET).await?, None, "a Task template");
+    assert_eq!(
+        space.take(&tasks(), h.quiet()).await?,
+        None,
+        "a Task template"
+    );
     let jobs = Template::<Job>::builder().eq("kind", "resize").build()?;
-    assert_eq!(space.take(&jobs, WAIT).await?, Some(job));
+    assert_eq!(space.take(&jobs, h.wait()).await?, Some(job));
     connection.close().await
 }
 
@@ -210,14 +217,14 @@ pub async fn value_of_another_type_never_matches(h: &dyn Harness) -> Result<()> 
         "(i64,) does not match (i32,)"
     );
     let text = Template::<(String,)>::builder().eq(0, "3").build()?;
-    assert_eq!(space.take(&text, WAIT).await?, Some(("3".to_owned(),)));
+    assert_eq!(space.take(&text, h.wait()).await?, Some(("3".to_owned(),)));
     assert_eq!(
         space.take_if_exists(&text).await?,
         None,
         "3_i32 is not \"3\""
     );
     let int = Template::<(i32,)>::builder().eq(0, 3).build()?;
-    assert_eq!(space.take(&int, WAIT).await?, Some((3,)));
+    assert_eq!(space.take(&int, h.wait()).await?, Some((3,)));
     match Template::<Task>::builder().eq("size", "3").build() {
         Err(Error::InvalidArgument(reason)) => {
             assert!(reason.contains("size"), "names the field: {reason}")
@@ -315,12 +322,12 @@ pub async fn linda_tuples_match_by_position(h: &dyn Harness) -> Result<()> {
         .eq(2, "crop")
         .build()?;
     assert_eq!(
-        space.take(&crop, WAIT).await?,
+        space.take(&crop, h.wait()).await?,
         Some(("task".into(), 8, "crop".into()))
     );
     let results = Template::<Triple>::builder().eq(0, "result").build()?;
     assert_eq!(
-        space.read(&results, WAIT).await?,
+        space.read(&results, h.wait()).await?,
         Some(("result".into(), 7, "ok".into()))
     );
     let narrower = Template::<(String, i32, String)>::any()?;
@@ -333,7 +340,7 @@ pub async fn linda_tuples_match_by_position(h: &dyn Harness) -> Result<()> {
     assert_eq!(space.take_if_exists(&pairs).await?, None, "arity differs");
     assert_eq!(
         space
-            .take_many(&Template::<Triple>::any()?, 10, WAIT)
+            .take_many(&Template::<Triple>::any()?, 10, h.wait())
             .await?
             .len(),
         2
@@ -389,9 +396,10 @@ pub async fn waiting_take_woken_by_later_matching_write(h: &dyn Harness) -> Resu
     let (connection, space) = open(h).await?;
     let waiter = {
         let space = space.clone();
+        let wait = h.wait();
         tokio::spawn(async move {
             let started = Instant::now();
-            let got = space.take(&kind("wanted"), WAIT).await;
+            let got = space.take(&kind("wanted"), wait).await;
             (got, started.elapsed())
         })
     };
@@ -407,7 +415,7 @@ pub async fn waiting_take_woken_by_later_matching_write(h: &dyn Harness) -> Resu
     let (got, waited) = waiter.await.expect("waiting task panicked");
     assert_eq!(got?.map(|t| t.id), Some(2));
     assert!(
-        written.elapsed() < Duration::from_secs(2) && waited < WAIT,
+        written.elapsed() < Duration::from_secs(2) && waited < h.wait(),
         "the take was not woken promptly by the write (waited {waited:?})"
     );
     assert_eq!(
@@ -427,9 +435,10 @@ pub async fn waiting_take_woken_despite_idle_takers(h: &dyn Harness) -> Result<(
     assert_eq!(other.take_if_exists(&kind("wanted")).await?, None);
     let waiter = {
         let space = space.clone();
+        let wait = h.wait();
         tokio::spawn(async move {
             let started = Instant::now();
-            let got = space.take(&kind("wanted"), WAIT).await;
+            let got = space.take(&kind("wanted"), wait).await;
             (got, started.elapsed())
         })
     };
@@ -449,7 +458,8 @@ pub async fn waiting_read_woken_by_later_matching_write(h: &dyn Harness) -> Resu
     let (connection, space) = open(h).await?;
     let waiter = {
         let space = space.clone();
-        tokio::spawn(async move { space.read(&kind("wanted"), WAIT).await })
+        let wait = h.wait();
+        tokio::spawn(async move { space.read(&kind("wanted"), wait).await })
     };
     tokio::time::sleep(Duration::from_millis(200)).await;
     space.write(&task(1, "other", 0), FOREVER).await?;
@@ -486,7 +496,7 @@ async fn waiting_read_woken_by_returned_take(h: &dyn Harness, unwind: Unwind) ->
     let (connection, space) = open(h).await?;
     let mut events = space.notify(&kind("held")).await?;
     space.write(&task(1, "held", 0), FOREVER).await?;
-    let written = tokio::time::timeout(WAIT, events.next()).await;
+    let written = tokio::time::timeout(h.wait(), events.next()).await;
     assert_eq!(
         written.expect("reported").transpose()?.map(|t| t.id),
         Some(1)
@@ -499,7 +509,10 @@ async fn waiting_read_woken_by_returned_take(h: &dyn Harness, unwind: Unwind) ->
         }
         Unwind::Abort | Unwind::Drop => space.transaction().await?,
     };
-    assert_eq!(tx.take(&kind("held"), WAIT).await?.map(|t| t.id), Some(1));
+    assert_eq!(
+        tx.take(&kind("held"), h.wait()).await?.map(|t| t.id),
+        Some(1)
+    );
     let reader = {
         let space = space.clone();
         tokio::spawn(async move { space.read(&kind("held"), FOREVER).await })
@@ -514,14 +527,19 @@ async fn waiting_read_woken_by_returned_take(h: &dyn Harness, unwind: Unwind) ->
         Unwind::Drop => drop(tx),
         Unwind::Timeout => {} // the transaction's own timer rolls it back
     }
-    let got = tokio::time::timeout(WAIT, reader)
+    let got = tokio::time::timeout(h.wait(), reader)
         .await
         .unwrap_or_else(|_| {
-            panic!("a read waiting FOREVER was not woken within {WAIT:?} after the {unwind:?}")
+            panic!(
+                "a read waiting FOREVER was not woken within {:?} after the {unwind:?}",
+                h.wait()
+            )
         });
     assert_eq!(got.expect("reader panicked")?.map(|t| t.id), Some(1));
     assert!(
-        tokio::time::timeout(QUIET, events.next()).await.is_err(),
+        tokio::time::timeout(h.quiet(), events.next())
+            .await
+            .is_err(),
         "an entry coming back is not a write: notify stays quiet"
     );
     assert_eq!(drain(&space, &tasks()).await?, vec![1], "the entry is back");
@@ -570,7 +588,7 @@ pub async fn lease_cancel_removes_exactly_its_entry(h: &dyn Harness) -> Result<(
     let third = space.write(&task(3, "same", 0), FOREVER).await?;
     assert_ne!(first.entry_id(), second.entry_id());
     assert!(second.cancel().await?, "the entry was there");
-    assert_eq!(space.take(&tasks(), WAIT).await?.map(|t| t.id), Some(1));
+    assert_eq!(space.take(&tasks(), h.wait()).await?.map(|t| t.id), Some(1));
     assert!(!first.cancel().await?, "already taken: nothing to cancel");
     assert_eq!(drain(&space, &tasks()).await?, vec![3]);
     assert!(!third.cancel().await?);
@@ -612,7 +630,10 @@ pub async fn transaction_commit_publishes_writes_and_takes(h: &dyn Harness) -> R
     let (connection, space) = open(h).await?;
     space.write(&task(1, "input", 0), FOREVER).await?;
     let mut tx = space.transaction().await?;
-    assert_eq!(tx.take(&kind("input"), WAIT).await?.map(|t| t.id), Some(1));
+    assert_eq!(
+        tx.take(&kind("input"), h.wait()).await?.map(|t| t.id),
+        Some(1)
+    );
     tx.write(&task(2, "output", 0), FOREVER).await?;
     assert_eq!(
         space.read_if_exists(&kind("input")).await?,
@@ -620,13 +641,13 @@ pub async fn transaction_commit_publishes_writes_and_takes(h: &dyn Harness) -> R
         "taken in tx"
     );
     assert_eq!(
-        space.read(&kind("output"), QUIET).await?,
+        space.read(&kind("output"), h.quiet()).await?,
         None,
         "uncommitted writes are invisible"
     );
     tx.commit().await?;
     assert_eq!(
-        space.read(&kind("output"), WAIT).await?.map(|t| t.id),
+        space.read(&kind("output"), h.wait()).await?.map(|t| t.id),
         Some(2)
     );
     assert_eq!(
@@ -643,15 +664,15 @@ pub async fn transaction_abort_restores_takes_and_drops_writes(h: &dyn Harness) 
     let (connection, space) = open(h).await?;
     space.write(&task(1, "input", 0), FOREVER).await?;
     let mut tx = space.transaction().await?;
-    assert_eq!(tx.take(&tasks(), WAIT).await?.map(|t| t.id), Some(1));
+    assert_eq!(tx.take(&tasks(), h.wait()).await?.map(|t| t.id), Some(1));
     tx.write(&task(2, "output", 0), FOREVER).await?;
     tx.abort().await?;
     assert_eq!(
-        space.take(&kind("input"), WAIT).await?.map(|t| t.id),
+        space.take(&kind("input"), h.wait()).await?.map(|t| t.id),
         Some(1)
     );
     assert_eq!(
-        space.take(&kind("output"), QUIET).await?,
+        space.take(&kind("output"), h.quiet()).await?,
         None,
         "write dropped"
     );
@@ -664,14 +685,14 @@ pub async fn dropped_transaction_restores_takes(h: &dyn Harness) -> Result<()> {
     space.write(&task(1, "input", 0), FOREVER).await?;
     {
         let mut tx = space.transaction().await?;
-        assert_eq!(tx.take(&tasks(), WAIT).await?.map(|t| t.id), Some(1));
+        assert_eq!(tx.take(&tasks(), h.wait()).await?.map(|t| t.id), Some(1));
         tx.write(&task(2, "output", 0), FOREVER).await?;
     }
     assert_eq!(
-        space.take(&kind("input"), WAIT).await?.map(|t| t.id),
+        space.take(&kind("input"), h.wait()).await?.map(|t| t.id),
         Some(1)
     );
-    assert_eq!(space.take(&kind("output"), QUIET).await?, None);
+    assert_eq!(space.take(&kind("output"), h.quiet()).await?, None);
     connection.close().await
 }
 
@@ -682,14 +703,14 @@ pub async fn timed_out_transaction_restores_takes(h: &dyn Harness) -> Result<()>
     let mut tx = space
         .transaction_with_timeout(Duration::from_millis(300))
         .await?;
-    assert_eq!(tx.take(&tasks(), WAIT).await?.map(|t| t.id), Some(1));
+    assert_eq!(tx.take(&tasks(), h.wait()).await?.map(|t| t.id), Some(1));
     tx.write(&task(2, "output", 0), FOREVER).await?;
     assert_eq!(
         space.take_if_exists(&tasks()).await?,
         None,
         "held by the transaction"
     );
-    let restored = space.take(&kind("input"), WAIT).await?;
+    let restored = space.take(&kind("input"), h.wait()).await?;
     assert_eq!(
         restored.map(|t| t.id),
         Some(1),
@@ -703,7 +724,7 @@ pub async fn timed_out_transaction_restores_takes(h: &dyn Harness) -> Result<()>
         Err(Error::TransactionRolledBack(_)) => {}
         r => panic!("commit after the timeout fails with TransactionRolledBack, got {r:?}"),
     }
-    assert_eq!(space.take(&kind("output"), QUIET).await?, None);
+    assert_eq!(space.take(&kind("output"), h.quiet()).await?, None);
     connection.close().await
 }
 
@@ -719,14 +740,17 @@ pub async fn transaction_sees_its_own_writes(h: &dyn Harness) -> Result<()> {
         Some(2)
     );
     assert_eq!(
-        tx.read(&kind("committed"), WAIT).await?.map(|t| t.id),
+        tx.read(&kind("committed"), h.wait()).await?.map(|t| t.id),
         Some(1)
     );
     let listed: Vec<Task> = tx.contents(&tasks()).await?.try_collect().await?;
     let mut ids: Vec<i64> = listed.iter().map(|t| t.id).collect();
     ids.sort_unstable();
     assert_eq!(ids, vec![1, 2, 3], "contents: own writes and the space");
-    assert_eq!(tx.take(&kind("mine"), WAIT).await?.map(|t| t.id), Some(2));
+    assert_eq!(
+        tx.take(&kind("mine"), h.wait()).await?.map(|t| t.id),
+        Some(2)
+    );
     assert_eq!(
         space.read_if_exists(&kind("mine")).await?,
         None,
@@ -749,18 +773,18 @@ pub async fn notify_reports_only_matching_writes(h: &dyn Harness) -> Result<()> 
     space.write(&task(1, "crop", 0), FOREVER).await?;
     space.write(&task(2, "resize", 0), FOREVER).await?;
     space.write(&("resize", 3_i64), FOREVER).await?;
-    let first = tokio::time::timeout(WAIT, resizes.next())
+    let first = tokio::time::timeout(h.wait(), resizes.next())
         .await
-        .expect("a matching write is reported within WAIT");
+        .expect("a matching write is reported within h.wait()");
     assert_eq!(first.transpose()?.map(|t| t.id), Some(2));
-    let quiet = tokio::time::timeout(QUIET, resizes.next()).await;
+    let quiet = tokio::time::timeout(h.quiet(), resizes.next()).await;
     assert!(quiet.is_err(), "non-matching writes are not reported");
     for expected in [1, 2] {
-        let event = tokio::time::timeout(WAIT, all.next()).await;
+        let event = tokio::time::timeout(h.wait(), all.next()).await;
         let event = event.expect("reported").transpose()?;
         assert_eq!(event.map(|t| t.id), Some(expected), "in write order");
     }
-    assert!(tokio::time::timeout(QUIET, all.next()).await.is_err());
+    assert!(tokio::time::timeout(h.quiet(), all.next()).await.is_err());
     assert_eq!(
         drain(&space, &tasks()).await?,
         vec![1, 2],
@@ -779,27 +803,31 @@ pub async fn notify_reports_transaction_writes_at_commit(h: &dyn Harness) -> Res
     let mut tx = space.transaction().await?;
     tx.write(&task(2, "committed", 0), FOREVER).await?;
     assert!(
-        tokio::time::timeout(QUIET, events.next()).await.is_err(),
+        tokio::time::timeout(h.quiet(), events.next())
+            .await
+            .is_err(),
         "nothing is reported before commit"
     );
     tx.commit().await?;
-    let event = tokio::time::timeout(WAIT, events.next()).await;
+    let event = tokio::time::timeout(h.wait(), events.next()).await;
     assert_eq!(event.expect("reported").transpose()?.map(|t| t.id), Some(2));
-    assert!(tokio::time::timeout(QUIET, events.next()).await.is_err());
+    assert!(tokio::time::timeout(h.quiet(), events.next())
+        .await
+        .is_err());
     connection.close().await
 }
 
 /// Two spaces never see each other's entries, on one connection or two.
 pub async fn spaces_are_isolated_from_each_other(h: &dyn Harness) -> Result<()> {
     let (connection, a) = open(h).await?;
-    let b = Space::open(&connection, &unique("space")).await?;
+    let b = Space::open(&connection, &h.name("space")).await?;
     let other = connect(h).await?;
     let a_again = Space::open(&other, a.name()).await?;
     a.write(&task(1, "x", 0), FOREVER).await?;
     b.write(&task(2, "x", 0), FOREVER).await?;
     assert_eq!(drain(&b, &tasks()).await?, vec![2]);
     assert_eq!(
-        a_again.take(&tasks(), WAIT).await?.map(|t| t.id),
+        a_again.take(&tasks(), h.wait()).await?.map(|t| t.id),
         Some(1),
         "the same name on another connection is the same space"
     );
@@ -819,7 +847,7 @@ pub async fn spaces_are_isolated_from_ordinary_queues(h: &dyn Harness) -> Result
     let mut plain = Message::object(&task(1, "plain", 0))?;
     producer.send(&mut plain).await?;
     assert_eq!(
-        space.take(&tasks(), QUIET).await?,
+        space.take(&tasks(), h.quiet()).await?,
         None,
         "the queue's message is no entry"
     );
@@ -828,12 +856,12 @@ pub async fn spaces_are_isolated_from_ordinary_queues(h: &dyn Harness) -> Result
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     let m = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the plain message stays");
     assert_eq!(m.body_object::<Task>()?.id, 1);
     assert!(
-        consumer.receive_timeout(QUIET).await?.is_none(),
+        consumer.receive_timeout(h.quiet()).await?.is_none(),
         "entries never reach the ordinary queue"
     );
     assert_eq!(drain(&space, &tasks()).await?, vec![3]);
@@ -923,7 +951,7 @@ pub async fn bag_of_tasks_10000_tasks_8_workers(h: &dyn Harness) -> Result<()> {
     let results_template = Template::<Outcome>::any()?;
     let mut results = Vec::new();
     while results.len() < TASKS as usize {
-        let batch = space.take_many(&results_template, 1_000, WAIT).await?;
+        let batch = space.take_many(&results_template, 1_000, h.wait()).await?;
         assert!(
             !batch.is_empty(),
             "results stopped arriving after {} of {TASKS}",
@@ -967,9 +995,9 @@ pub async fn take_many_takes_up_to_max(h: &dyn Harness) -> Result<()> {
     for id in 0..10 {
         space.write(&task(id, "m", 0), FOREVER).await?;
     }
-    let first = space.take_many(&tasks(), 4, WAIT).await?;
+    let first = space.take_many(&tasks(), 4, h.wait()).await?;
     assert_eq!(first.len(), 4);
-    let rest = space.take_many(&tasks(), 100, WAIT).await?;
+    let rest = space.take_many(&tasks(), 100, h.wait()).await?;
     assert_eq!(
         rest.len(),
         6,
@@ -983,7 +1011,7 @@ pub async fn take_many_takes_up_to_max(h: &dyn Harness) -> Result<()> {
         .await?
         .is_empty());
     assert!(started.elapsed() >= Duration::from_millis(200));
-    assert!(space.take_many(&tasks(), 0, WAIT).await?.is_empty());
+    assert!(space.take_many(&tasks(), 0, h.wait()).await?.is_empty());
     connection.close().await
 }
 
@@ -1074,7 +1102,7 @@ pub async fn bad_templates_are_refused_naming_the_field(h: &dyn Harness) -> Resu
 pub async fn oversized_entry_is_refused(h: &dyn Harness) -> Result<()> {
     let connection = connect(h).await?;
     let options = SpaceOptions::default().with_max_entry_size(64 * 1024);
-    let space = Space::open_with(&connection, &unique("space"), options).await?;
+    let space = Space::open_with(&connection, &h.name("space"), options).await?;
     let big = Awkward {
         tags: vec![],
         nested: Outcome {
@@ -1101,7 +1129,7 @@ pub async fn oversized_entry_is_refused(h: &dyn Harness) -> Result<()> {
     };
     space.write(&small, FOREVER).await?;
     let back = space
-        .take_many(&Template::<Awkward>::any()?, 10, WAIT)
+        .take_many(&Template::<Awkward>::any()?, 10, h.wait())
         .await?;
     assert_eq!(
         back,
@@ -1114,7 +1142,7 @@ pub async fn oversized_entry_is_refused(h: &dyn Harness) -> Result<()> {
 /// Persistent entries survive a restart of a durable backend; a backend without durable
 /// storage says so.
 pub async fn entries_persist_across_restart(h: &dyn Harness) -> Result<()> {
-    let name = unique("space");
+    let name = h.name("space");
     let connection = connect(h).await?;
     let space = Space::open(&connection, &name).await?;
     space.write(&task(1, "durable", 0), FOREVER).await?;
@@ -1132,7 +1160,7 @@ pub async fn entries_persist_across_restart(h: &dyn Harness) -> Result<()> {
     let connection = connect(h).await?;
     let space = Space::open(&connection, &name).await?;
     assert_eq!(
-        space.take(&tasks(), WAIT).await?.map(|t| t.id),
+        space.take(&tasks(), h.wait()).await?.map(|t| t.id),
         Some(1),
         "the persistent entry survived the restart"
     );
@@ -1343,11 +1371,11 @@ pub async fn undecodable_entry_counts_in_transactions(h: &dyn Harness) -> Result
 /// `Space::open` needs selectors on queues: backends without them answer `Unsupported`.
 pub async fn open_needs_queue_selectors(h: &dyn Harness) -> Result<()> {
     let connection = connect(h).await?;
-    let opened = Space::open(&connection, &unique("space")).await;
+    let opened = Space::open(&connection, &h.name("space")).await;
     if h.capabilities().queue_selectors && h.capabilities().browse {
         let space = opened?;
         space.write(&task(1, "x", 0), FOREVER).await?;
-        assert_eq!(space.take(&tasks(), WAIT).await?.map(|t| t.id), Some(1));
+        assert_eq!(space.take(&tasks(), h.wait()).await?.map(|t| t.id), Some(1));
     } else {
         assert!(
             matches!(opened, Err(Error::Unsupported { .. })),

@@ -3,7 +3,7 @@
 use courier_api::*;
 
 use crate::expect::{is_invalid_destination, outcome};
-use crate::{Harness, QUIET, WAIT};
+use crate::{gated, Harness};
 
 /// Request/reply over a temporary queue: the requester names it in `JMSReplyTo`, a replier
 /// on another connection answers there with the request's message id as correlation id
@@ -11,7 +11,7 @@ use crate::{Harness, QUIET, WAIT};
 pub async fn temporary_queue_request_reply_4_4(h: &dyn Harness) -> Result<()> {
     let requester = h.connect().await?;
     let replier = h.connect().await?;
-    let service = Destination::queue(crate::unique("service"));
+    let service = Destination::queue(h.name("service"));
 
     let rs = replier.create_session(SessionMode::AutoAcknowledge).await?;
     let requests = rs
@@ -22,7 +22,12 @@ pub async fn temporary_queue_request_reply_4_4(h: &dyn Harness) -> Result<()> {
     let qs = requester
         .create_session(SessionMode::AutoAcknowledge)
         .await?;
-    let reply_queue = qs.create_temporary_queue().await?;
+    let made = qs.create_temporary_queue().await;
+    let caps = h.capabilities();
+    let Some(reply_queue) = gated(caps.temporary_destinations, "temporary destinations", made)?
+    else {
+        return Ok(());
+    };
     assert_eq!(reply_queue.kind(), DestinationKind::TemporaryQueue);
     assert!(reply_queue.is_temporary() && reply_queue.is_queue());
     let replies = qs
@@ -40,7 +45,7 @@ pub async fn temporary_queue_request_reply_4_4(h: &dyn Harness) -> Result<()> {
         .to_string();
 
     let got = requests
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the replier gets the request");
     assert_eq!(got.body_text(), Some("what time is it?"));
@@ -54,7 +59,7 @@ pub async fn temporary_queue_request_reply_4_4(h: &dyn Harness) -> Result<()> {
     replies_out.send_to(&reply_to, &mut reply).await?;
 
     let answer = replies
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the reply arrives on the temporary queue");
     assert_eq!(answer.body_text(), Some("teatime"));
@@ -70,7 +75,11 @@ pub async fn other_connection_cannot_consume_4_4(h: &dyn Harness) -> Result<()> 
     let owner = h.connect().await?;
     let other = h.connect().await?;
     let os = owner.create_session(SessionMode::AutoAcknowledge).await?;
-    let temp = os.create_temporary_queue().await?;
+    let made = os.create_temporary_queue().await;
+    let caps = h.capabilities();
+    let Some(temp) = gated(caps.temporary_destinations, "temporary destinations", made)? else {
+        return Ok(());
+    };
     let xs = other.create_session(SessionMode::AutoAcknowledge).await?;
     let r = xs.create_consumer(&temp, ConsumerOptions::default()).await;
     assert!(
@@ -86,7 +95,7 @@ pub async fn other_connection_cannot_consume_4_4(h: &dyn Harness) -> Result<()> 
         .create_consumer(&temp, ConsumerOptions::default())
         .await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the owner receives what another connection sent");
     assert_eq!(got.body_text(), Some("from outside"));
@@ -99,7 +108,12 @@ pub async fn other_connection_cannot_consume_4_4(h: &dyn Harness) -> Result<()> 
 pub async fn deleted_when_connection_closes_4_4(h: &dyn Harness) -> Result<()> {
     let owner = h.connect().await?;
     let os = owner.create_session(SessionMode::AutoAcknowledge).await?;
-    let temp_queue = os.create_temporary_queue().await?;
+    let made = os.create_temporary_queue().await;
+    let caps = h.capabilities();
+    let Some(temp_queue) = gated(caps.temporary_destinations, "temporary destinations", made)?
+    else {
+        return Ok(());
+    };
     let temp_topic = os.create_temporary_topic().await?;
     let _consumer = os
         .create_consumer(&temp_queue, ConsumerOptions::default())
@@ -136,7 +150,11 @@ pub async fn deleted_when_connection_closes_4_4(h: &dyn Harness) -> Result<()> {
 pub async fn delete_with_active_consumer_is_error_4_4(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let temp = session.create_temporary_queue().await?;
+    let made = session.create_temporary_queue().await;
+    let caps = h.capabilities();
+    let Some(temp) = gated(caps.temporary_destinations, "temporary destinations", made)? else {
+        return Ok(());
+    };
     let consumer = session
         .create_consumer(&temp, ConsumerOptions::default())
         .await?;
@@ -151,7 +169,7 @@ pub async fn delete_with_active_consumer_is_error_4_4(h: &dyn Harness) -> Result
         .send_to(&temp, &mut Message::text("still here"))
         .await?;
     let got = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the temporary queue still works after the refused delete");
     assert_eq!(got.body_text(), Some("still here"));
@@ -180,7 +198,11 @@ pub async fn temporary_topic_fan_out_4_4(h: &dyn Harness) -> Result<()> {
     let owner = h.connect().await?;
     let s1 = owner.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = owner.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = s1.create_temporary_topic().await?;
+    let made = s1.create_temporary_topic().await;
+    let caps = h.capabilities();
+    let Some(topic) = gated(caps.temporary_destinations, "temporary destinations", made)? else {
+        return Ok(());
+    };
     assert_eq!(topic.kind(), DestinationKind::TemporaryTopic);
     assert!(topic.is_temporary() && topic.is_topic());
     let a = s1
@@ -200,12 +222,12 @@ pub async fn temporary_topic_fan_out_4_4(h: &dyn Harness) -> Result<()> {
     for (name, sub) in [("a", &a), ("b", &b)] {
         for body in ["t1", "t2"] {
             let got = sub
-                .receive_timeout(WAIT)
+                .receive_timeout(h.wait())
                 .await?
                 .unwrap_or_else(|| panic!("subscriber {name} gets {body:?}"));
             assert_eq!(got.body_text(), Some(body));
         }
-        let extra = sub.receive_timeout(QUIET).await?;
+        let extra = sub.receive_timeout(h.quiet()).await?;
         assert!(extra.is_none(), "subscriber {name} got a duplicate");
     }
     publisher.close().await?;
@@ -217,7 +239,11 @@ pub async fn temporary_topic_fan_out_4_4(h: &dyn Harness) -> Result<()> {
 pub async fn temporary_queues_are_distinct_4_4(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let q1 = session.create_temporary_queue().await?;
+    let made = session.create_temporary_queue().await;
+    let caps = h.capabilities();
+    let Some(q1) = gated(caps.temporary_destinations, "temporary destinations", made)? else {
+        return Ok(());
+    };
     let q2 = session.create_temporary_queue().await?;
     assert_ne!(q1, q2, "two temporary queues must differ");
     assert_ne!(q1.name(), q2.name());
@@ -229,11 +255,11 @@ pub async fn temporary_queues_are_distinct_4_4(h: &dyn Harness) -> Result<()> {
             .create_consumer(queue, ConsumerOptions::default())
             .await?;
         let got = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("{body:?} kept until its consumer exists"));
         assert_eq!(got.body_text(), Some(body));
-        let extra = consumer.receive_timeout(QUIET).await?;
+        let extra = consumer.receive_timeout(h.quiet()).await?;
         assert!(
             extra.is_none(),
             "messages crossed temporary queues: {extra:?}"

@@ -3,15 +3,24 @@
 use courier_api::*;
 use std::collections::BTreeSet;
 
-use crate::expect::{assert_quiet, outcome};
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::expect::outcome;
+use crate::waits::assert_quiet;
+use crate::{gated, Harness};
 
-/// A started connection with a fresh unique client id.
-async fn connect_with_client_id(h: &dyn Harness, client_id: &str) -> Result<Box<dyn Connection>> {
+/// A started connection with the client id `client_id`; `None` (after checking the refusal is
+/// `Unsupported`) on a backend without client-id exclusivity.
+async fn connect_with_client_id(
+    h: &dyn Harness,
+    client_id: &str,
+) -> Result<Option<Box<dyn Connection>>> {
     let conn = h.factory().create_connection().await?;
-    conn.set_client_id(client_id).await?;
+    let set = conn.set_client_id(client_id).await;
+    let exclusive = h.capabilities().client_id_exclusive;
+    if gated(exclusive, "client-id exclusivity", set)?.is_none() {
+        return Ok(None);
+    }
     conn.start().await?;
-    Ok(conn)
+    Ok(Some(conn))
 }
 
 /// Publishes text messages to `topic` from a fresh session of `conn`.
@@ -39,19 +48,19 @@ async fn publish_kind(
     session.close().await
 }
 
-/// Receives the next message within WAIT and returns its text.
-async fn next_text(consumer: &dyn Consumer, what: &str) -> Result<String> {
+/// Receives the next message within [`Harness::wait`] and returns its text.
+async fn next_text(h: &dyn Harness, consumer: &dyn Consumer, what: &str) -> Result<String> {
     let m = consumer
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
-        .unwrap_or_else(|| panic!("expected {what} within WAIT"));
+        .unwrap_or_else(|| panic!("expected {what} within h.wait()"));
     Ok(m.body_text().expect("text body").to_string())
 }
 
 /// Every non-durable subscriber gets every message published after it subscribed, in order
 /// (§4.2).
 pub async fn fan_out_to_every_subscriber_4_2(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-fan"));
+    let topic = Destination::topic(h.name("t-fan"));
     let conn = h.connect().await?;
     let other = h.connect().await?;
     let s1 = conn.create_session(SessionMode::AutoAcknowledge).await?;
@@ -69,10 +78,10 @@ pub async fn fan_out_to_every_subscriber_4_2(h: &dyn Harness) -> Result<()> {
     publish(other.as_ref(), &topic, &bodies).await?;
     for (i, sub) in subs.iter().enumerate() {
         for expected in bodies {
-            let got = next_text(sub.as_ref(), &format!("{expected} at subscriber {i}")).await?;
+            let got = next_text(h, sub.as_ref(), &format!("{expected} at subscriber {i}")).await?;
             assert_eq!(got, expected, "subscriber {i} order");
         }
-        assert_quiet(sub.as_ref(), "each message reaches a subscriber once").await?;
+        assert_quiet(h, sub.as_ref(), "each message reaches a subscriber once").await?;
     }
     other.close().await?;
     conn.close().await
@@ -80,7 +89,7 @@ pub async fn fan_out_to_every_subscriber_4_2(h: &dyn Harness) -> Result<()> {
 
 /// A non-durable subscriber does not get messages published before it subscribed (§4.2).
 pub async fn no_messages_from_before_subscription_4_2(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-before"));
+    let topic = Destination::topic(h.name("t-before"));
     let conn = h.connect().await?;
     publish(conn.as_ref(), &topic, &["early"]).await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
@@ -88,44 +97,55 @@ pub async fn no_messages_from_before_subscription_4_2(h: &dyn Harness) -> Result
         .create_consumer(&topic, ConsumerOptions::default())
         .await?;
     publish(conn.as_ref(), &topic, &["late"]).await?;
-    assert_eq!(next_text(sub.as_ref(), "the late message").await?, "late");
-    assert_quiet(sub.as_ref(), "nothing published before subscribing").await?;
+    assert_eq!(
+        next_text(h, sub.as_ref(), "the late message").await?,
+        "late"
+    );
+    assert_quiet(h, sub.as_ref(), "nothing published before subscribing").await?;
     conn.close().await
 }
 
 /// A durable subscription keeps the messages published while it has no consumer, even across
 /// connections: reopening it with the same client id and name delivers them (§6.11).
 pub async fn durable_keeps_messages_while_inactive_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-durable"));
-    let client = unique("cid");
-    let name = unique("sub");
-    let conn = connect_with_client_id(h, &client).await?;
+    let topic = Destination::topic(h.name("t-durable"));
+    let client = h.name("cid");
+    let name = h.name("sub");
+    let Some(conn) = connect_with_client_id(h, &client).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     let publisher = h.connect().await?;
     publish(publisher.as_ref(), &topic, &["d1"]).await?;
-    assert_eq!(next_text(sub.as_ref(), "d1").await?, "d1");
+    assert_eq!(next_text(h, sub.as_ref(), "d1").await?, "d1");
     sub.close().await?;
     conn.close().await?;
 
     publish(publisher.as_ref(), &topic, &["d2", "d3"]).await?;
 
-    let conn = connect_with_client_id(h, &client).await?;
+    let Some(conn) = connect_with_client_id(h, &client).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let sub = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
     assert_eq!(
-        next_text(sub.as_ref(), "d2, kept while inactive").await?,
+        next_text(h, sub.as_ref(), "d2, kept while inactive").await?,
         "d2"
     );
     assert_eq!(
-        next_text(sub.as_ref(), "d3, kept while inactive").await?,
+        next_text(h, sub.as_ref(), "d3, kept while inactive").await?,
         "d3"
     );
-    assert_quiet(sub.as_ref(), "d1 was acknowledged and must not return").await?;
+    assert_quiet(h, sub.as_ref(), "d1 was acknowledged and must not return").await?;
     sub.close().await?;
     session.unsubscribe(&name).await?;
     publisher.close().await?;
@@ -135,13 +155,17 @@ pub async fn durable_keeps_messages_while_inactive_6_11(h: &dyn Harness) -> Resu
 /// An unshared durable subscription needs a client id: without one, creating it is
 /// `IllegalState` (§6.11, `createDurableConsumer`).
 pub async fn durable_requires_client_id_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-noid"));
+    let topic = Destination::topic(h.name("t-noid"));
     let conn = h.connect().await?;
     assert_eq!(conn.client_id(), None);
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let r = session
-        .create_durable_consumer(&topic, &unique("sub"), ConsumerOptions::default())
+        .create_durable_consumer(&topic, &h.name("sub"), ConsumerOptions::default())
         .await;
+    if !h.capabilities().durable_subscriptions {
+        gated(false, "durable subscriptions", r)?;
+        return Ok(());
+    }
     assert!(
         matches!(r, Err(Error::IllegalState(_))),
         "a durable subscription without a client id must be IllegalState, got {}",
@@ -153,14 +177,20 @@ pub async fn durable_requires_client_id_6_11(h: &dyn Harness) -> Result<()> {
 /// An unshared durable subscription has at most one active consumer: a second is an error
 /// (`IllegalState`); once the first closes, a new one may open (§6.11).
 pub async fn second_durable_consumer_is_error_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-dup"));
-    let name = unique("sub");
-    let conn = connect_with_client_id(h, &unique("cid")).await?;
+    let topic = Destination::topic(h.name("t-dup"));
+    let name = h.name("sub");
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let s1 = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let first = s1
+    let made = s1
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(first) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     let second = s2
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
         .await;
@@ -172,7 +202,7 @@ pub async fn second_durable_consumer_is_error_6_11(h: &dyn Harness) -> Result<()
     );
     publish(conn.as_ref(), &topic, &["x"]).await?;
     assert_eq!(
-        next_text(first.as_ref(), "x at the first consumer").await?,
+        next_text(h, first.as_ref(), "x at the first consumer").await?,
         "x"
     );
     first.close().await?;
@@ -181,7 +211,7 @@ pub async fn second_durable_consumer_is_error_6_11(h: &dyn Harness) -> Result<()
         .await?;
     publish(conn.as_ref(), &topic, &["y"]).await?;
     assert_eq!(
-        next_text(again.as_ref(), "y at the new consumer").await?,
+        next_text(h, again.as_ref(), "y at the new consumer").await?,
         "y"
     );
     again.close().await?;
@@ -192,13 +222,19 @@ pub async fn second_durable_consumer_is_error_6_11(h: &dyn Harness) -> Result<()
 /// `unsubscribe` deletes a durable subscription: messages it held, and messages published
 /// after it was deleted, are not delivered when the name is subscribed again (§6.11).
 pub async fn unsubscribe_deletes_durable_subscription_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-unsub"));
-    let name = unique("sub");
-    let conn = connect_with_client_id(h, &unique("cid")).await?;
+    let topic = Destination::topic(h.name("t-unsub"));
+    let name = h.name("sub");
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     sub.close().await?;
     publish(conn.as_ref(), &topic, &["held"]).await?;
     session.unsubscribe(&name).await?;
@@ -208,12 +244,13 @@ pub async fn unsubscribe_deletes_durable_subscription_6_11(h: &dyn Harness) -> R
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
     assert_quiet(
+        h,
         sub.as_ref(),
         "a re-created subscription must not hold messages of the deleted one",
     )
     .await?;
     publish(conn.as_ref(), &topic, &["fresh"]).await?;
-    assert_eq!(next_text(sub.as_ref(), "fresh").await?, "fresh");
+    assert_eq!(next_text(h, sub.as_ref(), "fresh").await?, "fresh");
     sub.close().await?;
     session.unsubscribe(&name).await?;
     conn.close().await
@@ -222,13 +259,19 @@ pub async fn unsubscribe_deletes_durable_subscription_6_11(h: &dyn Harness) -> R
 /// `unsubscribe` while the durable subscription has an active consumer is `IllegalState` and
 /// leaves the subscription working (§6.11).
 pub async fn unsubscribe_with_active_consumer_is_error_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-unsub-active"));
-    let name = unique("sub");
-    let conn = connect_with_client_id(h, &unique("cid")).await?;
+    let topic = Destination::topic(h.name("t-unsub-active"));
+    let name = h.name("sub");
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     let other = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let r = other.unsubscribe(&name).await;
     assert!(
@@ -237,7 +280,12 @@ pub async fn unsubscribe_with_active_consumer_is_error_6_11(h: &dyn Harness) -> 
     );
     publish(conn.as_ref(), &topic, &["still here"]).await?;
     assert_eq!(
-        next_text(sub.as_ref(), "a message on the still-existing subscription").await?,
+        next_text(
+            h,
+            sub.as_ref(),
+            "a message on the still-existing subscription"
+        )
+        .await?,
         "still here"
     );
     sub.close().await?;
@@ -248,15 +296,21 @@ pub async fn unsubscribe_with_active_consumer_is_error_6_11(h: &dyn Harness) -> 
 /// `unsubscribe` while a message of the subscription is consumed but not acknowledged is
 /// `IllegalState`; after the acknowledgement it succeeds (§6.11).
 pub async fn unsubscribe_with_unacknowledged_message_is_error_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-unsub-unacked"));
-    let name = unique("sub");
-    let conn = connect_with_client_id(h, &unique("cid")).await?;
+    let topic = Destination::topic(h.name("t-unsub-unacked"));
+    let name = h.name("sub");
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::ClientAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     publish(conn.as_ref(), &topic, &["unacked"]).await?;
-    assert_eq!(next_text(sub.as_ref(), "unacked").await?, "unacked");
+    assert_eq!(next_text(h, sub.as_ref(), "unacked").await?, "unacked");
     sub.close().await?;
     let r = session.unsubscribe(&name).await;
     assert!(
@@ -271,13 +325,19 @@ pub async fn unsubscribe_with_unacknowledged_message_is_error_6_11(h: &dyn Harne
 /// Re-creating an inactive durable subscription with another selector deletes and re-creates
 /// it: the messages it held are dropped and the new selector applies (§6.11).
 pub async fn durable_new_selector_starts_afresh_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-resel"));
-    let name = unique("sub");
-    let conn = connect_with_client_id(h, &unique("cid")).await?;
+    let topic = Destination::topic(h.name("t-resel"));
+    let name = h.name("sub");
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::selector("kind = 'a'"))
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     sub.close().await?;
     publish_kind(conn.as_ref(), &topic, "old-a", "a").await?;
     publish_kind(conn.as_ref(), &topic, "old-b", "b").await?;
@@ -287,6 +347,7 @@ pub async fn durable_new_selector_starts_afresh_6_11(h: &dyn Harness) -> Result<
         .await?;
     assert_eq!(sub.selector(), Some("kind = 'b'"));
     assert_quiet(
+        h,
         sub.as_ref(),
         "a durable subscription re-created with a new selector starts empty",
     )
@@ -294,10 +355,10 @@ pub async fn durable_new_selector_starts_afresh_6_11(h: &dyn Harness) -> Result<
     publish_kind(conn.as_ref(), &topic, "new-a", "a").await?;
     publish_kind(conn.as_ref(), &topic, "new-b", "b").await?;
     assert_eq!(
-        next_text(sub.as_ref(), "new-b, matching the new selector").await?,
+        next_text(h, sub.as_ref(), "new-b, matching the new selector").await?,
         "new-b"
     );
-    assert_quiet(sub.as_ref(), "the old selector no longer applies").await?;
+    assert_quiet(h, sub.as_ref(), "the old selector no longer applies").await?;
     sub.close().await?;
     session.unsubscribe(&name).await?;
     conn.close().await
@@ -306,21 +367,28 @@ pub async fn durable_new_selector_starts_afresh_6_11(h: &dyn Harness) -> Result<
 /// Re-opening an inactive durable subscription with the same selector keeps its messages
 /// (only a change of topic, selector or no-local starts afresh) (§6.11).
 pub async fn durable_same_selector_keeps_messages_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-samesel"));
-    let name = unique("sub");
-    let conn = connect_with_client_id(h, &unique("cid")).await?;
+    let topic = Destination::topic(h.name("t-samesel"));
+    let name = h.name("sub");
+    let Some(conn) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let sub = session
+    let made = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::selector("kind = 'a'"))
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(sub) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     sub.close().await?;
     publish_kind(conn.as_ref(), &topic, "kept", "a").await?;
     publish_kind(conn.as_ref(), &topic, "filtered", "b").await?;
     let sub = session
         .create_durable_consumer(&topic, &name, ConsumerOptions::selector("kind = 'a'"))
         .await?;
-    assert_eq!(next_text(sub.as_ref(), "kept").await?, "kept");
+    assert_eq!(next_text(h, sub.as_ref(), "kept").await?, "kept");
     assert_quiet(
+        h,
         sub.as_ref(),
         "a non-matching message is never added to a subscription",
     )
@@ -335,14 +403,23 @@ pub async fn durable_same_selector_keeps_messages_6_11(h: &dyn Harness) -> Resul
 pub async fn shared_durable_selector_change_while_active_is_error_6_11(
     h: &dyn Harness,
 ) -> Result<()> {
-    let topic = Destination::topic(unique("t-shared-resel"));
-    let name = unique("sub");
+    let topic = Destination::topic(h.name("t-shared-resel"));
+    let name = h.name("sub");
     let conn = h.connect().await?;
     let s1 = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let first = s1
+    let made = s1
         .create_shared_durable_consumer(&topic, &name, ConsumerOptions::selector("kind = 'a'"))
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(first) = gated(
+        caps.durable_subscriptions && caps.shared_subscriptions,
+        "shared durable subscriptions",
+        made,
+    )?
+    else {
+        return Ok(());
+    };
     let r = s2
         .create_shared_durable_consumer(&topic, &name, ConsumerOptions::selector("kind = 'b'"))
         .await;
@@ -354,7 +431,7 @@ pub async fn shared_durable_selector_change_while_active_is_error_6_11(
     );
     publish_kind(conn.as_ref(), &topic, "a-msg", "a").await?;
     assert_eq!(
-        next_text(first.as_ref(), "the subscription keeps its selector").await?,
+        next_text(h, first.as_ref(), "the subscription keeps its selector").await?,
         "a-msg"
     );
     first.close().await?;
@@ -365,15 +442,19 @@ pub async fn shared_durable_selector_change_while_active_is_error_6_11(
 /// Consumers of one shared non-durable subscription split its messages (each to exactly one
 /// of them), while a separate subscription still gets every message (§6.11).
 pub async fn shared_subscription_splits_messages_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-shared"));
-    let name = unique("sub");
+    let topic = Destination::topic(h.name("t-shared"));
+    let name = h.name("sub");
     let c1 = h.connect().await?;
     let c2 = h.connect().await?;
     let s1 = c1.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = c2.create_session(SessionMode::AutoAcknowledge).await?;
-    let shared1 = s1
+    let made = s1
         .create_shared_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(shared1) = gated(caps.shared_subscriptions, "shared subscriptions", made)? else {
+        return Ok(());
+    };
     let shared2 = s2
         .create_shared_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
@@ -387,7 +468,7 @@ pub async fn shared_subscription_splits_messages_6_11(h: &dyn Harness) -> Result
 
     let mut split = Vec::new();
     for shared in [&shared1, &shared2] {
-        while let Some(m) = shared.receive_timeout(QUIET).await? {
+        while let Some(m) = shared.receive_timeout(h.quiet()).await? {
             split.push(m.body_text().expect("text").to_string());
         }
     }
@@ -405,6 +486,7 @@ pub async fn shared_subscription_splits_messages_6_11(h: &dyn Harness) -> Result
     for expected in &bodies {
         assert_eq!(
             &next_text(
+                h,
                 separate.as_ref(),
                 "every message on a separate subscription"
             )
@@ -413,6 +495,7 @@ pub async fn shared_subscription_splits_messages_6_11(h: &dyn Harness) -> Result
         );
     }
     assert_quiet(
+        h,
         separate.as_ref(),
         "no duplicates on the separate subscription",
     )
@@ -424,13 +507,17 @@ pub async fn shared_subscription_splits_messages_6_11(h: &dyn Harness) -> Result
 /// A shared non-durable subscription is deleted with its last consumer: messages published
 /// while it has none are not delivered when it is created again (§6.11).
 pub async fn shared_subscription_deleted_with_last_consumer_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-shared-gone"));
-    let name = unique("sub");
+    let topic = Destination::topic(h.name("t-shared-gone"));
+    let name = h.name("sub");
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let a = session
+    let made = session
         .create_shared_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(a) = gated(caps.shared_subscriptions, "shared subscriptions", made)? else {
+        return Ok(());
+    };
     let b = session
         .create_shared_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
@@ -438,6 +525,7 @@ pub async fn shared_subscription_deleted_with_last_consumer_6_11(h: &dyn Harness
     publish(conn.as_ref(), &topic, &["one consumer left"]).await?;
     assert_eq!(
         next_text(
+            h,
             b.as_ref(),
             "the subscription lives while one consumer remains"
         )
@@ -450,26 +538,36 @@ pub async fn shared_subscription_deleted_with_last_consumer_6_11(h: &dyn Harness
         .create_shared_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
     assert_quiet(
+        h,
         c.as_ref(),
         "a shared non-durable subscription must not outlive its last consumer",
     )
     .await?;
     publish(conn.as_ref(), &topic, &["again"]).await?;
-    assert_eq!(next_text(c.as_ref(), "again").await?, "again");
+    assert_eq!(next_text(h, c.as_ref(), "again").await?, "again");
     conn.close().await
 }
 
 /// A shared durable subscription survives all its consumers closing and delivers what was
 /// published meanwhile (§6.11).
 pub async fn shared_durable_survives_consumers_closing_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-shared-durable"));
-    let name = unique("sub");
+    let topic = Destination::topic(h.name("t-shared-durable"));
+    let name = h.name("sub");
     let conn = h.connect().await?;
     let s1 = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let a = s1
+    let made = s1
         .create_shared_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(a) = gated(
+        caps.durable_subscriptions && caps.shared_subscriptions,
+        "shared durable subscriptions",
+        made,
+    )?
+    else {
+        return Ok(());
+    };
     let b = s2
         .create_shared_durable_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
@@ -487,11 +585,16 @@ pub async fn shared_durable_survives_consumers_closing_6_11(h: &dyn Harness) -> 
         .await?;
     for expected in ["k1", "k2", "k3"] {
         assert_eq!(
-            next_text(c.as_ref(), &format!("{expected}, kept without consumers")).await?,
+            next_text(
+                h,
+                c.as_ref(),
+                &format!("{expected}, kept without consumers")
+            )
+            .await?,
             expected
         );
     }
-    assert_quiet(c.as_ref(), "no duplicates").await?;
+    assert_quiet(h, c.as_ref(), "no duplicates").await?;
     c.close().await?;
     session.unsubscribe(&name).await?;
     publisher.close().await?;
@@ -501,34 +604,41 @@ pub async fn shared_durable_survives_consumers_closing_6_11(h: &dyn Harness) -> 
 /// A no-local subscriber does not get messages published by its own connection, but does
 /// get another connection's (§6.11, no-local).
 pub async fn no_local_skips_own_connection_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-nolocal"));
+    let topic = Destination::topic(h.name("t-nolocal"));
     let conn = h.connect().await?;
     let other = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let no_local = session
+    let made = session
         .create_consumer(&topic, ConsumerOptions::default().with_no_local(true))
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(no_local) = gated(caps.no_local, "no-local consumers", made)? else {
+        return Ok(());
+    };
     let plain = session
         .create_consumer(&topic, ConsumerOptions::default())
         .await?;
     publish(conn.as_ref(), &topic, &["own"]).await?;
     publish(other.as_ref(), &topic, &["foreign"]).await?;
     assert_eq!(
-        next_text(no_local.as_ref(), "the other connection's message").await?,
+        next_text(h, no_local.as_ref(), "the other connection's message").await?,
         "foreign"
     );
     assert_quiet(
+        h,
         no_local.as_ref(),
         "a no-local subscriber got its own connection's message",
     )
     .await?;
     let mut both = vec![
         next_text(
+            h,
             plain.as_ref(),
             "a message at the subscriber without no-local",
         )
         .await?,
         next_text(
+            h,
             plain.as_ref(),
             "both messages at the subscriber without no-local",
         )
@@ -547,15 +657,23 @@ pub async fn no_local_skips_own_connection_6_11(h: &dyn Harness) -> Result<()> {
 /// Durable subscriptions with the same name under different client ids are different
 /// subscriptions: each gets every message (§6.11).
 pub async fn durable_names_are_scoped_by_client_id_6_11(h: &dyn Harness) -> Result<()> {
-    let topic = Destination::topic(unique("t-scoped"));
-    let name = unique("sub");
-    let c1 = connect_with_client_id(h, &unique("cid")).await?;
-    let c2 = connect_with_client_id(h, &unique("cid")).await?;
+    let topic = Destination::topic(h.name("t-scoped"));
+    let name = h.name("sub");
+    let Some(c1) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
+    let Some(c2) = connect_with_client_id(h, &h.name("cid")).await? else {
+        return Ok(());
+    };
     let s1 = c1.create_session(SessionMode::AutoAcknowledge).await?;
     let s2 = c2.create_session(SessionMode::AutoAcknowledge).await?;
-    let d1 = s1
+    let made = s1
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
-        .await?;
+        .await;
+    let caps = h.capabilities();
+    let Some(d1) = gated(caps.durable_subscriptions, "durable subscriptions", made)? else {
+        return Ok(());
+    };
     let d2 = s2
         .create_durable_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
@@ -563,11 +681,11 @@ pub async fn durable_names_are_scoped_by_client_id_6_11(h: &dyn Harness) -> Resu
     for (i, d) in [&d1, &d2].into_iter().enumerate() {
         for expected in ["both1", "both2"] {
             assert_eq!(
-                next_text(d.as_ref(), &format!("{expected} at client {i}")).await?,
+                next_text(h, d.as_ref(), &format!("{expected} at client {i}")).await?,
                 expected
             );
         }
-        assert_quiet(d.as_ref(), "each subscription gets each message once").await?;
+        assert_quiet(h, d.as_ref(), "each subscription gets each message once").await?;
     }
     d1.close().await?;
     d2.close().await?;

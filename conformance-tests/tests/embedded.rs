@@ -1,13 +1,16 @@
 //! The conformance suite against the embedded (in-process) broker.
 
 use async_trait::async_trait;
-use courier_api::{ConnectionFactory, Error, Result};
+use courier_api::{ConnectionFactory, Result};
 use courier_broker::{BrokerConfig, EmbeddedFactory};
+use courier_conformance::Namespace;
 use std::sync::Arc;
 
-/// A fresh in-memory broker per case, with dead-lettering after three attempts.
+/// A fresh in-memory broker per case, with dead-lettering after three attempts. It cannot
+/// restart or crash (nothing is durable), so those keep the suite's `Unsupported` default.
 struct EmbeddedHarness {
     factory: Arc<EmbeddedFactory>,
+    namespace: Namespace,
 }
 
 impl EmbeddedHarness {
@@ -18,6 +21,7 @@ impl EmbeddedHarness {
         };
         EmbeddedHarness {
             factory: Arc::new(EmbeddedFactory::new(config)),
+            namespace: Namespace::new(),
         }
     }
 }
@@ -28,12 +32,170 @@ impl courier_conformance::Harness for EmbeddedHarness {
         self.factory.clone()
     }
 
-    async fn restart(&self) -> Result<()> {
-        Err(Error::unsupported(
-            "embedded",
-            "restart of an in-memory broker (nothing is durable)",
-        ))
+    fn namespace(&self) -> &str {
+        self.namespace.as_str()
+    }
+
+    /// Nothing to delete: the case's broker is its own and goes away with the harness.
+    async fn cleanup(&self) -> Result<()> {
+        Ok(())
     }
 }
 
 courier_conformance::conformance_suite!(EmbeddedHarness::new());
+
+/// Checks of the suite's own machinery, on the embedded broker.
+mod machinery {
+    use super::EmbeddedHarness;
+    use async_trait::async_trait;
+    use courier_api::{Capabilities, ConnectionFactory, Durability, Error, Result};
+    use courier_conformance::harness::run_case;
+    use courier_conformance::{persistence, Harness};
+    use futures::FutureExt;
+    use std::panic::AssertUnwindSafe;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    /// The embedded harness, counting cleanups and optionally claiming durable storage or
+    /// denying capabilities it has.
+    struct Probe {
+        inner: EmbeddedHarness,
+        cleanups: AtomicUsize,
+        claims_durable: bool,
+        deny: fn(&mut Capabilities),
+    }
+
+    impl Probe {
+        fn new(claims_durable: bool) -> Self {
+            Probe {
+                inner: EmbeddedHarness::new(),
+                cleanups: AtomicUsize::new(0),
+                claims_durable,
+                deny: |_| {},
+            }
+        }
+
+        fn denying(deny: fn(&mut Capabilities)) -> Self {
+            Probe {
+                deny,
+                ..Probe::new(false)
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Harness for Probe {
+        fn factory(&self) -> Arc<dyn ConnectionFactory> {
+            self.inner.factory()
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            let mut caps = self.inner.capabilities();
+            if self.claims_durable {
+                caps.durable_storage = true;
+                caps.persistent_durability = Durability::Disk;
+            }
+            (self.deny)(&mut caps);
+            caps
+        }
+
+        fn namespace(&self) -> &str {
+            self.inner.namespace()
+        }
+
+        async fn cleanup(&self) -> Result<()> {
+            self.cleanups.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+    }
+
+    /// Runs `case` through [`run_case`]; true when it panicked.
+    async fn panics<F: std::future::Future<Output = Result<()>>>(probe: &Probe, case: F) -> bool {
+        AssertUnwindSafe(run_case(probe, "machinery::probe", case))
+            .catch_unwind()
+            .await
+            .is_err()
+    }
+
+    #[tokio::test]
+    async fn cleanup_runs_after_passing_failing_and_panicking_cases() {
+        let probe = Probe::new(false);
+        assert!(!panics(&probe, async { Ok(()) }).await);
+        assert!(panics(&probe, async { Err(Error::IllegalState("failed".into())) }).await);
+        assert!(panics(&probe, async { panic!("an assertion failed") }).await);
+        assert_eq!(probe.cleanups.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn names_live_under_the_namespace() {
+        let probe = Probe::new(false);
+        let a = probe.name("orders");
+        assert!(
+            a.starts_with(&format!("{}_orders-", probe.namespace())),
+            "{a}"
+        );
+        assert_ne!(a, probe.name("orders"), "each name is unique");
+        assert_ne!(probe.namespace(), Probe::new(false).namespace());
+    }
+
+    #[tokio::test]
+    async fn persistence_case_fails_when_a_durable_backend_cannot_restart() {
+        let honest = Probe::new(false);
+        assert!(
+            !panics(
+                &honest,
+                persistence::persistent_message_survives_restart_6_2_6(&honest)
+            )
+            .await
+        );
+        let durable = Probe::new(true);
+        assert!(
+            panics(
+                &durable,
+                persistence::persistent_message_survives_crash_6_2_6(&durable)
+            )
+            .await,
+            "a backend claiming durable storage must not pass by answering Unsupported"
+        );
+    }
+
+    /// A case whose capability gate is wired fails when the harness denies the capability the
+    /// embedded broker really has: the gate expects `Unsupported` and gets success.
+    #[tokio::test]
+    async fn gated_cases_fail_when_a_capability_is_wrongly_denied() {
+        use courier_conformance::{
+            connection, delivery, headers, ordering, temporary, topics, transactions,
+        };
+        type Deny = fn(&mut Capabilities);
+        macro_rules! probe {
+            ($deny:expr, $case:path) => {{
+                let probe = Probe::denying($deny);
+                (stringify!($case), panics(&probe, $case(&probe)).await)
+            }};
+        }
+        let priority: Deny = |c| c.priority = false;
+        let expiry: Deny = |c| c.expiry = false;
+        let no_local: Deny = |c| c.no_local = false;
+        let client_id: Deny = |c| c.client_id_exclusive = false;
+        let transactions_off: Deny = |c| c.transactions = false;
+        let temporary_off: Deny = |c| c.temporary_destinations = false;
+        let durable: Deny = |c| c.durable_subscriptions = false;
+        let shared: Deny = |c| c.shared_subscriptions = false;
+        let results = [
+            probe!(priority, ordering::priority_order_3_4_10),
+            probe!(expiry, delivery::expired_message_not_delivered_7_8),
+            probe!(expiry, headers::expiration_is_send_time_plus_ttl_3_4_9),
+            probe!(no_local, topics::no_local_skips_own_connection_6_11),
+            probe!(client_id, connection::duplicate_client_id_is_refused_6_1_2),
+            probe!(
+                transactions_off,
+                transactions::rollback_discards_sends_6_2_6
+            ),
+            probe!(temporary_off, temporary::temporary_queues_are_distinct_4_4),
+            probe!(durable, topics::durable_keeps_messages_while_inactive_6_11),
+            probe!(shared, topics::shared_subscription_splits_messages_6_11),
+        ];
+        let passed: Vec<_> = results.iter().filter(|(_, p)| !p).map(|(n, _)| n).collect();
+        assert!(passed.is_empty(), "gates not wired in {passed:?}");
+    }
+}

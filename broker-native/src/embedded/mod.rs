@@ -8,7 +8,7 @@ mod producer;
 mod session;
 
 use async_trait::async_trait;
-use courier_api::{Capabilities, Connection, ConnectionFactory, Result};
+use courier_api::{Capabilities, Connection, ConnectionFactory, Durability, Result};
 
 use crate::{Broker, BrokerConfig};
 pub use connection::EmbeddedConnection;
@@ -76,6 +76,10 @@ impl ConnectionFactory for EmbeddedFactory {
         let mut caps = Capabilities::full("embedded");
         caps.max_delivery_attempts = config.max_delivery_attempts;
         caps.dead_letter_queue = Some(config.dead_letter_queue.clone());
+        // In memory only: nothing outlives the process.
+        caps.durable_storage = false;
+        caps.persistent_durability = Durability::None;
+        caps.max_message_size = Some(config.max_message_size);
         caps
     }
 }
