@@ -1223,7 +1223,7 @@ pub async fn undecodable_entry_is_dead_lettered_after_decode_failures(
 ) -> Result<()> {
     let connection = connect(h).await?;
     let (options, limit) = backend_options(h);
-    let space = Space::open_with(&connection, &unique("space"), options.clone()).await?;
+    let space = Space::open_with(&connection, &h.name("space"), options.clone()).await?;
     let written = ShapeV1 {
         id: 1,
         label: "one".into(),
@@ -1231,7 +1231,7 @@ pub async fn undecodable_entry_is_dead_lettered_after_decode_failures(
     let lease = space.write(&written, FOREVER).await?;
     let v2 = Template::<ShapeV2>::any()?;
     for attempt in 1..=limit {
-        match space.take(&v2, WAIT).await {
+        match space.take(&v2, h.wait()).await {
             Err(Error::MessageFormat(_)) => {}
             other => panic!(
                 "take {attempt} of an undecodable entry: expected MessageFormat, got {other:?}"
@@ -1245,7 +1245,7 @@ pub async fn undecodable_entry_is_dead_lettered_after_decode_failures(
             Err(Error::MessageFormat(_))
         ));
         assert_eq!(
-            space.take(&Template::<ShapeV1>::any()?, WAIT).await?,
+            space.take(&Template::<ShapeV1>::any()?, h.wait()).await?,
             Some(written)
         );
         return connection.close().await;
@@ -1277,7 +1277,7 @@ pub async fn failed_decode_keeps_entry_for_its_own_type(h: &dyn Harness) -> Resu
     let connection = connect(h).await?;
     let (options, limit) = backend_options(h);
     assert!(limit >= 2, "the case needs a limit of at least two");
-    let space = Space::open_with(&connection, &unique("space"), options).await?;
+    let space = Space::open_with(&connection, &h.name("space"), options).await?;
     let v1 = Template::<ShapeV1>::any()?;
     let v2 = Template::<ShapeV2>::any()?;
     let mut writes = space.notify(&v1).await?;
@@ -1288,11 +1288,11 @@ pub async fn failed_decode_keeps_entry_for_its_own_type(h: &dyn Harness) -> Resu
     let mut lease = space.write(&first, FOREVER).await?;
     assert_eq!(writes.next().await.transpose()?, Some(first.clone()));
     assert!(matches!(
-        space.take(&v2, WAIT).await,
+        space.take(&v2, h.wait()).await,
         Err(Error::MessageFormat(_))
     ));
     lease.renew(FOREVER).await?;
-    assert_eq!(space.read(&v1, WAIT).await?, Some(first.clone()));
+    assert_eq!(space.read(&v1, h.wait()).await?, Some(first.clone()));
     assert!(lease.cancel().await?, "the lease still finds its entry");
 
     let second = ShapeV1 {
@@ -1303,16 +1303,16 @@ pub async fn failed_decode_keeps_entry_for_its_own_type(h: &dyn Harness) -> Resu
     assert_eq!(writes.next().await.transpose()?, Some(second.clone()));
     for _ in 1..limit {
         assert!(matches!(
-            space.take(&v2, WAIT).await,
+            space.take(&v2, h.wait()).await,
             Err(Error::MessageFormat(_))
         ));
     }
     assert_eq!(
-        space.take(&v1, WAIT).await?,
+        space.take(&v1, h.wait()).await?,
         Some(second),
         "a take of the entry's own type still gets it"
     );
-    let quiet = tokio::time::timeout(QUIET, writes.next()).await;
+    let quiet = tokio::time::timeout(h.quiet(), writes.next()).await;
     assert!(quiet.is_err(), "a failed decode is not a write: {quiet:?}");
     connection.close().await
 }
@@ -1323,7 +1323,7 @@ pub async fn failed_decode_keeps_entry_for_its_own_type(h: &dyn Harness) -> Resu
 pub async fn undecodable_entry_counts_in_transactions(h: &dyn Harness) -> Result<()> {
     let connection = connect(h).await?;
     let (options, limit) = backend_options(h);
-    let space = Space::open_with(&connection, &unique("space"), options.clone()).await?;
+    let space = Space::open_with(&connection, &h.name("space"), options.clone()).await?;
     let v1 = Template::<ShapeV1>::any()?;
     let v2 = Template::<ShapeV2>::any()?;
     let written = ShapeV1 {
@@ -1333,27 +1333,27 @@ pub async fn undecodable_entry_counts_in_transactions(h: &dyn Harness) -> Result
     let lease = space.write(&written, FOREVER).await?;
     let mut tx = space.transaction().await?;
     assert!(matches!(
-        tx.take(&v2, WAIT).await,
+        tx.take(&v2, h.wait()).await,
         Err(Error::MessageFormat(_))
     ));
     tx.commit().await?;
     if limit > 1 {
         assert_eq!(
-            space.read(&v1, WAIT).await?,
+            space.read(&v1, h.wait()).await?,
             Some(written.clone()),
             "a commit after a failed decode does not consume the entry"
         );
     }
     for attempt in 2..=limit {
         let mut tx = space.transaction().await?;
-        match tx.take(&v2, WAIT).await {
+        match tx.take(&v2, h.wait()).await {
             Err(Error::MessageFormat(_)) => {}
             other => panic!("take {attempt}: expected MessageFormat, got {other:?}"),
         }
         tx.abort().await?;
     }
     let Some(dead_letters) = options.dead_letter_queue.as_deref() else {
-        assert_eq!(space.read(&v1, WAIT).await?, Some(written));
+        assert_eq!(space.read(&v1, h.wait()).await?, Some(written));
         return connection.close().await;
     };
     let mut tx = space.transaction().await?;
