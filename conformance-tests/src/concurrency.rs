@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::Harness;
 
 /// How long a consumer task polls before checking whether everything has arrived.
 const POLL: Duration = Duration::from_millis(100);
@@ -32,17 +32,19 @@ fn spawn_producer(
 }
 
 /// Spawns a consumer task on its own session that receives until `received` reaches `stop_at`
-/// (or nothing arrives for WAIT) and returns the `(producer, seq)` pairs in arrival order.
+/// (or nothing arrives for `idle`, the harness's wait) and returns the `(producer, seq)` pairs in
+/// arrival order.
 fn spawn_consumer(
     session: Box<dyn Session>,
     consumer: Box<dyn Consumer>,
     received: Arc<AtomicUsize>,
     stop_at: usize,
+    idle: Duration,
 ) -> tokio::task::JoinHandle<Result<Vec<(i32, i32)>>> {
     tokio::spawn(async move {
         let mut got = Vec::new();
         let mut idle_since = Instant::now();
-        while received.load(Ordering::SeqCst) < stop_at && idle_since.elapsed() < WAIT {
+        while received.load(Ordering::SeqCst) < stop_at && idle_since.elapsed() < idle {
             if let Some(m) = consumer.receive_timeout(POLL).await? {
                 let p = m.property::<i32>("producer")?.expect("producer property");
                 let s = m.property::<i32>("seq")?.expect("seq property");
@@ -79,7 +81,7 @@ pub async fn queue_4x4_exactly_once_in_order_6_2_9(h: &dyn Harness) -> Result<()
     const CONSUMERS: usize = 4;
     const PER_PRODUCER: i32 = 2_500;
     const TOTAL: usize = (PRODUCERS * PER_PRODUCER) as usize;
-    let queue = Destination::queue(unique("conc-queue"));
+    let queue = Destination::queue(h.name("conc-queue"));
     let consumer_conns = [h.connect().await?, h.connect().await?];
     let producer_conns = [h.connect().await?, h.connect().await?];
 
@@ -92,7 +94,13 @@ pub async fn queue_4x4_exactly_once_in_order_6_2_9(h: &dyn Harness) -> Result<()
         let consumer = session
             .create_consumer(&queue, ConsumerOptions::default())
             .await?;
-        consumers.push(spawn_consumer(session, consumer, received.clone(), TOTAL));
+        consumers.push(spawn_consumer(
+            session,
+            consumer,
+            received.clone(),
+            TOTAL,
+            h.wait(),
+        ));
     }
     let mut producers = Vec::new();
     for id in 0..PRODUCERS {
@@ -130,7 +138,7 @@ pub async fn queue_4x4_exactly_once_in_order_6_2_9(h: &dyn Harness) -> Result<()
     let rest = check
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    let extra = rest.receive_timeout(QUIET).await?;
+    let extra = rest.receive_timeout(h.quiet()).await?;
     assert!(
         extra.is_none(),
         "a message was left or duplicated: {extra:?}"
@@ -151,7 +159,7 @@ pub async fn topic_concurrent_publishers_all_subscribers_get_all_6_2_9(
     const SUBSCRIBERS: usize = 3;
     const PER_PUBLISHER: i32 = 500;
     const TOTAL: usize = (PUBLISHERS * PER_PUBLISHER) as usize;
-    let topic = Destination::topic(unique("conc-topic"));
+    let topic = Destination::topic(h.name("conc-topic"));
 
     let mut sub_conns = Vec::new();
     let mut subscribers = Vec::new();
@@ -167,6 +175,7 @@ pub async fn topic_concurrent_publishers_all_subscribers_get_all_6_2_9(
             consumer,
             Arc::new(AtomicUsize::new(0)),
             TOTAL,
+            h.wait(),
         ));
         sub_conns.push(conn);
     }
@@ -213,7 +222,7 @@ pub async fn transacted_competing_consumers_commit_once_6_2_9(h: &dyn Harness) -
     const TOTAL: i32 = 1_000;
     const CONSUMERS: usize = 4;
     const BATCH: usize = 10;
-    let queue = Destination::queue(unique("conc-tx"));
+    let queue = Destination::queue(h.name("conc-tx"));
     let conn = h.connect().await?;
     let committed = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
@@ -223,12 +232,13 @@ pub async fn transacted_competing_consumers_commit_once_6_2_9(h: &dyn Harness) -
             .create_consumer(&queue, ConsumerOptions::default())
             .await?;
         let committed = committed.clone();
+        let idle = h.wait();
         tasks.push(tokio::spawn(async move {
             let mut done = Vec::new();
             let mut pending: Vec<(i32, u32)> = Vec::new();
             let mut batches = 0usize;
             let mut idle_since = Instant::now();
-            while committed.load(Ordering::SeqCst) < TOTAL as usize && idle_since.elapsed() < WAIT {
+            while committed.load(Ordering::SeqCst) < TOTAL as usize && idle_since.elapsed() < idle {
                 let next = consumer.receive_timeout(POLL).await?;
                 if let Some(m) = &next {
                     pending.push((m.property::<i32>("seq")?.expect("seq"), m.delivery_count()));
@@ -289,7 +299,7 @@ pub async fn transacted_competing_consumers_commit_once_6_2_9(h: &dyn Harness) -
     let rest = check
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    let extra = rest.receive_timeout(QUIET).await?;
+    let extra = rest.receive_timeout(h.quiet()).await?;
     assert!(extra.is_none(), "a committed message came back: {extra:?}");
     conn.close().await
 }
@@ -316,7 +326,7 @@ enum CancelBy {
 }
 
 async fn cancelled_receive_passes_wakeup_on(h: &dyn Harness, how: CancelBy) -> Result<()> {
-    let queue = Destination::queue(unique("conc-cancel"));
+    let queue = Destination::queue(h.name("conc-cancel"));
     let conn = h.connect().await?;
     let session_a = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let a = session_a
@@ -340,8 +350,9 @@ async fn cancelled_receive_passes_wakeup_on(h: &dyn Harness, how: CancelBy) -> R
         }
     }
     // B waits without a timeout of its own: only a wakeup ends its receive.
+    let wait = h.wait();
     let waiter = tokio::spawn(async move {
-        let got = tokio::time::timeout(WAIT, b.receive()).await;
+        let got = tokio::time::timeout(wait, b.receive()).await;
         (got, b)
     });
     tokio::time::sleep(Duration::from_millis(50)).await;
@@ -374,7 +385,7 @@ pub async fn worker_pool_with_timeouts_gets_every_message_promptly(h: &dyn Harne
     const AWAY: Duration = Duration::from_secs(3);
     /// How soon a message must be received (well below AWAY).
     const PROMPT: Duration = Duration::from_secs(1);
-    let queue = Destination::queue(unique("conc-pool"));
+    let queue = Destination::queue(h.name("conc-pool"));
     let conn = h.connect().await?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i32>();
     let mut tasks = Vec::new();
@@ -431,7 +442,7 @@ pub async fn worker_pool_with_timeouts_gets_every_message_promptly(h: &dyn Harne
             _ => {
                 late.push(seq);
                 // Wait for it anyway, so the next message is checked on its own.
-                let _ = tokio::time::timeout(WAIT, rx.recv()).await;
+                let _ = tokio::time::timeout(h.wait(), rx.recv()).await;
             }
         }
     }
@@ -451,7 +462,7 @@ pub async fn worker_pool_with_timeouts_gets_every_message_promptly(h: &dyn Harne
 pub async fn space_taker_gets_entry_after_another_take_timed_out(h: &dyn Harness) -> Result<()> {
     use courier_space::{Space, Template, FOREVER};
     let connection: Arc<dyn Connection> = h.connect().await?.into();
-    let space = Space::open(&connection, &unique("conc-space")).await?;
+    let space = Space::open(&connection, &h.name("conc-space")).await?;
     let any = || Template::<(String, i64)>::any().expect("a tuple is an entry type");
     // The first taker starts waiting first and is cancelled by a timeout around its take.
     let cancelled = {
@@ -472,7 +483,7 @@ pub async fn space_taker_gets_entry_after_another_take_timed_out(h: &dyn Harness
         "nothing was written, so the first take must be cancelled by its timeout"
     );
     space.write(&("job".to_owned(), 7_i64), FOREVER).await?;
-    let got = tokio::time::timeout(WAIT, patient)
+    let got = tokio::time::timeout(h.wait(), patient)
         .await
         .map_err(|_| Error::illegal_state("the FOREVER taker was not woken by the write"))?
         .expect("task panicked")?;

@@ -2,7 +2,7 @@
 //! fails the configured number of delivery attempts moves to the dead-letter queue.
 use courier_api::*;
 
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::Harness;
 
 /// How many failed attempts the cases make when the backend never dead-letters.
 const ATTEMPTS_WITHOUT_LIMIT: u32 = 5;
@@ -81,8 +81,8 @@ fn assert_intact(m: &Message, body: &str, tag: &str) -> Result<()> {
 pub async fn rolled_back_message_dead_lettered_6_2_10(h: &dyn Harness) -> Result<()> {
     let caps = h.capabilities();
     let conn = h.connect().await?;
-    let queue = Destination::queue(unique("dl-rollback"));
-    let tag = unique("tag");
+    let queue = Destination::queue(h.name("dl-rollback"));
+    let tag = h.name("tag");
     send(conn.as_ref(), &queue, &mut tagged("poison", &tag)?).await?;
 
     let tx = conn.create_session(SessionMode::Transacted).await?;
@@ -93,7 +93,7 @@ pub async fn rolled_back_message_dead_lettered_6_2_10(h: &dyn Harness) -> Result
     assert!(attempts >= 1, "max_delivery_attempts must be at least 1");
     for attempt in 1..=attempts {
         let m = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("delivery attempt {attempt} of {attempts} happens"));
         assert_intact(&m, "poison", &tag)?;
@@ -105,7 +105,7 @@ pub async fn rolled_back_message_dead_lettered_6_2_10(h: &dyn Harness) -> Result
     let Some(max) = caps.max_delivery_attempts else {
         // No limit: the message is still there, attempt after attempt.
         let m = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .expect("without a delivery limit the message keeps being redelivered");
         assert_eq!(m.delivery_count(), ATTEMPTS_WITHOUT_LIMIT + 1);
@@ -113,7 +113,7 @@ pub async fn rolled_back_message_dead_lettered_6_2_10(h: &dyn Harness) -> Result
         tx.commit().await?;
         return conn.close().await;
     };
-    let again = consumer.receive_timeout(QUIET).await?;
+    let again = consumer.receive_timeout(h.quiet()).await?;
     assert!(
         again.is_none(),
         "after {max} failed attempts the message must leave its queue, got delivery {:?}",
@@ -121,7 +121,7 @@ pub async fn rolled_back_message_dead_lettered_6_2_10(h: &dyn Harness) -> Result
     );
     tx.commit().await?;
     if let Some(dlq) = caps.dead_letter_queue.as_deref() {
-        let dead = find_dead_letter(h, conn.as_ref(), &Destination::queue(dlq), &tag, WAIT)
+        let dead = find_dead_letter(h, conn.as_ref(), &Destination::queue(dlq), &tag, h.wait())
             .await?
             .expect("the message is on the dead-letter queue");
         assert_intact(&dead, "poison", &tag)?;
@@ -134,8 +134,8 @@ pub async fn rolled_back_message_dead_lettered_6_2_10(h: &dyn Harness) -> Result
 pub async fn acknowledged_before_limit_never_dead_lettered_6_2_10(h: &dyn Harness) -> Result<()> {
     let caps = h.capabilities();
     let conn = h.connect().await?;
-    let queue = Destination::queue(unique("dl-acked"));
-    let tag = unique("tag");
+    let queue = Destination::queue(h.name("dl-acked"));
+    let tag = h.name("tag");
     send(conn.as_ref(), &queue, &mut tagged("survivor", &tag)?).await?;
 
     let tx = conn.create_session(SessionMode::Transacted).await?;
@@ -145,7 +145,7 @@ pub async fn acknowledged_before_limit_never_dead_lettered_6_2_10(h: &dyn Harnes
     let last = caps.max_delivery_attempts.unwrap_or(ATTEMPTS_WITHOUT_LIMIT);
     for attempt in 1..=last {
         let m = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("delivery attempt {attempt} of {last} happens"));
         assert_eq!(m.delivery_count(), attempt);
@@ -155,11 +155,11 @@ pub async fn acknowledged_before_limit_never_dead_lettered_6_2_10(h: &dyn Harnes
             tx.commit().await?;
         }
     }
-    let again = consumer.receive_timeout(QUIET).await?;
+    let again = consumer.receive_timeout(h.quiet()).await?;
     assert!(again.is_none(), "a committed message came back: {again:?}");
     if let Some(dlq) = caps.dead_letter_queue.as_deref() {
         let dead =
-            find_dead_letter(h, conn.as_ref(), &Destination::queue(dlq), &tag, QUIET).await?;
+            find_dead_letter(h, conn.as_ref(), &Destination::queue(dlq), &tag, h.quiet()).await?;
         assert!(
             dead.is_none(),
             "a message acknowledged within the limit was dead-lettered: {dead:?}"
@@ -174,8 +174,8 @@ pub async fn acknowledged_before_limit_never_dead_lettered_6_2_10(h: &dyn Harnes
 pub async fn poison_message_does_not_block_queue_6_2_10(h: &dyn Harness) -> Result<()> {
     let caps = h.capabilities();
     let conn = h.connect().await?;
-    let queue = Destination::queue(unique("dl-poison"));
-    let tag = unique("tag");
+    let queue = Destination::queue(h.name("dl-poison"));
+    let tag = h.name("tag");
     send(conn.as_ref(), &queue, &mut tagged("poison", &tag)?).await?;
     send(conn.as_ref(), &queue, &mut Message::text("good")).await?;
 
@@ -193,9 +193,14 @@ pub async fn poison_message_does_not_block_queue_6_2_10(h: &dyn Harness) -> Resu
             iterations <= limit as usize + 5,
             "too many deliveries: poison counts {poison_counts:?}, good seen {good_seen}"
         );
-        let m = consumer.receive_timeout(WAIT).await?.unwrap_or_else(|| {
-            panic!("more deliveries expected: poison counts {poison_counts:?}, good {good_seen}")
-        });
+        let m = consumer
+            .receive_timeout(h.wait())
+            .await?
+            .unwrap_or_else(|| {
+                panic!(
+                    "more deliveries expected: poison counts {poison_counts:?}, good {good_seen}"
+                )
+            });
         match m.body_text() {
             Some("poison") => {
                 let count = m.delivery_count();
@@ -221,7 +226,7 @@ pub async fn poison_message_does_not_block_queue_6_2_10(h: &dyn Harness) -> Resu
         (1..=limit).collect::<Vec<_>>(),
         "the poison message's delivery counts"
     );
-    let extra = consumer.receive_timeout(QUIET).await?;
+    let extra = consumer.receive_timeout(h.quiet()).await?;
     assert!(
         extra.is_none(),
         "nothing is left on the queue, got {:?} (delivery {:?})",
@@ -233,7 +238,7 @@ pub async fn poison_message_does_not_block_queue_6_2_10(h: &dyn Harness) -> Resu
         caps.max_delivery_attempts,
         caps.dead_letter_queue.as_deref(),
     ) {
-        let dead = find_dead_letter(h, conn.as_ref(), &Destination::queue(dlq), &tag, WAIT)
+        let dead = find_dead_letter(h, conn.as_ref(), &Destination::queue(dlq), &tag, h.wait())
             .await?
             .expect("the poison message is on the dead-letter queue");
         assert_intact(&dead, "poison", &tag)?;
@@ -246,8 +251,8 @@ pub async fn poison_message_does_not_block_queue_6_2_10(h: &dyn Harness) -> Resu
 pub async fn unacknowledged_close_counts_as_failed_attempt_6_2_10(h: &dyn Harness) -> Result<()> {
     let caps = h.capabilities();
     let conn = h.connect().await?;
-    let queue = Destination::queue(unique("dl-client"));
-    let tag = unique("tag");
+    let queue = Destination::queue(h.name("dl-client"));
+    let tag = h.name("tag");
     send(conn.as_ref(), &queue, &mut tagged("poison", &tag)?).await?;
     let attempts = caps.max_delivery_attempts.unwrap_or(ATTEMPTS_WITHOUT_LIMIT);
     for attempt in 1..=attempts {
@@ -256,7 +261,7 @@ pub async fn unacknowledged_close_counts_as_failed_attempt_6_2_10(h: &dyn Harnes
             .create_consumer(&queue, ConsumerOptions::default())
             .await?;
         let m = consumer
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("delivery attempt {attempt} of {attempts} happens"));
         assert_eq!(m.delivery_count(), attempt);
@@ -268,9 +273,9 @@ pub async fn unacknowledged_close_counts_as_failed_attempt_6_2_10(h: &dyn Harnes
         .await?;
     let next = consumer
         .receive_timeout(if caps.max_delivery_attempts.is_some() {
-            QUIET
+            h.quiet()
         } else {
-            WAIT
+            h.wait()
         })
         .await?;
     match caps.max_delivery_attempts {
@@ -282,9 +287,10 @@ pub async fn unacknowledged_close_counts_as_failed_attempt_6_2_10(h: &dyn Harnes
                 next.map(|m| m.delivery_count())
             );
             if let Some(dlq) = caps.dead_letter_queue.as_deref() {
-                let dead = find_dead_letter(h, conn.as_ref(), &Destination::queue(dlq), &tag, WAIT)
-                    .await?
-                    .expect("the message is on the dead-letter queue");
+                let dead =
+                    find_dead_letter(h, conn.as_ref(), &Destination::queue(dlq), &tag, h.wait())
+                        .await?
+                        .expect("the message is on the dead-letter queue");
                 assert_intact(&dead, "poison", &tag)?;
             }
         }
@@ -314,7 +320,7 @@ pub async fn aborted_space_takes_never_dead_letter_entry(h: &dyn Harness) -> Res
         );
     }
     let connection: Arc<dyn Connection> = h.connect().await?.into();
-    let space = Space::open(&connection, &unique("dl-space")).await?;
+    let space = Space::open(&connection, &h.name("dl-space")).await?;
     let entry = (String::from("job"), 7_i64);
     space.write(&entry, FOREVER).await?;
     let any = Template::<(String, i64)>::any()?;
@@ -322,13 +328,13 @@ pub async fn aborted_space_takes_never_dead_letter_entry(h: &dyn Harness) -> Res
         match abort % 3 {
             0 => {
                 let mut tx = space.transaction().await?;
-                let taken = tx.take(&any, WAIT).await?;
+                let taken = tx.take(&any, h.wait()).await?;
                 assert_eq!(taken.as_ref(), Some(&entry), "take {abort} finds the entry");
                 tx.abort().await?;
             }
             1 => {
                 let mut tx = space.transaction().await?;
-                let taken = tx.take(&any, WAIT).await?;
+                let taken = tx.take(&any, h.wait()).await?;
                 assert_eq!(taken.as_ref(), Some(&entry), "take {abort} finds the entry");
                 drop(tx);
             }
@@ -336,7 +342,7 @@ pub async fn aborted_space_takes_never_dead_letter_entry(h: &dyn Harness) -> Res
                 let mut tx = space
                     .transaction_with_timeout(Duration::from_millis(20))
                     .await?;
-                let taken = tx.take(&any, WAIT).await?;
+                let taken = tx.take(&any, h.wait()).await?;
                 assert_eq!(taken.as_ref(), Some(&entry), "take {abort} finds the entry");
                 tokio::time::sleep(Duration::from_millis(40)).await;
                 let _ = tx.abort().await;
@@ -344,7 +350,7 @@ pub async fn aborted_space_takes_never_dead_letter_entry(h: &dyn Harness) -> Res
         }
     }
     assert_eq!(
-        space.take(&any, WAIT).await?,
+        space.take(&any, h.wait()).await?,
         Some(entry),
         "after {ABORTS} aborted takes the entry is still in the space"
     );

@@ -4,7 +4,7 @@ use courier_api::*;
 use std::time::Duration;
 
 use crate::expect::{assert_queue_empty, is_illegal_state, is_invalid_destination, outcome};
-use crate::{unique, Harness};
+use crate::Harness;
 
 const MAX_NAME: usize = courier_api::destination::MAX_DESTINATION_NAME;
 
@@ -14,7 +14,7 @@ pub async fn closed_session_is_illegal_state_6_2_1(h: &dyn Harness) -> Result<()
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
     session.close().await?;
-    let queue = Destination::queue(unique("err-closed-session"));
+    let queue = Destination::queue(h.name("err-closed-session"));
     let r = session.create_producer(Some(&queue)).await;
     assert!(
         is_illegal_state(&r),
@@ -45,7 +45,7 @@ pub async fn closed_session_is_illegal_state_6_2_1(h: &dyn Harness) -> Result<()
 pub async fn send_on_closed_producer_is_illegal_state_7(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("err-closed-producer"));
+    let queue = Destination::queue(h.name("err-closed-producer"));
     let producer = session.create_producer(Some(&queue)).await?;
     producer.close().await?;
     let r = producer.send(&mut Message::text("after close")).await;
@@ -73,7 +73,7 @@ pub async fn send_on_closed_producer_is_illegal_state_7(h: &dyn Harness) -> Resu
 pub async fn setters_on_closed_producer_are_illegal_state_7(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("err-closed-setters"));
+    let queue = Destination::queue(h.name("err-closed-setters"));
     let closed_producer = session.create_producer(Some(&queue)).await?;
     closed_producer.close().await?;
     let other = conn.create_session(SessionMode::AutoAcknowledge).await?;
@@ -129,7 +129,7 @@ pub async fn setters_on_closed_producer_are_illegal_state_7(h: &dyn Harness) -> 
 pub async fn receive_on_closed_consumer_is_illegal_state_8(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("err-closed-consumer"));
+    let queue = Destination::queue(h.name("err-closed-consumer"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
@@ -202,8 +202,8 @@ pub async fn bad_selector_is_invalid_selector_3_8(h: &dyn Harness) -> Result<()>
     let caps = h.capabilities();
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = Destination::topic(unique("err-selector-t"));
-    let queue = Destination::queue(unique("err-selector-q"));
+    let topic = Destination::topic(h.name("err-selector-t"));
+    let queue = Destination::queue(h.name("err-selector-q"));
     for bad in [
         "color =",
         "color = 'red",
@@ -282,10 +282,10 @@ pub async fn commit_outside_transaction_is_illegal_state_6_2_6(h: &dyn Harness) 
 /// Unsubscribing a name that has no durable subscription is `InvalidDestination` (§6.11).
 pub async fn unsubscribe_unknown_name_is_invalid_destination_6_11(h: &dyn Harness) -> Result<()> {
     let conn = h.factory().create_connection().await?;
-    conn.set_client_id(&unique("cid")).await?;
+    conn.set_client_id(&h.name("cid")).await?;
     conn.start().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let r = session.unsubscribe(&unique("no-such-sub")).await;
+    let r = session.unsubscribe(&h.name("no-such-sub")).await;
     assert!(
         is_invalid_destination(&r),
         "unsubscribe of an unknown subscription must be InvalidDestination, got {r:?}"
@@ -298,8 +298,8 @@ pub async fn unsubscribe_unknown_name_is_invalid_destination_6_11(h: &dyn Harnes
 pub async fn unsubscribe_active_subscription_is_illegal_state_6_11(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let topic = Destination::topic(unique("err-unsub"));
-    let name = unique("sub");
+    let topic = Destination::topic(h.name("err-unsub"));
+    let name = h.name("sub");
     let consumer = session
         .create_shared_durable_consumer(&topic, &name, ConsumerOptions::default())
         .await?;
@@ -318,7 +318,7 @@ pub async fn unsubscribe_active_subscription_is_illegal_state_6_11(h: &dyn Harne
 pub async fn priority_out_of_range_is_invalid_argument_3_4_10(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("err-priority"));
+    let queue = Destination::queue(h.name("err-priority"));
     let producer = session.create_producer(Some(&queue)).await?;
     let r = producer.set_priority(10);
     assert!(
@@ -369,12 +369,12 @@ pub async fn durable_subscription_on_queue_is_invalid_destination_6_11(
     h: &dyn Harness,
 ) -> Result<()> {
     let conn = h.factory().create_connection().await?;
-    conn.set_client_id(&unique("cid")).await?;
+    conn.set_client_id(&h.name("cid")).await?;
     conn.start().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("err-durable-queue"));
+    let queue = Destination::queue(h.name("err-durable-queue"));
     let r = session
-        .create_durable_consumer(&queue, &unique("sub"), ConsumerOptions::default())
+        .create_durable_consumer(&queue, &h.name("sub"), ConsumerOptions::default())
         .await;
     assert!(
         is_invalid_destination(&r),
@@ -382,7 +382,7 @@ pub async fn durable_subscription_on_queue_is_invalid_destination_6_11(
         outcome(&r)
     );
     let r = session
-        .create_shared_consumer(&queue, &unique("sub"), ConsumerOptions::default())
+        .create_shared_consumer(&queue, &h.name("sub"), ConsumerOptions::default())
         .await;
     assert!(
         is_invalid_destination(&r),
