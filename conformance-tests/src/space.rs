@@ -1099,6 +1099,55 @@ pub async fn bad_templates_are_refused_naming_the_field(h: &dyn Harness) -> Resu
 }
 
 /// An entry over the space's size limit is refused with `ResourceLimit` and not written.
+/// An entry that could not be read back (a NaN or infinite float, which JSON bodies turn into
+/// `null`) is refused at the write, in and out of transactions, and nothing is written: before,
+/// it was accepted and every take of it failed to decode.
+pub async fn unreadable_entry_is_refused_at_write(h: &dyn Harness) -> Result<()> {
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Reading {
+        sensor: String,
+        value: f64,
+        backup: Option<f64>,
+    }
+    let (connection, space) = open(h).await?;
+    let reading = |value: f64, backup: Option<f64>| Reading {
+        sensor: "s1".into(),
+        value,
+        backup,
+    };
+    for (what, entry) in [
+        ("NaN", reading(f64::NAN, None)),
+        ("+inf", reading(f64::INFINITY, None)),
+        ("-inf", reading(f64::NEG_INFINITY, Some(1.0))),
+        ("Some(NaN)", reading(1.0, Some(f64::NAN))),
+    ] {
+        let written = space.write(&entry, FOREVER).await;
+        assert!(
+            matches!(written, Err(Error::MessageFormat(_))),
+            "an entry with {what} must be refused, got {written:?}"
+        );
+        let mut tx = space.transaction().await?;
+        let in_tx = tx.write(&entry, FOREVER).await;
+        assert!(
+            matches!(in_tx, Err(Error::MessageFormat(_))),
+            "a transactional write with {what} must be refused, got {in_tx:?}"
+        );
+        tx.commit().await?;
+    }
+    let any = Template::<Reading>::any()?;
+    assert_eq!(
+        space.take_if_exists(&any).await?,
+        None,
+        "nothing was written"
+    );
+    space.write(&reading(2.5, Some(-0.5)), FOREVER).await?;
+    assert_eq!(
+        space.take(&any, h.wait()).await?,
+        Some(reading(2.5, Some(-0.5)))
+    );
+    connection.close().await
+}
+
 pub async fn oversized_entry_is_refused(h: &dyn Harness) -> Result<()> {
     let connection = connect(h).await?;
     let options = SpaceOptions::default().with_max_entry_size(64 * 1024);
@@ -1431,6 +1480,7 @@ macro_rules! space_cases {
                 contents_lists_matches_without_removing,
                 bad_templates_are_refused_naming_the_field,
                 oversized_entry_is_refused,
+                unreadable_entry_is_refused_at_write,
                 entries_persist_across_restart,
                 open_needs_queue_selectors,
                 undecodable_entry_is_dead_lettered_after_decode_failures,
