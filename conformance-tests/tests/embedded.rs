@@ -34,6 +34,12 @@ impl courier_conformance::Harness for EmbeddedHarness {
             "restart of an in-memory broker (nothing is durable)",
         ))
     }
+
+    async fn sever_connections(&self) -> Result<()> {
+        self.factory
+            .sever_connections("severed by the conformance harness");
+        Ok(())
+    }
 }
 
 courier_conformance::conformance_suite!(EmbeddedHarness::new());

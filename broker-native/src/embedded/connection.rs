@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use courier_api::{
-    Connection, Destination, Error, ExceptionListener, Result, Session, SessionMode,
+    Capabilities, Connection, ConnectionMetadata, Destination, Error, ExceptionListener, Result,
+    Session, SessionMode,
 };
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -75,19 +76,43 @@ pub(crate) struct ConnectionShared {
     used: AtomicBool,
     /// Delivery gate: see [`ConnectionShared::begin_delivery`].
     pub delivery: DeliveryGate,
+    /// Set once the connection ended; then `lost` says whether by a loss.
     closed: AtomicBool,
+    /// The error of a loss, written under its lock before `closed` is set, so a reader that
+    /// sees `closed` and then takes the lock finds it.
+    lost: Mutex<Option<Error>>,
     pub token: CancellationToken,
     sessions: Mutex<Vec<Weak<SessionShared>>>,
     temporaries: Mutex<Vec<Destination>>,
     listener: Mutex<Option<ExceptionListener>>,
+    capabilities: Capabilities,
 }
 
 impl ConnectionShared {
+    /// `Ok` while open; the loss's [`Error::ConnectionLost`] after a loss, `IllegalState`
+    /// after a close.
     pub fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(Error::illegal_state("the connection is closed"));
+            return Err(self.end_reason());
         }
         Ok(())
+    }
+
+    /// Why the connection ended: a clone of the loss's error, or `IllegalState` for a close.
+    fn end_reason(&self) -> Error {
+        self.lost
+            .lock()
+            .clone()
+            .unwrap_or_else(|| Error::illegal_state("the connection is closed"))
+    }
+
+    /// `error`, or the loss's error once the connection is lost: a call cut short because the
+    /// connection ended reports the loss, not the close it caused.
+    pub fn lost_or(&self, error: Error) -> Error {
+        match self.lost.lock().clone() {
+            Some(lost) => lost,
+            None => error,
+        }
     }
 
     pub fn client_id(&self) -> Option<Arc<str>> {
@@ -111,8 +136,24 @@ impl ConnectionShared {
     }
 
     fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return;
+        self.end(None);
+    }
+
+    /// Loses the connection as a network failure would: everything made from it fails with
+    /// `error` from now on, the broker closes it, and the exception listener is called once.
+    /// `false` when it had already ended.
+    pub fn lose(&self, error: Error) -> bool {
+        self.end(Some(error))
+    }
+
+    /// Ends the connection once, by a close (`lost == None`) or a loss.
+    fn end(&self, lost: Option<Error>) -> bool {
+        {
+            let mut reason = self.lost.lock();
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return false;
+            }
+            *reason = lost.clone();
         }
         self.token.cancel();
         self.delivery.changed.notify_waiters();
@@ -127,7 +168,11 @@ impl ConnectionShared {
         if let Some(id) = self.client_id.read().as_deref() {
             self.broker.release_client_id(id);
         }
-        self.listener.lock().take();
+        let listener = self.listener.lock().take();
+        if let (Some(listener), Some(error)) = (listener, lost) {
+            listener(&error);
+        }
+        true
     }
 }
 
@@ -138,7 +183,7 @@ pub struct EmbeddedConnection {
 }
 
 impl EmbeddedConnection {
-    pub(crate) fn new(broker: Arc<BrokerCore>) -> Self {
+    pub(crate) fn new(broker: Arc<BrokerCore>, capabilities: Capabilities) -> Self {
         broker.start_housekeeping();
         let id = broker.next_id();
         EmbeddedConnection {
@@ -153,13 +198,37 @@ impl EmbeddedConnection {
                 used: AtomicBool::new(false),
                 delivery: DeliveryGate::default(),
                 closed: AtomicBool::new(false),
+                lost: Mutex::new(None),
                 token: CancellationToken::new(),
                 sessions: Mutex::new(Vec::new()),
                 temporaries: Mutex::new(Vec::new()),
                 listener: Mutex::new(None),
+                capabilities,
             }),
         }
     }
+
+    /// The state shared with what the connection made, for the factory's loss hook.
+    pub(crate) fn shared(&self) -> &Arc<ConnectionShared> {
+        &self.shared
+    }
+
+    /// Simulates losing this connection (a test hook): every pending and later call on it and
+    /// on what it made fails with [`Error::ConnectionLost`] carrying `reason`, the broker
+    /// closes it as on [`Connection::close`], and the exception listener is called once.
+    /// `false` when the connection had already ended.
+    pub fn simulate_loss(&self, reason: &str) -> bool {
+        self.shared.lose(Error::connection_lost(reason))
+    }
+}
+
+/// What the embedded provider reports about itself.
+fn embedded_metadata() -> ConnectionMetadata {
+    ConnectionMetadata::new(
+        "Courier embedded",
+        env!("CARGO_PKG_VERSION"),
+        vec!["JMSXDeliveryCount", "JMSXGroupID", "JMSXGroupSeq"],
+    )
 }
 
 /// A connection whose handle is dropped stays open while its sessions live; the last of them
@@ -225,8 +294,24 @@ impl Connection for EmbeddedConnection {
         Ok(Box::new(EmbeddedSession::new(session)))
     }
 
+    /// A listener set on an ended connection is never called.
     fn set_exception_listener(&self, listener: Option<ExceptionListener>) {
         *self.shared.listener.lock() = listener;
+    }
+
+    /// The factory's capabilities: an in-process broker has no handshake to learn less from.
+    fn capabilities(&self) -> Capabilities {
+        self.shared.capabilities.clone()
+    }
+
+    fn metadata(&self) -> ConnectionMetadata {
+        embedded_metadata()
+    }
+
+    async fn closed(&self) -> Error {
+        self.shared.token.cancelled().await;
+        let lost = self.shared.lost.lock().clone();
+        lost.unwrap_or_else(|| Error::illegal_state("closed"))
     }
 
     async fn close(&self) -> Result<()> {

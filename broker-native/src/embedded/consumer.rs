@@ -62,11 +62,23 @@ impl ConsumerInner {
         }
     }
 
+    /// `Ok` while open; [`Error::ConnectionLost`] once the connection is lost (even though
+    /// the loss closed the consumer too), `IllegalState` after a close.
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
+            self.session.check_open()?;
             return Err(Error::illegal_state("the consumer is closed"));
         }
         self.session.check_open()
+    }
+
+    /// What a receive returns when the consumer ended while it ran: the loss's error after a
+    /// loss, `None` after a close.
+    fn ended(&self) -> Result<Option<Message>> {
+        match self.check_open() {
+            Err(lost @ Error::ConnectionLost { .. }) => Err(lost),
+            _ => Ok(None),
+        }
     }
 
     /// The receive loop. `deadline`: `None` waits for ever; `wait == false` tries once.
@@ -89,7 +101,10 @@ impl ConsumerInner {
             // Created before the checks below, so a start/stop between them is not missed.
             let gate_changed = gate.changed.notified();
             // Atomic flags, not the token: `is_cancelled` takes a lock on every receive.
-            if self.check_open().is_err() || self.queue.is_deleted() {
+            if self.check_open().is_err() {
+                return self.ended();
+            }
+            if self.queue.is_deleted() {
                 return Ok(None);
             }
             let will_wait = wait && deadline.is_none_or(|d| Instant::now() < d);
@@ -109,8 +124,11 @@ impl ConsumerInner {
                     }
                 };
                 gate.end();
-                if let Some(message) = delivered {
-                    return Ok(message);
+                match delivered {
+                    Some(Some(message)) => return Ok(Some(message)),
+                    // Taken while the session closed, and put back.
+                    Some(None) => return self.ended(),
+                    None => {}
                 }
             } else if waiting.registered {
                 // Stopped: a wakeup aimed at this consumer belongs to another connection's.
@@ -124,7 +142,7 @@ impl ConsumerInner {
                 (a, b) => a.or(b),
             };
             tokio::select! {
-                _ = self.token.cancelled() => return Ok(None),
+                _ = self.token.cancelled() => return self.ended(),
                 _ = self.slot.notify.notified() => {}
                 _ = gate_changed => {}
                 _ = sleep_until(wake_at) => {}
