@@ -319,3 +319,76 @@ impl Connection for EmbeddedConnection {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{BrokerConfig, DestinationPolicy, EmbeddedFactory};
+    use courier_api::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_send_blocked_by_flow_control_fails_with_the_loss() {
+        let config = BrokerConfig {
+            default_policy: DestinationPolicy {
+                max_depth: Some(1),
+                block_timeout: Duration::MAX,
+                ..DestinationPolicy::default()
+            },
+            ..BrokerConfig::default()
+        };
+        let factory = EmbeddedFactory::new(config);
+        let connection = factory.create_connection().await.unwrap();
+        let session = connection
+            .create_session(SessionMode::AutoAcknowledge)
+            .await
+            .unwrap();
+        let producer = session
+            .create_producer(Some(&Destination::queue("full")))
+            .await
+            .unwrap();
+        producer.send(&mut Message::text("fills")).await.unwrap();
+        let mut waits = Message::text("waits");
+        let (blocked, severed) = tokio::join!(producer.send(&mut waits), async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            factory.sever_connections("cable pulled")
+        });
+        assert_eq!(severed, 1);
+        match blocked {
+            Err(Error::ConnectionLost { reason, .. }) => assert_eq!(reason, "cable pulled"),
+            other => panic!("expected ConnectionLost, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn severing_loses_only_live_connections_of_the_factory() {
+        let factory = EmbeddedFactory::default();
+        let other_factory = EmbeddedFactory::from_broker(factory.broker().clone());
+        let closed = factory.create_connection().await.unwrap();
+        closed.close().await.unwrap();
+        let live = factory.create_connection().await.unwrap();
+        let other = other_factory.create_connection().await.unwrap();
+        assert_eq!(factory.sever_connections("gone"), 1);
+        assert!(matches!(
+            live.start().await,
+            Err(Error::ConnectionLost { .. })
+        ));
+        assert!(matches!(closed.start().await, Err(Error::IllegalState(_))));
+        other.start().await.unwrap();
+        assert_eq!(factory.sever_connections("again"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_answers_its_capabilities_and_metadata() {
+        let factory = EmbeddedFactory::default();
+        let connection = factory.create_connection().await.unwrap();
+        assert_eq!(connection.capabilities(), factory.capabilities());
+        let metadata = connection.metadata();
+        assert_eq!(metadata.provider_name, "Courier embedded");
+        assert_eq!(metadata.provider_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(metadata.jms_version, "3.1");
+        assert_eq!(
+            metadata.jmsx_properties,
+            ["JMSXDeliveryCount", "JMSXGroupID", "JMSXGroupSeq"]
+        );
+    }
+}

@@ -293,4 +293,64 @@ mod tests {
         let got = consumer.receive_timeout(Duration::from_millis(50)).await;
         assert!(got.unwrap().is_none());
     }
+
+    async fn queue_with(
+        mode: SessionMode,
+        messages: Vec<Message>,
+    ) -> (Box<dyn Connection>, Box<dyn Session>, Box<dyn Consumer>) {
+        let connection = EmbeddedFactory::default()
+            .create_connection()
+            .await
+            .unwrap();
+        connection.start().await.unwrap();
+        let session = connection.create_session(mode).await.unwrap();
+        let queue = Destination::queue("bodies");
+        let producer = session.create_producer(Some(&queue)).await.unwrap();
+        for mut message in messages {
+            producer.send(&mut message).await.unwrap();
+        }
+        if mode == SessionMode::Transacted {
+            session.commit().await.unwrap();
+        }
+        let consumer = session
+            .create_consumer(&queue, ConsumerOptions::default())
+            .await
+            .unwrap();
+        (connection, session, consumer)
+    }
+
+    #[tokio::test]
+    async fn receive_body_returns_the_body_and_none_when_nothing_comes() {
+        let (_c, _s, consumer) = queue_with(
+            SessionMode::AutoAcknowledge,
+            vec![Message::text("hi"), Message::bytes(&b"raw"[..])],
+        )
+        .await;
+        let text = consumer.receive_body(None).await.unwrap().unwrap();
+        assert_eq!(text, Body::Text("hi".into()));
+        let bytes = consumer.receive_body(Some(Duration::from_secs(5))).await;
+        assert!(matches!(bytes, Ok(Some(Body::Bytes(b))) if b.as_ref() == b"raw"));
+        let nothing = consumer.receive_body(Some(Duration::from_millis(20))).await;
+        assert!(matches!(nothing, Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn receive_body_of_a_bodyless_message_fails_and_recover_redelivers_it() {
+        let (_c, session, consumer) = queue_with(
+            SessionMode::ClientAcknowledge,
+            vec![Message::default(), Message::stream(Vec::new())],
+        )
+        .await;
+        for _ in 0..2 {
+            let refused = consumer.receive_body(Some(Duration::from_secs(5))).await;
+            assert!(
+                matches!(refused, Err(Error::MessageFormat(_))),
+                "{refused:?}"
+            );
+        }
+        session.recover().await.unwrap();
+        let again = consumer.receive().await.unwrap().unwrap();
+        assert!(again.redelivered());
+        assert_eq!(again.body(), &Body::Empty);
+    }
 }
