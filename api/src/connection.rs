@@ -151,7 +151,8 @@ impl ConnectionMetadata {
 }
 
 /// A callback for errors that have no other way to reach the application: it is called once
-/// with [`crate::Error::ConnectionLost`] when the connection is lost (never on `close`).
+/// with [`crate::Error::ConnectionLost`] when the connection is lost (never on `close`). It
+/// runs on whatever task or thread noticed the loss, so it must return quickly and not block.
 pub type ExceptionListener = Arc<dyn Fn(&crate::Error) + Send + Sync>;
 
 /// An open connection to a backend: the factory of sessions, and the unit of start/stop.
