@@ -1,4 +1,44 @@
 //! Connection factories and connections (Jakarta Messaging 3.1 §6.1).
+//!
+//! # The contract every backend keeps
+//!
+//! **Send.** `Ok` from a producer's `send` means the broker has the message, so it is
+//! delivered even if the sender crashes right after: for a
+//! [`DeliveryMode::Persistent`](crate::DeliveryMode::Persistent) message the broker has it
+//! *durably* — on its disk, or replicated where the backend replicates (an in-memory backend,
+//! [`Capabilities::durable_storage`] `false`, keeps it only in memory); for a
+//! [`DeliveryMode::NonPersistent`](crate::DeliveryMode::NonPersistent) message the broker has
+//! it in memory. In a transacted session the same holds for every send of the transaction
+//! when `commit` returns `Ok`; before that, nothing of it is visible. A send that fails with
+//! anything but [`Error::InDoubt`](crate::Error::InDoubt) left nothing at the broker.
+//!
+//! **Consumers.** When `create_consumer` (or a durable/shared variant) returns, the
+//! subscription exists at the broker: a message sent after it returns is delivered to it
+//! (subject to its selector and no-local). `receive_no_wait` looks at everything the consumer
+//! already holds and everything the broker has ready for it now, and waits for nothing else.
+//!
+//! **Handles.** Dropping a connection, session, producer, consumer or browser closes it, as
+//! `close` does (a connection or session stays open while something made from it lives).
+//! `close` of a consumer or session, a connection's `stop`, and a session's `recover` give
+//! back every message the consumer holds but has not handed to the application: such a
+//! message is never lost and goes to the next consumer.
+//!
+//! **Connection loss.** When a connection is lost (the network failed, the broker went away),
+//! nothing reconnects behind the application's back:
+//! - [`Connection::closed`] resolves with [`Error::ConnectionLost`](crate::Error::ConnectionLost)
+//!   and the exception listener, if one is set, is called once with it;
+//! - every pending call on the connection and its sessions, producers, consumers and browsers
+//!   returns (a clone of) that error — a pending `receive` returns it, not `Ok(None)`, which
+//!   means a normal close; a send waiting for room under flow control fails with it;
+//! - every later call on them returns it too, except `close`, which succeeds (the objects are
+//!   already closed) so cleanup code needs no special case;
+//! - at the broker, the lost connection is closed: its open transactions roll back, its
+//!   unacknowledged messages are redelivered to other consumers flagged `redelivered`, its
+//!   temporary destinations are deleted, and its client id becomes free.
+//!
+//! A send, commit or acknowledge cut off in flight returns
+//! [`Error::InDoubt`](crate::Error::InDoubt) instead where the backend cannot know whether the
+//! broker acted on it.
 
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -124,17 +164,64 @@ pub trait ConnectionFactory: Send + Sync {
         password: &str,
     ) -> Result<Box<dyn Connection>>;
 
-    /// What this backend offers.
+    /// What this backend offers at most: an upper bound known before connecting. A
+    /// connection's own [`Connection::capabilities`], learnt in its handshake, may offer less
+    /// (a server's configuration decides some features).
     fn capabilities(&self) -> Capabilities;
 }
 
-/// A callback for errors that have no other way to reach the application (connection lost).
+/// Facts about the provider behind a connection, as JMS `ConnectionMetaData` has them.
+///
+/// ```
+/// let m = courier_api::ConnectionMetadata::new("Example", "1.0", vec!["JMSXDeliveryCount"]);
+/// assert_eq!(m.jms_version, "3.1");
+/// assert_eq!(m.api_version, env!("CARGO_PKG_VERSION"));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ConnectionMetadata {
+    /// The provider (backend) name, e.g. `Courier embedded`.
+    pub provider_name: String,
+    /// The provider's version, as the provider reports it.
+    pub provider_version: String,
+    /// The version of this api crate (`courier-api`).
+    pub api_version: &'static str,
+    /// The Jakarta Messaging version whose programming model the api follows.
+    pub jms_version: &'static str,
+    /// The `JMSX` properties the provider sets or honours (`JMSXDeliveryCount`, …).
+    pub jmsx_properties: Vec<&'static str>,
+}
+
+impl ConnectionMetadata {
+    /// The Jakarta Messaging version the api follows.
+    pub const JMS_VERSION: &'static str = "3.1";
+
+    /// Metadata of a provider; the api and JMS versions are filled in.
+    pub fn new(
+        provider_name: impl Into<String>,
+        provider_version: impl Into<String>,
+        jmsx_properties: Vec<&'static str>,
+    ) -> Self {
+        ConnectionMetadata {
+            provider_name: provider_name.into(),
+            provider_version: provider_version.into(),
+            api_version: env!("CARGO_PKG_VERSION"),
+            jms_version: Self::JMS_VERSION,
+            jmsx_properties,
+        }
+    }
+}
+
+/// A callback for errors that have no other way to reach the application: it is called once
+/// with [`crate::Error::ConnectionLost`] when the connection is lost (never on `close`). It
+/// runs on whatever task or thread noticed the loss, so it must return quickly and not block.
 pub type ExceptionListener = Arc<dyn Fn(&crate::Error) + Send + Sync>;
 
 /// An open connection to a backend: the factory of sessions, and the unit of start/stop.
 ///
 /// A connection starts *stopped*: it can send, but its consumers receive nothing until
-/// [`Connection::start`]. Closing it closes everything made from it.
+/// [`Connection::start`]. Closing it closes everything made from it. What a lost connection
+/// does is the [module](self)'s contract.
 #[async_trait]
 pub trait Connection: Send + Sync {
     /// Sets the client id. Allowed only before the connection is used; a client id held by
@@ -153,11 +240,25 @@ pub trait Connection: Send + Sync {
     /// Opens a session in the given mode.
     async fn create_session(&self, mode: SessionMode) -> Result<Box<dyn Session>>;
 
-    /// Registers the listener for errors with no other path to the application.
+    /// Registers the listener for errors with no other path to the application; it is
+    /// called once, with [`crate::Error::ConnectionLost`], if the connection is lost.
     fn set_exception_listener(&self, listener: Option<ExceptionListener>);
+
+    /// What this connection offers, as learnt when it connected: at most the factory's
+    /// [`ConnectionFactory::capabilities`], less where the server's configuration says so.
+    fn capabilities(&self) -> Capabilities;
+
+    /// The provider's name and versions, and the `JMSX` properties it supports.
+    fn metadata(&self) -> ConnectionMetadata;
+
+    /// Resolves when the connection ends, with the reason: [`crate::Error::ConnectionLost`]
+    /// (a clone of what every call on the connection now returns) after a loss, or
+    /// [`crate::Error::IllegalState`] `"closed"` after [`Connection::close`]. Resolves at once
+    /// on an ended connection; any number of callers may wait.
+    async fn closed(&self) -> crate::Error;
 
     /// Closes the connection and all its sessions: open transactions roll back, client-ack
     /// messages not acknowledged are redelivered, pending receives return `None`, and
-    /// temporary destinations are deleted. Closing twice is fine.
+    /// temporary destinations are deleted. Closing twice, or after a loss, is fine.
     async fn close(&self) -> Result<()>;
 }

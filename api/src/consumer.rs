@@ -70,18 +70,59 @@ pub trait Consumer: Send + Sync {
     /// The consumer's selector; `None` when it was created without one or with an empty one.
     fn selector(&self) -> Option<&str>;
 
-    /// Waits for the next message; `None` when the consumer is closed while waiting. Calling it
-    /// on a consumer already closed is [`crate::Error::IllegalState`].
+    /// Waits for the next message; `None` when the consumer, its session or its connection is
+    /// closed while waiting. Calling it on a consumer already closed is
+    /// [`crate::Error::IllegalState`]. When the connection is lost, a pending and every later
+    /// receive fails with [`crate::Error::ConnectionLost`] (never `None`).
     async fn receive(&self) -> Result<Option<Message>>;
 
-    /// Waits up to `timeout`; `None` when nothing came.
+    /// Waits up to `timeout`; `None` when nothing came. Ends like [`Consumer::receive`] on a
+    /// close or a connection loss.
     async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>>;
 
-    /// The next message if one is ready now.
+    /// The next message if one is ready now: anything the consumer already holds or the broker
+    /// has ready for it at this moment; it waits for nothing else.
     async fn receive_no_wait(&self) -> Result<Option<Message>>;
 
-    /// Closes the consumer; a pending receive returns `None`. Closing twice is fine.
+    /// Closes the consumer; a pending receive returns `None`, and messages the consumer holds
+    /// but has not handed out go back to the broker. Closing twice, or after the connection is
+    /// lost, is fine.
     async fn close(&self) -> Result<()>;
+
+    // ---- receive_body (JMS 2.0 `JMSConsumer.receiveBody`) -------------------------------
+
+    /// Receives the next message and returns only its body: waits for ever with `None`, up to
+    /// `timeout` otherwise; `Ok(None)` when nothing came or the consumer was closed.
+    ///
+    /// As in JMS 2.0, only messages whose body can be returned qualify: text, bytes, map and
+    /// object bodies. A message with no body (a plain JMS `Message`) or a stream body fails
+    /// with [`crate::Error::MessageFormat`]. JMS then leaves such a message unacknowledged;
+    /// here it was received like any other:
+    /// - in a client-acknowledge or transacted session it stays unacknowledged, so `recover`
+    ///   or `rollback` redelivers it (and acknowledging or committing consumes it);
+    /// - in an auto- or dups-ok-acknowledge session it was acknowledged by the receive and is
+    ///   consumed; use `receive` instead where a bodyless or stream message may arrive and must
+    ///   not be lost. (JMS 2.0 redelivers it; a backend may override this method to do so.)
+    async fn receive_body(&self, timeout: Option<Duration>) -> Result<Option<crate::Body>> {
+        let received = match timeout {
+            None => self.receive().await?,
+            Some(timeout) => self.receive_timeout(timeout).await?,
+        };
+        let Some(message) = received else {
+            return Ok(None);
+        };
+        match message.body() {
+            crate::Body::Empty => Err(crate::Error::format(
+                "receive_body: the message has no body (use receive for plain messages)",
+            )),
+            crate::Body::Stream(_) => Err(crate::Error::format(
+                "receive_body: a stream body cannot be returned whole (use receive)",
+            )),
+            body => Ok(Some(body.clone())),
+        }
+    }
+
+    // ---- end of receive_body ---------------------------------------------------------------
 
     /// The messages as a stream. It ends when the consumer is closed; an error is yielded
     /// once and then ends the stream too.

@@ -36,7 +36,9 @@ pub mod session;
 pub mod value;
 
 pub use body::{Body, BodyKind, ObjectBody, StreamReader};
-pub use connection::{Capabilities, Connection, ConnectionFactory, Durability, ExceptionListener};
+pub use connection::{
+    Capabilities, Connection, ConnectionFactory, ConnectionMetadata, Durability, ExceptionListener,
+};
 pub use consumer::{Browser, Consumer, ConsumerOptions, MessageStream};
 pub use destination::{Destination, DestinationKind};
 pub use error::{Error, InDoubtOperation, Result};

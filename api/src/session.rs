@@ -1,4 +1,8 @@
 //! Sessions: the single-threaded context for producing and consuming (§6.2).
+//!
+//! What `Ok` from a send or commit promises, when a new consumer starts receiving, and what
+//! every call returns after the connection is lost is written down once, in the
+//! [connection module's contract](crate::connection#the-contract-every-backend-keeps).
 
 use async_trait::async_trait;
 
@@ -40,7 +44,9 @@ pub trait Session: Send + Sync {
     async fn create_producer(&self, destination: Option<&Destination>)
         -> Result<Box<dyn Producer>>;
 
-    /// A consumer on a queue, or on a new non-durable subscription to a topic.
+    /// A consumer on a queue, or on a new non-durable subscription to a topic. When it
+    /// returns the subscription exists at the broker: a message sent after that is delivered
+    /// to it.
     async fn create_consumer(
         &self,
         destination: &Destination,
@@ -94,7 +100,10 @@ pub trait Session: Send + Sync {
     async fn delete_temporary(&self, destination: &Destination) -> Result<()>;
 
     /// Commits the transaction: sends the produced and acknowledges the consumed messages as
-    /// one unit. [`crate::Error::IllegalState`] on a non-transacted session.
+    /// one unit. `Ok` means the broker has every sent message as `send`'s `Ok` would (durably
+    /// for persistent ones). [`crate::Error::IllegalState`] on a non-transacted session;
+    /// [`crate::Error::ConnectionLost`] once the connection is lost, and then the transaction
+    /// was rolled back at the broker.
     async fn commit(&self) -> Result<()>;
 
     /// Rolls the transaction back: discards the produced and recovers the consumed messages.
@@ -109,6 +118,6 @@ pub trait Session: Send + Sync {
     async fn acknowledge(&self) -> Result<()>;
 
     /// Closes the session: rolls back the transaction and makes unacknowledged messages
-    /// available again. Closing twice is fine.
+    /// available again. Closing twice, or after the connection is lost, is fine.
     async fn close(&self) -> Result<()>;
 }

@@ -244,6 +244,15 @@ mod faulty {
         fn set_exception_listener(&self, listener: Option<ExceptionListener>) {
             self.inner.set_exception_listener(listener)
         }
+        fn capabilities(&self) -> Capabilities {
+            self.inner.capabilities()
+        }
+        fn metadata(&self) -> courier::ConnectionMetadata {
+            self.inner.metadata()
+        }
+        async fn closed(&self) -> courier::Error {
+            self.inner.closed().await
+        }
         async fn close(&self) -> Result<()> {
             self.inner.close().await
         }

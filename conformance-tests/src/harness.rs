@@ -74,6 +74,17 @@ pub trait Harness: Send + Sync {
         format!("{}_{}", self.namespace(), unique(prefix))
     }
 
+    /// Loses every live connection the factory made, as a network failure would (a test
+    /// hook for the `connection_loss` cases): the backend's connections must report
+    /// [`courier_api::Error::ConnectionLost`]. Backends that cannot simulate a loss return
+    /// [`courier_api::Error::Unsupported`], the default.
+    async fn sever_connections(&self) -> Result<()> {
+        Err(courier_api::Error::unsupported(
+            "harness",
+            "simulating a connection loss",
+        ))
+    }
+
     /// A new started connection.
     async fn connect(&self) -> Result<Box<dyn Connection>> {
         let connection = self.factory().create_connection().await?;

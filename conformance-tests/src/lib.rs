@@ -30,6 +30,7 @@ pub mod acknowledge;
 pub mod browsing;
 pub mod concurrency;
 pub mod connection;
+pub mod connection_loss;
 pub mod dead_letter;
 pub mod delivery;
 pub mod errors;
@@ -108,6 +109,7 @@ macro_rules! ordinary_suite {
         $crate::browsing_cases!($make);
         $crate::concurrency_cases!($make);
         $crate::connection_cases!($make);
+        $crate::connection_loss_cases!($make);
         $crate::dead_letter_cases!($make);
         $crate::delivery_cases!($make);
         $crate::errors_cases!($make);

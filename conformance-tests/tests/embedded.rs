@@ -40,6 +40,12 @@ impl courier_conformance::Harness for EmbeddedHarness {
     async fn cleanup(&self) -> Result<()> {
         Ok(())
     }
+
+    async fn sever_connections(&self) -> Result<()> {
+        self.factory
+            .sever_connections("severed by the conformance harness");
+        Ok(())
+    }
 }
 
 courier_conformance::conformance_suite!(EmbeddedHarness::new());

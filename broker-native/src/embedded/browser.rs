@@ -52,10 +52,11 @@ impl Browser for EmbeddedBrowser {
     }
 
     async fn next(&self) -> Result<Option<Message>> {
+        // A lost connection reports the loss even on a browser closed before it.
+        self.session.check_open()?;
         if self.closed.load(Ordering::Acquire) {
             return Err(Error::illegal_state("the browser is closed"));
         }
-        self.session.check_open()?;
         let mut cursor = self.cursor.lock();
         Ok(self
             .queue

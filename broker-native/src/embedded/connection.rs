@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use courier_api::{
-    Connection, Destination, Error, ExceptionListener, Result, Session, SessionMode,
+    Capabilities, Connection, ConnectionMetadata, Destination, Error, ExceptionListener, Result,
+    Session, SessionMode,
 };
 use parking_lot::{Mutex, RwLock};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -75,19 +76,43 @@ pub(crate) struct ConnectionShared {
     used: AtomicBool,
     /// Delivery gate: see [`ConnectionShared::begin_delivery`].
     pub delivery: DeliveryGate,
+    /// Set once the connection ended; then `lost` says whether by a loss.
     closed: AtomicBool,
+    /// The error of a loss, written under its lock before `closed` is set, so a reader that
+    /// sees `closed` and then takes the lock finds it.
+    lost: Mutex<Option<Error>>,
     pub token: CancellationToken,
     sessions: Mutex<Vec<Weak<SessionShared>>>,
     temporaries: Mutex<Vec<Destination>>,
     listener: Mutex<Option<ExceptionListener>>,
+    capabilities: Capabilities,
 }
 
 impl ConnectionShared {
+    /// `Ok` while open; the loss's [`Error::ConnectionLost`] after a loss, `IllegalState`
+    /// after a close.
     pub fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
-            return Err(Error::illegal_state("the connection is closed"));
+            return Err(self.end_reason());
         }
         Ok(())
+    }
+
+    /// Why the connection ended: a clone of the loss's error, or `IllegalState` for a close.
+    fn end_reason(&self) -> Error {
+        self.lost
+            .lock()
+            .clone()
+            .unwrap_or_else(|| Error::illegal_state("the connection is closed"))
+    }
+
+    /// `error`, or the loss's error once the connection is lost: a call cut short because the
+    /// connection ended reports the loss, not the close it caused.
+    pub fn lost_or(&self, error: Error) -> Error {
+        match self.lost.lock().clone() {
+            Some(lost) => lost,
+            None => error,
+        }
     }
 
     pub fn client_id(&self) -> Option<Arc<str>> {
@@ -111,8 +136,24 @@ impl ConnectionShared {
     }
 
     fn close(&self) {
-        if self.closed.swap(true, Ordering::AcqRel) {
-            return;
+        self.end(None);
+    }
+
+    /// Loses the connection as a network failure would: everything made from it fails with
+    /// `error` from now on, the broker closes it, and the exception listener is called once.
+    /// `false` when it had already ended.
+    pub fn lose(&self, error: Error) -> bool {
+        self.end(Some(error))
+    }
+
+    /// Ends the connection once, by a close (`lost == None`) or a loss.
+    fn end(&self, lost: Option<Error>) -> bool {
+        {
+            let mut reason = self.lost.lock();
+            if self.closed.swap(true, Ordering::AcqRel) {
+                return false;
+            }
+            *reason = lost.clone();
         }
         self.token.cancel();
         self.delivery.changed.notify_waiters();
@@ -127,7 +168,11 @@ impl ConnectionShared {
         if let Some(id) = self.client_id.read().as_deref() {
             self.broker.release_client_id(id);
         }
-        self.listener.lock().take();
+        let listener = self.listener.lock().take();
+        if let (Some(listener), Some(error)) = (listener, lost) {
+            listener(&error);
+        }
+        true
     }
 }
 
@@ -138,7 +183,7 @@ pub struct EmbeddedConnection {
 }
 
 impl EmbeddedConnection {
-    pub(crate) fn new(broker: Arc<BrokerCore>) -> Self {
+    pub(crate) fn new(broker: Arc<BrokerCore>, capabilities: Capabilities) -> Self {
         broker.start_housekeeping();
         let id = broker.next_id();
         EmbeddedConnection {
@@ -153,13 +198,37 @@ impl EmbeddedConnection {
                 used: AtomicBool::new(false),
                 delivery: DeliveryGate::default(),
                 closed: AtomicBool::new(false),
+                lost: Mutex::new(None),
                 token: CancellationToken::new(),
                 sessions: Mutex::new(Vec::new()),
                 temporaries: Mutex::new(Vec::new()),
                 listener: Mutex::new(None),
+                capabilities,
             }),
         }
     }
+
+    /// The state shared with what the connection made, for the factory's loss hook.
+    pub(crate) fn shared(&self) -> &Arc<ConnectionShared> {
+        &self.shared
+    }
+
+    /// Simulates losing this connection (a test hook): every pending and later call on it and
+    /// on what it made fails with [`Error::ConnectionLost`] carrying `reason`, the broker
+    /// closes it as on [`Connection::close`], and the exception listener is called once.
+    /// `false` when the connection had already ended.
+    pub fn simulate_loss(&self, reason: &str) -> bool {
+        self.shared.lose(Error::connection_lost(reason))
+    }
+}
+
+/// What the embedded provider reports about itself.
+fn embedded_metadata() -> ConnectionMetadata {
+    ConnectionMetadata::new(
+        "Courier embedded",
+        env!("CARGO_PKG_VERSION"),
+        vec!["JMSXDeliveryCount", "JMSXGroupID", "JMSXGroupSeq"],
+    )
 }
 
 /// A connection whose handle is dropped stays open while its sessions live; the last of them
@@ -225,12 +294,101 @@ impl Connection for EmbeddedConnection {
         Ok(Box::new(EmbeddedSession::new(session)))
     }
 
+    /// A listener set on an ended connection is never called.
     fn set_exception_listener(&self, listener: Option<ExceptionListener>) {
         *self.shared.listener.lock() = listener;
+    }
+
+    /// The factory's capabilities: an in-process broker has no handshake to learn less from.
+    fn capabilities(&self) -> Capabilities {
+        self.shared.capabilities.clone()
+    }
+
+    fn metadata(&self) -> ConnectionMetadata {
+        embedded_metadata()
+    }
+
+    async fn closed(&self) -> Error {
+        self.shared.token.cancelled().await;
+        let lost = self.shared.lost.lock().clone();
+        lost.unwrap_or_else(|| Error::illegal_state("closed"))
     }
 
     async fn close(&self) -> Result<()> {
         self.shared.close();
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{BrokerConfig, DestinationPolicy, EmbeddedFactory};
+    use courier_api::*;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn a_send_blocked_by_flow_control_fails_with_the_loss() {
+        let config = BrokerConfig {
+            default_policy: DestinationPolicy {
+                max_depth: Some(1),
+                block_timeout: Duration::MAX,
+                ..DestinationPolicy::default()
+            },
+            ..BrokerConfig::default()
+        };
+        let factory = EmbeddedFactory::new(config);
+        let connection = factory.create_connection().await.unwrap();
+        let session = connection
+            .create_session(SessionMode::AutoAcknowledge)
+            .await
+            .unwrap();
+        let producer = session
+            .create_producer(Some(&Destination::queue("full")))
+            .await
+            .unwrap();
+        producer.send(&mut Message::text("fills")).await.unwrap();
+        let mut waits = Message::text("waits");
+        let (blocked, severed) = tokio::join!(producer.send(&mut waits), async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            factory.sever_connections("cable pulled")
+        });
+        assert_eq!(severed, 1);
+        match blocked {
+            Err(Error::ConnectionLost { reason, .. }) => assert_eq!(reason, "cable pulled"),
+            other => panic!("expected ConnectionLost, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn severing_loses_only_live_connections_of_the_factory() {
+        let factory = EmbeddedFactory::default();
+        let other_factory = EmbeddedFactory::from_broker(factory.broker().clone());
+        let closed = factory.create_connection().await.unwrap();
+        closed.close().await.unwrap();
+        let live = factory.create_connection().await.unwrap();
+        let other = other_factory.create_connection().await.unwrap();
+        assert_eq!(factory.sever_connections("gone"), 1);
+        assert!(matches!(
+            live.start().await,
+            Err(Error::ConnectionLost { .. })
+        ));
+        assert!(matches!(closed.start().await, Err(Error::IllegalState(_))));
+        other.start().await.unwrap();
+        assert_eq!(factory.sever_connections("again"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_connection_answers_its_capabilities_and_metadata() {
+        let factory = EmbeddedFactory::default();
+        let connection = factory.create_connection().await.unwrap();
+        assert_eq!(connection.capabilities(), factory.capabilities());
+        let metadata = connection.metadata();
+        assert_eq!(metadata.provider_name, "Courier embedded");
+        assert_eq!(metadata.provider_version, env!("CARGO_PKG_VERSION"));
+        assert_eq!(metadata.jms_version, "3.1");
+        assert_eq!(
+            metadata.jmsx_properties,
+            ["JMSXDeliveryCount", "JMSXGroupID", "JMSXGroupSeq"]
+        );
     }
 }

@@ -62,11 +62,23 @@ impl ConsumerInner {
         }
     }
 
+    /// `Ok` while open; [`Error::ConnectionLost`] once the connection is lost (even though
+    /// the loss closed the consumer too), `IllegalState` after a close.
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
+            self.session.check_open()?;
             return Err(Error::illegal_state("the consumer is closed"));
         }
         self.session.check_open()
+    }
+
+    /// What a receive returns when the consumer ended while it ran: the loss's error after a
+    /// loss, `None` after a close.
+    fn ended(&self) -> Result<Option<Message>> {
+        match self.check_open() {
+            Err(lost @ Error::ConnectionLost { .. }) => Err(lost),
+            _ => Ok(None),
+        }
     }
 
     /// The receive loop. `deadline`: `None` waits for ever; `wait == false` tries once.
@@ -89,7 +101,10 @@ impl ConsumerInner {
             // Created before the checks below, so a start/stop between them is not missed.
             let gate_changed = gate.changed.notified();
             // Atomic flags, not the token: `is_cancelled` takes a lock on every receive.
-            if self.check_open().is_err() || self.queue.is_deleted() {
+            if self.check_open().is_err() {
+                return self.ended();
+            }
+            if self.queue.is_deleted() {
                 return Ok(None);
             }
             let will_wait = wait && deadline.is_none_or(|d| Instant::now() < d);
@@ -109,8 +124,11 @@ impl ConsumerInner {
                     }
                 };
                 gate.end();
-                if let Some(message) = delivered {
-                    return Ok(message);
+                match delivered {
+                    Some(Some(message)) => return Ok(Some(message)),
+                    // Taken while the session closed, and put back.
+                    Some(None) => return self.ended(),
+                    None => {}
                 }
             } else if waiting.registered {
                 // Stopped: a wakeup aimed at this consumer belongs to another connection's.
@@ -124,7 +142,7 @@ impl ConsumerInner {
                 (a, b) => a.or(b),
             };
             tokio::select! {
-                _ = self.token.cancelled() => return Ok(None),
+                _ = self.token.cancelled() => return self.ended(),
                 _ = self.slot.notify.notified() => {}
                 _ = gate_changed => {}
                 _ = sleep_until(wake_at) => {}
@@ -274,5 +292,65 @@ mod tests {
         producer.send(&mut Message::text("never")).await.unwrap();
         let got = consumer.receive_timeout(Duration::from_millis(50)).await;
         assert!(got.unwrap().is_none());
+    }
+
+    async fn queue_with(
+        mode: SessionMode,
+        messages: Vec<Message>,
+    ) -> (Box<dyn Connection>, Box<dyn Session>, Box<dyn Consumer>) {
+        let connection = EmbeddedFactory::default()
+            .create_connection()
+            .await
+            .unwrap();
+        connection.start().await.unwrap();
+        let session = connection.create_session(mode).await.unwrap();
+        let queue = Destination::queue("bodies");
+        let producer = session.create_producer(Some(&queue)).await.unwrap();
+        for mut message in messages {
+            producer.send(&mut message).await.unwrap();
+        }
+        if mode == SessionMode::Transacted {
+            session.commit().await.unwrap();
+        }
+        let consumer = session
+            .create_consumer(&queue, ConsumerOptions::default())
+            .await
+            .unwrap();
+        (connection, session, consumer)
+    }
+
+    #[tokio::test]
+    async fn receive_body_returns_the_body_and_none_when_nothing_comes() {
+        let (_c, _s, consumer) = queue_with(
+            SessionMode::AutoAcknowledge,
+            vec![Message::text("hi"), Message::bytes(&b"raw"[..])],
+        )
+        .await;
+        let text = consumer.receive_body(None).await.unwrap().unwrap();
+        assert_eq!(text, Body::Text("hi".into()));
+        let bytes = consumer.receive_body(Some(Duration::from_secs(5))).await;
+        assert!(matches!(bytes, Ok(Some(Body::Bytes(b))) if b.as_ref() == b"raw"));
+        let nothing = consumer.receive_body(Some(Duration::from_millis(20))).await;
+        assert!(matches!(nothing, Ok(None)));
+    }
+
+    #[tokio::test]
+    async fn receive_body_of_a_bodyless_message_fails_and_recover_redelivers_it() {
+        let (_c, session, consumer) = queue_with(
+            SessionMode::ClientAcknowledge,
+            vec![Message::default(), Message::stream(Vec::new())],
+        )
+        .await;
+        for _ in 0..2 {
+            let refused = consumer.receive_body(Some(Duration::from_secs(5))).await;
+            assert!(
+                matches!(refused, Err(Error::MessageFormat(_))),
+                "{refused:?}"
+            );
+        }
+        session.recover().await.unwrap();
+        let again = consumer.receive().await.unwrap().unwrap();
+        assert!(again.redelivered());
+        assert_eq!(again.body(), &Body::Empty);
     }
 }

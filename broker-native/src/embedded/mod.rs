@@ -8,9 +8,12 @@ mod producer;
 mod session;
 
 use async_trait::async_trait;
-use courier_api::{Capabilities, Connection, ConnectionFactory, Durability, Result};
+use courier_api::{Capabilities, Connection, ConnectionFactory, Durability, Error, Result};
+use parking_lot::Mutex;
+use std::sync::{Arc, Weak};
 
 use crate::{Broker, BrokerConfig};
+use connection::ConnectionShared;
 pub use connection::EmbeddedConnection;
 
 /// Connects to a broker running in this process.
@@ -36,6 +39,28 @@ pub use connection::EmbeddedConnection;
 #[derive(Clone, Default)]
 pub struct EmbeddedFactory {
     broker: Broker,
+    /// The connections this factory (and its clones) made, for [`EmbeddedFactory::sever_connections`].
+    made: Arc<Mutex<MadeConnections>>,
+}
+
+/// Weak handles to the connections a factory made; entries of ended ones are pruned.
+#[derive(Default)]
+struct MadeConnections {
+    connections: Vec<Weak<ConnectionShared>>,
+    /// Length at which the next prune happens: twice what survived the last one, so keeping
+    /// the list stays amortised O(1) per connection however many are made.
+    prune_at: usize,
+}
+
+impl MadeConnections {
+    fn add(&mut self, connection: &Arc<ConnectionShared>) {
+        if self.connections.len() >= self.prune_at {
+            self.connections.retain(|w| w.strong_count() > 0);
+            self.prune_at = (2 * self.connections.len()).max(16);
+            self.connections.shrink_to(2 * self.prune_at);
+        }
+        self.connections.push(Arc::downgrade(connection));
+    }
 }
 
 impl EmbeddedFactory {
@@ -46,7 +71,25 @@ impl EmbeddedFactory {
 
     /// A factory for an existing broker, so several factories share it.
     pub fn from_broker(broker: Broker) -> Self {
-        EmbeddedFactory { broker }
+        EmbeddedFactory {
+            broker,
+            made: Arc::default(),
+        }
+    }
+
+    /// A test hook that simulates a network failure: every live connection this factory (or a
+    /// clone of it) made is lost with [`Error::ConnectionLost`] carrying `reason`, as
+    /// [`EmbeddedConnection::simulate_loss`] describes. Returns how many were lost.
+    /// Connections of other factories on the same broker are untouched.
+    pub fn sever_connections(&self, reason: &str) -> usize {
+        let live: Vec<_> = std::mem::take(&mut self.made.lock().connections)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        let error = Error::connection_lost(reason);
+        live.iter()
+            .filter(|connection| connection.lose(error.clone()))
+            .count()
     }
 
     /// The broker this factory connects to.
@@ -58,7 +101,9 @@ impl EmbeddedFactory {
 #[async_trait]
 impl ConnectionFactory for EmbeddedFactory {
     async fn create_connection(&self) -> Result<Box<dyn Connection>> {
-        Ok(Box::new(EmbeddedConnection::new(self.broker.core.clone())))
+        let connection = EmbeddedConnection::new(self.broker.core.clone(), self.capabilities());
+        self.made.lock().add(connection.shared());
+        Ok(Box::new(connection))
     }
 
     /// The embedded broker has no user database: every in-process caller is trusted, so the

@@ -72,8 +72,11 @@ impl SessionShared {
         })
     }
 
+    /// `Ok` while open; [`Error::ConnectionLost`] once the connection is lost (even though
+    /// the loss closed the session too), `IllegalState` after a close.
     pub fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
+            self.connection.check_open()?;
             return Err(Error::illegal_state("the session is closed"));
         }
         self.connection.check_open()
@@ -135,7 +138,10 @@ impl SessionShared {
         if self.mode == SessionMode::Transacted {
             let mut state = self.state.lock();
             if state.closed {
-                return Err(Error::illegal_state("the session is closed"));
+                drop(state);
+                return Err(self
+                    .connection
+                    .lost_or(Error::illegal_state("the session is closed")));
             }
             state.pending.push(PendingSend {
                 route: route.clone(),
@@ -144,10 +150,13 @@ impl SessionShared {
             });
             return Ok(());
         }
+        // A send waiting for room is cut short by the session's close; after a loss it
+        // reports the loss.
         self.connection
             .broker
             .publish(route, message, origin, now, &self.token)
             .await
+            .map_err(|e| self.connection.lost_or(e))
     }
 
     fn redeliver_all(&self, unacked: Vec<(Arc<Queue>, Envelope)>) {
@@ -182,7 +191,10 @@ impl SessionShared {
         let unacked = received.1.take().unwrap_or_default();
         if let Err(e) = published {
             self.redeliver_all(unacked);
-            return Err(Error::TransactionRolledBack(e.to_string()));
+            // Cut short by a loss: the loss, which rolled the transaction back.
+            return Err(self
+                .connection
+                .lost_or(Error::TransactionRolledBack(e.to_string())));
         }
         Self::acknowledge_all(unacked);
         Ok(())
