@@ -19,6 +19,17 @@ pub struct ConsumerOptions {
     pub selector: Option<String>,
     /// On a topic: do not deliver messages published by this consumer's own connection.
     pub no_local: bool,
+    /// Consumer credit: how many messages the backend may hold for this consumer ahead of
+    /// its receives. `None` (the default) holds none: a message is taken from the broker
+    /// only by a `receive` (or listener) waiting for it, so a consumer that is not receiving
+    /// never strands messages another consumer of the queue could take — the tuple space
+    /// relies on this. `Some(n)` lets a network backend keep up to `n` messages in flight
+    /// for throughput; those may sit with this consumer while others wait, until it
+    /// receives, or closes, stops or recovers (which gives them back). The embedded broker
+    /// delivers in-process with no buffer at all, so it honours every prefetch exactly (it
+    /// holds 0 ≤ n). A backend that can only approximate the credit (e.g. counts it per
+    /// channel) says so in its capabilities.
+    pub prefetch: Option<u32>,
 }
 
 impl ConsumerOptions {
@@ -27,7 +38,14 @@ impl ConsumerOptions {
         ConsumerOptions {
             selector: Some(selector.into()),
             no_local: false,
+            prefetch: None,
         }
+    }
+
+    /// Sets the consumer credit (see [`ConsumerOptions::prefetch`]).
+    pub fn with_prefetch(mut self, prefetch: Option<u32>) -> Self {
+        self.prefetch = prefetch;
+        self
     }
 
     /// Sets no-local.

@@ -25,6 +25,7 @@ pub mod errors;
 pub mod headers;
 pub mod messages;
 pub mod ordering;
+pub mod pipelining;
 pub mod properties;
 pub mod queues;
 pub mod selector_index;
@@ -72,6 +73,7 @@ macro_rules! conformance_suite {
         $crate::headers_cases!($make);
         $crate::messages_cases!($make);
         $crate::ordering_cases!($make);
+        $crate::pipelining_cases!($make);
         $crate::properties_cases!($make);
         $crate::queues_cases!($make);
         $crate::selector_index_cases!($make);
