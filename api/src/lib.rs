@@ -28,6 +28,7 @@ pub mod connection;
 pub mod consumer;
 pub mod destination;
 pub mod error;
+pub mod listener;
 pub mod message;
 pub mod producer;
 pub mod properties;
@@ -41,6 +42,7 @@ pub use connection::{Capabilities, Connection, ConnectionFactory, ExceptionListe
 pub use consumer::{Browser, Consumer, ConsumerOptions, MessageStream};
 pub use destination::{Destination, DestinationKind};
 pub use error::{Error, InDoubtOperation, Result};
+pub use listener::{handler, Delivery, MessageHandler};
 pub use message::{DeliveryMode, Header, Message, MessageParts};
 pub use producer::{Producer, SendOptions};
 pub use properties::Properties;

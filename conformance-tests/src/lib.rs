@@ -23,6 +23,7 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod errors;
 pub mod headers;
+pub mod listener;
 pub mod messages;
 pub mod ordering;
 pub mod pipelining;
@@ -71,6 +72,7 @@ macro_rules! conformance_suite {
         $crate::delivery_cases!($make);
         $crate::errors_cases!($make);
         $crate::headers_cases!($make);
+        $crate::listener_cases!($make);
         $crate::messages_cases!($make);
         $crate::ordering_cases!($make);
         $crate::pipelining_cases!($make);
