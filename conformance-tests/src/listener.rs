@@ -139,6 +139,58 @@ pub async fn handler_panic_redelivers_the_message_8_7(h: &dyn Harness) -> Result
     conn.close().await
 }
 
+/// In a client-acknowledge session a handler's `Err` recovers the session, so the message
+/// comes again marked redelivered; a handler's `Ok` leaves acknowledging to the application:
+/// the message stays unacknowledged until `acknowledge` (§8.7, §6.2.10).
+pub async fn client_ack_listener_recovers_on_error_and_leaves_ack_to_the_app_8_7(
+    h: &dyn Harness,
+) -> Result<()> {
+    let conn = h.connect().await?;
+    let queue = Destination::queue(crate::unique("listen-client"));
+    let session = conn.create_session(SessionMode::ClientAcknowledge).await?;
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    send_texts(conn.as_ref(), &queue, &["c"]).await?;
+    let (tx, mut events) = mpsc::unbounded_channel();
+    let listening = consumer.listen(handler(move |m: Message| {
+        let first = !m.redelivered();
+        let _ = tx.send(seen(&m));
+        async move {
+            if first {
+                Err(Error::illegal_state("the handler failed"))
+            } else {
+                Ok(())
+            }
+        }
+    }));
+    let driving = async {
+        let first = next_seen(&mut events).await;
+        let second = next_seen(&mut events).await;
+        consumer.close().await?;
+        Ok::<_, Error>((first, second))
+    };
+    let (listened, driven) = tokio::join!(listening, driving);
+    listened?;
+    let (first, second) = driven?;
+    assert_eq!(first, ("c".to_owned(), false, 1), "first delivery");
+    assert_eq!(
+        second,
+        ("c".to_owned(), true, 2),
+        "redelivery after the recover"
+    );
+    // Handled with Ok but not acknowledged by the application: a recover brings it back.
+    let again = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    session.recover().await?;
+    expect_message(again.as_ref(), "c", true, 3).await?;
+    session.acknowledge().await?;
+    session.close().await?;
+    assert_queue_empty(conn.as_ref(), &queue, "acknowledged by the application").await?;
+    conn.close().await
+}
+
 /// `listen` returns `Ok` when its consumer is closed while it waits for a message.
 pub async fn listener_stops_when_the_consumer_closes_8_7(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
@@ -174,6 +226,7 @@ macro_rules! listener_cases {
                 handler_error_redelivers_the_message_8_7,
                 handled_message_is_acknowledged_8_7,
                 handler_panic_redelivers_the_message_8_7,
+                client_ack_listener_recovers_on_error_and_leaves_ack_to_the_app_8_7,
                 listener_stops_when_the_consumer_closes_8_7,
             ]
         );

@@ -126,7 +126,7 @@ pub async fn failing_send_fails_only_its_receipt_7_3(h: &dyn Harness) -> Result<
 }
 
 /// A commit waits for the transacted session's outstanding pipelined sends: it covers every
-/// send made before it, none is seen before it, and their receipts succeed (JMS 2.0 §7.3.8).
+/// send made before it, none is seen before it, and their receipts succeed (§7.3).
 pub async fn commit_waits_for_outstanding_async_sends_7_3(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let tx = conn.create_session(SessionMode::Transacted).await?;
