@@ -4,7 +4,8 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 use std::time::Duration;
 
-use crate::{Destination, Message, Result};
+use crate::listener::{Delivery, MessageHandler};
+use crate::{Destination, Error, Message, Result};
 
 /// Options of a new consumer.
 ///
@@ -19,6 +20,17 @@ pub struct ConsumerOptions {
     pub selector: Option<String>,
     /// On a topic: do not deliver messages published by this consumer's own connection.
     pub no_local: bool,
+    /// Consumer credit: how many messages the backend may hold for this consumer ahead of
+    /// its receives. `None` (the default) holds none: a message is taken from the broker
+    /// only by a `receive` (or listener) waiting for it, so a consumer that is not receiving
+    /// never strands messages another consumer of the queue could take — the tuple space
+    /// relies on this. `Some(n)` lets a network backend keep up to `n` messages in flight
+    /// for throughput; those may sit with this consumer while others wait, until it
+    /// receives, or closes, stops or recovers (which gives them back). The embedded broker
+    /// delivers in-process with no buffer at all, so it honours every prefetch exactly (it
+    /// holds 0 ≤ n). A backend that can only approximate the credit (e.g. counts it per
+    /// channel) says so in its capabilities.
+    pub prefetch: Option<u32>,
 }
 
 impl ConsumerOptions {
@@ -27,7 +39,14 @@ impl ConsumerOptions {
         ConsumerOptions {
             selector: Some(selector.into()),
             no_local: false,
+            prefetch: None,
         }
+    }
+
+    /// Sets the consumer credit (see [`ConsumerOptions::prefetch`]).
+    pub fn with_prefetch(mut self, prefetch: Option<u32>) -> Self {
+        self.prefetch = prefetch;
+        self
     }
 
     /// Sets no-local.
@@ -42,7 +61,10 @@ impl ConsumerOptions {
     }
 }
 
-/// A stream of received messages, the Rust form of a `MessageListener`.
+/// A stream of received messages: a loop over [`Consumer::receive`], so each message is
+/// acknowledged as `receive` acknowledges it (in an auto-acknowledge session, before the
+/// stream yields it). For JMS `MessageListener` semantics — acknowledge after the handler —
+/// use [`Consumer::listen`].
 pub type MessageStream<'a> = BoxStream<'a, Result<Message>>;
 
 /// Receives messages from a queue or a topic subscription.
@@ -89,8 +111,6 @@ pub trait Consumer: Send + Sync {
     /// lost, is fine.
     async fn close(&self) -> Result<()>;
 
-    // ---- receive_body (JMS 2.0 `JMSConsumer.receiveBody`) -------------------------------
-
     /// Receives the next message and returns only its body: waits for ever with `None`, up to
     /// `timeout` otherwise; `Ok(None)` when nothing came or the consumer was closed.
     ///
@@ -122,10 +142,11 @@ pub trait Consumer: Send + Sync {
         }
     }
 
-    // ---- end of receive_body ---------------------------------------------------------------
-
-    /// The messages as a stream. It ends when the consumer is closed; an error is yielded
-    /// once and then ends the stream too.
+    /// The messages as a stream, a loop over [`receive`](Consumer::receive): each message
+    /// is acknowledged as `receive` acknowledges it — in an auto-acknowledge session before
+    /// the caller sees it, so a crash while handling it loses it. This is not the JMS
+    /// `MessageListener` form; that is [`listen`](Consumer::listen). The stream ends when the
+    /// consumer is closed; an error is yielded once and then ends the stream too.
     fn stream(&self) -> MessageStream<'_> {
         Box::pin(futures::stream::unfold(Some(self), |consumer| async move {
             let consumer = consumer?;
@@ -135,6 +156,54 @@ pub trait Consumer: Send + Sync {
                 Err(e) => Some((Err(e), None)),
             }
         }))
+    }
+
+    // ---- Listener form (see `crate::listener`) ----
+
+    /// Backend hook of [`listen`](Consumer::listen): waits for the next message and returns
+    /// it held unacknowledged — in every session mode, auto-acknowledge included — until the
+    /// [`Delivery`] is acknowledged or dropped; `None` when the consumer closes. The default
+    /// is [`Error::Unsupported`] (a backend that cannot hold a message unacknowledged).
+    async fn receive_delivery(&self) -> Result<Option<Delivery>> {
+        Err(Error::unsupported(
+            "this backend",
+            "listeners with acknowledgement after the handler",
+        ))
+    }
+
+    /// Listens: calls `handler` with each message until the consumer closes (then `Ok`), the
+    /// JMS `MessageListener` form. Unlike [`stream`](Consumer::stream), the message is
+    /// acknowledged only after the handler returns `Ok`, by the session's mode:
+    ///
+    /// - auto- and dups-ok-acknowledge: the message is acknowledged after the handler returns
+    ///   `Ok`. When it returns `Err`, panics, or `listen` is dropped mid-handler, the message
+    ///   is given back and redelivered (to this listener or another consumer) with
+    ///   `redelivered` set and its delivery count raised; the broker's delivery limit and
+    ///   dead-letter queue end a message that always fails. A `Session::recover` inside the
+    ///   handler redelivers the message too.
+    /// - client-acknowledge: the message joins the session's unacknowledged messages, as for
+    ///   `receive`; `Ok` leaves acknowledging to the application (`Session::acknowledge`), and
+    ///   an `Err` or panic recovers the session (every unacknowledged message, this one
+    ///   included, is redelivered).
+    /// - transacted: the message is part of the open transaction either way; commit
+    ///   acknowledges it and rollback redelivers it.
+    ///
+    /// Listening goes on after a handler error; a receive or acknowledge error ends it with
+    /// that error. Messages are handled one at a time, in delivery order.
+    ///
+    /// ```no_run
+    /// # use courier_api::*;
+    /// # async fn demo(consumer: &dyn Consumer) -> Result<()> {
+    /// consumer
+    ///     .listen(handler(|m: Message| async move {
+    ///         println!("{:?}", m.body_text()); // a crash here redelivers the message
+    ///         Ok(())
+    ///     }))
+    ///     .await
+    /// # }
+    /// ```
+    async fn listen(&self, handler: MessageHandler<'_>) -> Result<()> {
+        crate::listener::run(self, handler).await
     }
 }
 

@@ -11,6 +11,9 @@ use super::spec::{
 /// Client-ack consumers acknowledge every this many messages.
 const CLIENT_ACK_BATCH: u32 = 100;
 
+/// Unresolved send receipts a pipelining producer keeps.
+const PIPELINE_WINDOW: usize = 1_000;
+
 /// Consumers of the deep-queue workloads, each with its own key: a tenth of the keys, so each
 /// run takes a tenth of the queue — enough receives for a steady figure while the queue stays
 /// deep.
@@ -41,6 +44,14 @@ pub fn standard() -> Vec<Workload> {
             "queue-1x1-100b-auto",
             "queue, 1 producer → 1 consumer, 100 B, auto-ack, as fast as possible",
             Scenario::Flow(one_to_one(100, AckMode::Auto, 1_000_000)),
+        ),
+        Workload::new(
+            "queue-1x1-100b-pipelined",
+            "queue, 1 → 1, 100 B, auto-ack, pipelined sends (send_async, window of 1 000)",
+            Scenario::Flow(FlowSpec {
+                send_window: Some(PIPELINE_WINDOW),
+                ..one_to_one(100, AckMode::Auto, 1_000_000)
+            }),
         ),
         Workload::new(
             "queue-1x1-100b-client",
@@ -156,6 +167,13 @@ mod tests {
             assert_eq!(all.iter().filter(|o| o.name == w.name).count(), 1);
         }
         assert!(find("tx-forward").is_some());
+        assert!(find("queue-1x1-100b-pipelined").is_some_and(|w| matches!(
+            w.scenario,
+            Scenario::Flow(FlowSpec {
+                send_window: Some(_),
+                ..
+            })
+        )));
         assert!(find("nope").is_none());
     }
 }

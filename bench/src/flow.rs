@@ -2,6 +2,7 @@
 //! topic, or through a transacted forwarding stage.
 
 use courier_api::{ConnectionFactory, Consumer, Destination, Producer, Result, SessionMode};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -230,6 +231,7 @@ pub(crate) async fn run(
                 schedule,
                 maker: maker.clone(),
                 send_batch: spec.send_batch,
+                send_window: spec.send_window,
                 clock,
                 abort: abort.clone(),
                 bounds: bounds.clone(),
@@ -326,6 +328,8 @@ struct Sender {
     schedule: Schedule,
     maker: Arc<MessageMaker>,
     send_batch: Option<u32>,
+    /// Pipelined: at most this many unresolved receipts.
+    send_window: Option<usize>,
     clock: Clock,
     abort: Abort,
     /// Where it announces its sequences before sending them.
@@ -337,6 +341,7 @@ impl Sender {
         let mut sent = 0;
         let mut in_transaction = 0;
         let mut last_send = Instant::now();
+        let mut receipts = VecDeque::new();
         while let Some(at) = self.schedule.next(sent).await {
             if self.abort.is_aborted() {
                 break;
@@ -347,7 +352,17 @@ impl Sender {
                 sequence: sent,
                 sent_at_ns: self.clock.ns_at(at),
             });
-            self.producer.send(&mut message).await?;
+            match self.send_window {
+                None => self.producer.send(&mut message).await?,
+                Some(window) => {
+                    receipts.push_back(self.producer.send_async(message).await?);
+                    if receipts.len() > window {
+                        if let Some(oldest) = receipts.pop_front() {
+                            oldest.await?;
+                        }
+                    }
+                }
+            }
             sent += 1;
             last_send = at;
             if let Some(batch) = self.send_batch {
@@ -362,6 +377,11 @@ impl Sender {
         if in_transaction > 0 {
             self.endpoint.session.commit().await?;
         }
+        // Every pipelined send must have succeeded, in order.
+        for receipt in receipts {
+            receipt.await?;
+        }
+        self.producer.flush().await?;
         self.endpoint.close().await?;
         Ok(ProducerOutcome { sent, last_send })
     }

@@ -70,4 +70,5 @@ pub use report::{Report, Table};
 pub use runner::{measure, measure_repeated, run, run_ceiling};
 pub use spec::{
     AckMode, DeepQueueSpec, FlowSpec, Limit, MemorySpec, Overrides, Scenario, Topology, Workload,
+    MAX_SEND_WINDOW,
 };

@@ -78,6 +78,11 @@ impl Workload {
                     flow.send_batch.is_none_or(|b| b >= 1),
                     "transactions must hold 1 or more sends",
                 )?;
+                check(
+                    flow.send_window
+                        .is_none_or(|w| (1..=MAX_SEND_WINDOW).contains(&w)),
+                    "a send window must hold 1 to MAX_SEND_WINDOW sends",
+                )?;
                 check(flow.rate.is_none_or(|r| r >= 1), "rate must be positive")?;
                 check(
                     flow.selector_keys.is_none_or(|k| k >= 1),
@@ -248,6 +253,9 @@ pub enum Limit {
     Duration(Duration),
 }
 
+/// The largest [`FlowSpec::send_window`]: the receipts a producer keeps are bounded memory.
+pub const MAX_SEND_WINDOW: usize = 1 << 20;
+
 /// A [`Scenario::Flow`]: producers and consumers running together.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FlowSpec {
@@ -263,6 +271,10 @@ pub struct FlowSpec {
     pub ack: AckMode,
     /// Producers send in transacted sessions, committing every this many sends.
     pub send_batch: Option<u32>,
+    /// Producers pipeline their sends with `Producer::send_async`, keeping at most this many
+    /// receipts unresolved (each one's outcome is checked, in order); `None` awaits every
+    /// `send`. At most [`MAX_SEND_WINDOW`].
+    pub send_window: Option<usize>,
     /// Fixed total send rate in messages per second, shared by the producers; `None` sends
     /// as fast as the backend takes messages.
     pub rate: Option<u64>,
@@ -284,6 +296,7 @@ impl FlowSpec {
             delivery_mode: DeliveryMode::NonPersistent,
             ack: AckMode::Auto,
             send_batch: None,
+            send_window: None,
             rate: None,
             selector_keys: None,
             stall_timeout: Duration::from_secs(10),

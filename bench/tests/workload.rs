@@ -97,6 +97,43 @@ async fn transacted_sends_and_a_forwarding_stage_deliver_exactly_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_sends_deliver_exactly_once_alone_and_in_transactions() {
+    let pipelined = FlowSpec {
+        send_window: Some(50),
+        ..small(Topology::Queue {
+            producers: 2,
+            consumers: 2,
+        })
+    };
+    assert_exactly_once(flow("queue-pipelined", pipelined.clone())).await;
+    assert_exactly_once(flow(
+        "tx-pipelined",
+        FlowSpec {
+            send_batch: Some(64),
+            ..pipelined
+        },
+    ))
+    .await;
+}
+
+#[test]
+fn a_send_window_must_be_bounded_and_positive() {
+    for window in [0, courier_bench::MAX_SEND_WINDOW + 1, usize::MAX] {
+        let spec = FlowSpec {
+            send_window: Some(window),
+            ..small(Topology::Queue {
+                producers: 1,
+                consumers: 1,
+            })
+        };
+        assert!(
+            flow("bad-window", spec).validate().is_err(),
+            "window {window}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn selectors_split_a_queue_and_a_timed_paced_run_checks_out() {
     assert_exactly_once(flow(
         "queue-keyed",

@@ -96,6 +96,8 @@ impl ConsumerCache {
                 let options = ConsumerOptions {
                     selector: selector.map(str::to_owned),
                     no_local: false,
+                    // No credit ahead: an entry is taken only by a waiting take.
+                    prefetch: None,
                 };
                 let consumer = session.create_consumer(queue, options).await?;
                 self.entries

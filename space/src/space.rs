@@ -551,6 +551,8 @@ impl SpaceInner {
         let options = ConsumerOptions {
             selector: template.selector().map(str::to_owned),
             no_local: false,
+            // No credit ahead: an entry is taken only by a waiting take, never stranded.
+            prefetch: None,
         };
         let events = lane
             .session

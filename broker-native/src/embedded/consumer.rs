@@ -2,8 +2,11 @@
 //! arrival instead of polling.
 
 use async_trait::async_trait;
+use courier_api::listener::{Delivery, Settle};
 use courier_api::producer::now_millis;
 use courier_api::{Consumer, Destination, Error, Message, Result};
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::session::SessionShared;
-use crate::queue::{ConsumerSlot, Queue, Take};
+use crate::queue::{ConsumerSlot, Envelope, Queue, Take};
 use crate::subscription::Subscription;
 
 /// A consumer's state, shared with its session so the session can close it.
@@ -74,7 +77,7 @@ impl ConsumerInner {
 
     /// What a receive returns when the consumer ended while it ran: the loss's error after a
     /// loss, `None` after a close.
-    fn ended(&self) -> Result<Option<Message>> {
+    fn ended<T>(&self) -> Result<Option<T>> {
         match self.check_open() {
             Err(lost @ Error::ConnectionLost { .. }) => Err(lost),
             _ => Ok(None),
@@ -87,6 +90,20 @@ impl ConsumerInner {
     /// is dropped while the consumer is registered as waiting, the guard unregisters it and
     /// hands any wakeup meant for it to another waiting consumer.
     async fn next(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Message>> {
+        self.next_by(deadline, wait, |queue, env| {
+            self.session.deliver(queue, env)
+        })
+        .await
+    }
+
+    /// [`Self::next`] handing the taken message over with `deliver` (which returns `None`
+    /// when it gave the message back).
+    async fn next_by<T>(
+        &self,
+        deadline: Option<Instant>,
+        wait: bool,
+        deliver: impl Fn(&Arc<Queue>, Envelope) -> Option<T>,
+    ) -> Result<Option<T>> {
         self.check_open()?;
         // A ready message is returned without waiting; spend tokio's cooperative budget so a
         // consumer that always finds one still lets other tasks on its worker run.
@@ -116,7 +133,7 @@ impl ConsumerInner {
                 let delivered = match taken {
                     Take::Message(env) => {
                         waiting.registered = false;
-                        Some(self.session.deliver(&self.queue, env))
+                        Some(deliver(&self.queue, env))
                     }
                     Take::Empty { next_due: due } => {
                         next_due = due;
@@ -234,6 +251,47 @@ impl Consumer for EmbeddedConsumer {
     async fn close(&self) -> Result<()> {
         self.inner.shutdown();
         Ok(())
+    }
+
+    /// The next message held by the session until its listener settles it (see
+    /// `SessionShared::settle_held`).
+    async fn receive_delivery(&self) -> Result<Option<Delivery>> {
+        let session = &self.inner.session;
+        let held = self
+            .inner
+            .next_by(None, true, |queue, env| {
+                let seq = env.seq;
+                session
+                    .deliver_held(queue, env)
+                    .map(|message| (message, queue.clone(), seq))
+            })
+            .await?;
+        Ok(held.map(|(message, queue, seq)| {
+            let settle = HeldMessage {
+                session: session.clone(),
+                queue,
+                seq,
+            };
+            Delivery::new(message, Box::new(settle))
+        }))
+    }
+}
+
+/// A message a listener holds: settled through its session after the handler.
+struct HeldMessage {
+    session: Arc<SessionShared>,
+    queue: Arc<Queue>,
+    seq: u64,
+}
+
+impl Settle for HeldMessage {
+    fn acknowledge(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        self.session.settle_held(&self.queue, self.seq, true);
+        futures::future::ready(Ok(())).boxed()
+    }
+
+    fn redeliver(self: Box<Self>) {
+        self.session.settle_held(&self.queue, self.seq, false);
     }
 }
 

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use courier_api::producer::resolve_destination;
-use courier_api::{Destination, Error, Message, Producer, Result, SendOptions};
+use courier_api::{Destination, Error, Message, Producer, Result, SendOptions, SendReceipt};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -156,7 +156,33 @@ impl Producer for EmbeddedProducer {
         self.send_inner(Some(destination), message, &options).await
     }
 
+    /// Pipelined send, truthfully unpipelined: the in-process broker has the message (or
+    /// refused it) by the time this returns, after waiting for room under a blocking policy,
+    /// so the receipt is already complete and nothing is ever outstanding. A closed producer,
+    /// session or connection is this call's error; every other outcome is the receipt's.
+    async fn send_async_with(
+        &self,
+        destination: Option<&Destination>,
+        message: Message,
+        options: &SendOptions,
+    ) -> Result<SendReceipt> {
+        self.check_open()?;
+        let mut message = message;
+        let outcome = self.send_inner(destination, &mut message, options).await;
+        Ok(SendReceipt::ready(outcome.map(|()| message)))
+    }
+
+    /// Nothing to wait for: every pipelined send completed before its `send_async` returned.
+    async fn flush(&self) -> Result<()> {
+        self.check_open()
+    }
+
+    fn max_outstanding(&self) -> usize {
+        0
+    }
+
     async fn close(&self) -> Result<()> {
+        // No send is ever outstanding here, so there is nothing to wait for.
         self.closed.store(true, Ordering::Release);
         Ok(())
     }

@@ -92,7 +92,56 @@ impl SessionShared {
     /// Hands a taken message to the application: stamps the delivery headers and, in
     /// client-ack and transacted sessions, remembers it until acknowledged. A message taken
     /// while the session closed goes back untouched and `None` is returned.
-    pub fn deliver(&self, queue: &Arc<Queue>, mut env: Envelope) -> Option<Message> {
+    pub fn deliver(&self, queue: &Arc<Queue>, env: Envelope) -> Option<Message> {
+        self.deliver_keeping(queue, env, self.keeps_unacked())
+    }
+
+    /// Hands a taken message to a listener: like [`Self::deliver`], but remembered as
+    /// unacknowledged in every mode (auto-acknowledge included) until [`Self::settle_held`]
+    /// — or the session's recover, rollback or close — settles it.
+    pub fn deliver_held(&self, queue: &Arc<Queue>, env: Envelope) -> Option<Message> {
+        self.deliver_keeping(queue, env, true)
+    }
+
+    /// Settles a message a listener held (`seq` on `queue`) after its handler: `handled`
+    /// (returned `Ok`) or not (failed, panicked, cancelled). Auto- and dups-ok sessions
+    /// acknowledge it or redeliver it alone; a client-ack session keeps it for
+    /// `acknowledge` on success and recovers on failure; a transacted session leaves it to
+    /// commit or rollback. A message already settled by recover or close is left alone.
+    pub fn settle_held(&self, queue: &Arc<Queue>, seq: u64, handled: bool) {
+        match self.mode {
+            SessionMode::Transacted => {}
+            SessionMode::ClientAcknowledge => {
+                if !handled {
+                    self.recover();
+                }
+            }
+            SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
+                let held = {
+                    let mut state = self.state.lock();
+                    let at = state
+                        .unacked
+                        .iter()
+                        .position(|(q, env)| Arc::ptr_eq(q, queue) && env.seq == seq);
+                    at.map(|at| state.unacked.remove(at))
+                };
+                if let Some((queue, env)) = held {
+                    if handled {
+                        Self::acknowledge_all(vec![(queue, env)]);
+                    } else {
+                        self.redeliver_all(vec![(queue, env)]);
+                    }
+                }
+            }
+        }
+    }
+
+    fn deliver_keeping(
+        &self,
+        queue: &Arc<Queue>,
+        mut env: Envelope,
+        keep: bool,
+    ) -> Option<Message> {
         let mut state = self.state.lock();
         if state.closed {
             drop(state);
@@ -101,7 +150,7 @@ impl SessionShared {
         }
         env.delivery_count += 1;
         let count = env.delivery_count;
-        let (mut message, kept) = if self.keeps_unacked() {
+        let (mut message, kept) = if keep {
             (Message::clone(&env.message), Some(env))
         } else {
             let only = Arc::try_unwrap(env.message).unwrap_or_else(|m| Message::clone(&m));
