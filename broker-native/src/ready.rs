@@ -40,9 +40,11 @@ struct Lane {
 
 impl Lane {
     fn position(&self, seq: u64) -> Result<usize, usize> {
-        // Consumers without selectors take the front: skip the search for it.
-        match self.slots.front() {
-            Some(first) if first.seq == seq => Ok(0),
+        // Consumers without selectors take the front, and a send offers the message it just
+        // put at the back: skip the search for either.
+        match (self.slots.front(), self.slots.back()) {
+            (Some(first), _) if first.seq == seq => Ok(0),
+            (_, Some(last)) if last.seq == seq => Ok(self.slots.len() - 1),
             _ => self.slots.binary_search_by_key(&seq, |s| s.seq),
         }
     }
