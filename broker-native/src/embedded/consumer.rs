@@ -301,8 +301,15 @@ mod tests {
     use courier_api::*;
     use std::time::Duration;
 
-    #[tokio::test]
-    async fn a_timeout_too_large_to_represent_waits_for_ever() {
+    /// A started connection, an auto-acknowledge session and a consumer on queue `name`.
+    async fn started_consumer(
+        name: &str,
+    ) -> (
+        Box<dyn Connection>,
+        Box<dyn Session>,
+        Destination,
+        Box<dyn Consumer>,
+    ) {
         let connection = EmbeddedFactory::default()
             .create_connection()
             .await
@@ -312,11 +319,17 @@ mod tests {
             .create_session(SessionMode::AutoAcknowledge)
             .await
             .unwrap();
-        let queue = Destination::queue("forever");
+        let queue = Destination::queue(name);
         let consumer = session
             .create_consumer(&queue, ConsumerOptions::default())
             .await
             .unwrap();
+        (connection, session, queue, consumer)
+    }
+
+    #[tokio::test]
+    async fn a_timeout_too_large_to_represent_waits_for_ever() {
+        let (_connection, session, queue, consumer) = started_consumer("forever").await;
         for timeout in [Duration::MAX, Duration::from_secs(u64::MAX / 2)] {
             let waiting = consumer.receive_timeout(timeout);
             let sending = async {
@@ -331,20 +344,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_delivery_time_too_far_ahead_does_not_panic_a_waiting_receive() {
-        let connection = EmbeddedFactory::default()
-            .create_connection()
-            .await
-            .unwrap();
-        connection.start().await.unwrap();
-        let session = connection
-            .create_session(SessionMode::AutoAcknowledge)
-            .await
-            .unwrap();
-        let queue = Destination::queue("far");
-        let consumer = session
-            .create_consumer(&queue, ConsumerOptions::default())
-            .await
-            .unwrap();
+        let (_connection, session, queue, consumer) = started_consumer("far").await;
         let producer = session.create_producer(Some(&queue)).await.unwrap();
         producer.set_delivery_delay(Duration::MAX).unwrap();
         producer.send(&mut Message::text("never")).await.unwrap();
