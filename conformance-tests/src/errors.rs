@@ -3,7 +3,8 @@
 use courier_api::*;
 use std::time::Duration;
 
-use crate::expect::{assert_queue_empty, is_illegal_state, is_invalid_destination, outcome};
+use crate::expect::{is_illegal_state, is_invalid_destination, outcome};
+use crate::waits::assert_queue_empty;
 use crate::Harness;
 
 const MAX_NAME: usize = courier_api::destination::MAX_DESTINATION_NAME;
@@ -64,7 +65,7 @@ pub async fn send_on_closed_producer_is_illegal_state_7(h: &dyn Harness) -> Resu
         "send_to on a closed producer: {}",
         outcome(&r)
     );
-    assert_queue_empty(conn.as_ref(), &queue, "a refused send was delivered").await?;
+    assert_queue_empty(h, conn.as_ref(), &queue, "a refused send was delivered").await?;
     conn.close().await
 }
 
@@ -343,6 +344,7 @@ pub async fn priority_out_of_range_is_invalid_argument_3_4_10(h: &dyn Harness) -
         outcome(&r)
     );
     assert_queue_empty(
+        h,
         conn.as_ref(),
         &queue,
         "a send with priority 10 was delivered",

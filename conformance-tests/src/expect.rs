@@ -4,8 +4,6 @@
 use courier_api::*;
 use std::fmt::Debug;
 
-use crate::{QUIET, WAIT};
-
 /// `Ok(..)` or `Err(<the error>)`, for assertion messages.
 pub fn outcome<T>(r: &Result<T>) -> String {
     match r {
@@ -39,53 +37,5 @@ pub async fn send_texts(conn: &dyn Connection, queue: &Destination, bodies: &[&s
     for body in bodies {
         producer.send(&mut Message::text(*body)).await?;
     }
-    session.close().await
-}
-
-/// Receives the next message within [`WAIT`] and checks its text, redelivered flag and
-/// delivery count.
-pub async fn expect_message(
-    consumer: &dyn Consumer,
-    body: &str,
-    redelivered: bool,
-    delivery_count: u32,
-) -> Result<Message> {
-    let m = consumer
-        .receive_timeout(WAIT)
-        .await?
-        .unwrap_or_else(|| panic!("expected {body:?} within WAIT"));
-    assert_eq!(m.body_text(), Some(body), "message order");
-    assert_eq!(
-        m.redelivered(),
-        redelivered,
-        "JMSRedelivered of {body:?} (delivery count {})",
-        m.delivery_count()
-    );
-    assert_eq!(
-        m.delivery_count(),
-        delivery_count,
-        "JMSXDeliveryCount of {body:?}"
-    );
-    Ok(m)
-}
-
-/// Panics if `consumer` receives a message within [`QUIET`].
-pub async fn assert_quiet(consumer: &dyn Consumer, why: &str) -> Result<()> {
-    let m = consumer.receive_timeout(QUIET).await?;
-    assert!(m.is_none(), "{why}: got {:?}", m.map(|m| m.body().clone()));
-    Ok(())
-}
-
-/// Panics if a fresh consumer on `queue` receives a message within [`QUIET`].
-pub async fn assert_queue_empty(
-    conn: &dyn Connection,
-    queue: &Destination,
-    why: &str,
-) -> Result<()> {
-    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let consumer = session
-        .create_consumer(queue, ConsumerOptions::default())
-        .await?;
-    assert_quiet(&*consumer, why).await?;
     session.close().await
 }

@@ -5,7 +5,8 @@ use courier_api::*;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
-use crate::expect::{assert_queue_empty, expect_message, send_texts};
+use crate::expect::send_texts;
+use crate::waits::{assert_queue_empty, expect_message};
 use crate::{Harness, WAIT};
 
 /// What a handler saw: the body, `JMSRedelivered` and the delivery count.
@@ -64,7 +65,13 @@ pub async fn handler_error_redelivers_the_message_8_7(h: &dyn Harness) -> Result
         ("flaky".to_owned(), true, 2),
         "redelivery after the handler's error"
     );
-    assert_queue_empty(conn.as_ref(), &queue, "handled messages are acknowledged").await?;
+    assert_queue_empty(
+        h,
+        conn.as_ref(),
+        &queue,
+        "handled messages are acknowledged",
+    )
+    .await?;
     conn.close().await
 }
 
@@ -99,6 +106,7 @@ pub async fn handled_message_is_acknowledged_8_7(h: &dyn Harness) -> Result<()> 
     session.recover().await?;
     session.close().await?;
     assert_queue_empty(
+        h,
         conn.as_ref(),
         &queue,
         "messages handled with Ok stay acknowledged",
@@ -135,7 +143,7 @@ pub async fn handler_panic_redelivers_the_message_8_7(h: &dyn Harness) -> Result
     let again = other
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    expect_message(again.as_ref(), "crash", true, 2).await?;
+    expect_message(h, again.as_ref(), "crash", true, 2).await?;
     conn.close().await
 }
 
@@ -184,10 +192,10 @@ pub async fn client_ack_listener_recovers_on_error_and_leaves_ack_to_the_app_8_7
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     session.recover().await?;
-    expect_message(again.as_ref(), "c", true, 3).await?;
+    expect_message(h, again.as_ref(), "c", true, 3).await?;
     session.acknowledge().await?;
     session.close().await?;
-    assert_queue_empty(conn.as_ref(), &queue, "acknowledged by the application").await?;
+    assert_queue_empty(h, conn.as_ref(), &queue, "acknowledged by the application").await?;
     conn.close().await
 }
 
