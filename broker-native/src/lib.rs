@@ -16,20 +16,12 @@
 
 #![forbid(unsafe_code)]
 
-mod broker;
 mod config;
+mod core;
 mod embedded;
-mod expiry;
-mod housekeeping;
-mod limits;
-mod policy;
-mod queue;
-mod ready;
 mod registry;
-mod subscription;
-mod waiters;
 
-pub use broker::{Broker, BrokerStats};
+pub use crate::core::broker::{Broker, BrokerStats};
 pub use config::{
     default_max_memory, BrokerConfig, DeadLetter, DestinationPolicy, PolicyRule,
     SubscriptionLimits, WhenFull, FALLBACK_MAX_MEMORY,

@@ -14,8 +14,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::session::SessionShared;
-use crate::queue::{ConsumerSlot, Envelope, Queue, Take};
-use crate::subscription::Subscription;
+use crate::core::queue::{ConsumerSlot, Envelope, Queue, Take};
+use crate::core::subscription::Subscription;
 
 /// A consumer's state, shared with its session so the session can close it.
 pub(crate) struct ConsumerInner {

@@ -16,6 +16,13 @@ use crate::{Broker, BrokerConfig};
 use connection::ConnectionShared;
 pub use connection::EmbeddedConnection;
 
+impl Broker {
+    /// A connection factory that talks to this broker in-process.
+    pub fn factory(&self) -> EmbeddedFactory {
+        EmbeddedFactory::from_broker(self.clone())
+    }
+}
+
 /// Connects to a broker running in this process.
 ///
 /// ```

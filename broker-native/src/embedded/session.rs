@@ -15,9 +15,9 @@ use super::browser::EmbeddedBrowser;
 use super::connection::ConnectionShared;
 use super::consumer::{ConsumerInner, EmbeddedConsumer};
 use super::producer::EmbeddedProducer;
-use crate::broker::{Route, SubscriptionRequest};
-use crate::queue::{ConsumerSlot, Envelope, Origin, Queue};
-use crate::subscription::SubscriptionKind;
+use crate::core::broker::{Route, SubscriptionRequest};
+use crate::core::queue::{ConsumerSlot, Envelope, Origin, Queue};
+use crate::core::subscription::SubscriptionKind;
 
 /// A message sent in a transaction, waiting for commit.
 struct PendingSend {
@@ -327,7 +327,7 @@ impl EmbeddedSession {
         queue: Arc<Queue>,
         slot_selector: Option<Selector>,
         selector_text: Option<String>,
-        subscription: Option<(Arc<crate::subscription::Subscription>, Option<String>)>,
+        subscription: Option<(Arc<crate::core::subscription::Subscription>, Option<String>)>,
     ) -> Box<dyn Consumer> {
         let slot = Arc::new(ConsumerSlot::new(slot_selector));
         queue.add_slot(slot.clone());

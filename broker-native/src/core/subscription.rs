@@ -8,9 +8,9 @@ use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use super::limits::Budget;
+use super::queue::{Envelope, Origin, Queue};
 use crate::config::DestinationPolicy;
-use crate::limits::Budget;
-use crate::queue::{Envelope, Origin, Queue};
 
 /// The four kinds of topic subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::broker::{BrokerCore, QueueStore};
-use crate::subscription::Topic;
+use super::broker::{BrokerCore, QueueStore};
+use super::subscription::Topic;
 
 /// Shortest and longest time between sweeps.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);

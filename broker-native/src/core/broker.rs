@@ -12,19 +12,18 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::limits::{Budget, Charge, Full, Memory, StorePolicy, ENVELOPE_OVERHEAD};
+use super::policy::policy_for;
+use super::queue::{Envelope, Origin, Queue};
+use super::subscription::{NoLocal, Subscription, SubscriptionKind, Topic};
 use crate::config::{BrokerConfig, DeadLetter, WhenFull};
-use crate::embedded::EmbeddedFactory;
-use crate::limits::{Budget, Charge, Full, Memory, StorePolicy, ENVELOPE_OVERHEAD};
-use crate::policy::policy_for;
-use crate::queue::{Envelope, Origin, Queue};
-use crate::subscription::{NoLocal, Subscription, SubscriptionKind, Topic};
 
 /// Key of a named subscription: client id (if any) and name.
 type SubscriptionKey = (Option<Arc<str>>, String);
 
 /// Courier's broker, running in this process.
 ///
-/// Cheap to clone: clones share one broker. Connect to it through [`Broker::factory`].
+/// Cheap to clone: clones share one broker. Connect to it through `Broker::factory` (the embedded adapter).
 ///
 /// ```
 /// use courier_broker::{Broker, BrokerConfig};
@@ -45,11 +44,6 @@ impl Broker {
         let core = Arc::new(BrokerCore::new(config));
         core.start_housekeeping();
         Broker { core }
-    }
-
-    /// A connection factory that talks to this broker in-process.
-    pub fn factory(&self) -> EmbeddedFactory {
-        EmbeddedFactory::from_broker(self.clone())
     }
 
     /// The broker's settings.
