@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::limits::{Budget, Charge, Full, Memory, StorePolicy, ENVELOPE_OVERHEAD};
 use super::policy::policy_for;
 use super::queue::{Envelope, Origin, Queue};
+use super::session::PendingSend;
 use super::subscription::{NoLocal, Subscription, SubscriptionKind, Topic};
 use crate::config::{BrokerConfig, DeadLetter, WhenFull};
 
@@ -215,7 +216,7 @@ pub(crate) struct SubscriptionRequest<'a> {
 }
 
 impl BrokerCore {
-    fn new(config: BrokerConfig) -> Self {
+    pub(crate) fn new(config: BrokerConfig) -> Self {
         BrokerCore {
             memory: Arc::new(Memory::new(config.max_memory)),
             dropped: AtomicU64::new(0),
@@ -381,12 +382,15 @@ impl BrokerCore {
     /// under a blocking policy), then all are stored.
     pub async fn publish_all(
         &self,
-        sends: Vec<(Route, Message, Arc<Origin>)>,
+        sends: Vec<PendingSend>,
         cancel: &CancellationToken,
     ) -> Result<()> {
         let mut admitted = Vec::with_capacity(sends.len());
-        for (route, message, origin) in sends {
-            admitted.push(self.admit(&route, message, &origin, cancel).await?);
+        for send in sends {
+            admitted.push(
+                self.admit(&send.route, send.message, &send.origin, cancel)
+                    .await?,
+            );
         }
         let now = now_millis();
         for a in admitted {

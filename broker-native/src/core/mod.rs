@@ -10,5 +10,6 @@ pub(crate) mod limits;
 pub(crate) mod policy;
 pub(crate) mod queue;
 pub(crate) mod ready;
+pub(crate) mod session;
 pub(crate) mod subscription;
 pub(crate) mod waiters;

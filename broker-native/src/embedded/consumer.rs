@@ -259,39 +259,32 @@ impl Consumer for EmbeddedConsumer {
         let session = &self.inner.session;
         let held = self
             .inner
-            .next_by(None, true, |queue, env| {
-                let seq = env.seq;
-                session
-                    .deliver_held(queue, env)
-                    .map(|message| (message, queue.clone(), seq))
-            })
+            .next_by(None, true, |queue, env| session.deliver_held(queue, env))
             .await?;
-        Ok(held.map(|(message, queue, seq)| {
+        Ok(held.map(|held| {
             let settle = HeldMessage {
                 session: session.clone(),
-                queue,
-                seq,
+                tag: held.tag,
             };
-            Delivery::new(message, Box::new(settle))
+            Delivery::new(held.message, Box::new(settle))
         }))
     }
 }
 
-/// A message a listener holds: settled through its session after the handler.
+/// A message a listener holds, by its tag: settled through its session after the handler.
 struct HeldMessage {
     session: Arc<SessionShared>,
-    queue: Arc<Queue>,
-    seq: u64,
+    tag: u64,
 }
 
 impl Settle for HeldMessage {
     fn acknowledge(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        self.session.settle_held(&self.queue, self.seq, true);
+        self.session.settle_held(self.tag, true);
         futures::future::ready(Ok(())).boxed()
     }
 
     fn redeliver(self: Box<Self>) {
-        self.session.settle_held(&self.queue, self.seq, false);
+        self.session.settle_held(self.tag, false);
     }
 }
 
