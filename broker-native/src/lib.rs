@@ -11,8 +11,11 @@
 //! ([`WhenFull`]: block the producer, fail the send, or drop the oldest message);
 //! destinations made on demand are deleted once unused ([`BrokerConfig::auto_delete_delay`]).
 //!
-//! The core keeps messages in memory; storage is confined to one module (the queue store) so a durable
-//! journal can be placed under it.
+//! The core keeps messages in memory and tells a pluggable [`store::Store`] of every durable
+//! event (persistent sends, acknowledgements, expiry, dead letters, delivery counts, commits,
+//! queue and durable-subscription lifecycle) in one place; [`Broker::with_store`] rebuilds a
+//! broker from what the store replays. The in-memory broker's [`store::NoStore`] keeps
+//! nothing and costs nothing.
 
 #![forbid(unsafe_code)]
 
@@ -22,6 +25,7 @@ mod embedded;
 mod registry;
 
 pub use crate::core::broker::{Broker, BrokerStats};
+pub use crate::core::store;
 pub use config::{
     default_max_memory, BrokerConfig, DeadLetter, DestinationPolicy, PolicyRule,
     SubscriptionLimits, WhenFull, FALLBACK_MAX_MEMORY,

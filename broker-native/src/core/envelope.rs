@@ -83,6 +83,11 @@ impl Envelope {
         (Reverse(self.message.priority().min(9)), self.seq)
     }
 
+    /// True for a persistent message: the only kind a durable store hears of.
+    pub(crate) fn is_persistent(&self) -> bool {
+        self.message.delivery_mode() == courier_api::DeliveryMode::Persistent
+    }
+
     pub(crate) fn expired(&self, now: &LazyNow) -> bool {
         let e = self.message.expiration();
         e != 0 && e <= now.get()

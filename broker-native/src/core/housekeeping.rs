@@ -16,6 +16,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::broker::{BrokerCore, QueueStore};
+use super::store::Record;
 use super::subscription::Topic;
 
 /// Shortest and longest time between sweeps.
@@ -118,6 +119,9 @@ impl BrokerCore {
                 store.retiring.store(true, Ordering::SeqCst);
                 if unused_queue(store) {
                     store.queue.delete();
+                    if let Some(recorder) = store.queue.recorder() {
+                        recorder.fire(Record::QueueDeleted(Arc::from(destination.name())));
+                    }
                     queues.remove(&destination);
                 } else {
                     store.retiring.store(false, Ordering::SeqCst);

@@ -11,5 +11,6 @@ pub(crate) mod policy;
 pub(crate) mod queue;
 pub(crate) mod ready;
 pub(crate) mod session;
+pub mod store;
 pub(crate) mod subscription;
 pub(crate) mod waiters;

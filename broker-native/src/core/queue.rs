@@ -15,6 +15,7 @@ pub(crate) use super::envelope::{Envelope, LazyNow, Origin};
 use super::envelope::{OrderKey, DELIVERY_COUNT};
 use super::expiry::{ExpiryIndex, ReaperState, ReaperWake, REAP_BATCH};
 use super::ready::Ready;
+use super::store::{Recorder, Removal};
 pub(crate) use super::waiters::ConsumerSlot;
 use super::waiters::{Offer, Waiters};
 
@@ -169,6 +170,8 @@ pub(crate) struct QueueState {
     index: HashMap<Arc<str>, IdentifierIndex>,
     /// How often consumers asked for an identifier that has no index yet.
     asked: HashMap<Arc<str>, u32>,
+    /// Hears of the persistent messages expiring here, when the queue is durable.
+    recorder: Option<Recorder>,
 }
 
 impl QueueState {
@@ -193,9 +196,18 @@ impl QueueState {
     pub(crate) fn drop_expired(&mut self, now: u64, max: usize) -> usize {
         let expired = self.expiry.expired(now, max);
         for key in &expired {
-            self.remove_ready(key);
+            self.remove_expired(key);
         }
         expired.len()
+    }
+
+    /// Removes the expired ready message at `key`, telling the store.
+    fn remove_expired(&mut self, key: &OrderKey) {
+        if let Some(env) = self.remove_ready(key) {
+            if let Some(recorder) = &self.recorder {
+                recorder.removed(&env, Removal::Expired);
+            }
+        }
     }
 
     /// Moves delayed messages that are due to the ready store, offering each to the waiting
@@ -354,18 +366,36 @@ pub(crate) struct Queue {
     reaper_wake: ReaperWake,
     unacked: AtomicUsize,
     deleted: AtomicBool,
+    /// Hears of the persistent messages leaving it, when the queue is durable.
+    recorder: Option<Recorder>,
 }
 
 impl Queue {
-    /// An empty queue.
+    /// An empty queue whose contents no store hears of.
+    #[cfg(test)]
     pub fn new(destination: Destination) -> Self {
+        Queue::recorded(destination, None)
+    }
+
+    /// An empty queue; `recorder`, if any, hears of its persistent messages expiring.
+    pub fn recorded(destination: Destination, recorder: Option<Recorder>) -> Self {
+        let state = QueueState {
+            recorder: recorder.clone(),
+            ..QueueState::default()
+        };
         Queue {
             destination,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(state)),
             reaper_wake: ReaperWake::default(),
             unacked: AtomicUsize::new(0),
             deleted: AtomicBool::new(false),
+            recorder,
         }
+    }
+
+    /// The store's handle on this queue, when it is durable.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     /// The destination this queue serves.
@@ -461,7 +491,7 @@ impl Queue {
             let mut expired = Vec::new();
             let found = st.find(slot, &now, &mut expired);
             for key in &expired {
-                st.remove_ready(key);
+                st.remove_expired(key);
             }
             let taken = found.and_then(|key| st.remove_ready(&key));
             if taken.is_none() && will_wait {

@@ -12,14 +12,16 @@
 //! - Recover, rollback and close return the unacknowledged messages to their queues (or to
 //!   the dead-letter queue once they used their delivery attempts), in delivery order.
 
-use courier_api::{Error, Message, Result};
+use courier_api::producer::now_millis;
+use courier_api::{Error, InDoubtOperation, Message, Result};
 use parking_lot::Mutex;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
-use super::broker::{BrokerCore, Route};
+use super::broker::{Admitted, BrokerCore, Route};
 use super::envelope::{Envelope, Origin};
 use super::queue::Queue;
+use super::store::Ticket;
 
 /// A message sent in a transaction, waiting for commit.
 pub(crate) struct PendingSend {
@@ -78,6 +80,17 @@ impl Drop for RollbackOnDrop<'_> {
     }
 }
 
+/// A recorded commit, applied when dropped unless taken out (its ticket failed).
+struct ApplyOnDrop<'a>(&'a CoreSession, Option<(Vec<Admitted>, Vec<Unacked>)>);
+
+impl Drop for ApplyOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some((admitted, unacked)) = self.1.take() {
+            self.0.apply(admitted, unacked);
+        }
+    }
+}
+
 impl CoreSession {
     /// A session on `broker` with nothing delivered or pending.
     pub fn new(broker: Arc<BrokerCore>) -> Self {
@@ -114,6 +127,7 @@ impl CoreSession {
             message
         } else {
             drop(state);
+            self.broker.acknowledged(queue, &env);
             Arc::try_unwrap(env.message).unwrap_or_else(|m| Message::clone(&m))
         };
         let header = message.header_mut();
@@ -193,7 +207,8 @@ impl CoreSession {
     }
 
     /// Publishes now (outside a transaction); `now` is the send time. Waits for room under a
-    /// blocking policy until `cancel`.
+    /// blocking policy until `cancel`. The returned ticket resolves once the message is
+    /// durable (at once when it need not be): the send is confirmed only then.
     pub async fn send_now(
         &self,
         route: &Route,
@@ -201,16 +216,19 @@ impl CoreSession {
         origin: &Arc<Origin>,
         now: u64,
         cancel: &CancellationToken,
-    ) -> Result<()> {
+    ) -> Result<Ticket> {
         self.broker
             .publish(route, message, origin, now, cancel)
             .await
     }
 
     /// Commits the open transaction: publishes its sends all or none and acknowledges its
-    /// received messages. A failure (no room under a failing policy, a deleted temporary
-    /// destination, `cancel`) rolls the whole transaction back:
-    /// [`Error::TransactionRolledBack`]. Dropping the future before it ends rolls back too.
+    /// received messages, as one store record whose ticket is awaited before any of it
+    /// becomes visible. A failure (no room under a failing policy, a deleted temporary
+    /// destination, `cancel`, the store refusing or failing the record) rolls the whole
+    /// transaction back: [`Error::TransactionRolledBack`] (or [`Error::InDoubt`] when the
+    /// store cannot tell whether it has the record). Dropping the future while it waits for
+    /// room rolls back; dropping it once the record is made applies the commit at once.
     pub async fn commit(&self, cancel: &CancellationToken) -> Result<()> {
         let (pending, unacked) = {
             let mut state = self.state.lock();
@@ -220,13 +238,43 @@ impl CoreSession {
             )
         };
         let mut received = RollbackOnDrop(self, Some(unacked));
-        let published = self.broker.publish_all(pending, cancel).await;
+        let admitted = self.broker.admit_all(pending, cancel).await;
         let unacked = received.1.take().unwrap_or_default();
-        if let Err(e) = published {
-            self.redeliver_all(unacked);
-            return Err(Error::TransactionRolledBack(e.to_string()));
+        let rolled_back = |e: Error| match e {
+            Error::InDoubt { reason, .. } => Error::InDoubt {
+                operation: InDoubtOperation::Commit,
+                reason,
+            },
+            e => Error::TransactionRolledBack(e.to_string()),
+        };
+        let admitted = match admitted {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                self.redeliver_all(unacked);
+                return Err(rolled_back(e));
+            }
+        };
+        let acks = unacked.iter().map(|u| (&u.queue, &u.envelope));
+        let ticket = match self.broker.record_commit(&admitted, acks) {
+            None => None,
+            Some(Ok(ticket)) => Some(ticket),
+            Some(Err(e)) => {
+                drop(admitted);
+                self.redeliver_all(unacked);
+                return Err(rolled_back(e));
+            }
+        };
+        let mut apply = ApplyOnDrop(self, Some((admitted, unacked)));
+        if let Some(ticket) = ticket {
+            if let Err(e) = ticket.await {
+                if let Some((admitted, unacked)) = apply.1.take() {
+                    drop(admitted);
+                    self.redeliver_all(unacked);
+                }
+                return Err(rolled_back(e));
+            }
         }
-        self.acknowledge_each(unacked);
+        drop(apply);
         Ok(())
     }
 
@@ -236,7 +284,21 @@ impl CoreSession {
         }
     }
 
+    /// Acknowledges each delivery, telling the store.
     fn acknowledge_each(&self, unacked: Vec<Unacked>) {
+        for u in unacked {
+            u.queue.acknowledged();
+            self.broker.acknowledged(&u.queue, &u.envelope);
+        }
+    }
+
+    /// Applies a recorded commit: its messages become deliverable, its acknowledgements
+    /// take effect (the commit record already told the store of both).
+    fn apply(&self, admitted: Vec<Admitted>, unacked: Vec<Unacked>) {
+        let now = now_millis();
+        for a in admitted {
+            a.store(now);
+        }
         for u in unacked {
             u.queue.acknowledged();
         }
