@@ -724,6 +724,132 @@ mod tests {
         }
     }
 
+    #[tokio::test]
+    async fn expiry_drops_deletion_and_dead_letters_reach_the_store() {
+        use crate::{DestinationPolicy, PolicyRule, WhenFull};
+        let config = BrokerConfig {
+            destination_policies: vec![PolicyRule::new(
+                "small",
+                DestinationPolicy {
+                    max_depth: Some(1),
+                    when_full: WhenFull::DropOldest,
+                    ..DestinationPolicy::default()
+                },
+            )],
+            ..config()
+        };
+        let store = Arc::new(Fake::default());
+        let broker =
+            Broker::with_store(config.clone(), store.clone(), Recovered::default()).unwrap();
+        let connection = broker.factory().create_connection().await.unwrap();
+        connection.set_client_id("c").await.unwrap();
+        connection.start().await.unwrap();
+        let session = connection
+            .create_session(SessionMode::ClientAcknowledge)
+            .await
+            .unwrap();
+        let producer = session.create_producer(None).await.unwrap();
+        // Expiry: a message living 1 ms, reaped by the queue.
+        let short = SendOptions {
+            time_to_live: Duration::from_millis(1),
+            ..SendOptions::default()
+        };
+        let expiring = Destination::queue("expiring");
+        producer
+            .send_with(Some(&expiring), &mut Message::text("e"), &short)
+            .await
+            .unwrap();
+        // Drop-oldest: the second send to a one-message queue drops the first.
+        let small = Destination::queue("small");
+        for body in ["s1", "s2"] {
+            producer
+                .send_to(&small, &mut Message::text(body))
+                .await
+                .unwrap();
+        }
+        // Two durable subscriptions get one message; both copies are dead-lettered.
+        let t = Destination::topic("t");
+        let mut consumers = Vec::new();
+        for name in ["a", "b"] {
+            consumers.push(
+                session
+                    .create_durable_consumer(&t, name, ConsumerOptions::default())
+                    .await
+                    .unwrap(),
+            );
+        }
+        producer.send_to(&t, &mut Message::text("t")).await.unwrap();
+        for _ in 0..2 {
+            for consumer in &consumers {
+                consumer.receive_timeout(WAIT).await.unwrap().unwrap();
+            }
+            session.recover().await.unwrap();
+        }
+        for consumer in consumers {
+            consumer.close().await.unwrap();
+        }
+        // Both copies are in the dead-letter queue, as distinct messages.
+        let dlq = Destination::queue(broker.config().dead_letter_queue.as_str());
+        let dead_letters = session
+            .create_consumer(&dlq, ConsumerOptions::default())
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            let m = dead_letters.receive_timeout(WAIT).await.unwrap().unwrap();
+            assert_eq!(m.body_text(), Some("t"));
+        }
+        session.recover().await.unwrap();
+        dead_letters.close().await.unwrap();
+        session.unsubscribe("a").await.unwrap();
+        // The reaper runs on its own; wait for its record.
+        let expired = |records: &[Record]| {
+            records.iter().any(|r| {
+                matches!(r, Record::Removed { store: StoreKey::Queue(q), why: Removal::Expired, .. } if &**q == "expiring")
+            })
+        };
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !expired(&store.records.lock()) && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let records = store.records.lock().clone();
+        assert!(expired(&records), "{records:#?}");
+        assert!(records.iter().any(|r| matches!(
+            r,
+            Record::Removed {
+                why: Removal::Dropped,
+                ..
+            }
+        )));
+        let dead: Vec<u64> = records
+            .iter()
+            .filter_map(|r| match r {
+                Record::DeadLettered { new_id, .. } => Some(*new_id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dead.len(), 2);
+        assert_ne!(dead[0], dead[1], "each dead letter has its own id");
+        assert!(records
+            .iter()
+            .any(|r| matches!(r, Record::SubscriptionDeleted(_))));
+
+        // The replay holds s2, both dead letters and subscription b (empty), nothing else.
+        let broker2 =
+            Broker::with_store(config, Arc::new(Fake::default()), replay(&records)).unwrap();
+        assert_eq!(broker2.queue_depth("expiring"), Some(0));
+        assert_eq!(broker2.queue_depth("small"), Some(1));
+        let dlq = broker2.config().dead_letter_queue.clone();
+        assert_eq!(broker2.queue_depth(&dlq), Some(2));
+        let connection = broker2.factory().create_connection().await.unwrap();
+        connection.set_client_id("c").await.unwrap();
+        let session = connection
+            .create_session(SessionMode::AutoAcknowledge)
+            .await
+            .unwrap();
+        assert!(session.unsubscribe("a").await.is_err(), "a was deleted");
+        session.unsubscribe("b").await.unwrap();
+    }
+
     #[test]
     fn a_dropped_confirm_leaves_the_ticket_in_doubt() {
         let (ticket, confirm) = Ticket::pending();
