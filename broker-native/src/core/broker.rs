@@ -438,9 +438,9 @@ impl BrokerCore {
     /// `now` is the time the send happens. Waits for room under a blocking policy;
     /// `cancel` ends the wait (the session closed).
     ///
-    /// Returns the durability ticket of the send: resolved at once for a non-persistent
-    /// message or an in-memory broker, else once the store has the message (which may be
-    /// delivered before that). A store refusing the record fails the send.
+    /// Resolves once the send is confirmed: after the durability ticket of its record, when
+    /// the message is persistent and goes to a durable store (it may be delivered before
+    /// that); at once otherwise. A store refusing or failing the record fails the send.
     pub async fn publish(
         &self,
         route: &Route,
@@ -448,15 +448,20 @@ impl BrokerCore {
         origin: &Arc<Origin>,
         now: u64,
         cancel: &CancellationToken,
-    ) -> Result<Ticket> {
+    ) -> Result<()> {
         let mut admitted = self.admit(route, message, origin, cancel).await?;
         admitted.env.seq = self.next_seq();
-        let ticket = match admitted.stored(self) {
-            Some(stored) => self.store.record(Record::Message(stored))?,
-            None => Ticket::done(),
-        };
-        admitted.store(now);
-        Ok(ticket)
+        match admitted.stored(self) {
+            None => {
+                admitted.store(now);
+                Ok(())
+            }
+            Some(stored) => {
+                let ticket = self.store.record(Record::Message(stored))?;
+                admitted.store(now);
+                ticket.await
+            }
+        }
     }
 
     /// Admits a transaction's sends, all or none (each waits for room under a blocking

@@ -15,13 +15,13 @@
 use courier_api::producer::now_millis;
 use courier_api::{Error, InDoubtOperation, Message, Result};
 use parking_lot::Mutex;
+use std::future::Future;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::broker::{Admitted, BrokerCore, Route};
 use super::envelope::{Envelope, Origin};
 use super::queue::Queue;
-use super::store::Ticket;
 
 /// A message sent in a transaction, waiting for commit.
 pub(crate) struct PendingSend {
@@ -206,20 +206,21 @@ impl CoreSession {
         Ok(())
     }
 
-    /// Publishes now (outside a transaction); `now` is the send time. Waits for room under a
-    /// blocking policy until `cancel`. The returned ticket resolves once the message is
-    /// durable (at once when it need not be): the send is confirmed only then.
-    pub async fn send_now(
-        &self,
-        route: &Route,
+    /// Publishes now (outside a transaction) and resolves once the send is confirmed:
+    /// stored, and durable when it must be (the store's ticket, awaited by the broker).
+    /// `now` is the send time. Waits for room under a blocking policy until `cancel`.
+    ///
+    /// The broker's publish future itself, not an `async fn` around it: a wrapper would
+    /// make every send's future costlier to move.
+    pub fn send_now<'a>(
+        &'a self,
+        route: &'a Route,
         message: Message,
-        origin: &Arc<Origin>,
+        origin: &'a Arc<Origin>,
         now: u64,
-        cancel: &CancellationToken,
-    ) -> Result<Ticket> {
-        self.broker
-            .publish(route, message, origin, now, cancel)
-            .await
+        cancel: &'a CancellationToken,
+    ) -> impl Future<Output = Result<()>> + 'a {
+        self.broker.publish(route, message, origin, now, cancel)
     }
 
     /// Commits the open transaction: publishes its sends all or none and acknowledges its

@@ -138,14 +138,12 @@ impl SessionShared {
         }
         // A send waiting for room is cut short by the session's close; after a loss it
         // reports the loss.
-        let ticket = self
-            .core
-            .send_now(route, message, origin, now, &self.token)
-            .await
-            .map_err(|e| self.connection.lost_or(e))?;
         // Confirmed once durable (at once for an in-memory broker or a non-persistent
         // message).
-        ticket.await.map_err(|e| self.connection.lost_or(e))
+        self.core
+            .send_now(route, message, origin, now, &self.token)
+            .await
+            .map_err(|e| self.connection.lost_or(e))
     }
 
     async fn commit(&self) -> Result<()> {
