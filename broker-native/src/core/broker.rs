@@ -451,17 +451,15 @@ impl BrokerCore {
     ) -> Result<()> {
         let mut admitted = self.admit(route, message, origin, cancel).await?;
         admitted.env.seq = self.next_seq();
-        match admitted.stored(self) {
-            None => {
-                admitted.store(now);
-                Ok(())
-            }
-            Some(stored) => {
+        if self.persists {
+            if let Some(stored) = admitted.stored(self) {
                 let ticket = self.store.record(Record::Message(stored))?;
                 admitted.store(now);
-                ticket.await
+                return ticket.await;
             }
         }
+        admitted.store(now);
+        Ok(())
     }
 
     /// Admits a transaction's sends, all or none (each waits for room under a blocking
