@@ -35,6 +35,7 @@ pub mod properties;
 pub mod receipt;
 pub mod selector;
 pub mod session;
+pub mod spi;
 pub mod value;
 
 pub use body::{Body, BodyKind, ObjectBody, StreamReader};

@@ -2,8 +2,8 @@
 //! topic has its own lock; the registries are read-mostly, so sends do not contend on a
 //! global lock.
 
-use courier_api::producer::now_millis;
 use courier_api::selector::Selector;
+use courier_api::spi::now_millis;
 use courier_api::{Destination, DestinationKind, Error, Message, Result};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};

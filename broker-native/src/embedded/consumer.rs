@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use courier_api::listener::{Delivery, Settle};
-use courier_api::producer::now_millis;
+use courier_api::spi::now_millis;
 use courier_api::{Consumer, Destination, Error, Message, Result};
 use futures::future::BoxFuture;
 use futures::FutureExt;

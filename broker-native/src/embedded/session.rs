@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use courier_api::selector::Selector;
+use courier_api::spi;
 use courier_api::{
     Browser, Consumer, ConsumerOptions, Destination, DestinationKind, Error, Message, Producer,
     Result, Session, SessionMode,
@@ -156,10 +157,10 @@ impl SessionShared {
             let only = Arc::try_unwrap(env.message).unwrap_or_else(|m| Message::clone(&m));
             (only, None)
         };
-        let header = message.header_mut();
+        let header = spi::header_mut(&mut message);
         header.delivery_count = count;
         header.redelivered = count > 1;
-        message.mark_received();
+        spi::mark_received(&mut message);
         if let Some(env) = kept {
             queue.delivered_unacked();
             state.unacked.push((queue.clone(), env));
