@@ -8,7 +8,9 @@ mod producer;
 mod session;
 
 use async_trait::async_trait;
-use courier_api::{Capabilities, Connection, ConnectionFactory, Durability, Error, Result};
+use courier_api::{
+    Capabilities, Connection, ConnectionFactory, ConnectionOptions, Durability, Error, Result,
+};
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
 
@@ -41,6 +43,8 @@ pub struct EmbeddedFactory {
     broker: Broker,
     /// The connections this factory (and its clones) made, for [`EmbeddedFactory::sever_connections`].
     made: Arc<Mutex<MadeConnections>>,
+    /// The options its connections get, from a URL or [`EmbeddedFactory::with_client_id`].
+    options: ConnectionOptions,
 }
 
 /// Weak handles to the connections a factory made; entries of ended ones are pruned.
@@ -74,7 +78,42 @@ impl EmbeddedFactory {
         EmbeddedFactory {
             broker,
             made: Arc::default(),
+            options: ConnectionOptions::default(),
         }
+    }
+
+    /// This factory configured with `client_id` (JMS's administratively configured client
+    /// id): each connection it makes has the id from creation, so only one of them can be
+    /// open at a time (another is refused with [`Error::InvalidClientId`] while it is), and
+    /// `set_client_id` on one is [`Error::IllegalState`]. An empty or blank id is
+    /// [`Error::InvalidArgument`].
+    pub fn with_client_id(self, client_id: &str) -> Result<Self> {
+        if client_id.trim().is_empty() {
+            return Err(Error::invalid_argument("a client id must not be empty"));
+        }
+        let mut options = self.options.clone();
+        options.client_id = Some(client_id.to_owned());
+        self.with_options(options)
+    }
+
+    /// This factory with the shared connection options of a URL. In process, the client id
+    /// applies (see [`EmbeddedFactory::with_client_id`]); a prefetch is honoured trivially,
+    /// since embedded consumers hold no message ahead of a `receive`; connect and request
+    /// timeouts and the heartbeat have no effect (no network), and credentials are accepted
+    /// as given (see [`ConnectionFactory::create_connection_with`]).
+    pub fn with_options(mut self, options: ConnectionOptions) -> Result<Self> {
+        if let Some(id) = &options.client_id {
+            if id.trim().is_empty() {
+                return Err(Error::invalid_argument("a client id must not be empty"));
+            }
+        }
+        self.options = options;
+        Ok(self)
+    }
+
+    /// The options this factory's connections get.
+    pub fn options(&self) -> &ConnectionOptions {
+        &self.options
     }
 
     /// A test hook that simulates a network failure: every live connection this factory (or a
@@ -102,6 +141,10 @@ impl EmbeddedFactory {
 impl ConnectionFactory for EmbeddedFactory {
     async fn create_connection(&self) -> Result<Box<dyn Connection>> {
         let connection = EmbeddedConnection::new(self.broker.core.clone(), self.capabilities());
+        if let Some(id) = &self.options.client_id {
+            // Claimed before the caller sees the connection; a refusal drops (closes) it.
+            connection.set_client_id(id).await?;
+        }
         self.made.lock().add(connection.shared());
         Ok(Box::new(connection))
     }
