@@ -85,6 +85,18 @@ pub trait Harness: Send + Sync {
         ))
     }
 
+    /// A factory for the same backend whose connections all have `client_id` from creation
+    /// (JMS's administratively configured client id), for the configured-client-id cases of
+    /// [`crate::connection`]. The default answers [`Error::Unsupported`] (a harness that cannot
+    /// configure a factory so); those cases then end early.
+    async fn factory_with_client_id(&self, client_id: &str) -> Result<Arc<dyn ConnectionFactory>> {
+        let _ = client_id;
+        Err(Error::unsupported(
+            self.capabilities().backend,
+            "a connection factory configured with a client id, by the conformance harness",
+        ))
+    }
+
     /// A new started connection.
     async fn connect(&self) -> Result<Box<dyn Connection>> {
         let connection = self.factory().create_connection().await?;

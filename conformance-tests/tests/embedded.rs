@@ -46,6 +46,13 @@ impl courier_conformance::Harness for EmbeddedHarness {
             .sever_connections("severed by the conformance harness");
         Ok(())
     }
+
+    /// The case's broker, through a factory configured with `client_id`.
+    async fn factory_with_client_id(&self, client_id: &str) -> Result<Arc<dyn ConnectionFactory>> {
+        Ok(Arc::new(
+            EmbeddedFactory::clone(&self.factory).with_client_id(client_id)?,
+        ))
+    }
 }
 
 courier_conformance::conformance_suite!(EmbeddedHarness::new());
