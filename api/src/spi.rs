@@ -25,7 +25,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::{Destination, Error, Header, Message, Result, SendOptions};
+use crate::{Body, Destination, Error, Header, Message, Result, SendOptions};
 
 /// All header fields of `message`, writable: a backend stamps provider-set fields and
 /// per-delivery state (`redelivered`, `delivery_count`) through this.
@@ -37,6 +37,22 @@ pub fn header_mut(message: &mut Message) -> &mut Header {
 /// calls this on every message it hands to a consumer or browser.
 pub fn mark_received(message: &mut Message) {
     message.mark_received();
+}
+
+/// The body [`crate::Consumer::receive_body`] returns for `message`: text, bytes, map and
+/// object bodies qualify; a message without a body or with a stream body is
+/// [`Error::MessageFormat`], and the backend must then leave the message unacknowledged
+/// (JMS 2.0 `receiveBody`).
+pub fn body_for_receive_body(message: &Message) -> Result<Body> {
+    match message.body() {
+        Body::Empty => Err(Error::format(
+            "receive_body: the message has no body (use receive for plain messages)",
+        )),
+        Body::Stream(_) => Err(Error::format(
+            "receive_body: a stream body cannot be returned whole (use receive)",
+        )),
+        body => Ok(body.clone()),
+    }
 }
 
 /// Milliseconds since the Unix epoch, the unit of every JMS time header (saturating; 0 for a
