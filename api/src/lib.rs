@@ -20,6 +20,9 @@
 //!     connection.close().await
 //! }
 //! ```
+//!
+//! Connection options given in a URL are read by [`options`]; what only backend authors use
+//! (writable headers, stamping a send in its client and broker parts) is in [`spi`].
 
 #![forbid(unsafe_code)]
 
