@@ -5,14 +5,14 @@ use crate::config::{BrokerConfig, DestinationPolicy};
 
 /// How specific a matching pattern is; greater wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Specificity {
+pub(crate) struct Specificity {
     exact: bool,
     literal_words: usize,
     fewer_hashes: std::cmp::Reverse<usize>,
 }
 
 /// The specificity of `pattern` if it matches `name`.
-fn matches(pattern: &str, name: &str) -> Option<Specificity> {
+pub(crate) fn matches(pattern: &str, name: &str) -> Option<Specificity> {
     let pattern: Vec<&str> = pattern.split('.').collect();
     let name: Vec<&str> = name.split('.').collect();
     words_match(&pattern, &name).then(|| {

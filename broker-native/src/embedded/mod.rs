@@ -39,6 +39,9 @@ pub use connection::EmbeddedConnection;
 #[derive(Clone, Default)]
 pub struct EmbeddedFactory {
     broker: Broker,
+    /// The user name and password of [`ConnectionFactory::create_connection`]; `None`
+    /// connects anonymously.
+    credentials: Option<Arc<(String, String)>>,
     /// The connections this factory (and its clones) made, for [`EmbeddedFactory::sever_connections`].
     made: Arc<Mutex<MadeConnections>>,
 }
@@ -73,8 +76,37 @@ impl EmbeddedFactory {
     pub fn from_broker(broker: Broker) -> Self {
         EmbeddedFactory {
             broker,
+            credentials: None,
             made: Arc::default(),
         }
+    }
+
+    /// This factory with default credentials: [`ConnectionFactory::create_connection`]
+    /// authenticates as `username` instead of connecting anonymously.
+    pub fn with_credentials(mut self, username: &str, password: &str) -> Self {
+        self.credentials = Some(Arc::new((username.to_owned(), password.to_owned())));
+        self
+    }
+
+    /// A connection authenticated with `credentials` (`None`: anonymous). Password
+    /// verification is deliberately slow (argon2id), so it runs on a blocking thread.
+    async fn connect(&self, credentials: Option<(&str, &str)>) -> Result<Box<dyn Connection>> {
+        let core = self.broker.core.clone();
+        let grants = match credentials {
+            None => core.access.authenticate(None)?,
+            Some((user, password)) => {
+                let (user, password) = (user.to_owned(), password.to_owned());
+                let core = core.clone();
+                tokio::task::spawn_blocking(move || {
+                    core.access.authenticate(Some((&user, &password)))
+                })
+                .await
+                .map_err(|e| Error::backend("embedded", e))??
+            }
+        };
+        let connection = EmbeddedConnection::new(core, grants, self.capabilities());
+        self.made.lock().add(connection.shared());
+        Ok(Box::new(connection))
     }
 
     /// A test hook that simulates a network failure: every live connection this factory (or a
@@ -100,20 +132,22 @@ impl EmbeddedFactory {
 
 #[async_trait]
 impl ConnectionFactory for EmbeddedFactory {
+    /// Authenticates with the factory's credentials ([`EmbeddedFactory::with_credentials`]),
+    /// or connects anonymously when it has none.
     async fn create_connection(&self) -> Result<Box<dyn Connection>> {
-        let connection = EmbeddedConnection::new(self.broker.core.clone(), self.capabilities());
-        self.made.lock().add(connection.shared());
-        Ok(Box::new(connection))
+        let credentials = self.credentials.clone();
+        self.connect(credentials.as_deref().map(|(u, p)| (u.as_str(), p.as_str())))
+            .await
     }
 
-    /// The embedded broker has no user database: every in-process caller is trusted, so the
-    /// credentials are accepted as given.
+    /// Authenticates against the broker's users ([`BrokerConfig::users`]): an unknown user
+    /// and a wrong password both fail with the same [`Error::Authentication`].
     async fn create_connection_with(
         &self,
-        _username: &str,
-        _password: &str,
+        username: &str,
+        password: &str,
     ) -> Result<Box<dyn Connection>> {
-        self.create_connection().await
+        self.connect(Some((username, password))).await
     }
 
     fn capabilities(&self) -> Capabilities {
