@@ -136,8 +136,12 @@ impl ConnectionFactory for EmbeddedFactory {
     /// or connects anonymously when it has none.
     async fn create_connection(&self) -> Result<Box<dyn Connection>> {
         let credentials = self.credentials.clone();
-        self.connect(credentials.as_deref().map(|(u, p)| (u.as_str(), p.as_str())))
-            .await
+        self.connect(
+            credentials
+                .as_deref()
+                .map(|(u, p)| (u.as_str(), p.as_str())),
+        )
+        .await
     }
 
     /// Authenticates against the broker's users ([`BrokerConfig::users`]): an unknown user

@@ -410,10 +410,7 @@ impl Session for EmbeddedSession {
         self.shared.check_open()?;
         if let Some(d) = destination {
             d.validate()?;
-            self.shared
-                .connection
-                .grants
-                .check(Operation::Send, d)?;
+            self.shared.connection.grants.check(Operation::Send, d)?;
         }
         Ok(Box::new(EmbeddedProducer::new(
             self.shared.clone(),
