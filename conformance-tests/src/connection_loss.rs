@@ -14,7 +14,7 @@ use crate::Harness;
 
 /// Severs the harness's connections: `true` when they were lost, `false` when the harness
 /// answered `Unsupported` (asserted here); any other error fails the case.
-async fn sever(h: &dyn Harness) -> Result<bool> {
+pub(crate) async fn sever(h: &dyn Harness) -> Result<bool> {
     match h.sever_connections().await {
         Ok(()) => Ok(true),
         Err(e) if e.is_unsupported() => Ok(false),

@@ -38,6 +38,7 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod errors;
 pub mod headers;
+pub mod in_doubt;
 pub mod listener;
 pub mod messages;
 pub mod ordering;
@@ -120,6 +121,7 @@ macro_rules! ordinary_suite {
         $crate::delivery_cases!($make);
         $crate::errors_cases!($make);
         $crate::headers_cases!($make);
+        $crate::in_doubt_cases!($make);
         $crate::listener_cases!($make);
         $crate::messages_cases!($make);
         $crate::ordering_cases!($make);
