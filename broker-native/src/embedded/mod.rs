@@ -113,6 +113,12 @@ impl EmbeddedFactory {
     /// clone of it) made is lost with [`Error::ConnectionLost`] carrying `reason`, as
     /// [`EmbeddedConnection::simulate_loss`] describes. Returns how many were lost.
     /// Connections of other factories on the same broker are untouched.
+    ///
+    /// An operation cut by it is never [`Error::InDoubt`]: in-process, a send, commit or
+    /// acknowledge either took effect before the loss (and answers `Ok`) or is undone by it
+    /// before it returns (a send or commit waiting for room gives its room back and answers
+    /// `ConnectionLost`; a commit stores its sends all at once, after every wait), so its
+    /// outcome is always known.
     pub fn sever_connections(&self, reason: &str) -> usize {
         let live: Vec<_> = std::mem::take(&mut self.made.lock().connections)
             .iter()
