@@ -52,6 +52,15 @@ pub const ANONYMOUS_REFUSED: &str = "anonymous access is not allowed: credential
 /// any hashing, so a hostile caller cannot make the broker hash megabytes.
 pub const MAX_CREDENTIAL_LEN: usize = 1024;
 
+/// Most memory a configured hash may make each login take, in KiB (256 MiB).
+pub const MAX_MEMORY_COST_KIB: u32 = 256 * 1024;
+
+/// Most passes a configured hash may make each login take.
+pub const MAX_TIME_COST: u32 = 16;
+
+/// Most lanes a configured hash may have.
+pub const MAX_LANES: u32 = 16;
+
 /// What a user (or anonymous caller) may do on a destination: a set of operations.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Permissions(u8);
@@ -209,9 +218,18 @@ impl User {
                 parsed.algorithm
             )));
         }
-        Params::try_from(&parsed).map_err(|e| {
+        let params = Params::try_from(&parsed).map_err(|e| {
             Error::invalid_argument(format!("password hash parameters of {name:?}: {e}"))
         })?;
+        if params.m_cost() > MAX_MEMORY_COST_KIB
+            || params.t_cost() > MAX_TIME_COST
+            || params.p_cost() > MAX_LANES
+        {
+            return Err(Error::invalid_argument(format!(
+                "password hash of {name:?} costs more than a login may (at most \
+                 m={MAX_MEMORY_COST_KIB}, t={MAX_TIME_COST}, p={MAX_LANES})"
+            )));
+        }
         if parsed.hash.is_none() || parsed.salt.is_none() {
             return Err(Error::invalid_argument(format!(
                 "password hash of {name:?} lacks its salt or hash"
@@ -336,10 +354,35 @@ impl Grants {
     }
 }
 
+/// User name → (PHC hash, grants).
+type Users = HashMap<String, (String, Arc<Grants>)>;
+
+/// The grants of `user` if `password` is its password; the same [`Error::Authentication`]
+/// after the same work for a wrong password and an unknown user.
+fn check_password(users: &Users, user: &str, password: &str) -> Result<Arc<Grants>> {
+    let failed = || Error::authentication(AUTHENTICATION_FAILED);
+    if user.len() > MAX_CREDENTIAL_LEN || password.len() > MAX_CREDENTIAL_LEN {
+        return Err(failed());
+    }
+    match users.get(user) {
+        Some((hash, grants)) if verify(hash, password) => Ok(grants.clone()),
+        Some(_) => Err(failed()),
+        None => {
+            // The same work as a wrong password, then the same answer.
+            let _ = verify(dummy_hash(), password);
+            Err(failed())
+        }
+    }
+}
+
 /// The broker's user table, built once from its configuration.
 pub(crate) struct Access {
-    users: HashMap<String, (String, Arc<Grants>)>,
+    users: Arc<Users>,
     anonymous: Option<Arc<Grants>>,
+    /// Bounds the password verifications running at once: each takes the hash's memory
+    /// cost (19 MiB by default) on a blocking thread, so a flood of logins waits here
+    /// instead of taking a thread and its memory each.
+    verifying: Arc<tokio::sync::Semaphore>,
 }
 
 impl Access {
@@ -359,12 +402,38 @@ impl Access {
             None if config.users.is_empty() => Some(Arc::new(Grants::Unrestricted)),
             None => None,
         };
-        Access { users, anonymous }
+        let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Access {
+            users: Arc::new(users),
+            anonymous,
+            verifying: Arc::new(tokio::sync::Semaphore::new(parallel)),
+        }
+    }
+
+    /// [`Access::authenticate`] for async callers: a password is verified on a blocking
+    /// thread, at most one per core at a time, so logins neither stall the runtime's
+    /// workers nor take unbounded threads and memory.
+    pub async fn login(&self, credentials: Option<(&str, &str)>) -> Result<Arc<Grants>> {
+        let Some((user, password)) = credentials else {
+            return self.authenticate(None);
+        };
+        if user.len() > MAX_CREDENTIAL_LEN || password.len() > MAX_CREDENTIAL_LEN {
+            return Err(Error::authentication(AUTHENTICATION_FAILED));
+        }
+        let _permit = self
+            .verifying
+            .acquire()
+            .await
+            .map_err(|e| Error::backend("broker", e))?;
+        let users = self.users.clone();
+        let (user, password) = (user.to_owned(), password.to_owned());
+        tokio::task::spawn_blocking(move || check_password(&users, &user, &password))
+            .await
+            .map_err(|e| Error::backend("broker", e))?
     }
 
     /// The grants of a caller with `credentials` (`None`: anonymous). Argon2 verification
-    /// takes tens of milliseconds by design; callers on an async runtime run it off the
-    /// runtime's workers.
+    /// takes tens of milliseconds by design: async callers use [`Access::login`].
     pub fn authenticate(&self, credentials: Option<(&str, &str)>) -> Result<Arc<Grants>> {
         let Some((user, password)) = credentials else {
             return self
@@ -372,18 +441,6 @@ impl Access {
                 .clone()
                 .ok_or_else(|| Error::authentication(ANONYMOUS_REFUSED));
         };
-        let failed = || Error::authentication(AUTHENTICATION_FAILED);
-        if user.len() > MAX_CREDENTIAL_LEN || password.len() > MAX_CREDENTIAL_LEN {
-            return Err(failed());
-        }
-        match self.users.get(user) {
-            Some((hash, grants)) if verify(hash, password) => Ok(grants.clone()),
-            Some(_) => Err(failed()),
-            None => {
-                // The same work as a wrong password, then the same answer.
-                let _ = verify(dummy_hash(), password);
-                Err(failed())
-            }
-        }
+        check_password(&self.users, user, password)
     }
 }

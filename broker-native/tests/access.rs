@@ -96,6 +96,24 @@ async fn wrong_password_and_unknown_user_fail_alike() {
         .unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_concurrent_bad_logins_is_refused_alike() {
+    let factory = EmbeddedFactory::new(config(None));
+    let attempts: Vec<_> = (0..32)
+        .map(|i| {
+            let factory = factory.clone();
+            tokio::spawn(async move {
+                let user = if i % 2 == 0 { "alice" } else { "nobody" };
+                factory.create_connection_with(user, "guess").await.err()
+            })
+        })
+        .collect();
+    for attempt in attempts {
+        let error = attempt.await.unwrap();
+        assert!(matches!(error, Some(Error::Authentication(_))), "{error:?}");
+    }
+}
+
 #[tokio::test]
 async fn anonymous_is_refused_once_users_exist_unless_configured() {
     let refused = EmbeddedFactory::new(config(None));
@@ -367,6 +385,22 @@ fn hashes_must_be_well_formed_argon2id() {
         );
     }
     assert!(User::with_hash("", good).is_err());
+    // A configured hash may not make each login take absurd memory or time.
+    for (from, to) in [
+        ("m=19456", "m=1048576"),
+        ("t=2", "t=1000"),
+        ("p=1", "p=255"),
+    ] {
+        assert!(good.contains(from), "{good}");
+        let costly = good.replacen(from, to, 1);
+        assert!(
+            matches!(
+                User::with_hash("a", &costly),
+                Err(Error::InvalidArgument(_))
+            ),
+            "{costly:?} accepted"
+        );
+    }
     assert!(
         !format!("{:?}", *ALICE).contains(good),
         "Debug hides the hash"

@@ -89,21 +89,11 @@ impl EmbeddedFactory {
     }
 
     /// A connection authenticated with `credentials` (`None`: anonymous). Password
-    /// verification is deliberately slow (argon2id), so it runs on a blocking thread.
+    /// verification is deliberately slow (argon2id), so it runs on a blocking thread, a
+    /// bounded number at a time.
     async fn connect(&self, credentials: Option<(&str, &str)>) -> Result<Box<dyn Connection>> {
         let core = self.broker.core.clone();
-        let grants = match credentials {
-            None => core.access.authenticate(None)?,
-            Some((user, password)) => {
-                let (user, password) = (user.to_owned(), password.to_owned());
-                let core = core.clone();
-                tokio::task::spawn_blocking(move || {
-                    core.access.authenticate(Some((&user, &password)))
-                })
-                .await
-                .map_err(|e| Error::backend("embedded", e))??
-            }
-        };
+        let grants = core.access.login(credentials).await?;
         let connection = EmbeddedConnection::new(core, grants, self.capabilities());
         self.made.lock().add(connection.shared());
         Ok(Box::new(connection))
