@@ -40,7 +40,7 @@ use std::ops::BitOr;
 use std::sync::{Arc, OnceLock};
 
 use crate::config::BrokerConfig;
-use crate::policy::matches;
+use crate::policy::words_specificity;
 
 /// The one answer to a wrong password and an unknown user, so neither tells which it was.
 pub const AUTHENTICATION_FAILED: &str = "invalid user name or password";
@@ -317,16 +317,36 @@ fn dummy_hash() -> &'static str {
     })
 }
 
+/// A rule with its pattern split into words once, so a check allocates only the name's words.
+#[derive(Debug)]
+pub(crate) struct CompiledRule {
+    words: Vec<Box<str>>,
+    permissions: Permissions,
+}
+
 /// What one authenticated connection may do.
 #[derive(Debug)]
 pub(crate) enum Grants {
     /// Everything, unchecked: the default broker's anonymous caller.
     Unrestricted,
     /// What the rules allow; nothing where none matches.
-    Rules(Vec<AccessRule>),
+    Rules(Vec<CompiledRule>),
 }
 
 impl Grants {
+    /// Grants of `rules`.
+    fn rules(rules: &[AccessRule]) -> Grants {
+        Grants::Rules(
+            rules
+                .iter()
+                .map(|rule| CompiledRule {
+                    words: rule.pattern.split('.').map(Box::from).collect(),
+                    permissions: rule.permissions,
+                })
+                .collect(),
+        )
+    }
+
     /// `Ok` when `operation` is allowed on `destination`, else [`Error::NotAuthorized`]
     /// naming only the operation and destination. Temporary destinations are not checked
     /// (see the module notes).
@@ -337,9 +357,10 @@ impl Grants {
         if destination.is_temporary() {
             return Ok(());
         }
+        let name: Vec<&str> = destination.name().split('.').collect();
         let mut best = None;
         for rule in rules {
-            if let Some(spec) = matches(&rule.pattern, destination.name()) {
+            if let Some(spec) = words_specificity(&rule.words, &name) {
                 if best.as_ref().is_none_or(|(b, _)| spec > *b) {
                     best = Some((spec, rule.permissions));
                 }
@@ -390,15 +411,12 @@ impl Access {
     pub fn new(config: &BrokerConfig) -> Self {
         let mut users = HashMap::new();
         for user in &config.users {
-            users.entry(user.name.clone()).or_insert_with(|| {
-                (
-                    user.hash.clone(),
-                    Arc::new(Grants::Rules(user.rules.clone())),
-                )
-            });
+            users
+                .entry(user.name.clone())
+                .or_insert_with(|| (user.hash.clone(), Arc::new(Grants::rules(&user.rules))));
         }
         let anonymous = match &config.anonymous {
-            Some(rules) => Some(Arc::new(Grants::Rules(rules.clone()))),
+            Some(rules) => Some(Arc::new(Grants::rules(rules))),
             None if config.users.is_empty() => Some(Arc::new(Grants::Unrestricted)),
             None => None,
         };
