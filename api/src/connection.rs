@@ -105,6 +105,10 @@ pub struct Capabilities {
     /// A client id can be held by one open connection at a time across the backend. When
     /// `false`, `set_client_id` answers `Unsupported`.
     pub client_id_exclusive: bool,
+    /// The backend authenticates users and enforces their permissions per destination
+    /// ([`crate::Error::Authentication`], [`crate::Error::NotAuthorized`]). When `false`,
+    /// `create_connection_with` answers `Unsupported` rather than ignoring the credentials.
+    pub access_control: bool,
     /// The largest encoded message the backend accepts; `None` = no limit beyond memory.
     /// Larger sends fail with an error rather than being truncated.
     pub max_message_size: Option<usize>,
@@ -144,6 +148,7 @@ impl Capabilities {
             shared_subscriptions: true,
             exact_delivery_count: true,
             exact_prefetch: true,
+            access_control: true,
             client_id_exclusive: true,
             max_message_size: None,
         }

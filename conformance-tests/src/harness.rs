@@ -90,8 +90,8 @@ pub trait Harness: Send + Sync {
     /// `create_connection` connects without credentials and must fail with
     /// [`Error::Authentication`]. It drives the `security` cases; user names and destinations
     /// of the spec live under [`Harness::namespace`], and [`Harness::cleanup`] removes the
-    /// users too. The default answers [`Error::Unsupported`] (a harness that cannot configure
-    /// users); the cases then end early.
+    /// users too. The default answers [`Error::Unsupported`], the answer of a backend without
+    /// [`Capabilities::access_control`]; a backend with it must override this.
     async fn secured_factory(&self, spec: &AccessSpec) -> Result<Arc<dyn ConnectionFactory>> {
         let _ = spec;
         Err(Error::unsupported(

@@ -5,8 +5,9 @@
 //! operation and destination. A refused send delivers nothing.
 //!
 //! The cases connect through [`Harness::secured_factory`], configured with the users of
-//! [`Fixture`]; a harness that cannot configure users answers `Unsupported` and the case
-//! ends early. A refusal may come when the producer, consumer or browser is made or at its
+//! [`Fixture`]. A backend without [`Capabilities::access_control`] answers `Unsupported` there
+//! and to `create_connection_with`, and the case ends early; one with it must provide the
+//! factory. A refusal may come when the producer, consumer or browser is made or at its
 //! first send, receive or `next`; either counts.
 
 use courier_api::*;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 
 use crate::expect::outcome;
 use crate::harness::{AccessSpec, Grant, SpecUser};
-use crate::Harness;
+use crate::{gated, Harness};
 
 /// The users of the security cases and their destinations:
 /// - `writer` may send to `queue`;
@@ -52,17 +53,24 @@ impl Fixture {
         let spec = AccessSpec {
             users: vec![writer.clone(), reader.clone()],
         };
-        match h.secured_factory(&spec).await {
-            Ok(factory) => Ok(Some(Fixture {
-                factory,
-                writer,
-                reader,
-                queue,
-                other,
-            })),
-            Err(e) if e.is_unsupported() => Ok(None),
-            Err(e) => Err(e),
-        }
+        let caps = h.capabilities();
+        let secured = h.secured_factory(&spec).await;
+        let Some(factory) = gated(caps.access_control, "access control", secured)? else {
+            // Without access control, credentials are refused rather than ignored.
+            let with = h
+                .factory()
+                .create_connection_with(&writer.name, &writer.password)
+                .await;
+            gated(false, "access control", with)?;
+            return Ok(None);
+        };
+        Ok(Some(Fixture {
+            factory,
+            writer,
+            reader,
+            queue,
+            other,
+        }))
     }
 
     /// A started connection as `user`.

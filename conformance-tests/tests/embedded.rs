@@ -253,7 +253,7 @@ mod machinery {
     #[tokio::test]
     async fn gated_cases_fail_when_a_capability_is_wrongly_denied() {
         use courier_conformance::{
-            connection, delivery, headers, ordering, temporary, topics, transactions,
+            connection, delivery, headers, ordering, security, temporary, topics, transactions,
         };
         type Deny = fn(&mut Capabilities);
         macro_rules! probe {
@@ -270,6 +270,7 @@ mod machinery {
         let temporary_off: Deny = |c| c.temporary_destinations = false;
         let durable: Deny = |c| c.durable_subscriptions = false;
         let shared: Deny = |c| c.shared_subscriptions = false;
+        let access: Deny = |c| c.access_control = false;
         let results = [
             probe!(priority, ordering::priority_order_3_4_10),
             probe!(expiry, delivery::expired_message_not_delivered_7_8),
@@ -283,6 +284,7 @@ mod machinery {
             probe!(temporary_off, temporary::temporary_queues_are_distinct_4_4),
             probe!(durable, topics::durable_keeps_messages_while_inactive_6_11),
             probe!(shared, topics::shared_subscription_splits_messages_6_11),
+            probe!(access, security::permitted_operations_work),
         ];
         let passed: Vec<_> = results.iter().filter(|(_, p)| !p).map(|(n, _)| n).collect();
         assert!(passed.is_empty(), "gates not wired in {passed:?}");
