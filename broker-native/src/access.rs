@@ -9,6 +9,8 @@
 //!   final comparison is constant-time. A connection with an unknown user name is verified
 //!   against a dummy hash of the same cost, so both failures take as long and answer the
 //!   same [`Error::Authentication`] text: nothing tells a caller which user names exist.
+//!   (The dummy hash has the default cost, so users whose hashes have another cost should
+//!   all share one; [`User::with_password`] always uses the default.)
 //! - **Anonymous** callers (a connection without credentials) get
 //!   [`crate::BrokerConfig::anonymous`]'s rules. Left `None`, anonymous callers may do
 //!   everything while no user is configured (so the default broker, and `embedded:`, work
@@ -420,6 +422,10 @@ impl Access {
             None if config.users.is_empty() => Some(Arc::new(Grants::Unrestricted)),
             None => None,
         };
+        if !users.is_empty() {
+            // Made now, not at the first unknown user, whose refusal would take twice as long.
+            dummy_hash();
+        }
         let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
         Access {
             users: Arc::new(users),
@@ -438,16 +444,22 @@ impl Access {
         if user.len() > MAX_CREDENTIAL_LEN || password.len() > MAX_CREDENTIAL_LEN {
             return Err(Error::authentication(AUTHENTICATION_FAILED));
         }
-        let _permit = self
+        let permit = self
             .verifying
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| Error::backend("broker", e))?;
         let users = self.users.clone();
         let (user, password) = (user.to_owned(), password.to_owned());
-        tokio::task::spawn_blocking(move || check_password(&users, &user, &password))
-            .await
-            .map_err(|e| Error::backend("broker", e))?
+        // The permit goes with the verification, so a login abandoned by its caller still
+        // holds its place until the hashing it started ends.
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            check_password(&users, &user, &password)
+        })
+        .await
+        .map_err(|e| Error::backend("broker", e))?
     }
 
     /// The grants of a caller with `credentials` (`None`: anonymous). Argon2 verification
