@@ -333,6 +333,17 @@ async fn unsubscribe_is_checked_against_the_subscriptions_topic() {
         .create_session(SessionMode::AutoAcknowledge)
         .await
         .unwrap();
+    // RECEIVE alone subscribes non-durably, not durably.
+    s.create_consumer(&topic, ConsumerOptions::default())
+        .await
+        .unwrap();
+    match s
+        .create_durable_consumer(&topic, "mine", ConsumerOptions::default())
+        .await
+    {
+        Err(Error::NotAuthorized(m)) => assert_eq!(m, "durable subscription to topic://b"),
+        other => panic!("expected NotAuthorized, got {:?}", other.err()),
+    }
     match s.unsubscribe("keep").await {
         Err(Error::NotAuthorized(m)) => assert_eq!(m, "unsubscribe from topic://b"),
         other => panic!("expected NotAuthorized, got {other:?}"),
