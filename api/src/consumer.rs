@@ -29,7 +29,8 @@ pub struct ConsumerOptions {
     /// receives, or closes, stops or recovers (which gives them back). The embedded broker
     /// delivers in-process with no buffer at all, so it honours every prefetch exactly (it
     /// holds 0 ≤ n). A backend that can only approximate the credit (e.g. counts it per
-    /// channel) says so in its capabilities.
+    /// channel) says so with [`Capabilities::exact_prefetch`](crate::Capabilities::exact_prefetch)
+    /// `false`.
     pub prefetch: Option<u32>,
 }
 

@@ -107,6 +107,8 @@ impl Default for Broker {
 
 pub(crate) struct BrokerCore {
     pub config: BrokerConfig,
+    /// Users and their grants, from `config`.
+    pub(crate) access: crate::access::Access,
     pub(crate) queues: RwLock<HashMap<Destination, Arc<QueueStore>>>,
     pub(crate) topics: RwLock<HashMap<Destination, Arc<Topic>>>,
     temporary_owners: Mutex<HashMap<Destination, u64>>,
@@ -223,6 +225,7 @@ pub(crate) struct SubscriptionRequest<'a> {
 impl BrokerCore {
     fn new(config: BrokerConfig) -> Self {
         BrokerCore {
+            access: crate::access::Access::new(&config),
             memory: Arc::new(Memory::new(config.max_memory)),
             dropped: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
@@ -792,6 +795,12 @@ impl BrokerCore {
                 shared.remove(&key);
             }
         }
+    }
+
+    /// The topic of the durable subscription `name` of `client_id`, if there is one.
+    pub fn durable_topic(&self, client_id: Option<Arc<str>>, name: &str) -> Option<Destination> {
+        let key = (client_id, name.to_owned());
+        self.durable.lock().get(&key).map(|sub| sub.topic.clone())
     }
 
     /// Deletes the durable subscription `name` of `client_id`.

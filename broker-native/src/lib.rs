@@ -11,11 +11,16 @@
 //! ([`WhenFull`]: block the producer, fail the send, or drop the oldest message);
 //! destinations made on demand are deleted once unused ([`BrokerConfig::auto_delete_delay`]).
 //!
+//! Access is controlled by users with argon2id password hashes and per-destination-pattern
+//! permissions ([`BrokerConfig::users`], [`BrokerConfig::anonymous`], [`access`]); the default
+//! broker has no users and lets every in-process caller do everything.
+//!
 //! The core keeps messages in memory; storage is confined to one module (the queue store) so a durable
 //! journal can be placed under it.
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 mod broker;
 mod config;
 mod embedded;
@@ -29,6 +34,7 @@ mod registry;
 mod subscription;
 mod waiters;
 
+pub use access::{AccessRule, Operation, Permissions, User};
 pub use broker::{Broker, BrokerStats};
 pub use config::{
     default_max_memory, BrokerConfig, DeadLetter, DestinationPolicy, PolicyRule,

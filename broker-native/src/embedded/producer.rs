@@ -102,6 +102,12 @@ impl EmbeddedProducer {
             (default, given) => {
                 let d = resolve_destination(default.as_ref().map(|(d, _)| d), given)?;
                 d.validate()?;
+                // A destination given per send is checked per send (the producer's own
+                // was checked once, when it was made).
+                self.session
+                    .connection
+                    .grants
+                    .check(crate::access::Operation::Send, d)?;
                 (d, broker.route(d)?)
             }
         };
