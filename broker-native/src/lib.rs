@@ -11,6 +11,10 @@
 //! ([`WhenFull`]: block the producer, fail the send, or drop the oldest message);
 //! destinations made on demand are deleted once unused ([`BrokerConfig::auto_delete_delay`]).
 //!
+//! Access is controlled by users with argon2id password hashes and per-destination-pattern
+//! permissions ([`BrokerConfig::users`], [`BrokerConfig::anonymous`], [`access`]); the default
+//! broker has no users and lets every in-process caller do everything.
+//!
 //! The core keeps messages in memory and tells a pluggable [`store::Store`] of every durable
 //! event (persistent sends, acknowledgements, expiry, dead letters, delivery counts, commits,
 //! queue and durable-subscription lifecycle) in one place; [`Broker::with_store`] rebuilds a
@@ -19,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod access;
 mod config;
 mod core;
 mod embedded;
@@ -26,6 +31,7 @@ mod registry;
 
 pub use crate::core::broker::{Broker, BrokerStats};
 pub use crate::core::store;
+pub use access::{AccessRule, Operation, Permissions, User};
 pub use config::{
     default_max_memory, BrokerConfig, DeadLetter, DestinationPolicy, PolicyRule,
     SubscriptionLimits, WhenFull, FALLBACK_MAX_MEMORY,

@@ -2,8 +2,8 @@
 //! topic has its own lock; the registries are read-mostly, so sends do not contend on a
 //! global lock.
 
-use courier_api::producer::now_millis;
 use courier_api::selector::Selector;
+use courier_api::spi::now_millis;
 use courier_api::{Destination, DestinationKind, Error, Message, Result};
 use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
@@ -121,6 +121,8 @@ impl Default for Broker {
 
 pub(crate) struct BrokerCore {
     pub config: BrokerConfig,
+    /// Users and their grants, from `config`.
+    pub(crate) access: crate::access::Access,
     pub(crate) queues: RwLock<HashMap<Destination, Arc<QueueStore>>>,
     pub(crate) topics: RwLock<HashMap<Destination, Arc<Topic>>>,
     temporary_owners: Mutex<HashMap<Destination, u64>>,
@@ -274,6 +276,7 @@ impl BrokerCore {
     /// A core whose durable events go to `store`.
     pub(crate) fn with_store(config: BrokerConfig, store: Arc<dyn Store>) -> Self {
         BrokerCore {
+            access: crate::access::Access::new(&config),
             persists: store.is_durable(),
             store,
             subscription_ids: AtomicU64::new(1),
@@ -927,6 +930,12 @@ impl BrokerCore {
                 shared.remove(&key);
             }
         }
+    }
+
+    /// The topic of the durable subscription `name` of `client_id`, if there is one.
+    pub fn durable_topic(&self, client_id: Option<Arc<str>>, name: &str) -> Option<Destination> {
+        let key = (client_id, name.to_owned());
+        self.durable.lock().get(&key).map(|sub| sub.topic.clone())
     }
 
     /// Deletes the durable subscription `name` of `client_id`.

@@ -37,7 +37,7 @@ impl LazyNow {
     /// The time, reading the clock on first use.
     pub fn get(&self) -> u64 {
         self.0.get().unwrap_or_else(|| {
-            let now = courier_api::producer::now_millis();
+            let now = courier_api::spi::now_millis();
             self.0.set(Some(now));
             now
         })

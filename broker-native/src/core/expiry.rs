@@ -3,7 +3,7 @@
 //! until the next expiration and drops expired messages in bounded batches, so memory comes
 //! back although nobody consumes and no receive pays for a large expired backlog.
 
-use courier_api::producer::now_millis;
+use courier_api::spi::now_millis;
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};

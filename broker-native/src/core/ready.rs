@@ -209,11 +209,11 @@ impl Ready {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use courier_api::Message;
+    use courier_api::{spi, Message};
 
     fn env(seq: u64, priority: u8) -> Envelope {
         let mut message = Message::text("x");
-        message.header_mut().priority = priority;
+        spi::header_mut(&mut message).priority = priority;
         Envelope::unsent(seq, message)
     }
 

@@ -12,7 +12,7 @@
 //! - Recover, rollback and close return the unacknowledged messages to their queues (or to
 //!   the dead-letter queue once they used their delivery attempts), in delivery order.
 
-use courier_api::producer::now_millis;
+use courier_api::spi::{self, now_millis};
 use courier_api::{Error, InDoubtOperation, Message, Result};
 use parking_lot::Mutex;
 use std::future::Future;
@@ -130,10 +130,10 @@ impl CoreSession {
             self.broker.acknowledged(queue, &env);
             Arc::try_unwrap(env.message).unwrap_or_else(|m| Message::clone(&m))
         };
-        let header = message.header_mut();
+        let header = spi::header_mut(&mut message);
         header.delivery_count = count;
         header.redelivered = count > 1;
-        message.mark_received();
+        spi::mark_received(&mut message);
         Some(Delivered { tag, message })
     }
 

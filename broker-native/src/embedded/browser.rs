@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use courier_api::selector::Selector;
+use courier_api::spi;
 use courier_api::{Browser, Destination, Error, Message, Result};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,7 +64,7 @@ impl Browser for EmbeddedBrowser {
             .browse_next(&self.filter, *cursor)
             .map(|(key, mut message)| {
                 *cursor = Some(key);
-                message.mark_received();
+                spi::mark_received(&mut message);
                 message
             }))
     }

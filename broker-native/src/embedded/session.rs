@@ -16,6 +16,7 @@ use super::browser::EmbeddedBrowser;
 use super::connection::ConnectionShared;
 use super::consumer::{ConsumerInner, EmbeddedConsumer};
 use super::producer::EmbeddedProducer;
+use crate::access::Operation;
 use crate::core::broker::{Route, SubscriptionRequest};
 use crate::core::queue::{ConsumerSlot, Envelope, Origin, Queue};
 use crate::core::session::{CoreSession, Delivered, PendingSend};
@@ -238,6 +239,12 @@ impl EmbeddedSession {
                 "subscriptions are made on topics",
             ));
         }
+        let operation = if kind.is_durable() {
+            Operation::DurableSubscribe
+        } else {
+            Operation::Receive
+        };
+        conn.grants.check(operation, topic)?;
         conn.broker.check_consumer_allowed(topic, conn.id)?;
         let selector = Self::parse_selector(&options)?;
         let selector_text = selector.as_ref().map(|s| s.text().to_owned());
@@ -283,6 +290,7 @@ impl Session for EmbeddedSession {
         self.shared.check_open()?;
         if let Some(d) = destination {
             d.validate()?;
+            self.shared.connection.grants.check(Operation::Send, d)?;
         }
         Ok(Box::new(EmbeddedProducer::new(
             self.shared.clone(),
@@ -302,6 +310,7 @@ impl Session for EmbeddedSession {
         }
         self.shared.check_open()?;
         let conn = &self.shared.connection;
+        conn.grants.check(Operation::Receive, destination)?;
         conn.broker.check_consumer_allowed(destination, conn.id)?;
         let selector = Self::parse_selector(&options)?;
         let selector_text = selector.as_ref().map(|s| s.text().to_owned());
@@ -347,6 +356,9 @@ impl Session for EmbeddedSession {
     async fn unsubscribe(&self, name: &str) -> Result<()> {
         self.shared.check_open()?;
         let conn = &self.shared.connection;
+        if let Some(topic) = conn.broker.durable_topic(conn.client_id(), name) {
+            conn.grants.check(Operation::Unsubscribe, &topic)?;
+        }
         conn.broker.unsubscribe(conn.client_id(), name)
     }
 
@@ -362,6 +374,10 @@ impl Session for EmbeddedSession {
                 "only queues can be browsed",
             ));
         }
+        self.shared
+            .connection
+            .grants
+            .check(Operation::Browse, queue)?;
         let selector = selector
             .filter(|s| !s.trim().is_empty())
             .map(Selector::parse)
