@@ -179,7 +179,8 @@ impl Store for NoStore {
 }
 
 /// A promise that a record becomes durable: a future resolving to `Ok` once it is, or to the
-/// store's error. Awaiting it is how a producer waits for its persistent send.
+/// store's error. The broker's publish awaits it before confirming a persistent send, and a
+/// commit awaits it before its effects become visible.
 #[must_use = "a ticket confirms nothing until awaited"]
 #[derive(Debug)]
 pub struct Ticket(TicketState);
