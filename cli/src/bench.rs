@@ -1,0 +1,471 @@
+//! `courier bench`: runs the workload runner's workloads (`courier-bench`) against each URL in
+//! turn and prints one table of msgs/s and latency percentiles per URL and workload, with the
+//! ratio of each figure to the first URL's.
+//!
+//! Honesty rules kept here, on top of the runner's own (exactly-once and order checks,
+//! verified bodies):
+//! - a discarded warm-up run opens each URL;
+//! - a paced workload's rate is a fraction of the maximum the same workload reached in this
+//!   run (`--rate 50%`; workloads of the catalog that are paced default to 50 %), so its
+//!   latency row means the same on a slow machine as on a fast one; an absolute `--rate R`
+//!   is taken as given;
+//! - `--persistent` makes every workload persistent; without it each runs as the catalog has
+//!   it (pipelined and awaited variants are separate workloads);
+//! - a workload a backend cannot run (its error is `Unsupported`) is skipped with a note;
+//! - memory per queued message is only reported for `embedded:`, where the broker is this
+//!   process: for a remote broker the client's memory says nothing, and the client API has no
+//!   broker statistics, so the memory workload is skipped with a note there;
+//! - Ctrl-C stops the run in progress and prints what was measured before it.
+
+use std::io::Write;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use courier::{DeliveryMode, Error, Result};
+use courier_bench::{Limit, Overrides, Report, Scenario, Topology, Workload};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value as Json;
+
+use crate::args;
+
+/// The fraction of its own maximum a paced catalog workload runs at by default.
+const DEFAULT_PACE: f64 = 0.5;
+
+/// Messages of the warm-up run.
+const WARM_UP_MESSAGES: u64 = 20_000;
+
+/// Compare backends with the same workloads.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = "Examples:\n  \
+    courier bench --url embedded: --workload queue-1x1-100b-auto --messages 100000\n  \
+    courier bench --url courier://127.0.0.1:7672 --url amqp://guest:guest@127.0.0.1:5672/%2f \
+    --url redis://127.0.0.1:6379 --messages 100000 --persistent\n  \
+    courier bench --url embedded: --workload queue-1x1-100b-paced --rate 50% --json\n  \
+    courier bench --list")]
+pub struct BenchArgs {
+    /// Backend URL (repeatable); ratios are to the first.
+    #[arg(
+        long = "url",
+        env = "COURIER_URL",
+        value_name = "URL",
+        required_unless_present = "list"
+    )]
+    pub urls: Vec<String>,
+    /// Workload to run (repeatable); default: every standard workload. See --list.
+    #[arg(long = "workload", value_name = "NAME")]
+    pub workloads: Vec<String>,
+    /// Workload to leave out (repeatable).
+    #[arg(long = "skip", value_name = "NAME")]
+    pub skip: Vec<String>,
+    /// Messages per flow workload.
+    #[arg(long, conflicts_with = "duration")]
+    pub messages: Option<u64>,
+    /// Send for this long instead of a count, in flow workloads (e.g. 10s, 2m).
+    #[arg(long, value_parser = args::duration)]
+    pub duration: Option<Duration>,
+    /// Message size (at least 20 B), e.g. 100, 1KiB.
+    #[arg(long, value_parser = args::size)]
+    pub size: Option<usize>,
+    /// Send every message persistent.
+    #[arg(long)]
+    pub persistent: bool,
+    /// Producers of queue and topic workloads.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub producers: Option<u64>,
+    /// Consumers (subscriptions, for topics) of queue and topic workloads.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub consumers: Option<u64>,
+    /// Send rate of flow workloads: msgs/s (e.g. 20000), or a percentage of the workload's
+    /// own maximum measured just before (e.g. 50%).
+    #[arg(long, value_parser = rate)]
+    pub rate: Option<Rate>,
+    /// One JSON object per line, URL and workload, instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// List the workloads and exit.
+    #[arg(long)]
+    pub list: bool,
+}
+
+/// A send rate: fixed, or a fraction of the measured maximum.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rate {
+    /// Messages per second.
+    Fixed(u64),
+    /// A fraction (0–1] of the maximum the same workload reached unpaced.
+    OfMaximum(f64),
+}
+
+/// Parses `--rate`: `20000` or `50%`.
+fn rate(text: &str) -> std::result::Result<Rate, String> {
+    if let Some(percent) = text.strip_suffix('%') {
+        return match percent.parse::<f64>() {
+            Ok(p) if p > 0.0 && p <= 100.0 => Ok(Rate::OfMaximum(p / 100.0)),
+            _ => Err(format!("{text:?} is not a percentage in (0, 100]")),
+        };
+    }
+    match text.parse::<u64>() {
+        Ok(r) if r > 0 => Ok(Rate::Fixed(r)),
+        _ => Err(format!("{text:?} is not a rate like 20000 or 50%")),
+    }
+}
+
+/// One row of the result: a URL and a workload, measured or skipped.
+struct Row {
+    url: String,
+    workload: String,
+    outcome: std::result::Result<Report, String>,
+}
+
+/// The workloads the arguments select, with their overrides applied.
+fn selected(args: &BenchArgs) -> Result<Vec<Workload>> {
+    let mut chosen = if args.workloads.is_empty() {
+        courier_bench::standard()
+    } else {
+        args.workloads
+            .iter()
+            .map(|name| {
+                courier_bench::find(name).ok_or_else(|| {
+                    Error::invalid_argument(format!("unknown workload {name:?}; see --list"))
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    for name in &args.skip {
+        if courier_bench::find(name).is_none() {
+            return Err(Error::invalid_argument(format!(
+                "unknown workload {name:?}; see --list"
+            )));
+        }
+    }
+    chosen.retain(|w| !args.skip.contains(&w.name));
+    let overrides = Overrides {
+        messages: args.messages,
+        duration: args.duration,
+        size: args.size,
+        rate: None,
+    };
+    for w in &mut chosen {
+        w.apply(&overrides);
+        adjust(w, args);
+        w.validate()?;
+    }
+    Ok(chosen)
+}
+
+/// Applies the flags the runner's overrides do not carry: delivery mode and participants.
+fn adjust(workload: &mut Workload, args: &BenchArgs) {
+    let persistent = |mode: &mut DeliveryMode| {
+        if args.persistent {
+            *mode = DeliveryMode::Persistent;
+        }
+    };
+    match &mut workload.scenario {
+        Scenario::Flow(flow) => {
+            persistent(&mut flow.delivery_mode);
+            let p = args.producers.map(|n| n as usize);
+            let c = args.consumers.map(|n| n as usize);
+            match &mut flow.topology {
+                Topology::Queue {
+                    producers,
+                    consumers,
+                }
+                | Topology::Forward {
+                    producers,
+                    consumers,
+                    ..
+                } => {
+                    *producers = p.unwrap_or(*producers);
+                    *consumers = c.unwrap_or(*consumers);
+                }
+                Topology::Topic {
+                    producers,
+                    subscriptions,
+                } => {
+                    *producers = p.unwrap_or(*producers);
+                    *subscriptions = c.unwrap_or(*subscriptions);
+                }
+            }
+        }
+        Scenario::DeepQueue(deep) => persistent(&mut deep.delivery_mode),
+        Scenario::Memory(memory) => persistent(&mut memory.delivery_mode),
+    }
+}
+
+/// The pace a workload runs at: the flag's, else half its maximum if the catalog paces it.
+fn pace(workload: &Workload, args: &BenchArgs) -> Option<Rate> {
+    let Scenario::Flow(flow) = &workload.scenario else {
+        return None;
+    };
+    args.rate
+        .or_else(|| flow.rate.map(|_| Rate::OfMaximum(DEFAULT_PACE)))
+}
+
+/// Sets a flow workload's fixed rate (`None`: as fast as possible).
+fn with_rate(workload: &Workload, rate: Option<u64>) -> Workload {
+    let mut w = workload.clone();
+    if let Scenario::Flow(flow) = &mut w.scenario {
+        flow.rate = rate;
+    }
+    w
+}
+
+/// Runs one workload on a fresh factory for `url`.
+async fn run_once(url: &str, workload: &Workload) -> Result<Report> {
+    let factory = courier::connect(url).await?;
+    let measured = courier_bench::run(factory.as_ref(), workload).await?;
+    Ok(Report {
+        workload: workload.name.clone(),
+        url: url.to_owned(),
+        measured,
+        ceiling: None,
+    })
+}
+
+/// A short warm-up run of the first flow workload, discarded.
+async fn warm_up(url: &str, workloads: &[Workload]) -> Result<()> {
+    let Some(first) = workloads
+        .iter()
+        .find(|w| matches!(w.scenario, Scenario::Flow(_)))
+    else {
+        return Ok(());
+    };
+    let mut w = with_rate(first, None);
+    w.apply(&Overrides {
+        messages: Some(WARM_UP_MESSAGES),
+        ..Overrides::default()
+    });
+    if let Scenario::Flow(flow) = &mut w.scenario {
+        flow.limit = Limit::Messages(WARM_UP_MESSAGES);
+    }
+    run_once(url, &w).await.map(drop)
+}
+
+/// Runs `workload` on `url` as the flags say, returning the reported rows (a paced workload
+/// at a fraction of its maximum gives two: the maximum and the paced run).
+async fn measure(url: &str, workload: &Workload, args: &BenchArgs) -> Result<Vec<Report>> {
+    if matches!(workload.scenario, Scenario::Memory(_)) && !is_embedded(url) {
+        return Err(Error::unsupported(
+            "bench",
+            "memory per queued message needs the broker's own figure, and this backend \
+             reports no broker statistics to its clients",
+        ));
+    }
+    match pace(workload, args) {
+        None => Ok(vec![run_once(url, &with_rate(workload, None)).await?]),
+        Some(Rate::Fixed(r)) => Ok(vec![run_once(url, &with_rate(workload, Some(r))).await?]),
+        Some(Rate::OfMaximum(fraction)) => {
+            let mut unpaced = with_rate(workload, None);
+            unpaced.name = format!("{}@max", workload.name);
+            let max = run_once(url, &unpaced).await?;
+            let target = (max.measured.msgs_per_sec() * fraction).round().max(1.0) as u64;
+            let mut paced = with_rate(workload, Some(target));
+            paced.name = format!("{}@{:.0}%", workload.name, fraction * 100.0);
+            let at = run_once(url, &paced).await?;
+            Ok(vec![max, at])
+        }
+    }
+}
+
+/// Whether the URL opens a broker inside this process.
+fn is_embedded(url: &str) -> bool {
+    url.get(..9)
+        .is_some_and(|s| s.eq_ignore_ascii_case("embedded:"))
+}
+
+/// A spinner on stderr for one run (hidden when stderr is not a terminal).
+fn spinner(url: &str, workload: &str) -> ProgressBar {
+    let bar = ProgressBar::new_spinner();
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}") {
+        bar.set_style(style);
+    }
+    bar.set_message(format!("{workload} on {url}"));
+    bar.enable_steady_tick(Duration::from_millis(120));
+    bar
+}
+
+/// Runs the benchmark; the table (or JSON) goes to `out`, notes to stderr. Exits with
+/// failure when a workload failed its delivery check or a URL could not be measured, and
+/// with 130 after Ctrl-C (having printed what was measured).
+pub async fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<ExitCode> {
+    if args.list {
+        for w in courier_bench::standard() {
+            let _ = writeln!(out, "{:<26} {}", w.name, w.description);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let workloads = selected(args)?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut healthy = true;
+    let interrupted = tokio::select! {
+        () = measure_all(args, &workloads, &mut rows, &mut healthy) => false,
+        _ = tokio::signal::ctrl_c() => true,
+    };
+    if interrupted {
+        eprintln!("courier: bench interrupted; what was measured before:");
+    }
+    print_rows(&rows, args.json, out);
+    for row in &rows {
+        if let Ok(report) = &row.outcome {
+            if let Some(failure) = report.failure() {
+                eprintln!("courier: {}", failure.replace('\n', "; "));
+                healthy = false;
+            }
+        }
+    }
+    Ok(if interrupted {
+        ExitCode::from(crate::INTERRUPTED)
+    } else if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Measures every workload on every URL, appending rows as they finish (so an interrupted
+/// run keeps what it measured).
+async fn measure_all(
+    args: &BenchArgs,
+    workloads: &[Workload],
+    rows: &mut Vec<Row>,
+    healthy: &mut bool,
+) {
+    for url in &args.urls {
+        let bar = spinner(url, "warm-up");
+        let warmed = warm_up(url, workloads).await;
+        bar.finish_and_clear();
+        if let Err(e) = warmed {
+            eprintln!("courier: {url}: {e}");
+            *healthy = false;
+            rows.push(Row {
+                url: url.clone(),
+                workload: "(every workload)".into(),
+                outcome: Err(format!("failed: {e}")),
+            });
+            continue;
+        }
+        for workload in workloads {
+            let bar = spinner(url, &workload.name);
+            let outcome = measure(url, workload, args).await;
+            bar.finish_and_clear();
+            match outcome {
+                Ok(reports) => rows.extend(reports.into_iter().map(|report| Row {
+                    url: url.clone(),
+                    workload: report.workload.clone(),
+                    outcome: Ok(report),
+                })),
+                Err(e) => {
+                    if !e.is_unsupported() {
+                        *healthy = false;
+                    }
+                    let kind = if e.is_unsupported() {
+                        "skipped"
+                    } else {
+                        "failed"
+                    };
+                    eprintln!("courier: {} on {url} {kind}: {e}", workload.name);
+                    rows.push(Row {
+                        url: url.clone(),
+                        workload: workload.name.clone(),
+                        outcome: Err(format!("{kind}: {e}")),
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// The first measured URL's throughput for `workload`, the base of the ratios.
+fn base(rows: &[Row], workload: &str) -> Option<f64> {
+    let first = &rows.iter().find(|r| r.outcome.is_ok())?.url;
+    rows.iter()
+        .filter(|r| &r.url == first && r.workload == workload)
+        .find_map(|r| r.outcome.as_ref().ok())
+        .map(|r| r.measured.msgs_per_sec())
+        .filter(|&v| v > 0.0)
+}
+
+/// Prints the table, or one JSON object per measured row.
+fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
+    if json {
+        for row in rows {
+            let Ok(report) = &row.outcome else { continue };
+            let mut line: Json = serde_json::from_str(&report.to_json()).unwrap_or(Json::Null);
+            if let Json::Object(map) = &mut line {
+                // The runner's `ratio` is to the raw-channel ceiling, not run here.
+                map.remove("ratio");
+                let ratio = base(rows, &row.workload).map(|b| report.measured.msgs_per_sec() / b);
+                map.insert("ratio_to_first".into(), ratio.into());
+            }
+            let _ = writeln!(out, "{line}");
+        }
+        return;
+    }
+    let url_width = rows.iter().map(|r| r.url.len()).max().unwrap_or(3).max(3);
+    let name_width = rows
+        .iter()
+        .map(|r| r.workload.len())
+        .max()
+        .unwrap_or(8)
+        .max(8);
+    let _ = writeln!(
+        out,
+        "{:<url_width$}  {:<name_width$}  {:>12}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}",
+        "url", "workload", "msgs/s", "p50 µs", "p99 µs", "p99.9 µs", "exactly-once", "vs first"
+    );
+    for row in rows {
+        match &row.outcome {
+            Ok(report) => {
+                let m = &report.measured;
+                let lat = |f: fn(&courier_bench::LatencySummary) -> f64| {
+                    m.latency
+                        .as_ref()
+                        .map(|l| format!("{:.0}", f(l)))
+                        .unwrap_or_else(|| "-".into())
+                };
+                let ratio = base(rows, &row.workload)
+                    .map(|b| format!("{:.2}x", m.msgs_per_sec() / b))
+                    .unwrap_or_else(|| "-".into());
+                let once = if m.check.exactly_once() && m.check.in_order() && !m.stalled {
+                    "yes"
+                } else {
+                    "NO"
+                };
+                let _ = writeln!(
+                    out,
+                    "{:<url_width$}  {:<name_width$}  {:>12.0}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}",
+                    row.url,
+                    row.workload,
+                    m.msgs_per_sec(),
+                    lat(|l| l.p50_us),
+                    lat(|l| l.p99_us),
+                    lat(|l| l.p999_us),
+                    once,
+                    ratio
+                );
+            }
+            Err(note) => {
+                let _ = writeln!(
+                    out,
+                    "{:<url_width$}  {:<name_width$}  {note}",
+                    row.url, row.workload
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rates_are_absolute_or_a_percentage_of_the_maximum() {
+        assert_eq!(rate("20000"), Ok(Rate::Fixed(20_000)));
+        assert_eq!(rate("50%"), Ok(Rate::OfMaximum(0.5)));
+        for bad in ["0", "0%", "101%", "-5", "fast", "%", "NaN%"] {
+            assert!(rate(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}
