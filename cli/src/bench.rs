@@ -32,7 +32,7 @@ use crate::args;
 /// The fraction of its own maximum a paced catalog workload runs at by default.
 const DEFAULT_PACE: f64 = 0.5;
 
-/// Messages of the warm-up run.
+/// Messages of the warm-up run (fewer if the workloads send fewer).
 const WARM_UP_MESSAGES: u64 = 20_000;
 
 /// Compare backends with the same workloads.
@@ -232,12 +232,12 @@ async fn warm_up(url: &str, workloads: &[Workload]) -> Result<()> {
         return Ok(());
     };
     let mut w = with_rate(first, None);
-    w.apply(&Overrides {
-        messages: Some(WARM_UP_MESSAGES),
-        ..Overrides::default()
-    });
     if let Scenario::Flow(flow) = &mut w.scenario {
-        flow.limit = Limit::Messages(WARM_UP_MESSAGES);
+        let messages = match flow.limit {
+            Limit::Messages(n) => n.min(WARM_UP_MESSAGES),
+            Limit::Duration(_) => WARM_UP_MESSAGES,
+        };
+        flow.limit = Limit::Messages(messages);
     }
     run_once(url, &w).await.map(drop)
 }
@@ -265,6 +265,29 @@ async fn measure(url: &str, workload: &Workload, args: &BenchArgs) -> Result<Vec
             let at = run_once(url, &paced).await?;
             Ok(vec![max, at])
         }
+    }
+}
+
+/// The URL as printed: a password in it replaced by `***`.
+pub fn shown(url: &str) -> String {
+    let Some(start) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let authority_end = url[start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| start + i);
+    let authority = &url[start..authority_end];
+    let Some(at) = authority.rfind('@') else {
+        return url.to_owned();
+    };
+    match authority[..at].find(':') {
+        Some(colon) => format!(
+            "{}{}:***{}",
+            &url[..start],
+            &authority[..colon],
+            &url[start + at..]
+        ),
+        None => url.to_owned(),
     }
 }
 
@@ -336,7 +359,7 @@ async fn measure_all(
         let warmed = warm_up(url, workloads).await;
         bar.finish_and_clear();
         if let Err(e) = warmed {
-            eprintln!("courier: {url}: {e}");
+            eprintln!("courier: {}: {e}", shown(url));
             *healthy = false;
             rows.push(Row {
                 url: url.clone(),
@@ -350,11 +373,21 @@ async fn measure_all(
             let outcome = measure(url, workload, args).await;
             bar.finish_and_clear();
             match outcome {
-                Ok(reports) => rows.extend(reports.into_iter().map(|report| Row {
-                    url: url.clone(),
-                    workload: report.workload.clone(),
-                    outcome: Ok(report),
-                })),
+                Ok(reports) => {
+                    for report in reports {
+                        eprintln!(
+                            "courier: measured {} on {}: {:.0} msgs/s",
+                            report.workload,
+                            shown(url),
+                            report.measured.msgs_per_sec()
+                        );
+                        rows.push(Row {
+                            url: url.clone(),
+                            workload: report.workload.clone(),
+                            outcome: Ok(report),
+                        });
+                    }
+                }
                 Err(e) => {
                     if !e.is_unsupported() {
                         *healthy = false;
@@ -364,7 +397,7 @@ async fn measure_all(
                     } else {
                         "failed"
                     };
-                    eprintln!("courier: {} on {url} {kind}: {e}", workload.name);
+                    eprintln!("courier: {} on {} {kind}: {e}", workload.name, shown(url));
                     rows.push(Row {
                         url: url.clone(),
                         workload: workload.name.clone(),
@@ -386,6 +419,18 @@ fn base(rows: &[Row], workload: &str) -> Option<f64> {
         .filter(|&v| v > 0.0)
 }
 
+/// What a row's columns cannot hold: memory per queued message, or the achieved send rate
+/// of a paced run.
+fn note(m: &courier_bench::Measurement) -> String {
+    match m.memory {
+        Some(memory) => format!(
+            "{:.0} B resident per queued message",
+            memory.bytes_per_message()
+        ),
+        None => String::new(),
+    }
+}
+
 /// Prints the table, or one JSON object per measured row.
 fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
     if json {
@@ -397,12 +442,18 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
                 map.remove("ratio");
                 let ratio = base(rows, &row.workload).map(|b| report.measured.msgs_per_sec() / b);
                 map.insert("ratio_to_first".into(), ratio.into());
+                map.insert("url".into(), shown(&row.url).into());
             }
             let _ = writeln!(out, "{line}");
         }
         return;
     }
-    let url_width = rows.iter().map(|r| r.url.len()).max().unwrap_or(3).max(3);
+    let url_width = rows
+        .iter()
+        .map(|r| shown(&r.url).chars().count())
+        .max()
+        .unwrap_or(3)
+        .max(3);
     let name_width = rows
         .iter()
         .map(|r| r.workload.len())
@@ -411,7 +462,7 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
         .max(8);
     let _ = writeln!(
         out,
-        "{:<url_width$}  {:<name_width$}  {:>12}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}",
+        "{:<url_width$}  {:<name_width$}  {:>12}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}  note",
         "url", "workload", "msgs/s", "p50 µs", "p99 µs", "p99.9 µs", "exactly-once", "vs first"
     );
     for row in rows {
@@ -434,22 +485,24 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
                 };
                 let _ = writeln!(
                     out,
-                    "{:<url_width$}  {:<name_width$}  {:>12.0}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}",
-                    row.url,
+                    "{:<url_width$}  {:<name_width$}  {:>12.0}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}  {}",
+                    shown(&row.url),
                     row.workload,
                     m.msgs_per_sec(),
                     lat(|l| l.p50_us),
                     lat(|l| l.p99_us),
                     lat(|l| l.p999_us),
                     once,
-                    ratio
+                    ratio,
+                    note(m)
                 );
             }
             Err(note) => {
                 let _ = writeln!(
                     out,
                     "{:<url_width$}  {:<name_width$}  {note}",
-                    row.url, row.workload
+                    shown(&row.url),
+                    row.workload
                 );
             }
         }
@@ -459,6 +512,18 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_are_not_printed() {
+        assert_eq!(
+            shown("amqp://guest:secret@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(shown("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+        assert_eq!(shown("amqp://user@host/"), "amqp://user@host/");
+        assert_eq!(shown("embedded:"), "embedded:");
+        assert_eq!(shown("courier://a:b@h/x@y"), "courier://a:***@h/x@y");
+    }
 
     #[test]
     fn rates_are_absolute_or_a_percentage_of_the_maximum() {

@@ -17,6 +17,8 @@ mod receive;
 mod render;
 mod send;
 mod stats;
+#[cfg(test)]
+mod tests;
 
 use std::process::ExitCode;
 
