@@ -364,7 +364,14 @@ async fn measure_all(
             rows.push(Row {
                 url: url.clone(),
                 workload: "(every workload)".into(),
-                outcome: Err(format!("failed: {e}")),
+                outcome: Err(format!(
+                    "{}: {e}",
+                    if e.is_unsupported() {
+                        "skipped"
+                    } else {
+                        "failed"
+                    }
+                )),
             });
             continue;
         }
@@ -483,8 +490,7 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
                 } else {
                     "NO"
                 };
-                let _ = writeln!(
-                    out,
+                let line = format!(
                     "{:<url_width$}  {:<name_width$}  {:>12.0}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}  {}",
                     shown(&row.url),
                     row.workload,
@@ -496,6 +502,7 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
                     ratio,
                     note(m)
                 );
+                let _ = writeln!(out, "{}", line.trim_end());
             }
             Err(note) => {
                 let _ = writeln!(
