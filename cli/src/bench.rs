@@ -566,6 +566,60 @@ mod tests {
     }
 
     #[test]
+    fn flags_apply_to_the_selected_workloads() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Line {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let line = Line::parse_from([
+            "bench",
+            "--url",
+            "embedded:",
+            "--workload",
+            "queue-4x4-100b",
+            "--workload",
+            "topic-1x8-100b",
+            "--persistent",
+            "--producers",
+            "2",
+            "--consumers",
+            "3",
+            "--messages",
+            "500",
+            "--size",
+            "1KiB",
+        ]);
+        let workloads = selected(&line.bench).unwrap();
+        let shapes: Vec<_> = workloads
+            .iter()
+            .map(|w| match &w.scenario {
+                Scenario::Flow(f) => (
+                    f.topology.participants(),
+                    f.delivery_mode,
+                    f.message_size,
+                    f.limit,
+                ),
+                other => panic!("not a flow: {other:?}"),
+            })
+            .collect();
+        for (participants, mode, size, limit) in shapes {
+            assert_eq!(participants, (2, 3));
+            assert_eq!(mode, DeliveryMode::Persistent);
+            assert_eq!(size, 1024);
+            assert_eq!(limit, Limit::Messages(500));
+        }
+        let unknown = Line::parse_from(["bench", "--url", "embedded:", "--workload", "nope"]);
+        assert!(selected(&unknown.bench).is_err());
+        let small = Line::parse_from(["bench", "--url", "embedded:", "--size", "10"]);
+        assert!(
+            selected(&small.bench).is_err(),
+            "a body smaller than the stamp"
+        );
+    }
+
+    #[test]
     fn rates_are_absolute_or_a_percentage_of_the_maximum() {
         assert_eq!(rate("20000"), Ok(Rate::Fixed(20_000)));
         assert_eq!(rate("50%"), Ok(Rate::OfMaximum(0.5)));

@@ -52,31 +52,39 @@ enum Command {
 /// The exit status after Ctrl-C (128 + SIGINT, as shells report it).
 const INTERRUPTED: u8 = 130;
 
-/// Runs a command and returns its exit status; an error is printed by `main`.
+/// Runs a command and returns its exit status; an error is printed by `main`. Ctrl-C stops
+/// a broker command (its connection is dropped, so unacknowledged messages go back) with
+/// status 130; `bench` handles Ctrl-C itself, to print what it measured.
 async fn dispatch(command: Command) -> courier::Result<ExitCode> {
     let mut out = std::io::stdout().lock();
-    match command {
-        Command::Send(a) => send::run(&*courier::connect(&a.url.url).await?, &a, &mut out).await?,
-        Command::Receive(a) => {
-            let factory = courier::connect(&a.url.url).await?;
-            tokio::select! {
-                done = receive::run(&*factory, &a, &mut out) => done?,
-                _ = tokio::signal::ctrl_c() => return Ok(ExitCode::from(INTERRUPTED)),
-            }
+    let url = match &command {
+        Command::Send(a) => &a.url.url,
+        Command::Receive(a) => &a.url.url,
+        Command::Browse(a) => &a.url.url,
+        Command::Stats(a) => &a.url.url,
+        Command::Purge(a) => &a.url.url,
+        Command::Bench(a) => return bench::run(a, &mut out).await,
+        Command::Completions(a) => {
+            completions::run(a, &mut Cli::command(), &mut out);
+            return Ok(ExitCode::SUCCESS);
         }
-        Command::Browse(a) => {
-            browse::run(&*courier::connect(&a.url.url).await?, &a, &mut out).await?;
+    };
+    let factory = courier::connect(url).await?;
+    let f = &*factory;
+    let work = async {
+        match &command {
+            Command::Send(a) => send::run(f, a, &mut out).await,
+            Command::Receive(a) => receive::run(f, a, &mut out).await,
+            Command::Browse(a) => browse::run(f, a, &mut out).await.map(drop),
+            Command::Stats(a) => stats::run(f, a, &mut out).await,
+            Command::Purge(a) => purge::run(f, a, &mut out).await.map(drop),
+            Command::Bench(_) | Command::Completions(_) => Ok(()),
         }
-        Command::Stats(a) => {
-            stats::run(&*courier::connect(&a.url.url).await?, &a, &mut out).await?
-        }
-        Command::Purge(a) => {
-            purge::run(&*courier::connect(&a.url.url).await?, &a, &mut out).await?;
-        }
-        Command::Bench(a) => return bench::run(&a, &mut out).await,
-        Command::Completions(a) => completions::run(&a, &mut Cli::command(), &mut out),
+    };
+    tokio::select! {
+        done = work => done.map(|()| ExitCode::SUCCESS),
+        _ = tokio::signal::ctrl_c() => Ok(ExitCode::from(INTERRUPTED)),
     }
-    Ok(ExitCode::SUCCESS)
 }
 
 fn main() -> ExitCode {

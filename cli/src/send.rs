@@ -76,14 +76,11 @@ fn template(args: &SendArgs) -> Result<Message> {
     let mut message = if let Some(size) = args.size {
         Message::bytes(Bytes::from(vec![b'x'; size]))
     } else if let Some(path) = &args.file {
-        let bytes = std::fs::read(path)
+        let file = std::fs::File::open(path)
             .map_err(|e| Error::invalid_argument(format!("cannot read {}: {e}", path.display())))?;
-        Message::bytes(bytes)
+        Message::bytes(read_body(file, &path.display().to_string())?)
     } else if args.stdin {
-        let mut bytes = Vec::new();
-        std::io::stdin()
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::invalid_argument(format!("cannot read standard input: {e}")))?;
+        let bytes = read_body(std::io::stdin().lock(), "standard input")?;
         match String::from_utf8(bytes) {
             Ok(text) => Message::text(text),
             Err(e) => Message::bytes(e.into_bytes()),
@@ -98,6 +95,22 @@ fn template(args: &SendArgs) -> Result<Message> {
         message.set_correlation_id(id.as_str())?;
     }
     Ok(message)
+}
+
+/// Reads a body of at most [`args::MAX_SIZE`] bytes: a bigger input is refused, not loaded.
+fn read_body(input: impl std::io::Read, what: &str) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    input
+        .take(args::MAX_SIZE as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::invalid_argument(format!("cannot read {what}: {e}")))?;
+    if bytes.len() > args::MAX_SIZE {
+        return Err(Error::invalid_argument(format!(
+            "{what} is over {} bytes, the largest body courier send takes",
+            args::MAX_SIZE
+        )));
+    }
+    Ok(bytes)
 }
 
 /// The send settings the flags ask for.

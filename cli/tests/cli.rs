@@ -79,6 +79,18 @@ fn bad_urls_and_unbuilt_backends_fail_with_one_clear_line() {
         &["stats", "--url", "embedded:?password_typo=x"],
         "password_typo",
     );
+    fails_with(
+        &[
+            "send",
+            "--url",
+            "embedded:",
+            "--queue",
+            "q",
+            "--file",
+            "/nonexistent/body",
+        ],
+        "cannot read /nonexistent/body",
+    );
     // A queue no one sent to: receiving a message from it times out, as a clear error.
     fails_with(
         &[
