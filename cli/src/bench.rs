@@ -9,8 +9,9 @@
 //!   run (`--rate 50%`; workloads of the catalog that are paced default to 50 %), so its
 //!   latency row means the same on a slow machine as on a fast one; an absolute `--rate R`
 //!   is taken as given;
-//! - `--persistent` makes every workload persistent; without it each runs as the catalog has
-//!   it (pipelined and awaited variants are separate workloads);
+//! - `--persistent` makes every workload persistent and `--sends awaited|pipelined` sets how
+//!   every flow workload sends, so each workload runs in all four combinations; without them
+//!   each runs as the catalog has it; JSON rows say which (`persistent`, `pipelined`);
 //! - a workload a backend cannot run (its error is `Unsupported`) is skipped with a note;
 //! - memory per queued message is only reported for `embedded:`, where the broker is this
 //!   process: for a remote broker the client's memory says nothing, and the client API has no
@@ -70,6 +71,9 @@ pub struct BenchArgs {
     /// Send every message persistent.
     #[arg(long)]
     pub persistent: bool,
+    /// Send awaited or pipelined in every flow workload (default: as each workload has it).
+    #[arg(long, value_enum)]
+    pub sends: Option<Sends>,
     /// Producers of queue and topic workloads.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub producers: Option<u64>,
@@ -123,8 +127,48 @@ fn rate(text: &str) -> std::result::Result<Rate, String> {
 struct Row {
     url: String,
     workload: String,
+    /// How the workload sent: delivery mode and awaited or pipelined sends.
+    sending: Sending,
     outcome: std::result::Result<Report, String>,
 }
+
+/// How a workload sends, for the JSON rows.
+#[derive(Debug, Clone, Copy, Default)]
+struct Sending {
+    persistent: bool,
+    pipelined: bool,
+}
+
+impl Sending {
+    fn of(workload: &Workload) -> Self {
+        match &workload.scenario {
+            Scenario::Flow(f) => Sending {
+                persistent: f.delivery_mode == DeliveryMode::Persistent,
+                pipelined: f.send_window.is_some(),
+            },
+            Scenario::DeepQueue(d) => Sending {
+                persistent: d.delivery_mode == DeliveryMode::Persistent,
+                pipelined: false,
+            },
+            Scenario::Memory(m) => Sending {
+                persistent: m.delivery_mode == DeliveryMode::Persistent,
+                pipelined: false,
+            },
+        }
+    }
+}
+
+/// How flow workloads send, when `--sends` overrides the catalog.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Sends {
+    /// Each send awaited before the next.
+    Awaited,
+    /// `send_async` with a window of 1 000 receipts.
+    Pipelined,
+}
+
+/// The receipt window of `--sends pipelined`.
+const PIPELINE_WINDOW: usize = 1_000;
 
 /// The workloads the arguments select, with their overrides applied.
 fn selected(args: &BenchArgs) -> Result<Vec<Workload>> {
@@ -172,6 +216,11 @@ fn adjust(workload: &mut Workload, args: &BenchArgs) {
     match &mut workload.scenario {
         Scenario::Flow(flow) => {
             persistent(&mut flow.delivery_mode);
+            match args.sends {
+                Some(Sends::Awaited) => flow.send_window = None,
+                Some(Sends::Pipelined) => flow.send_window = Some(PIPELINE_WINDOW),
+                None => {}
+            }
             let p = args.producers.map(|n| n as usize);
             let c = args.consumers.map(|n| n as usize);
             match &mut flow.topology {
@@ -397,6 +446,7 @@ async fn measure_all(
             rows.push(Row {
                 url: url.clone(),
                 workload: "(every workload)".into(),
+                sending: Sending::default(),
                 outcome: Err(format!(
                     "{}: {e}",
                     if e.is_unsupported() {
@@ -424,6 +474,7 @@ async fn measure_all(
                         rows.push(Row {
                             url: url.clone(),
                             workload: report.workload.clone(),
+                            sending: Sending::of(workload),
                             outcome: Ok(report),
                         });
                     }
@@ -441,6 +492,7 @@ async fn measure_all(
                     rows.push(Row {
                         url: url.clone(),
                         workload: workload.name.clone(),
+                        sending: Sending::of(workload),
                         outcome: Err(format!("{kind}: {e}")),
                     });
                 }
@@ -483,6 +535,8 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
                 let ratio = base(rows, &row.workload).map(|b| report.measured.msgs_per_sec() / b);
                 map.insert("ratio_to_first".into(), ratio.into());
                 map.insert("url".into(), shown(&row.url).into());
+                map.insert("persistent".into(), row.sending.persistent.into());
+                map.insert("pipelined".into(), row.sending.pipelined.into());
             }
             let _ = writeln!(out, "{line}");
         }
@@ -590,6 +644,8 @@ mod tests {
             "500",
             "--size",
             "1KiB",
+            "--sends",
+            "pipelined",
         ]);
         let workloads = selected(&line.bench).unwrap();
         let shapes: Vec<_> = workloads
@@ -610,6 +666,13 @@ mod tests {
             assert_eq!(size, 1024);
             assert_eq!(limit, Limit::Messages(500));
         }
+        assert!(workloads.iter().all(|w| matches!(
+            Sending::of(w),
+            Sending {
+                persistent: true,
+                pipelined: true
+            }
+        )));
         let unknown = Line::parse_from(["bench", "--url", "embedded:", "--workload", "nope"]);
         assert!(selected(&unknown.bench).is_err());
         let small = Line::parse_from(["bench", "--url", "embedded:", "--size", "10"]);

@@ -237,9 +237,12 @@ fn bench_prints_a_table_and_json_with_the_required_fields() {
             assert!(row.get(field).is_some(), "{field} missing from {row}");
         }
         assert_eq!(row["exactly_once"], true);
+        assert_eq!(row["persistent"], true);
         assert_eq!(row["ratio_to_first"], 1.0);
     }
     assert_eq!(rows[0]["messages"], 1000);
+    assert_eq!(rows[0]["pipelined"], true);
+    assert_eq!(rows[1]["pipelined"], false);
     assert_eq!(
         rows[1]["messages"], 8000,
         "a topic counts every subscription's copy"
