@@ -5,6 +5,8 @@
 //! Honesty rules kept here, on top of the runner's own (exactly-once and order checks,
 //! verified bodies):
 //! - a discarded warm-up run opens each URL;
+//! - beside an `embedded:` URL the same workloads run over raw tokio channels carrying the
+//!   same messages (the in-process ceiling, rows `(raw channel)`), the same-run baseline;
 //! - a paced workload's rate is a fraction of the maximum the same workload reached in this
 //!   run (`--rate 50%`; workloads of the catalog that are paced default to 50 %), so its
 //!   latency row means the same on a slow machine as on a fast one; an absolute `--rate R`
@@ -89,9 +91,13 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=100))]
     pub repeat: u64,
     /// Also run every workload over raw in-process channels carrying the same messages: the
-    /// ceiling, reported as its own rows.
-    #[arg(long)]
+    /// ceiling, reported as its own rows. On by default when a URL is `embedded:` (the
+    /// same-run baseline of an in-process backend).
+    #[arg(long, conflicts_with = "no_ceiling")]
     pub ceiling: bool,
+    /// Leave the raw-channel ceiling out even for `embedded:`.
+    #[arg(long)]
+    pub no_ceiling: bool,
     /// One JSON object per line, URL and workload, instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -435,7 +441,8 @@ async fn measure_all(
     rows: &mut Vec<Row>,
     healthy: &mut bool,
 ) {
-    let ceiling = args.ceiling.then(|| CEILING.to_owned());
+    let wanted = args.ceiling || (!args.no_ceiling && args.urls.iter().any(|u| is_embedded(u)));
+    let ceiling = wanted.then(|| CEILING.to_owned());
     for url in args.urls.iter().chain(&ceiling) {
         let bar = spinner(url, "warm-up");
         let warmed = warm_up(url, workloads).await;

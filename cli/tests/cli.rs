@@ -187,7 +187,7 @@ fn bench_prints_a_table_and_json_with_the_required_fields() {
     );
     let text = String::from_utf8(table.stdout).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(lines.len(), 4, "{text}");
     assert!(
         lines[0].starts_with("url") && lines[0].contains("p99.9 µs"),
         "{text}"
@@ -200,9 +200,20 @@ fn bench_prints_a_table_and_json_with_the_required_fields() {
         lines[2].starts_with("embedded:?prefetch=10") && lines[2].contains(" yes "),
         "{text}"
     );
+    assert!(
+        lines[3].starts_with("(raw channel)") && lines[3].contains(" yes "),
+        "{text}"
+    );
 
     let json = courier()
-        .args(["bench", "--url", "embedded:", "--json", "--persistent"])
+        .args([
+            "bench",
+            "--url",
+            "embedded:",
+            "--json",
+            "--persistent",
+            "--no-ceiling",
+        ])
         .args([
             "--workload",
             "queue-1x1-100b-pipelined",
