@@ -87,6 +87,19 @@ async fn dispatch(command: Command) -> courier::Result<ExitCode> {
     }
 }
 
+/// The longest error line printed, in characters: errors quote what they refuse, and a
+/// 100 KB selector should not become a 100 KB line.
+const MAX_ERROR_CHARS: usize = 1_000;
+
+/// An error's text on one line, cut to [`MAX_ERROR_CHARS`].
+fn one_line(text: &str) -> String {
+    let line = text.replace(['\n', '\r'], "; ");
+    match line.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}… ({} bytes in all)", &line[..cut], line.len()),
+        None => line,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Runtime::new() {
@@ -99,7 +112,7 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli.command)) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("courier: {}", e.to_string().replace('\n', "; "));
+            eprintln!("courier: {}", one_line(&e.to_string()));
             ExitCode::FAILURE
         }
     }

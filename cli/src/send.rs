@@ -174,7 +174,12 @@ pub async fn run(
             elapsed.as_secs_f64()
         );
     } else {
-        let _ = writeln!(out, "sent {} message to {destination}", args.count);
+        let noun = if args.count == 1 {
+            "message"
+        } else {
+            "messages"
+        };
+        let _ = writeln!(out, "sent {} {noun} to {destination}", args.count);
     }
     Ok(())
 }

@@ -43,6 +43,11 @@ fn fails_with(args: &[&str], expected: &str) {
         "{args:?}: {stderr:?} lacks {expected:?}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        stderr.chars().count() < 1_100,
+        "{args:?}: a line of {} bytes",
+        stderr.len()
+    );
 }
 
 #[test]
@@ -90,6 +95,24 @@ fn bad_urls_and_unbuilt_backends_fail_with_one_clear_line() {
             "/nonexistent/body",
         ],
         "cannot read /nonexistent/body",
+    );
+    let long_selector = "(".repeat(100_000);
+    fails_with(
+        &[
+            "receive",
+            "--url",
+            "embedded:",
+            "--queue",
+            "q",
+            "--selector",
+            &long_selector,
+        ],
+        "invalid selector",
+    );
+    let long_name = "a".repeat(5_000);
+    fails_with(
+        &["send", "--url", "embedded:", "--queue", &long_name, "x"],
+        "bytes in all)",
     );
     // A queue no one sent to: receiving a message from it times out, as a clear error.
     fails_with(
