@@ -405,6 +405,11 @@ pub async fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<ExitCode> {
         }
         return Ok(ExitCode::SUCCESS);
     }
+    if args.urls.iter().any(|u| u == CEILING) {
+        return Err(Error::invalid_argument(format!(
+            "{CEILING:?} names the raw-channel rows, not a URL; use --ceiling"
+        )));
+    }
     let workloads = selected(args)?;
     let mut rows: Vec<Row> = Vec::new();
     let mut healthy = true;

@@ -96,6 +96,7 @@ fn bad_urls_and_unbuilt_backends_fail_with_one_clear_line() {
         ],
         "cannot read /nonexistent/body",
     );
+    fails_with(&["bench", "--url", "(raw channel)"], "not a URL");
     let long_selector = "(".repeat(100_000);
     fails_with(
         &[
