@@ -69,9 +69,10 @@ async fn dispatch(command: Command) -> courier::Result<ExitCode> {
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let factory = courier::connect(url).await?;
-    let f = &*factory;
     let work = async {
+        // Connecting is inside the select too: Ctrl-C stops a connect that hangs.
+        let factory = courier::connect(url).await?;
+        let f = &*factory;
         match &command {
             Command::Send(a) => send::run(f, a, &mut out).await,
             Command::Receive(a) => receive::run(f, a, &mut out).await,

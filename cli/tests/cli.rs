@@ -349,7 +349,8 @@ fn ctrl_c_stops_a_waiting_receive_cleanly() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Time to start and install the Ctrl-C handler (before it, SIGINT would kill the process).
+    std::thread::sleep(Duration::from_millis(1_500));
     interrupt(&child);
     let started = Instant::now();
     let output = loop {
