@@ -136,10 +136,11 @@ pub async fn run(
     closed?;
     match args.count {
         Some(n) if received < n => Err(Error::illegal_state(format!(
-            "received {received} of {n} messages from {destination} before the {} timeout",
-            args.timeout
-                .map(|t| format!("{t:?}"))
-                .unwrap_or_else(|| "receive".into())
+            "received {received} of {n} messages from {destination} {}",
+            match args.timeout {
+                Some(t) => format!("before the {t:?} timeout"),
+                None => "before the consumer was closed".to_owned(),
+            }
         ))),
         _ => Ok(()),
     }
