@@ -386,7 +386,8 @@ fn is_embedded(url: &str) -> bool {
 
 /// A spinner on stderr for one run (hidden when stderr is not a terminal).
 fn spinner(url: &str, workload: &str) -> ProgressBar {
-    let bar = ProgressBar::new_spinner();
+    // Cleared when dropped too: a run stopped by Ctrl-C leaves no spinner behind.
+    let bar = ProgressBar::new_spinner().with_finish(indicatif::ProgressFinish::AndClear);
     if let Ok(style) = ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}") {
         bar.set_style(style);
     }
