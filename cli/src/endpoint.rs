@@ -1,6 +1,6 @@
 //! One connection and one session opened from a URL's factory, closed when a command is done.
 
-use courier::{Connection, ConnectionFactory, Result, Session, SessionMode};
+use courier::{Connection, ConnectionFactory, ConnectionMetadata, Result, Session, SessionMode};
 
 /// A started connection with one session.
 pub struct Endpoint {
@@ -27,6 +27,11 @@ impl Endpoint {
             connection,
             session,
         })
+    }
+
+    /// What the connection says about its provider.
+    pub fn metadata(&self) -> ConnectionMetadata {
+        self.connection.metadata()
     }
 
     /// Closes the connection and everything made from it.

@@ -38,7 +38,14 @@ pub async fn run(
 ) -> Result<()> {
     let endpoint = Endpoint::open(factory, SessionMode::AutoAcknowledge, None).await?;
     let caps = factory.capabilities();
-    let mut lines = vec![format!("backend       {}", caps.backend)];
+    let meta = endpoint.metadata();
+    let mut lines = vec![
+        format!("backend       {}", caps.backend),
+        format!(
+            "provider      {} {} (JMS {})",
+            meta.provider_name, meta.provider_version, meta.jms_version
+        ),
+    ];
     lines.push(format!(
         "durability    {:?} (durable storage: {})",
         caps.persistent_durability, caps.durable_storage

@@ -273,6 +273,7 @@ async fn pipelined_sends_all_arrive_in_order_and_stats_shows_the_depth() {
         .unwrap();
     assert!(stats.contains("queue load  depth 5000"), "{stats}");
     assert!(stats.contains("consumers     not reported"), "{stats}");
+    assert!(stats.contains("provider      "), "{stats}");
     let out = courier(
         &b,
         &[
