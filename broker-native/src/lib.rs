@@ -26,6 +26,7 @@ mod policy;
 mod queue;
 mod ready;
 mod registry;
+pub mod storage;
 mod subscription;
 mod waiters;
 

@@ -1,0 +1,552 @@
+//! Live-record accounting: which records still matter, and where.
+//!
+//! Every record is made of items (a send, an acknowledgement, a delivery count, a creation or
+//! deletion). A segment counts its live items; when the count reaches zero and the segment is
+//! not the one being written, it is deleted. What is live:
+//!
+//! * a send, until its message is removed (acknowledged, or its queue or subscription deleted);
+//! * the latest delivery count of a live message;
+//! * a destination or subscription creation, until its deletion;
+//! * a removal or deletion (a tombstone) in segment T killing an item in another segment S,
+//!   for as long as S exists — else replay would bring the killed item back. `refs[S][T]`
+//!   counts those, and deleting S releases them.
+//!
+//! Replay, the writer and compaction all go through [`Index::apply`], so the accounting after
+//! a restart is the one the running journal had. Compaction rewrites a sparse prefix of the
+//! segment order into one new segment: tombstones inside the prefix only ever kill items in
+//! the prefix (a removal comes after its send), so they can all be dropped; the [`Watch`]
+//! notes removals that happen while the copy is being written, so their tombstones are moved
+//! to the new segment instead of being released.
+
+use super::manifest::{Entry, Manifest, Skip};
+use super::record::{DestinationKind, DurableSubscription, Owner, Record, StoredMessage};
+use super::segment::SegmentId;
+use std::collections::{HashMap, HashSet};
+use std::fs::File;
+use std::sync::Arc;
+
+/// Approximate bytes of a non-message item, for the sparseness estimate.
+const ITEM_BYTES: u64 = 32;
+
+/// One segment's accounting.
+pub(crate) struct SegStats {
+    pub file: Arc<File>,
+    pub file_len: u64,
+    pub live_items: u64,
+    pub live_bytes: u64,
+    pub compacting: bool,
+    /// Ids of messages stored here at some point (checked against `msgs` when used).
+    pub msg_ids: Vec<u64>,
+    pub skips: Vec<Skip>,
+}
+
+/// Where a live message is, and what the journal knows of it.
+pub(crate) struct MsgEntry {
+    pub owner: Owner,
+    pub deliver_at: Option<u64>,
+    pub seq: u64,
+    pub seg: SegmentId,
+    pub offset: u64,
+    pub frame_len: u32,
+    pub body_len: u32,
+    pub count: u32,
+    pub count_seg: Option<SegmentId>,
+    pub count_seq: u64,
+}
+
+/// Where a creation record is.
+#[derive(Clone, Copy)]
+pub(crate) struct Placed {
+    pub seg: SegmentId,
+    pub seq: u64,
+}
+
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub(crate) enum ItemKey {
+    Msg(u64),
+    Dest(DestinationKind, Arc<str>),
+    Sub(Arc<str>),
+}
+
+/// Removals of prefix items seen while a compaction of that prefix is in flight.
+pub(crate) struct Watch {
+    prefix: HashSet<SegmentId>,
+    removed: Vec<(ItemKey, SegmentId, SegmentId)>,
+}
+
+/// One live item a compaction copies.
+pub(crate) enum CopyItem {
+    Msg {
+        id: u64,
+        from: SegmentId,
+        offset: u64,
+        frame_len: u32,
+    },
+    Count {
+        id: u64,
+        count: u32,
+        from: SegmentId,
+    },
+    Dest {
+        kind: DestinationKind,
+        name: Arc<str>,
+        from: SegmentId,
+    },
+    Sub {
+        sub: DurableSubscription,
+        from: SegmentId,
+    },
+}
+
+/// A compaction chosen by [`Index::plan_compaction`].
+pub(crate) struct Plan {
+    pub prefix: Vec<SegmentId>,
+    pub files: HashMap<SegmentId, (Arc<File>, u64)>,
+    pub items: Vec<CopyItem>,
+    pub target: SegmentId,
+}
+
+/// The journal's live state; see the module docs.
+#[derive(Default)]
+pub(crate) struct Index {
+    pub order: Vec<SegmentId>,
+    pub segs: HashMap<SegmentId, SegStats>,
+    pub msgs: HashMap<u64, MsgEntry>,
+    pub dests: HashMap<(DestinationKind, Arc<str>), Placed>,
+    pub subs: HashMap<Arc<str>, (DurableSubscription, Placed)>,
+    refs: HashMap<SegmentId, HashMap<SegmentId, u64>>,
+    next_seq: u64,
+    pub max_id: u64,
+    pub next_segment: SegmentId,
+    pub active: SegmentId,
+    watch: Option<Watch>,
+}
+
+impl Index {
+    /// Adds segment `id` at the end of the order.
+    pub fn push_segment(
+        &mut self,
+        id: SegmentId,
+        file: Arc<File>,
+        file_len: u64,
+        skips: Vec<Skip>,
+    ) {
+        self.order.push(id);
+        self.segs.insert(
+            id,
+            SegStats {
+                file,
+                file_len,
+                live_items: 0,
+                live_bytes: 0,
+                compacting: false,
+                msg_ids: Vec::new(),
+                skips,
+            },
+        );
+    }
+
+    /// The manifest describing this state, with `order` as the segment list.
+    pub fn manifest_with(&self, order: &[SegmentId]) -> Manifest {
+        Manifest {
+            max_id: self.max_id,
+            next_segment: self.next_segment,
+            segments: order
+                .iter()
+                .map(|id| Entry {
+                    id: *id,
+                    skips: self
+                        .segs
+                        .get(id)
+                        .map(|s| s.skips.clone())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+        }
+    }
+
+    fn inc(&mut self, seg: SegmentId, items: u64, bytes: u64) {
+        if let Some(s) = self.segs.get_mut(&seg) {
+            s.live_items += items;
+            s.live_bytes += bytes;
+        }
+    }
+
+    fn dec(&mut self, seg: SegmentId, items: u64, bytes: u64) {
+        if let Some(s) = self.segs.get_mut(&seg) {
+            s.live_items = s.live_items.saturating_sub(items);
+            s.live_bytes = s.live_bytes.saturating_sub(bytes);
+        }
+    }
+
+    fn add_ref(&mut self, target: SegmentId, holder: SegmentId) {
+        *self
+            .refs
+            .entry(target)
+            .or_default()
+            .entry(holder)
+            .or_default() += 1;
+        self.inc(holder, 1, ITEM_BYTES);
+    }
+
+    fn seq(&mut self) -> u64 {
+        self.next_seq += 1;
+        self.next_seq
+    }
+
+    /// Accounts for `record`, stored as a frame of `frame_len` bytes at `offset` of `seg`.
+    pub fn apply(&mut self, seg: SegmentId, offset: u64, frame_len: u32, record: &Record) {
+        match record {
+            Record::Send(m) => self.add_msg(seg, offset, frame_len, m),
+            Record::Remove(id) => self.kill_msg(*id, seg),
+            Record::DeliveryCount { id, count } => {
+                let seq = self.seq();
+                let Some(e) = self.msgs.get_mut(id) else {
+                    return;
+                };
+                let previous = e.count_seg.replace(seg);
+                e.count = *count;
+                e.count_seq = seq;
+                if let Some(p) = previous {
+                    self.dec(p, 1, ITEM_BYTES);
+                }
+                self.inc(seg, 1, ITEM_BYTES);
+            }
+            Record::Commit { sends, acks } => {
+                for m in sends {
+                    self.add_msg(seg, offset, frame_len, m);
+                }
+                for id in acks {
+                    self.kill_msg(*id, seg);
+                }
+            }
+            Record::DestinationCreated { kind, name } => {
+                let key = (*kind, name.clone());
+                if let Some(old) = self.dests.remove(&key) {
+                    self.kill_placed(ItemKey::Dest(*kind, name.clone()), old, seg);
+                }
+                let seq = self.seq();
+                self.dests.insert(key, Placed { seg, seq });
+                self.inc(seg, 1, ITEM_BYTES);
+            }
+            Record::DestinationDeleted { kind, name } => {
+                if let Some(old) = self.dests.remove(&(*kind, name.clone())) {
+                    self.kill_placed(ItemKey::Dest(*kind, name.clone()), old, seg);
+                }
+                if *kind == DestinationKind::Queue {
+                    self.kill_owned(&Owner::Queue(name.clone()), seg);
+                }
+            }
+            Record::SubscriptionCreated(sub) => {
+                if let Some((_, old)) = self.subs.remove(&sub.key) {
+                    self.kill_placed(ItemKey::Sub(sub.key.clone()), old, seg);
+                }
+                let seq = self.seq();
+                self.subs
+                    .insert(sub.key.clone(), (sub.clone(), Placed { seg, seq }));
+                self.inc(seg, 1, ITEM_BYTES);
+            }
+            Record::SubscriptionDeleted { key } => {
+                if let Some((_, old)) = self.subs.remove(key) {
+                    self.kill_placed(ItemKey::Sub(key.clone()), old, seg);
+                }
+                self.kill_owned(&Owner::Subscription(key.clone()), seg);
+            }
+        }
+    }
+
+    fn add_msg(&mut self, seg: SegmentId, offset: u64, frame_len: u32, m: &StoredMessage) {
+        // A second send with a live id replaces the first; its record then acts as the
+        // first one's tombstone.
+        self.kill_msg(m.id, seg);
+        let seq = self.seq();
+        self.max_id = self.max_id.max(m.id);
+        let bytes = m.body.len() as u64 + ITEM_BYTES;
+        self.msgs.insert(
+            m.id,
+            MsgEntry {
+                owner: m.owner.clone(),
+                deliver_at: m.deliver_at,
+                seq,
+                seg,
+                offset,
+                frame_len,
+                body_len: m.body.len() as u32,
+                count: 0,
+                count_seg: None,
+                count_seq: 0,
+            },
+        );
+        self.inc(seg, 1, bytes);
+        if let Some(s) = self.segs.get_mut(&seg) {
+            s.msg_ids.push(m.id);
+        }
+    }
+
+    fn kill_msg(&mut self, id: u64, holder: SegmentId) {
+        let Some(e) = self.msgs.remove(&id) else {
+            return;
+        };
+        self.dec(e.seg, 1, e.body_len as u64 + ITEM_BYTES);
+        if let Some(c) = e.count_seg {
+            self.dec(c, 1, ITEM_BYTES);
+        }
+        self.note_kill(ItemKey::Msg(id), e.seg, holder);
+    }
+
+    fn kill_placed(&mut self, key: ItemKey, old: Placed, holder: SegmentId) {
+        self.dec(old.seg, 1, ITEM_BYTES);
+        self.note_kill(key, old.seg, holder);
+    }
+
+    fn note_kill(&mut self, key: ItemKey, target: SegmentId, holder: SegmentId) {
+        if target != holder {
+            self.add_ref(target, holder);
+            if let Some(w) = &mut self.watch {
+                if w.prefix.contains(&target) {
+                    w.removed.push((key, target, holder));
+                }
+            }
+        }
+    }
+
+    fn kill_owned(&mut self, owner: &Owner, holder: SegmentId) {
+        let ids: Vec<u64> = self
+            .msgs
+            .iter()
+            .filter(|(_, e)| &e.owner == owner)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.kill_msg(id, holder);
+        }
+    }
+
+    /// Segments with nothing live in them, other than the one being written.
+    pub fn dead_segments(&self) -> Vec<SegmentId> {
+        self.order
+            .iter()
+            .copied()
+            .filter(|id| {
+                *id != self.active
+                    && self
+                        .segs
+                        .get(id)
+                        .is_some_and(|s| s.live_items == 0 && !s.compacting)
+            })
+            .collect()
+    }
+
+    /// Forgets segment `id` (deleted or compacted away), releasing the tombstones it held up.
+    pub fn remove_segment(&mut self, id: SegmentId) {
+        self.segs.remove(&id);
+        self.order.retain(|s| *s != id);
+        if let Some(holders) = self.refs.remove(&id) {
+            for (holder, n) in holders {
+                self.dec(holder, n, n * ITEM_BYTES);
+            }
+        }
+    }
+
+    /// Chooses the longest prefix of sealed segments whose live bytes are at most `ratio` of
+    /// their size and fit in `max_bytes`, and the items to copy out of it (in journal order).
+    pub fn plan_compaction(&mut self, ratio: f64, max_bytes: u64) -> Option<Plan> {
+        if self.watch.is_some() {
+            return None;
+        }
+        let (mut live, mut size, mut best) = (0u64, 0u64, 0usize);
+        for (i, id) in self.order.iter().enumerate() {
+            let s = &self.segs[id];
+            if *id == self.active || s.compacting {
+                break;
+            }
+            live += s.live_bytes;
+            size += s.file_len;
+            if live > max_bytes {
+                break;
+            }
+            if (live as f64) <= ratio * size as f64 {
+                best = i + 1;
+            }
+        }
+        if best == 0 {
+            return None;
+        }
+        let prefix: Vec<SegmentId> = self.order[..best].to_vec();
+        let set: HashSet<SegmentId> = prefix.iter().copied().collect();
+        let mut items: Vec<(u64, CopyItem)> = Vec::new();
+        let mut seen = HashSet::new();
+        let mut files = HashMap::new();
+        for id in &prefix {
+            let s = &self.segs[id];
+            files.insert(*id, (s.file.clone(), s.file_len));
+            for mid in &s.msg_ids {
+                let Some(e) = self.msgs.get(mid) else {
+                    continue;
+                };
+                if e.seg != *id || !seen.insert(*mid) {
+                    continue;
+                }
+                items.push((
+                    e.seq,
+                    CopyItem::Msg {
+                        id: *mid,
+                        from: *id,
+                        offset: e.offset,
+                        frame_len: e.frame_len,
+                    },
+                ));
+                if let Some(c) = e.count_seg.filter(|c| set.contains(c)) {
+                    items.push((
+                        e.count_seq,
+                        CopyItem::Count {
+                            id: *mid,
+                            count: e.count,
+                            from: c,
+                        },
+                    ));
+                }
+            }
+        }
+        for ((kind, name), p) in &self.dests {
+            if set.contains(&p.seg) {
+                items.push((
+                    p.seq,
+                    CopyItem::Dest {
+                        kind: *kind,
+                        name: name.clone(),
+                        from: p.seg,
+                    },
+                ));
+            }
+        }
+        for (sub, p) in self.subs.values() {
+            if set.contains(&p.seg) {
+                items.push((
+                    p.seq,
+                    CopyItem::Sub {
+                        sub: sub.clone(),
+                        from: p.seg,
+                    },
+                ));
+            }
+        }
+        items.sort_by_key(|(seq, _)| *seq);
+        for id in &prefix {
+            if let Some(s) = self.segs.get_mut(id) {
+                s.compacting = true;
+            }
+        }
+        self.watch = Some(Watch {
+            prefix: set,
+            removed: Vec::new(),
+        });
+        let target = self.next_segment;
+        self.next_segment += 1;
+        Some(Plan {
+            prefix,
+            files,
+            items: items.into_iter().map(|(_, i)| i).collect(),
+            target,
+        })
+    }
+
+    /// Gives up a planned compaction.
+    pub fn abort_compaction(&mut self, plan: &Plan) {
+        self.watch = None;
+        for id in &plan.prefix {
+            if let Some(s) = self.segs.get_mut(id) {
+                s.compacting = false;
+            }
+        }
+    }
+
+    /// The segment order once `plan` is installed.
+    pub fn order_after(&self, plan: &Plan) -> Vec<SegmentId> {
+        let mut order = vec![plan.target];
+        order.extend(self.order.iter().filter(|s| !plan.prefix.contains(s)));
+        order
+    }
+
+    /// Replaces the plan's prefix with its compacted copy `file`, where item `i` of the plan
+    /// was written as a frame at `placed[i]` (offset, length).
+    pub fn install(&mut self, plan: &Plan, file: Arc<File>, file_len: u64, placed: &[(u64, u32)]) {
+        let c = plan.target;
+        let watch = self.watch.take();
+        let new_order = self.order_after(plan);
+        self.segs.insert(
+            c,
+            SegStats {
+                file,
+                file_len,
+                live_items: 0,
+                live_bytes: 0,
+                compacting: false,
+                msg_ids: Vec::new(),
+                skips: Vec::new(),
+            },
+        );
+        let mut copied = HashSet::new();
+        for (item, (offset, frame_len)) in plan.items.iter().zip(placed) {
+            match item {
+                CopyItem::Msg { id, from, .. } => {
+                    copied.insert(ItemKey::Msg(*id));
+                    let Some(e) = self.msgs.get_mut(id).filter(|e| e.seg == *from) else {
+                        continue;
+                    };
+                    e.seg = c;
+                    e.offset = *offset;
+                    e.frame_len = *frame_len;
+                    let bytes = e.body_len as u64 + ITEM_BYTES;
+                    self.inc(c, 1, bytes);
+                    if let Some(s) = self.segs.get_mut(&c) {
+                        s.msg_ids.push(*id);
+                    }
+                }
+                CopyItem::Count { id, from, .. } => {
+                    let Some(e) = self.msgs.get_mut(id).filter(|e| e.count_seg == Some(*from))
+                    else {
+                        continue;
+                    };
+                    e.count_seg = Some(c);
+                    self.inc(c, 1, ITEM_BYTES);
+                }
+                CopyItem::Dest { kind, name, from } => {
+                    copied.insert(ItemKey::Dest(*kind, name.clone()));
+                    let Some(p) = self
+                        .dests
+                        .get_mut(&(*kind, name.clone()))
+                        .filter(|p| p.seg == *from)
+                    else {
+                        continue;
+                    };
+                    p.seg = c;
+                    self.inc(c, 1, ITEM_BYTES);
+                }
+                CopyItem::Sub { sub, from } => {
+                    copied.insert(ItemKey::Sub(sub.key.clone()));
+                    let Some((_, p)) = self.subs.get_mut(&sub.key).filter(|(_, p)| p.seg == *from)
+                    else {
+                        continue;
+                    };
+                    p.seg = c;
+                    self.inc(c, 1, ITEM_BYTES);
+                }
+            }
+        }
+        // Items removed while the copy was written are in the copy: their tombstones now
+        // guard the copy instead of the old segment.
+        for (key, target, holder) in watch.map(|w| w.removed).unwrap_or_default() {
+            if copied.contains(&key) {
+                if let Some(n) = self.refs.get_mut(&target).and_then(|h| h.get_mut(&holder)) {
+                    *n = n.saturating_sub(1);
+                }
+                *self.refs.entry(c).or_default().entry(holder).or_default() += 1;
+            }
+        }
+        for id in &plan.prefix {
+            self.remove_segment(*id);
+        }
+        self.order = new_order;
+    }
+}

@@ -1,0 +1,46 @@
+//! Durable storage: the broker's journal.
+//!
+//! One journal per broker, in one directory: segmented, append-only files of checksummed
+//! records ([`record`]), a manifest listing the segments in order ([`manifest`]), one writer
+//! thread batching every producer's records with one `fdatasync` per batch ([`writer`]: group
+//! commit, no timer), live-record accounting so segments with nothing live are deleted and
+//! sparse old ones compacted in the background ([`index`], [`compaction`]), and start-up
+//! replay that cuts a torn tail and refuses damage before it unless told to skip
+//! ([`replay`]).
+//!
+//! The journal knows nothing of the broker core: the core reports durable events as
+//! [`Record`]s with stable ids — a persistent send, a removal, a delivery count, a transaction
+//! commit as one record, destination and durable subscription creation and deletion — and
+//! rebuilds itself from [`Recovered`] at start-up. Non-persistent messages never reach it.
+//!
+//! ```text
+//! dir/MANIFEST                    segment order, max message id, skipped ranges
+//! dir/0000000000000001.seg        header (magic CJNL, version, id) | batch | batch | …
+//!   batch = header frame (number, length) | record frame | record frame | …
+//!   frame = len u32 | crc32c u32 | kind u8 | fields
+//! ```
+//!
+//! A full disk fails the appends of the batch that hit it with
+//! [`JournalError::ResourceLimit`]; the segment is cut back to its last good batch, so
+//! nothing is half-written, and appends succeed again once space is freed. Reads of the
+//! journal (replay, [`Journal::read`] for paged messages) are independent of the writer.
+
+mod compaction;
+mod error;
+mod faults;
+mod index;
+mod journal;
+mod manifest;
+mod record;
+mod replay;
+mod segment;
+mod writer;
+
+pub use error::{JournalError, Result};
+pub use faults::FaultInjector;
+pub use journal::{Journal, JournalOptions, JournalStats, Recovered, RecoveredMessage, Ticket};
+pub use record::{DestinationKind, DurableSubscription, Owner, Record, StoredMessage};
+pub use replay::{ReplayReport, Skipped, TornTail};
+pub use segment::{FORMAT_VERSION, SEGMENT_MAGIC};
+
+pub(crate) use journal::Shared;
