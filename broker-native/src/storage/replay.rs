@@ -105,6 +105,7 @@ pub(crate) fn replay(dir: &Path, options: &JournalOptions) -> Result<Replayed> {
             segment::create(faults, &segment::path(dir, 1), 1, 0)?;
             segment::sync_dir(dir)?;
             m.write(dir, faults)?;
+            on_disk.push(1);
             m
         }
         None => {
