@@ -71,7 +71,9 @@ async fn everything_recorded_comes_back_after_reopen() {
             append(&j, msg(id, "q", 100)).await.unwrap();
         }
         append(&j, Record::Remove(3)).await.unwrap();
-        append(&j, Record::DeliveryCount { id: 5, count: 2 }).await.unwrap();
+        append(&j, Record::DeliveryCount { id: 5, count: 2 })
+            .await
+            .unwrap();
         append(
             &j,
             Record::Commit {
@@ -244,7 +246,10 @@ async fn truncation_at_every_byte_of_the_last_record_cuts_only_it() {
             assert!(r.report.torn_tail.is_none());
         } else {
             let torn = r.report.torn_tail.clone().expect("torn tail reported");
-            assert_eq!((torn.offset, torn.bytes_cut), (last_start, cut - last_start));
+            assert_eq!(
+                (torn.offset, torn.bytes_cut),
+                (last_start, cut - last_start)
+            );
         }
         // The journal goes on after the cut, and the next start-up is clean.
         append(&j, msg(9, "q", 5)).await.unwrap();
@@ -392,7 +397,10 @@ async fn consumed_segments_are_deleted_and_sparse_ones_compacted() {
     let (j, r) = Journal::open(dir.path(), small()).unwrap();
     assert_eq!(ids(&r), (1..=10).map(|i| i * 20).collect::<Vec<_>>());
     for id in ids(&r) {
-        assert_eq!(j.read(id).unwrap(), Bytes::from(vec![(id % 251) as u8; 200]));
+        assert_eq!(
+            j.read(id).unwrap(),
+            Bytes::from(vec![(id % 251) as u8; 200])
+        );
     }
 }
 

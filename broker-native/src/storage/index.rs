@@ -349,7 +349,8 @@ impl Index {
     }
 
     /// Chooses the longest prefix of sealed segments whose live bytes are at most `ratio` of
-    /// their size and fit in `max_bytes`, and the items to copy out of it (in journal order).
+    /// their size, fit in `max_bytes` and leave at least a quarter of that dead, and the items
+    /// to copy out of it (in journal order).
     pub fn plan_compaction(&mut self, ratio: f64, max_bytes: u64) -> Option<Plan> {
         if self.watch.is_some() {
             return None;
@@ -365,7 +366,9 @@ impl Index {
             if live > max_bytes {
                 break;
             }
-            if (live as f64) <= ratio * size as f64 {
+            // Worth it only if it frees a good part of a segment: small files are mostly
+            // headers, and rewriting them again and again would free nothing.
+            if (live as f64) <= ratio * size as f64 && size - live.min(size) >= max_bytes / 4 {
                 best = i + 1;
             }
         }
