@@ -130,13 +130,11 @@ pub(crate) fn compact(shared: &Shared) -> Result<bool> {
     Ok(true)
 }
 
-/// Writes the plan's items into a new segment file at `tmp`; returns it, its length and where
-/// each item went.
-fn write_copy(
-    shared: &Shared,
-    plan: &Plan,
-    tmp: &std::path::Path,
-) -> Result<(std::fs::File, u64, Vec<(u64, u32)>)> {
+/// A compaction's output: the file, its length, and where each item went (offset, length).
+type Copy = (std::fs::File, u64, Vec<(u64, u32)>);
+
+/// Writes the plan's items into a new segment file at `tmp`.
+fn write_copy(shared: &Shared, plan: &Plan, tmp: &std::path::Path) -> Result<Copy> {
     let faults = shared.options.faults.as_deref();
     let _ = std::fs::remove_file(tmp);
     let file = segment::create(faults, tmp, plan.target, FLAG_COMPACTED)?;

@@ -147,8 +147,8 @@ pub(crate) fn parse_frame(data: &Bytes, offset: usize, limit: usize) -> Result<F
     })
 }
 
-/// Appends a frame holding `payload` (already written after a placeholder header at `start`).
-fn seal_frame(buf: &mut Vec<u8>, start: usize) {
+/// Fills in the header of the frame starting at `start`, whose payload runs to the end.
+fn seal_frame(buf: &mut [u8], start: usize) {
     let len = (buf.len() - start - FRAME_HEADER) as u32;
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
     let crc = crc32c::crc32c_append(
