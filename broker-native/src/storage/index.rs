@@ -23,7 +23,30 @@ use super::record::{DestinationKind, DurableSubscription, Owner, Record, StoredM
 use super::segment::SegmentId;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
+
+/// Hashes message ids with one multiply: they are the core's counters, not keys an outsider
+/// chooses, and the default hasher costs more than the rest of replaying a small record.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(*b as u64);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+}
+
+/// A map keyed by message id.
+pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
 
 /// Approximate bytes of a non-message item, for the sparseness estimate.
 const ITEM_BYTES: u64 = 32;
@@ -111,7 +134,7 @@ pub(crate) struct Plan {
 pub(crate) struct Index {
     pub order: Vec<SegmentId>,
     pub segs: HashMap<SegmentId, SegStats>,
-    pub msgs: HashMap<u64, MsgEntry>,
+    pub msgs: IdMap<MsgEntry>,
     pub dests: HashMap<(DestinationKind, Arc<str>), Placed>,
     pub subs: HashMap<Arc<str>, (DurableSubscription, Placed)>,
     refs: HashMap<SegmentId, HashMap<SegmentId, u64>>,
@@ -120,6 +143,9 @@ pub(crate) struct Index {
     pub next_segment: SegmentId,
     pub active: SegmentId,
     watch: Option<Watch>,
+    /// While replaying: every message body read, in journal order, with its sequence number
+    /// (the live ones are picked out at the end, already in order).
+    pub replay_bodies: Option<Vec<(u64, u64, bytes::Bytes)>>,
 }
 
 impl Index {
@@ -256,13 +282,13 @@ impl Index {
     }
 
     fn add_msg(&mut self, seg: SegmentId, offset: u64, frame_len: u32, m: &StoredMessage) {
-        // A second send with a live id replaces the first; its record then acts as the
-        // first one's tombstone.
-        self.kill_msg(m.id, seg);
         let seq = self.seq();
         self.max_id = self.max_id.max(m.id);
         let bytes = m.body.len() as u64 + ITEM_BYTES;
-        self.msgs.insert(
+        if let Some(bodies) = &mut self.replay_bodies {
+            bodies.push((seq, m.id, m.body.clone()));
+        }
+        let previous = self.msgs.insert(
             m.id,
             MsgEntry {
                 owner: m.owner.clone(),
@@ -277,6 +303,11 @@ impl Index {
                 count_seq: 0,
             },
         );
+        // A second send with a live id replaces the first; its record then acts as the
+        // first one's tombstone.
+        if let Some(e) = previous {
+            self.kill_entry(m.id, e, seg);
+        }
         self.inc(seg, 1, bytes);
         if let Some(s) = self.segs.get_mut(&seg) {
             s.msg_ids.push(m.id);
@@ -284,9 +315,12 @@ impl Index {
     }
 
     fn kill_msg(&mut self, id: u64, holder: SegmentId) {
-        let Some(e) = self.msgs.remove(&id) else {
-            return;
-        };
+        if let Some(e) = self.msgs.remove(&id) {
+            self.kill_entry(id, e, holder);
+        }
+    }
+
+    fn kill_entry(&mut self, id: u64, e: MsgEntry, holder: SegmentId) {
         self.dec(e.seg, 1, e.body_len as u64 + ITEM_BYTES);
         if let Some(c) = e.count_seg {
             self.dec(c, 1, ITEM_BYTES);

@@ -124,6 +124,8 @@ pub(crate) struct Counters {
 pub(crate) struct Queue {
     pub items: Vec<Pending>,
     pub closed: bool,
+    /// The writer is waiting for work (appenders wake it only then).
+    pub idle: bool,
 }
 
 #[derive(Default)]
@@ -206,13 +208,8 @@ impl Journal {
             )));
         }
         let replayed = replay::replay(&dir, &options)?;
-        let index = replayed.index;
-        let recovered = recovered(
-            &index,
-            replayed.bodies,
-            replayed.report,
-            options.memory_limit,
-        );
+        let mut index = replayed.index;
+        let recovered = recovered(&mut index, replayed.report, options.memory_limit);
         let active = index.active;
         let file = index.segs[&active].file.clone();
         let budget = options.max_pending_bytes.clamp(1, Semaphore::MAX_PERMITS);
@@ -286,7 +283,7 @@ impl Journal {
             .map_err(|_| JournalError::Closed)?
             .forget();
         let (done, rx) = oneshot::channel();
-        {
+        let wake = {
             let mut q = self.shared.queue.lock();
             if q.closed {
                 drop(q);
@@ -299,8 +296,11 @@ impl Journal {
                 done,
                 permits,
             });
+            std::mem::take(&mut q.idle)
+        };
+        if wake {
+            self.shared.queue_cv.notify_one();
         }
-        self.shared.queue_cv.notify_one();
         Ok(Ticket(rx))
     }
 
@@ -386,43 +386,39 @@ impl Drop for Journal {
 }
 
 /// The live state of a freshly replayed index, bodies loaded up to `memory_limit`.
-fn recovered(
-    index: &Index,
-    mut bodies: std::collections::HashMap<u64, Bytes>,
-    report: ReplayReport,
-    memory_limit: Option<u64>,
-) -> Recovered {
-    let mut msgs: Vec<_> = index.msgs.iter().collect();
-    msgs.sort_by_key(|(_, e)| e.seq);
+fn recovered(index: &mut Index, report: ReplayReport, memory_limit: Option<u64>) -> Recovered {
+    let bodies = index.replay_bodies.take().unwrap_or_default();
     let mut budget = memory_limit.unwrap_or(u64::MAX);
-    let messages = msgs
-        .into_iter()
-        .map(|(id, e)| {
-            let body = bodies.remove(id).and_then(|b| {
-                let len = b.len() as u64;
-                if len > budget {
-                    budget = 0;
-                    return None;
-                }
-                budget -= len;
-                // A slice keeps its whole segment in memory: only worth it if the segment is
-                // mostly live.
-                let seg = &index.segs[&e.seg];
-                Some(if seg.live_bytes * 2 >= seg.file_len {
-                    b
-                } else {
-                    Bytes::copy_from_slice(&b)
-                })
-            });
-            RecoveredMessage {
-                id: *id,
-                owner: e.owner.clone(),
-                deliver_at: e.deliver_at,
-                delivery_count: e.count,
-                body,
-            }
-        })
-        .collect();
+    let mut messages = Vec::with_capacity(index.msgs.len());
+    // Bodies come in journal order; the live ones are those the index still holds with the
+    // same sequence number.
+    for (seq, id, b) in bodies {
+        let Some(e) = index.msgs.get(&id).filter(|e| e.seq == seq) else {
+            continue;
+        };
+        let len = b.len() as u64;
+        let body = if len > budget {
+            budget = 0;
+            None
+        } else {
+            budget -= len;
+            // A slice keeps its whole segment in memory: only worth it if the segment is
+            // mostly live.
+            let seg = &index.segs[&e.seg];
+            Some(if seg.live_bytes * 2 >= seg.file_len {
+                b
+            } else {
+                Bytes::copy_from_slice(&b)
+            })
+        };
+        messages.push(RecoveredMessage {
+            id,
+            owner: e.owner.clone(),
+            deliver_at: e.deliver_at,
+            delivery_count: e.count,
+            body,
+        });
+    }
     let mut dests: Vec<_> = index.dests.iter().collect();
     dests.sort_by_key(|(_, p)| p.seq);
     let mut subs: Vec<_> = index.subs.values().collect();

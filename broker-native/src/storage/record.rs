@@ -275,9 +275,19 @@ impl Record {
 
     /// Decodes a frame's payload; bodies are slices of `payload`, not copies.
     pub fn decode(payload: &Bytes) -> Result<Record, DecodeError> {
+        Record::decode_with(payload, &mut None)
+    }
+
+    /// [`Record::decode`], sharing the owner name with the previous record when it is the
+    /// same (replay decodes millions of records naming a handful of queues).
+    pub(crate) fn decode_with(
+        payload: &Bytes,
+        last_owner: &mut Option<Owner>,
+    ) -> Result<Record, DecodeError> {
         let mut r = Reader {
             data: payload,
             pos: 0,
+            last_owner,
         };
         let kind = r.u8()?;
         let record = match kind {
@@ -405,6 +415,7 @@ fn put_message(buf: &mut Vec<u8>, m: &StoredMessage) {
 struct Reader<'a> {
     data: &'a Bytes,
     pos: usize,
+    last_owner: &'a mut Option<Owner>,
 }
 
 impl Reader<'_> {
@@ -456,10 +467,31 @@ impl Reader<'_> {
     }
     fn message(&mut self) -> Result<StoredMessage, DecodeError> {
         let id = self.u64()?;
-        let owner = match self.u8()? {
-            0 => Owner::Queue(self.str()?),
-            1 => Owner::Subscription(self.str()?),
-            _ => return Err(DecodeError("bad owner tag")),
+        let tag = self.u8()?;
+        let n = self.u32()? as usize;
+        let data = self.data;
+        if data.len() - self.pos < n {
+            return Err(DecodeError("record cut short"));
+        }
+        let name = &data[self.pos..self.pos + n];
+        self.pos += n;
+        let same = match (&*self.last_owner, tag) {
+            (Some(Owner::Queue(q)), 0) | (Some(Owner::Subscription(q)), 1) => q.as_bytes() == name,
+            _ => false,
+        };
+        let owner = if same {
+            self.last_owner.clone().expect("checked above")
+        } else {
+            let name: Arc<str> = std::str::from_utf8(name)
+                .map(Arc::from)
+                .map_err(|_| DecodeError("name is not UTF-8"))?;
+            let owner = match tag {
+                0 => Owner::Queue(name),
+                1 => Owner::Subscription(name),
+                _ => return Err(DecodeError("bad owner tag")),
+            };
+            *self.last_owner = Some(owner.clone());
+            owner
         };
         let deliver_at = match self.u64()? {
             u64::MAX => None,

@@ -18,7 +18,6 @@ use super::record::{self, parse_frame, Record, BATCH_HEADER_LEN};
 use super::segment::{self, SegmentId, HEADER_LEN};
 use super::JournalOptions;
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -69,8 +68,6 @@ pub struct Skipped {
 pub(crate) struct Replayed {
     pub index: Index,
     pub report: ReplayReport,
-    /// Bodies of messages, as slices of the segments read (filtered to live ones later).
-    pub bodies: HashMap<u64, Bytes>,
     pub active_len: u64,
     pub active_batch: u64,
 }
@@ -146,7 +143,7 @@ pub(crate) fn replay(dir: &Path, options: &JournalOptions) -> Result<Replayed> {
     let mut index = Index::default();
     index.max_id = manifest.max_id;
     index.next_segment = manifest.next_segment;
-    let mut bodies = HashMap::new();
+    index.replay_bodies = Some(Vec::new());
     let mut manifest_changed = false;
     let (mut active_len, mut active_batch) = (HEADER_LEN as u64, 0);
     let last = manifest.segments.len() - 1;
@@ -172,7 +169,8 @@ pub(crate) fn replay(dir: &Path, options: &JournalOptions) -> Result<Replayed> {
             is_last: i == last,
             skip_corrupt: options.skip_corrupt,
             index: &mut index,
-            bodies: &mut bodies,
+            last_owner: None,
+            records: Vec::new(),
             report: &mut report,
         };
         let end = scan.run()?;
@@ -204,7 +202,6 @@ pub(crate) fn replay(dir: &Path, options: &JournalOptions) -> Result<Replayed> {
     Ok(Replayed {
         index,
         report,
-        bodies,
         active_len,
         active_batch,
     })
@@ -223,7 +220,8 @@ struct Scan<'a> {
     is_last: bool,
     skip_corrupt: bool,
     index: &'a mut Index,
-    bodies: &'a mut HashMap<u64, Bytes>,
+    records: Vec<(usize, usize, Record)>,
+    last_owner: Option<super::record::Owner>,
     report: &'a mut ReplayReport,
 }
 
@@ -327,14 +325,16 @@ impl Scan<'_> {
             };
             let end = off + hlen + body_len;
             let mut p = off + hlen;
-            let mut records = Vec::new();
+            let mut records = std::mem::take(&mut self.records);
+            records.clear();
             while p < end {
                 if let Some(n) = self.skip_at(p) {
                     p += n;
                     continue;
                 }
-                let parsed = parse_frame(self.data, p, end)
-                    .and_then(|f| Record::decode(&f.payload).map(|r| (f.len, r)));
+                let parsed = parse_frame(self.data, p, end).and_then(|f| {
+                    Record::decode_with(&f.payload, &mut self.last_owner).map(|r| (f.len, r))
+                });
                 match parsed {
                     Ok((flen, rec)) => {
                         records.push((p, flen, rec));
@@ -372,9 +372,10 @@ impl Scan<'_> {
                     }
                 }
             }
-            for (p, flen, rec) in records {
+            for (p, flen, rec) in records.drain(..) {
                 self.apply(p, flen, rec);
             }
+            self.records = records;
             batch = seq;
             off = end;
         }
@@ -388,17 +389,6 @@ impl Scan<'_> {
         self.report.records += 1;
         self.index
             .apply(self.id, offset as u64, frame_len as u32, &record);
-        match record {
-            Record::Send(m) => {
-                self.bodies.insert(m.id, m.body);
-            }
-            Record::Commit { sends, .. } => {
-                for m in sends {
-                    self.bodies.insert(m.id, m.body);
-                }
-            }
-            _ => {}
-        }
     }
 
     fn cut(&mut self, offset: usize, batch: u64) -> ScanEnd {

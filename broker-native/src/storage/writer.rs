@@ -66,8 +66,10 @@ impl Writer {
             let items = {
                 let mut q = self.shared.queue.lock();
                 while q.items.is_empty() && !q.closed {
+                    q.idle = true;
                     self.shared.queue_cv.wait(&mut q);
                 }
+                q.idle = false;
                 if q.items.is_empty() {
                     return;
                 }
