@@ -174,8 +174,12 @@ async fn main() {
         }
     };
     println!("journal bench in {}", base.display());
-    // `journal_bench DIR replay` runs the replay part only (for profiling).
-    let only_replay = std::env::args().nth(2).as_deref() == Some("replay");
+    // `journal_bench DIR replay` (or `append`) runs that part only, for profiling.
+    let part = std::env::args().nth(2);
+    let only_replay = part.as_deref() == Some("replay");
+    if part.as_deref() == Some("append") {
+        return appends(base).await;
+    }
     if !only_replay {
         appends(base).await;
     }
