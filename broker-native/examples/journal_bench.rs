@@ -66,8 +66,7 @@ fn raw_read_bandwidth(dir: &Path) -> f64 {
 fn message(id: u64, size: usize) -> Record {
     Record::Send(StoredMessage {
         id,
-        owner: Owner::Queue("bench".into()),
-        deliver_at: None,
+        owners: vec![Owner::Queue("bench".into())],
         body: Bytes::from(vec![(id % 251) as u8; size]),
     })
 }

@@ -6,13 +6,20 @@ use courier_broker::storage::*;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+fn q(name: &str) -> Owner {
+    Owner::Queue(name.into())
+}
+
 fn msg(id: u64, queue: &str, size: usize) -> Record {
     Record::Send(StoredMessage {
         id,
-        owner: Owner::Queue(queue.into()),
-        deliver_at: None,
+        owners: vec![q(queue)],
         body: Bytes::from(vec![(id % 251) as u8; size]),
     })
+}
+
+fn remove(id: u64) -> Record {
+    Record::Remove { owner: q("q"), id }
 }
 
 fn small() -> JournalOptions {
@@ -43,47 +50,45 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
 #[tokio::test]
 async fn everything_recorded_comes_back_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
+    let sub = DurableSubscription {
+        id: 7,
+        topic: "t".into(),
+        client_id: Some("client".into()),
+        name: "sub".into(),
+        selector: Some("x > 1".into()),
+        no_local: true,
+        shared: false,
+    };
     {
         let (j, r) = Journal::open(dir.path(), small()).unwrap();
         assert!(r.messages.is_empty());
+        append(&j, Record::QueueCreated("q".into())).await.unwrap();
+        append(&j, Record::SubscriptionCreated(sub.clone()))
+            .await
+            .unwrap();
+        for id in 1..=40 {
+            append(&j, msg(id, "q", 100)).await.unwrap();
+        }
+        append(&j, remove(3)).await.unwrap();
         append(
             &j,
-            Record::DestinationCreated {
-                kind: DestinationKind::Queue,
-                name: "q".into(),
+            Record::DeliveryCount {
+                owner: q("q"),
+                id: 5,
+                count: 2,
             },
         )
         .await
         .unwrap();
         append(
             &j,
-            Record::SubscriptionCreated(DurableSubscription {
-                key: "client:sub".into(),
-                topic: "t".into(),
-                selector: Some("x > 1".into()),
-                no_local: true,
-                shared: false,
-            }),
-        )
-        .await
-        .unwrap();
-        for id in 1..=40 {
-            append(&j, msg(id, "q", 100)).await.unwrap();
-        }
-        append(&j, Record::Remove(3)).await.unwrap();
-        append(&j, Record::DeliveryCount { id: 5, count: 2 })
-            .await
-            .unwrap();
-        append(
-            &j,
             Record::Commit {
                 sends: vec![StoredMessage {
                     id: 41,
-                    owner: Owner::Subscription("client:sub".into()),
-                    deliver_at: Some(1_900_000_000_000),
+                    owners: vec![Owner::Subscription(7)],
                     body: Bytes::from_static(b"tx"),
                 }],
-                acks: vec![1, 2],
+                acks: vec![(q("q"), 1), (q("q"), 2)],
             },
         )
         .await
@@ -95,17 +100,72 @@ async fn everything_recorded_comes_back_after_reopen() {
     expected.push(41);
     assert_eq!(ids(&r), expected);
     assert_eq!(r.max_message_id, 41);
+    assert_eq!(r.max_subscription_id, 7);
     let five = r.messages.iter().find(|m| m.id == 5).unwrap();
     assert_eq!(five.delivery_count, 2);
     assert_eq!(five.body.as_deref(), Some(&[5u8; 100][..]));
     let tx = r.messages.last().unwrap();
-    assert_eq!(tx.owner, Owner::Subscription("client:sub".into()));
-    assert_eq!(tx.deliver_at, Some(1_900_000_000_000));
-    assert_eq!(r.destinations, vec![(DestinationKind::Queue, "q".into())]);
-    assert_eq!(r.subscriptions[0].selector.as_deref(), Some("x > 1"));
+    assert_eq!(tx.owner, Owner::Subscription(7));
+    assert_eq!(r.queues, vec![Arc::<str>::from("q")]);
+    assert_eq!(r.subscriptions, vec![sub]);
     assert!(r.report.torn_tail.is_none() && r.report.skipped.is_empty());
-    assert_eq!(j.read(40).unwrap(), Bytes::from(vec![40u8; 100]));
-    assert!(matches!(j.read(3), Err(JournalError::UnknownMessage(3))));
+    assert_eq!(j.read(&q("q"), 40).unwrap(), Bytes::from(vec![40u8; 100]));
+    assert!(matches!(
+        j.read(&q("q"), 3),
+        Err(JournalError::UnknownMessage(3))
+    ));
+}
+
+#[tokio::test]
+async fn copies_of_a_fanned_out_message_and_dead_letters_live_on_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (j, _) = Journal::open(dir.path(), small()).unwrap();
+        append(
+            &j,
+            Record::Send(StoredMessage {
+                id: 1,
+                owners: vec![
+                    Owner::Subscription(1),
+                    Owner::Subscription(2),
+                    Owner::Subscription(3),
+                ],
+                body: Bytes::from_static(b"fan"),
+            }),
+        )
+        .await
+        .unwrap();
+        append(
+            &j,
+            Record::Remove {
+                owner: Owner::Subscription(1),
+                id: 1,
+            },
+        )
+        .await
+        .unwrap();
+        // Dead-lettering takes the bytes along, in the same batch as other appends too.
+        let t1 = j
+            .append(Record::DeadLettered {
+                from: Owner::Subscription(2),
+                id: 1,
+                to: q("dlq"),
+                new_id: 2,
+            })
+            .await
+            .unwrap();
+        let t2 = j.append(msg(3, "q", 5)).await.unwrap();
+        t1.await.unwrap();
+        t2.await.unwrap();
+    }
+    let (j, r) = Journal::open(dir.path(), small()).unwrap();
+    let copies: Vec<(Owner, u64)> = r.messages.iter().map(|m| (m.owner.clone(), m.id)).collect();
+    assert_eq!(
+        copies,
+        vec![(Owner::Subscription(3), 1), (q("dlq"), 2), (q("q"), 3)]
+    );
+    assert_eq!(j.read(&q("dlq"), 2).unwrap(), Bytes::from_static(b"fan"));
+    assert_eq!(r.max_message_id, 3);
 }
 
 #[tokio::test]
@@ -119,25 +179,14 @@ async fn deleting_a_queue_or_subscription_removes_its_messages() {
             &j,
             Record::Send(StoredMessage {
                 id: 3,
-                owner: Owner::Subscription("s".into()),
-                deliver_at: None,
+                owners: vec![Owner::Subscription(9)],
                 body: Bytes::new(),
             }),
         )
         .await
         .unwrap();
-        append(
-            &j,
-            Record::DestinationDeleted {
-                kind: DestinationKind::Queue,
-                name: "a".into(),
-            },
-        )
-        .await
-        .unwrap();
-        append(&j, Record::SubscriptionDeleted { key: "s".into() })
-            .await
-            .unwrap();
+        append(&j, Record::QueueDeleted("a".into())).await.unwrap();
+        append(&j, Record::SubscriptionDeleted(9)).await.unwrap();
     }
     let (_, r) = Journal::open(dir.path(), small()).unwrap();
     assert_eq!(ids(&r), vec![2]);
@@ -385,7 +434,7 @@ async fn consumed_segments_are_deleted_and_sparse_ones_compacted() {
     // One long-lived message per segment-ish, the rest consumed.
     for id in 1..=200 {
         if id % 20 != 0 {
-            append(&j, Record::Remove(id)).await.unwrap();
+            append(&j, remove(id)).await.unwrap();
         }
     }
     j.maintain().unwrap();
@@ -398,7 +447,7 @@ async fn consumed_segments_are_deleted_and_sparse_ones_compacted() {
     assert_eq!(ids(&r), (1..=10).map(|i| i * 20).collect::<Vec<_>>());
     for id in ids(&r) {
         assert_eq!(
-            j.read(id).unwrap(),
+            j.read(&q("q"), id).unwrap(),
             Bytes::from(vec![(id % 251) as u8; 200])
         );
     }
@@ -422,7 +471,10 @@ async fn memory_limit_leaves_later_messages_on_disk() {
     assert_eq!(loaded, 10);
     assert!(r.messages[10..].iter().all(|m| m.body.is_none()));
     for m in &r.messages[10..] {
-        assert_eq!(j.read(m.id).unwrap(), Bytes::from(vec![m.id as u8; 100]));
+        assert_eq!(
+            j.read(&m.owner, m.id).unwrap(),
+            Bytes::from(vec![m.id as u8; 100])
+        );
     }
 }
 
@@ -450,7 +502,7 @@ async fn a_full_disk_fails_appends_with_resource_limit_and_heals() {
     }
     assert!(!confirmed.is_empty());
     // Readers are still served while the disk is full.
-    assert!(j.read(confirmed[0]).is_ok());
+    assert!(j.read(&q("q"), confirmed[0]).is_ok());
     faults.free_space();
     for _ in 0..30 {
         id += 1;
@@ -484,7 +536,7 @@ async fn a_full_disk_while_starting_a_segment_or_compacting_loses_nothing() {
         confirmed.push(id);
     }
     for id in 1..=50 {
-        append(&j, Record::Remove(id)).await.unwrap();
+        append(&j, remove(id)).await.unwrap();
         confirmed.retain(|x| *x != id);
     }
     // Little space: compaction (background or here) and new segments run out of it.
@@ -555,7 +607,7 @@ async fn a_real_full_file_system() {
     }
     assert!(confirmed.len() > 100, "{} fit", confirmed.len());
     // Stored messages are still read while the disk is full.
-    assert!(j.read(confirmed[0]).is_ok());
+    assert!(j.read(&q("q"), confirmed[0]).is_ok());
     std::fs::remove_file(&ballast).unwrap();
     for _ in 0..100 {
         id += 1;

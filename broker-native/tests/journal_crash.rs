@@ -61,14 +61,19 @@ fn crash_child() {
         let j = Arc::new(j);
         // Keep every third survivor of earlier runs; remove the rest (concurrently with new
         // sends, so old segments die and get compacted while the child may be killed).
-        let old: Vec<u64> = recovered.messages.iter().map(|m| m.id).collect();
+        let old: Vec<(Owner, u64)> = recovered
+            .messages
+            .iter()
+            .map(|m| (m.owner.clone(), m.id))
+            .collect();
         let remover = {
             let j = j.clone();
             tokio::spawn(async move {
-                for (i, id) in old.into_iter().enumerate() {
+                for (i, (owner, id)) in old.into_iter().enumerate() {
                     if i % 3 != 0 {
                         out(format!("X {id}"));
-                        if j.append(Record::Remove(id)).await.unwrap().await.is_ok() {
+                        let remove = Record::Remove { owner, id };
+                        if j.append(remove).await.unwrap().await.is_ok() {
                             out(format!("R {id}"));
                         }
                     }
@@ -96,8 +101,7 @@ fn crash_child() {
                     let t = j
                         .append(Record::Send(StoredMessage {
                             id,
-                            owner: Owner::Queue(format!("q{p}").into()),
-                            deliver_at: None,
+                            owners: vec![Owner::Queue(format!("q{p}").into())],
                             body: body(id),
                         }))
                         .await
@@ -110,15 +114,25 @@ fn crash_child() {
                         out(format!("C {id}"));
                         // Most messages are consumed soon; some get a delivery count first.
                         if id % 5 == 0 {
-                            j.append(Record::DeliveryCount { id, count: 1 })
+                            let owner = Owner::Queue(format!("q{p}").into());
+                            j.append(Record::DeliveryCount {
+                                owner,
+                                id,
+                                count: 1,
+                            })
+                            .await
+                            .unwrap()
+                            .await
+                            .unwrap();
+                            out(format!("D {id} 1"));
+                        } else if id % 5 != 1 {
+                            out(format!("X {id}"));
+                            let owner = Owner::Queue(format!("q{p}").into());
+                            j.append(Record::Remove { owner, id })
                                 .await
                                 .unwrap()
                                 .await
                                 .unwrap();
-                            out(format!("D {id} 1"));
-                        } else if id % 5 != 1 {
-                            out(format!("X {id}"));
-                            j.append(Record::Remove(id)).await.unwrap().await.unwrap();
                             out(format!("R {id}"));
                         }
                     }

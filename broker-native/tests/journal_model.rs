@@ -50,8 +50,7 @@ struct Live {
 fn stored(id: u64, queue: u8, size: u16) -> StoredMessage {
     StoredMessage {
         id,
-        owner: Owner::Queue(format!("q{queue}").into()),
-        deliver_at: None,
+        owners: vec![Owner::Queue(format!("q{queue}").into())],
         body: Bytes::from(vec![(id % 256) as u8; size as usize]),
     }
 }
@@ -110,9 +109,16 @@ fn run(ops: Vec<Op>) {
                 Op::Remove(i) => {
                     if model.is_empty() {
                         // Removing an unknown id is harmless.
-                        Record::Remove(next + 1000)
+                        Record::Remove {
+                            owner: Owner::Queue("q0".into()),
+                            id: next + 1000,
+                        }
                     } else {
-                        Record::Remove(model.remove(i % model.len()).id)
+                        let m = model.remove(i % model.len());
+                        Record::Remove {
+                            owner: Owner::Queue(format!("q{}", m.queue).into()),
+                            id: m.id,
+                        }
                     }
                 }
                 Op::Count(i, c) => {
@@ -123,6 +129,7 @@ fn run(ops: Vec<Op>) {
                     let m = &mut model[i % n];
                     m.count += c;
                     Record::DeliveryCount {
+                        owner: Owner::Queue(format!("q{}", m.queue).into()),
                         id: m.id,
                         count: m.count,
                     }
@@ -131,7 +138,8 @@ fn run(ops: Vec<Op>) {
                     let mut acked = Vec::new();
                     for a in acks {
                         if !model.is_empty() {
-                            acked.push(model.remove(a % model.len()).id);
+                            let m = model.remove(a % model.len());
+                            acked.push((Owner::Queue(format!("q{}", m.queue).into()), m.id));
                         }
                     }
                     let mut out = Vec::new();
@@ -152,10 +160,7 @@ fn run(ops: Vec<Op>) {
                 }
                 Op::DeleteQueue(q) => {
                     model.retain(|m| m.queue != q);
-                    Record::DestinationDeleted {
-                        kind: DestinationKind::Queue,
-                        name: format!("q{q}").into(),
-                    }
+                    Record::QueueDeleted(format!("q{q}").into())
                 }
                 Op::Maintain => {
                     j.maintain().unwrap();

@@ -145,7 +145,7 @@ fn write_copy(shared: &Shared, plan: &Plan, tmp: &std::path::Path) -> Result<Cop
     for item in &plan.items {
         let record = match item {
             CopyItem::Msg {
-                id,
+                key: (owner, id),
                 from,
                 offset,
                 frame_len,
@@ -166,16 +166,22 @@ fn write_copy(shared: &Shared, plan: &Plan, tmp: &std::path::Path) -> Result<Cop
                         reason: format!("message {id} unreadable during compaction"),
                     }
                 })?;
-                Record::Send(m)
+                Record::Send(StoredMessage {
+                    id: *id,
+                    owners: vec![owner.clone()],
+                    body: m.body,
+                })
             }
-            CopyItem::Count { id, count, .. } => Record::DeliveryCount {
+            CopyItem::Count {
+                key: (owner, id),
+                count,
+                ..
+            } => Record::DeliveryCount {
+                owner: owner.clone(),
                 id: *id,
                 count: *count,
             },
-            CopyItem::Dest { kind, name, .. } => Record::DestinationCreated {
-                kind: *kind,
-                name: name.clone(),
-            },
+            CopyItem::Queue { name, .. } => Record::QueueCreated(name.clone()),
             CopyItem::Sub { sub, .. } => Record::SubscriptionCreated(sub.clone()),
         };
         let at = body.len();
@@ -191,7 +197,7 @@ fn write_copy(shared: &Shared, plan: &Plan, tmp: &std::path::Path) -> Result<Cop
     Ok((file, HEADER_LEN as u64 + out.len() as u64, placed))
 }
 
-/// The message `id` in the frame at `offset` of a segment's bytes.
+/// The message `id` in the frame at `offset` of a segment's bytes (any of its copies).
 pub(crate) fn message_at(
     data: &Bytes,
     offset: u64,

@@ -19,7 +19,7 @@
 //! to the new segment instead of being released.
 
 use super::manifest::{Entry, Manifest, Skip};
-use super::record::{DestinationKind, DurableSubscription, Owner, Record, StoredMessage};
+use super::record::{DurableSubscription, Owner, Record, StoredMessage};
 use super::segment::SegmentId;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -36,7 +36,11 @@ impl Hasher for IdHasher {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.write_u64(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        for b in chunks.remainder() {
             self.write_u64(*b as u64);
         }
     }
@@ -45,8 +49,11 @@ impl Hasher for IdHasher {
     }
 }
 
-/// A map keyed by message id.
-pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdHasher>>;
+/// A stored copy: its owner and message id.
+pub(crate) type CopyKey = (Owner, u64);
+
+/// A map keyed by stored copy.
+pub(crate) type CopyMap<V> = HashMap<CopyKey, V, BuildHasherDefault<IdHasher>>;
 
 /// Approximate bytes of a non-message item, for the sparseness estimate.
 const ITEM_BYTES: u64 = 32;
@@ -58,15 +65,13 @@ pub(crate) struct SegStats {
     pub live_items: u64,
     pub live_bytes: u64,
     pub compacting: bool,
-    /// Ids of messages stored here at some point (checked against `msgs` when used).
-    pub msg_ids: Vec<u64>,
+    /// Copies stored here at some point (checked against `msgs` when used).
+    pub msg_ids: Vec<CopyKey>,
     pub skips: Vec<Skip>,
 }
 
 /// Where a live message is, and what the journal knows of it.
 pub(crate) struct MsgEntry {
-    pub owner: Owner,
-    pub deliver_at: Option<u64>,
     pub seq: u64,
     pub seg: SegmentId,
     pub offset: u64,
@@ -86,9 +91,9 @@ pub(crate) struct Placed {
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub(crate) enum ItemKey {
-    Msg(u64),
-    Dest(DestinationKind, Arc<str>),
-    Sub(Arc<str>),
+    Msg(CopyKey),
+    Queue(Arc<str>),
+    Sub(u64),
 }
 
 /// Removals of prefix items seen while a compaction of that prefix is in flight.
@@ -100,18 +105,17 @@ pub(crate) struct Watch {
 /// One live item a compaction copies.
 pub(crate) enum CopyItem {
     Msg {
-        id: u64,
+        key: CopyKey,
         from: SegmentId,
         offset: u64,
         frame_len: u32,
     },
     Count {
-        id: u64,
+        key: CopyKey,
         count: u32,
         from: SegmentId,
     },
-    Dest {
-        kind: DestinationKind,
+    Queue {
         name: Arc<str>,
         from: SegmentId,
     },
@@ -134,18 +138,19 @@ pub(crate) struct Plan {
 pub(crate) struct Index {
     pub order: Vec<SegmentId>,
     pub segs: HashMap<SegmentId, SegStats>,
-    pub msgs: IdMap<MsgEntry>,
-    pub dests: HashMap<(DestinationKind, Arc<str>), Placed>,
-    pub subs: HashMap<Arc<str>, (DurableSubscription, Placed)>,
+    pub msgs: CopyMap<MsgEntry>,
+    pub queues: HashMap<Arc<str>, Placed>,
+    pub subs: HashMap<u64, (DurableSubscription, Placed)>,
     refs: HashMap<SegmentId, HashMap<SegmentId, u64>>,
     next_seq: u64,
     pub max_id: u64,
+    pub max_subscription_id: u64,
     pub next_segment: SegmentId,
     pub active: SegmentId,
     watch: Option<Watch>,
     /// While replaying: every message body read, in journal order, with its sequence number
     /// (the live ones are picked out at the end, already in order).
-    pub replay_bodies: Option<Vec<(u64, u64, bytes::Bytes)>>,
+    pub replay_bodies: Option<Vec<(u64, CopyKey, bytes::Bytes)>>,
 }
 
 impl Index {
@@ -176,6 +181,7 @@ impl Index {
     pub fn manifest_with(&self, order: &[SegmentId]) -> Manifest {
         Manifest {
             max_id: self.max_id,
+            max_subscription_id: self.max_subscription_id,
             next_segment: self.next_segment,
             segments: order
                 .iter()
@@ -224,10 +230,13 @@ impl Index {
     pub fn apply(&mut self, seg: SegmentId, offset: u64, frame_len: u32, record: &Record) {
         match record {
             Record::Send(m) => self.add_msg(seg, offset, frame_len, m),
-            Record::Remove(id) => self.kill_msg(*id, seg),
-            Record::DeliveryCount { id, count } => {
+            Record::Remove { owner, id } => self.kill_msg(&(owner.clone(), *id), seg),
+            // The writer stores a dead-lettering as a commit; a bare one (never written by
+            // this build) can only remove the old copy.
+            Record::DeadLettered { from, id, .. } => self.kill_msg(&(from.clone(), *id), seg),
+            Record::DeliveryCount { owner, id, count } => {
                 let seq = self.seq();
-                let Some(e) = self.msgs.get_mut(id) else {
+                let Some(e) = self.msgs.get_mut(&(owner.clone(), *id)) else {
                     return;
                 };
                 let previous = e.count_seg.replace(seg);
@@ -242,90 +251,88 @@ impl Index {
                 for m in sends {
                     self.add_msg(seg, offset, frame_len, m);
                 }
-                for id in acks {
-                    self.kill_msg(*id, seg);
+                for (owner, id) in acks {
+                    self.kill_msg(&(owner.clone(), *id), seg);
                 }
             }
-            Record::DestinationCreated { kind, name } => {
-                let key = (*kind, name.clone());
-                if let Some(old) = self.dests.remove(&key) {
-                    self.kill_placed(ItemKey::Dest(*kind, name.clone()), old, seg);
+            Record::QueueCreated(name) => {
+                if let Some(old) = self.queues.remove(name) {
+                    self.kill_placed(ItemKey::Queue(name.clone()), old, seg);
                 }
                 let seq = self.seq();
-                self.dests.insert(key, Placed { seg, seq });
+                self.queues.insert(name.clone(), Placed { seg, seq });
                 self.inc(seg, 1, ITEM_BYTES);
             }
-            Record::DestinationDeleted { kind, name } => {
-                if let Some(old) = self.dests.remove(&(*kind, name.clone())) {
-                    self.kill_placed(ItemKey::Dest(*kind, name.clone()), old, seg);
+            Record::QueueDeleted(name) => {
+                if let Some(old) = self.queues.remove(name) {
+                    self.kill_placed(ItemKey::Queue(name.clone()), old, seg);
                 }
-                if *kind == DestinationKind::Queue {
-                    self.kill_owned(&Owner::Queue(name.clone()), seg);
-                }
+                self.kill_owned(&Owner::Queue(name.clone()), seg);
             }
             Record::SubscriptionCreated(sub) => {
-                if let Some((_, old)) = self.subs.remove(&sub.key) {
-                    self.kill_placed(ItemKey::Sub(sub.key.clone()), old, seg);
+                self.max_subscription_id = self.max_subscription_id.max(sub.id);
+                if let Some((_, old)) = self.subs.remove(&sub.id) {
+                    self.kill_placed(ItemKey::Sub(sub.id), old, seg);
                 }
                 let seq = self.seq();
-                self.subs
-                    .insert(sub.key.clone(), (sub.clone(), Placed { seg, seq }));
+                self.subs.insert(sub.id, (sub.clone(), Placed { seg, seq }));
                 self.inc(seg, 1, ITEM_BYTES);
             }
-            Record::SubscriptionDeleted { key } => {
-                if let Some((_, old)) = self.subs.remove(key) {
-                    self.kill_placed(ItemKey::Sub(key.clone()), old, seg);
+            Record::SubscriptionDeleted(id) => {
+                if let Some((_, old)) = self.subs.remove(id) {
+                    self.kill_placed(ItemKey::Sub(*id), old, seg);
                 }
-                self.kill_owned(&Owner::Subscription(key.clone()), seg);
+                self.kill_owned(&Owner::Subscription(*id), seg);
             }
         }
     }
 
     fn add_msg(&mut self, seg: SegmentId, offset: u64, frame_len: u32, m: &StoredMessage) {
-        let seq = self.seq();
         self.max_id = self.max_id.max(m.id);
         let bytes = m.body.len() as u64 + ITEM_BYTES;
-        if let Some(bodies) = &mut self.replay_bodies {
-            bodies.push((seq, m.id, m.body.clone()));
-        }
-        let previous = self.msgs.insert(
-            m.id,
-            MsgEntry {
-                owner: m.owner.clone(),
-                deliver_at: m.deliver_at,
-                seq,
-                seg,
-                offset,
-                frame_len,
-                body_len: m.body.len() as u32,
-                count: 0,
-                count_seg: None,
-                count_seq: 0,
-            },
-        );
-        // A second send with a live id replaces the first; its record then acts as the
-        // first one's tombstone.
-        if let Some(e) = previous {
-            self.kill_entry(m.id, e, seg);
-        }
-        self.inc(seg, 1, bytes);
-        if let Some(s) = self.segs.get_mut(&seg) {
-            s.msg_ids.push(m.id);
-        }
-    }
-
-    fn kill_msg(&mut self, id: u64, holder: SegmentId) {
-        if let Some(e) = self.msgs.remove(&id) {
-            self.kill_entry(id, e, holder);
+        for owner in &m.owners {
+            let seq = self.seq();
+            let key = (owner.clone(), m.id);
+            if let Some(bodies) = &mut self.replay_bodies {
+                bodies.push((seq, key.clone(), m.body.clone()));
+            }
+            let previous = self.msgs.insert(
+                key.clone(),
+                MsgEntry {
+                    seq,
+                    seg,
+                    offset,
+                    frame_len,
+                    body_len: m.body.len() as u32,
+                    count: 0,
+                    count_seg: None,
+                    count_seq: 0,
+                },
+            );
+            // A second send of a live copy replaces the first; its record then acts as the
+            // first one's tombstone.
+            if let Some(e) = previous {
+                self.kill_entry(key.clone(), e, seg);
+            }
+            self.inc(seg, 1, bytes);
+            if let Some(s) = self.segs.get_mut(&seg) {
+                s.msg_ids.push(key);
+            }
         }
     }
 
-    fn kill_entry(&mut self, id: u64, e: MsgEntry, holder: SegmentId) {
+    fn kill_msg(&mut self, key: &CopyKey, holder: SegmentId) {
+        if let Some(e) = self.msgs.remove(key) {
+            self.kill_entry(key.clone(), e, holder);
+        }
+    }
+
+    fn kill_entry(&mut self, key: CopyKey, e: MsgEntry, holder: SegmentId) {
         self.dec(e.seg, 1, e.body_len as u64 + ITEM_BYTES);
         if let Some(c) = e.count_seg {
             self.dec(c, 1, ITEM_BYTES);
         }
-        self.note_kill(ItemKey::Msg(id), e.seg, holder);
+        self.note_kill(ItemKey::Msg(key), e.seg, holder);
     }
 
     fn kill_placed(&mut self, key: ItemKey, old: Placed, holder: SegmentId) {
@@ -345,14 +352,14 @@ impl Index {
     }
 
     fn kill_owned(&mut self, owner: &Owner, holder: SegmentId) {
-        let ids: Vec<u64> = self
+        let keys: Vec<CopyKey> = self
             .msgs
-            .iter()
-            .filter(|(_, e)| &e.owner == owner)
-            .map(|(id, _)| *id)
+            .keys()
+            .filter(|(o, _)| o == owner)
+            .cloned()
             .collect();
-        for id in ids {
-            self.kill_msg(id, holder);
+        for key in keys {
+            self.kill_msg(&key, holder);
         }
     }
 
@@ -417,17 +424,17 @@ impl Index {
         for id in &prefix {
             let s = &self.segs[id];
             files.insert(*id, (s.file.clone(), s.file_len));
-            for mid in &s.msg_ids {
-                let Some(e) = self.msgs.get(mid) else {
+            for key in &s.msg_ids {
+                let Some(e) = self.msgs.get(key) else {
                     continue;
                 };
-                if e.seg != *id || !seen.insert(*mid) {
+                if e.seg != *id || !seen.insert(key.clone()) {
                     continue;
                 }
                 items.push((
                     e.seq,
                     CopyItem::Msg {
-                        id: *mid,
+                        key: key.clone(),
                         from: *id,
                         offset: e.offset,
                         frame_len: e.frame_len,
@@ -437,7 +444,7 @@ impl Index {
                     items.push((
                         e.count_seq,
                         CopyItem::Count {
-                            id: *mid,
+                            key: key.clone(),
                             count: e.count,
                             from: c,
                         },
@@ -445,12 +452,11 @@ impl Index {
                 }
             }
         }
-        for ((kind, name), p) in &self.dests {
+        for (name, p) in &self.queues {
             if set.contains(&p.seg) {
                 items.push((
                     p.seq,
-                    CopyItem::Dest {
-                        kind: *kind,
+                    CopyItem::Queue {
                         name: name.clone(),
                         from: p.seg,
                     },
@@ -526,9 +532,9 @@ impl Index {
         let mut copied = HashSet::new();
         for (item, (offset, frame_len)) in plan.items.iter().zip(placed) {
             match item {
-                CopyItem::Msg { id, from, .. } => {
-                    copied.insert(ItemKey::Msg(*id));
-                    let Some(e) = self.msgs.get_mut(id).filter(|e| e.seg == *from) else {
+                CopyItem::Msg { key, from, .. } => {
+                    copied.insert(ItemKey::Msg(key.clone()));
+                    let Some(e) = self.msgs.get_mut(key).filter(|e| e.seg == *from) else {
                         continue;
                     };
                     e.seg = c;
@@ -537,32 +543,31 @@ impl Index {
                     let bytes = e.body_len as u64 + ITEM_BYTES;
                     self.inc(c, 1, bytes);
                     if let Some(s) = self.segs.get_mut(&c) {
-                        s.msg_ids.push(*id);
+                        s.msg_ids.push(key.clone());
                     }
                 }
-                CopyItem::Count { id, from, .. } => {
-                    let Some(e) = self.msgs.get_mut(id).filter(|e| e.count_seg == Some(*from))
+                CopyItem::Count { key, from, .. } => {
+                    let Some(e) = self
+                        .msgs
+                        .get_mut(key)
+                        .filter(|e| e.count_seg == Some(*from))
                     else {
                         continue;
                     };
                     e.count_seg = Some(c);
                     self.inc(c, 1, ITEM_BYTES);
                 }
-                CopyItem::Dest { kind, name, from } => {
-                    copied.insert(ItemKey::Dest(*kind, name.clone()));
-                    let Some(p) = self
-                        .dests
-                        .get_mut(&(*kind, name.clone()))
-                        .filter(|p| p.seg == *from)
-                    else {
+                CopyItem::Queue { name, from } => {
+                    copied.insert(ItemKey::Queue(name.clone()));
+                    let Some(p) = self.queues.get_mut(name).filter(|p| p.seg == *from) else {
                         continue;
                     };
                     p.seg = c;
                     self.inc(c, 1, ITEM_BYTES);
                 }
                 CopyItem::Sub { sub, from } => {
-                    copied.insert(ItemKey::Sub(sub.key.clone()));
-                    let Some((_, p)) = self.subs.get_mut(&sub.key).filter(|(_, p)| p.seg == *from)
+                    copied.insert(ItemKey::Sub(sub.id));
+                    let Some((_, p)) = self.subs.get_mut(&sub.id).filter(|(_, p)| p.seg == *from)
                     else {
                         continue;
                     };

@@ -4,7 +4,7 @@ use super::compaction;
 use super::error::{JournalError, Result};
 use super::faults::FaultInjector;
 use super::index::Index;
-use super::record::{DestinationKind, DurableSubscription, Owner, Record, BATCH_HEADER_LEN};
+use super::record::{DurableSubscription, Owner, Record, BATCH_HEADER_LEN};
 use super::replay::{self, ReplayReport};
 use super::segment::{self, HEADER_LEN};
 use super::writer::{Pending, Writer};
@@ -58,15 +58,13 @@ impl Default for JournalOptions {
     }
 }
 
-/// A live message found at start-up.
+/// A live stored copy found at start-up.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecoveredMessage {
-    /// The core's id.
-    pub id: u64,
     /// Its queue or durable subscription.
     pub owner: Owner,
-    /// Scheduled delivery time, if delayed.
-    pub deliver_at: Option<u64>,
+    /// The core's id.
+    pub id: u64,
     /// How often it was delivered before (non-zero: it comes back redelivered).
     pub delivery_count: u32,
     /// Its bytes, or `None` when it was left on disk (past [`JournalOptions::memory_limit`]):
@@ -77,14 +75,16 @@ pub struct RecoveredMessage {
 /// The live state found at start-up, for the core to rebuild from.
 #[derive(Debug, Clone, Default)]
 pub struct Recovered {
-    /// Live destinations, in creation order.
-    pub destinations: Vec<(DestinationKind, Arc<str>)>,
+    /// Live plain queues, in creation order.
+    pub queues: Vec<Arc<str>>,
     /// Live durable subscriptions, in creation order.
     pub subscriptions: Vec<DurableSubscription>,
     /// Live messages in the order they were stored (per owner: arrival order).
     pub messages: Vec<RecoveredMessage>,
     /// The highest message id ever stored: new ids must be above it.
     pub max_message_id: u64,
+    /// The highest durable subscription id ever stored: new ids must be above it.
+    pub max_subscription_id: u64,
     /// What replay cut, skipped or cleaned up.
     pub report: ReplayReport,
 }
@@ -149,6 +149,30 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// The body of a live copy, read from its segment.
+    pub fn read(&self, owner: &Owner, id: u64) -> Result<Bytes> {
+        let (file, offset, frame_len, seg) = {
+            let index = self.index.lock();
+            let e = index
+                .msgs
+                .get(&(owner.clone(), id))
+                .ok_or(JournalError::UnknownMessage(id))?;
+            let s = &index.segs[&e.seg];
+            (s.file.clone(), e.offset, e.frame_len, e.seg)
+        };
+        let path = segment::path(&self.dir, seg);
+        let mut buf = vec![0u8; frame_len as usize];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| JournalError::io("read", &path, e))?;
+        compaction::message_at(&Bytes::from(buf), 0, frame_len, id)
+            .map(|m| m.body)
+            .ok_or(JournalError::Corrupt {
+                file: path,
+                offset,
+                reason: format!("message {id} does not read back"),
+            })
+    }
+
     pub fn poke_maintenance(&self) {
         self.maintenance.lock().dirty = true;
         self.maintenance_cv.notify_one();
@@ -304,28 +328,10 @@ impl Journal {
         Ok(Ticket(rx))
     }
 
-    /// Reads back the body of live message `id` (for messages kept on disk only).
-    pub fn read(&self, id: u64) -> Result<Bytes> {
-        let (file, offset, frame_len, seg) = {
-            let index = self.shared.index.lock();
-            let e = index
-                .msgs
-                .get(&id)
-                .ok_or(JournalError::UnknownMessage(id))?;
-            let s = &index.segs[&e.seg];
-            (s.file.clone(), e.offset, e.frame_len, e.seg)
-        };
-        let path = segment::path(&self.shared.dir, seg);
-        let mut buf = vec![0u8; frame_len as usize];
-        file.read_exact_at(&mut buf, offset)
-            .map_err(|e| JournalError::io("read", &path, e))?;
-        compaction::message_at(&Bytes::from(buf), 0, frame_len, id)
-            .map(|m| m.body)
-            .ok_or(JournalError::Corrupt {
-                file: path,
-                offset,
-                reason: format!("message {id} does not read back"),
-            })
+    /// Reads back the body of the live copy of message `id` held by `owner` (for messages
+    /// kept on disk only).
+    pub fn read(&self, owner: &Owner, id: u64) -> Result<Bytes> {
+        self.shared.read(owner, id)
     }
 
     /// Current counters.
@@ -392,8 +398,8 @@ fn recovered(index: &mut Index, report: ReplayReport, memory_limit: Option<u64>)
     let mut messages = Vec::with_capacity(index.msgs.len());
     // Bodies come in journal order; the live ones are those the index still holds with the
     // same sequence number.
-    for (seq, id, b) in bodies {
-        let Some(e) = index.msgs.get(&id).filter(|e| e.seq == seq) else {
+    for (seq, key, b) in bodies {
+        let Some(e) = index.msgs.get(&key).filter(|e| e.seq == seq) else {
             continue;
         };
         let len = b.len() as u64;
@@ -412,22 +418,22 @@ fn recovered(index: &mut Index, report: ReplayReport, memory_limit: Option<u64>)
             })
         };
         messages.push(RecoveredMessage {
-            id,
-            owner: e.owner.clone(),
-            deliver_at: e.deliver_at,
+            owner: key.0,
+            id: key.1,
             delivery_count: e.count,
             body,
         });
     }
-    let mut dests: Vec<_> = index.dests.iter().collect();
-    dests.sort_by_key(|(_, p)| p.seq);
+    let mut queues: Vec<_> = index.queues.iter().collect();
+    queues.sort_by_key(|(_, p)| p.seq);
     let mut subs: Vec<_> = index.subs.values().collect();
     subs.sort_by_key(|(_, p)| p.seq);
     Recovered {
-        destinations: dests.into_iter().map(|(k, _)| k.clone()).collect(),
+        queues: queues.into_iter().map(|(k, _)| k.clone()).collect(),
         subscriptions: subs.into_iter().map(|(s, _)| s.clone()).collect(),
         messages,
         max_message_id: index.max_id,
+        max_subscription_id: index.max_subscription_id,
         report,
     }
 }

@@ -1,5 +1,5 @@
 //! The manifest: the one file saying which segments make up the journal and in what order,
-//! the highest message id ever stored, the next segment id, and byte ranges an operator chose
+//! the highest message and subscription ids ever stored, the next segment id, and byte ranges an operator chose
 //! to skip.
 //!
 //! It is replaced atomically (write `MANIFEST.tmp`, `fdatasync`, rename, sync the directory)
@@ -8,7 +8,8 @@
 //! removed at start-up, while a listed one that is missing is an error: the manifest is how a
 //! missing segment is noticed at all.
 //!
-//! Layout: magic `CJMF`, version u16, reserved u16, max message id u64, next segment id u64,
+//! Layout: magic `CJMF`, version u16, reserved u16, max message id u64, max subscription id
+//! u64, next segment id u64,
 //! segment count u32, per segment (id u64, skip count u32, per skip (offset u64, len u64)),
 //! then a crc32c of everything before it.
 
@@ -46,6 +47,8 @@ pub struct Entry {
 pub struct Manifest {
     /// The highest message id ever stored (ids are never handed out twice).
     pub max_id: u64,
+    /// The highest durable subscription id ever stored.
+    pub max_subscription_id: u64,
     /// The id the next new segment gets.
     pub next_segment: SegmentId,
     /// The segments in replay order.
@@ -59,6 +62,7 @@ impl Manifest {
         b.put_u16_le(FORMAT_VERSION);
         b.put_u16_le(0);
         b.put_u64_le(self.max_id);
+        b.put_u64_le(self.max_subscription_id);
         b.put_u64_le(self.next_segment);
         b.put_u32_le(self.segments.len() as u32);
         for e in &self.segments {
@@ -107,6 +111,7 @@ impl Manifest {
         let u64_at = |s: &[u8]| u64::from_le_bytes(s.try_into().expect("8"));
         let u32_at = |s: &[u8]| u32::from_le_bytes(s.try_into().expect("4"));
         let max_id = u64_at(next(8)?);
+        let max_subscription_id = u64_at(next(8)?);
         let next_segment = u64_at(next(8)?);
         let count = u32_at(next(4)?) as usize;
         let mut segments = Vec::new();
@@ -129,6 +134,7 @@ impl Manifest {
         }
         Ok(Manifest {
             max_id,
+            max_subscription_id,
             next_segment,
             segments,
         })
@@ -173,6 +179,7 @@ mod tests {
     fn round_trips_and_refuses_damage() {
         let m = Manifest {
             max_id: 42,
+            max_subscription_id: 3,
             next_segment: 9,
             segments: vec![
                 Entry {

@@ -9,9 +9,11 @@
 //! ([`replay`]).
 //!
 //! The journal knows nothing of the broker core: the core reports durable events as
-//! [`Record`]s with stable ids — a persistent send, a removal, a delivery count, a transaction
-//! commit as one record, destination and durable subscription creation and deletion — and
-//! rebuilds itself from [`Recovered`] at start-up. Non-persistent messages never reach it.
+//! [`Record`]s with stable ids — a persistent send (one record for all the copies a topic
+//! fans out to durable subscriptions), a removal, a move to the dead-letter queue, a delivery
+//! count, a transaction commit as one record, queue and durable subscription creation and
+//! deletion — and rebuilds itself from [`Recovered`] at start-up. Non-persistent messages
+//! never reach it.
 //!
 //! ```text
 //! dir/MANIFEST                    segment order, max message id, skipped ranges
@@ -39,7 +41,7 @@ mod writer;
 pub use error::{JournalError, Result};
 pub use faults::FaultInjector;
 pub use journal::{Journal, JournalOptions, JournalStats, Recovered, RecoveredMessage, Ticket};
-pub use record::{DestinationKind, DurableSubscription, Owner, Record, StoredMessage};
+pub use record::{DurableSubscription, Owner, Record, StoredMessage};
 pub use replay::{ReplayReport, Skipped, TornTail};
 pub use segment::{FORMAT_VERSION, SEGMENT_MAGIC};
 

@@ -17,99 +17,101 @@ const KIND_SEND: u8 = 1;
 const KIND_REMOVE: u8 = 2;
 const KIND_COUNT: u8 = 3;
 const KIND_COMMIT: u8 = 4;
-const KIND_DEST_CREATED: u8 = 5;
-const KIND_DEST_DELETED: u8 = 6;
+const KIND_QUEUE_CREATED: u8 = 5;
+const KIND_QUEUE_DELETED: u8 = 6;
 const KIND_SUB_CREATED: u8 = 7;
 const KIND_SUB_DELETED: u8 = 8;
+const KIND_DEAD_LETTERED: u8 = 9;
 
-/// Who holds a stored message: a queue, or a durable subscription (by the core's key).
+/// Who holds a stored copy of a message: a queue, or a durable subscription (by the core's
+/// stable subscription id).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Owner {
-    /// A queue, by name.
+    /// A plain queue (the dead-letter queue included), by name.
     Queue(Arc<str>),
-    /// A durable subscription, by the key the core gave it in [`DurableSubscription::key`].
-    Subscription(Arc<str>),
+    /// A durable subscription, by its id ([`DurableSubscription::id`]).
+    Subscription(u64),
 }
 
-/// Whether a destination is a queue or a topic.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum DestinationKind {
-    /// A point-to-point queue.
-    Queue,
-    /// A publish-subscribe topic.
-    Topic,
-}
-
-/// A persistent message accepted by the core, as stored.
+/// A persistent message accepted by the core, as stored: one record for all its copies.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredMessage {
-    /// The core's stable id; unique among live messages.
+    /// The core's stable id, shared by its copies; a copy is named by owner and id.
     pub id: u64,
-    /// The queue or durable subscription holding it.
-    pub owner: Owner,
-    /// Scheduled delivery time (milliseconds since the Unix epoch), if delayed.
-    pub deliver_at: Option<u64>,
+    /// The queue, or the durable subscriptions of a topic, holding a copy.
+    pub owners: Vec<Owner>,
     /// The message in the api's encoding; the journal does not look inside.
     pub body: Bytes,
 }
 
-/// A durable subscription as the core created it.
+/// A durable subscription as the core made it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DurableSubscription {
-    /// The core's key for it (unique among live subscriptions).
-    pub key: Arc<str>,
-    /// The topic it subscribes to.
+    /// Its id, unique across restarts.
+    pub id: u64,
+    /// The topic's name.
     pub topic: Arc<str>,
-    /// Its message selector, if any.
+    /// The client id it belongs to, if any.
+    pub client_id: Option<Arc<str>>,
+    /// Its name.
+    pub name: Arc<str>,
+    /// Its selector's text, if any.
     pub selector: Option<Arc<str>>,
-    /// Whether messages published on the subscriber's own connection are skipped.
+    /// Whether it skips messages from connections with its client id.
     pub no_local: bool,
-    /// Whether it is a shared subscription.
+    /// Whether it is shared.
     pub shared: bool,
 }
 
 /// One durable event, as the core reports it through its storage hook.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Record {
-    /// A persistent message was accepted.
+    /// A persistent message was accepted (outside a transaction).
     Send(StoredMessage),
-    /// A message was acknowledged, expired, or otherwise removed.
-    Remove(u64),
-    /// A message's delivery count changed (it was handed to a consumer).
-    DeliveryCount {
-        /// The message.
+    /// A copy left its owner: acknowledged, expired, or dropped.
+    Remove {
+        /// Where it was.
+        owner: Owner,
+        /// Its id.
         id: u64,
-        /// Its new delivery count.
+    },
+    /// A copy moved to the dead-letter queue `to`, where it is message `new_id` with its
+    /// delivery count reset. The writer stores it as a commit of the new copy (with the
+    /// bytes it already holds) and the removal of the old, so every record stands alone.
+    DeadLettered {
+        /// Where it was.
+        from: Owner,
+        /// Its id there.
+        id: u64,
+        /// The dead-letter queue.
+        to: Owner,
+        /// Its id in the dead-letter queue.
+        new_id: u64,
+    },
+    /// A delivered copy went back to its owner having been delivered `count` times.
+    DeliveryCount {
+        /// Where it is.
+        owner: Owner,
+        /// Its id.
+        id: u64,
+        /// Deliveries so far.
         count: u32,
     },
     /// A transaction committed: its sends and acknowledgements as one unit.
     Commit {
-        /// Messages the transaction sent.
+        /// Messages it sent.
         sends: Vec<StoredMessage>,
-        /// Messages the transaction acknowledged.
-        acks: Vec<u64>,
+        /// Copies it acknowledged.
+        acks: Vec<(Owner, u64)>,
     },
-    /// A destination was created.
-    DestinationCreated {
-        /// Queue or topic.
-        kind: DestinationKind,
-        /// Its name.
-        name: Arc<str>,
-    },
-    /// A destination was deleted; a deleted queue's messages go with it.
-    DestinationDeleted {
-        /// Queue or topic.
-        kind: DestinationKind,
-        /// Its name.
-        name: Arc<str>,
-    },
-    /// A durable subscription was created.
+    /// A plain queue was made.
+    QueueCreated(Arc<str>),
+    /// A plain queue was deleted, and its messages with it.
+    QueueDeleted(Arc<str>),
+    /// A durable subscription was made.
     SubscriptionCreated(DurableSubscription),
     /// A durable subscription was deleted, and its messages with it.
-    SubscriptionDeleted {
-        /// The core's key for it.
-        key: Arc<str>,
-    },
+    SubscriptionDeleted(u64),
 }
 
 /// Why bytes are not a valid record.
@@ -197,22 +199,24 @@ impl Record {
             + 1
             + match self {
                 Record::Send(m) => message_len(m),
-                Record::Remove(_) => 8,
-                Record::DeliveryCount { .. } => 12,
+                Record::Remove { owner, .. } => owner_len(owner) + 8,
+                Record::DeadLettered { from, to, .. } => owner_len(from) + owner_len(to) + 16,
+                Record::DeliveryCount { owner, .. } => owner_len(owner) + 12,
                 Record::Commit { sends, acks } => {
-                    8 + sends.iter().map(message_len).sum::<usize>() + 8 * acks.len()
+                    8 + sends.iter().map(message_len).sum::<usize>()
+                        + acks.iter().map(|(o, _)| owner_len(o) + 8).sum::<usize>()
                 }
-                Record::DestinationCreated { name, .. }
-                | Record::DestinationDeleted { name, .. } => 1 + 4 + name.len(),
+                Record::QueueCreated(name) | Record::QueueDeleted(name) => 4 + name.len(),
                 Record::SubscriptionCreated(s) => {
-                    4 + s.key.len()
-                        + 4
+                    8 + 4
                         + s.topic.len()
-                        + 1
-                        + s.selector.as_ref().map_or(0, |x| 4 + x.len())
+                        + opt_len(&s.client_id)
+                        + 4
+                        + s.name.len()
+                        + opt_len(&s.selector)
                         + 2
                 }
-                Record::SubscriptionDeleted { key } => 4 + key.len(),
+                Record::SubscriptionDeleted(_) => 8,
             }
     }
 
@@ -222,12 +226,26 @@ impl Record {
                 buf.put_u8(KIND_SEND);
                 put_message(buf, m);
             }
-            Record::Remove(id) => {
+            Record::Remove { owner, id } => {
                 buf.put_u8(KIND_REMOVE);
+                put_owner(buf, owner);
                 buf.put_u64_le(*id);
             }
-            Record::DeliveryCount { id, count } => {
+            Record::DeadLettered {
+                from,
+                id,
+                to,
+                new_id,
+            } => {
+                buf.put_u8(KIND_DEAD_LETTERED);
+                put_owner(buf, from);
+                buf.put_u64_le(*id);
+                put_owner(buf, to);
+                buf.put_u64_le(*new_id);
+            }
+            Record::DeliveryCount { owner, id, count } => {
                 buf.put_u8(KIND_COUNT);
+                put_owner(buf, owner);
                 buf.put_u64_le(*id);
                 buf.put_u32_le(*count);
             }
@@ -238,37 +256,32 @@ impl Record {
                     put_message(buf, m);
                 }
                 buf.put_u32_le(acks.len() as u32);
-                for id in acks {
+                for (owner, id) in acks {
+                    put_owner(buf, owner);
                     buf.put_u64_le(*id);
                 }
             }
-            Record::DestinationCreated { kind, name } => {
-                buf.put_u8(KIND_DEST_CREATED);
-                buf.put_u8(kind_byte(*kind));
+            Record::QueueCreated(name) => {
+                buf.put_u8(KIND_QUEUE_CREATED);
                 put_str(buf, name);
             }
-            Record::DestinationDeleted { kind, name } => {
-                buf.put_u8(KIND_DEST_DELETED);
-                buf.put_u8(kind_byte(*kind));
+            Record::QueueDeleted(name) => {
+                buf.put_u8(KIND_QUEUE_DELETED);
                 put_str(buf, name);
             }
             Record::SubscriptionCreated(s) => {
                 buf.put_u8(KIND_SUB_CREATED);
-                put_str(buf, &s.key);
+                buf.put_u64_le(s.id);
                 put_str(buf, &s.topic);
-                match &s.selector {
-                    Some(sel) => {
-                        buf.put_u8(1);
-                        put_str(buf, sel);
-                    }
-                    None => buf.put_u8(0),
-                }
+                put_opt(buf, &s.client_id);
+                put_str(buf, &s.name);
+                put_opt(buf, &s.selector);
                 buf.put_u8(s.no_local as u8);
                 buf.put_u8(s.shared as u8);
             }
-            Record::SubscriptionDeleted { key } => {
+            Record::SubscriptionDeleted(id) => {
                 buf.put_u8(KIND_SUB_DELETED);
-                put_str(buf, key);
+                buf.put_u64_le(*id);
             }
         }
     }
@@ -292,49 +305,46 @@ impl Record {
         let kind = r.u8()?;
         let record = match kind {
             KIND_SEND => Record::Send(r.message()?),
-            KIND_REMOVE => Record::Remove(r.u64()?),
+            KIND_REMOVE => Record::Remove {
+                owner: r.owner()?,
+                id: r.u64()?,
+            },
+            KIND_DEAD_LETTERED => Record::DeadLettered {
+                from: r.owner()?,
+                id: r.u64()?,
+                to: r.owner()?,
+                new_id: r.u64()?,
+            },
             KIND_COUNT => Record::DeliveryCount {
+                owner: r.owner()?,
                 id: r.u64()?,
                 count: r.u32()?,
             },
             KIND_COMMIT => {
-                let n = r.count(1 + 4 + 8 + 8 + 4)?;
+                let n = r.count(8 + 4 + 4)?;
                 let mut sends = Vec::with_capacity(n);
                 for _ in 0..n {
                     sends.push(r.message()?);
                 }
-                let n = r.count(8)?;
+                let n = r.count(1 + 8)?;
                 let mut acks = Vec::with_capacity(n);
                 for _ in 0..n {
-                    acks.push(r.u64()?);
+                    acks.push((r.owner()?, r.u64()?));
                 }
                 Record::Commit { sends, acks }
             }
-            KIND_DEST_CREATED => Record::DestinationCreated {
-                kind: r.kind()?,
+            KIND_QUEUE_CREATED => Record::QueueCreated(r.str()?),
+            KIND_QUEUE_DELETED => Record::QueueDeleted(r.str()?),
+            KIND_SUB_CREATED => Record::SubscriptionCreated(DurableSubscription {
+                id: r.u64()?,
+                topic: r.str()?,
+                client_id: r.opt()?,
                 name: r.str()?,
-            },
-            KIND_DEST_DELETED => Record::DestinationDeleted {
-                kind: r.kind()?,
-                name: r.str()?,
-            },
-            KIND_SUB_CREATED => {
-                let key = r.str()?;
-                let topic = r.str()?;
-                let selector = match r.u8()? {
-                    0 => None,
-                    1 => Some(r.str()?),
-                    _ => return Err(DecodeError("bad selector flag")),
-                };
-                Record::SubscriptionCreated(DurableSubscription {
-                    key,
-                    topic,
-                    selector,
-                    no_local: r.bool()?,
-                    shared: r.bool()?,
-                })
-            }
-            KIND_SUB_DELETED => Record::SubscriptionDeleted { key: r.str()? },
+                selector: r.opt()?,
+                no_local: r.bool()?,
+                shared: r.bool()?,
+            }),
+            KIND_SUB_DELETED => Record::SubscriptionDeleted(r.u64()?),
             _ => return Err(DecodeError("unknown record kind")),
         };
         if r.pos != payload.len() {
@@ -346,20 +356,36 @@ impl Record {
     /// A short description for logs and reports (kind and ids, never bodies).
     pub fn describe(&self) -> String {
         match self {
-            Record::Send(m) => format!("send of message {} to {}", m.id, owner_name(&m.owner)),
-            Record::Remove(id) => format!("removal of message {id}"),
-            Record::DeliveryCount { id, count } => {
-                format!("delivery count {count} of message {id}")
+            Record::Send(m) => format!(
+                "send of message {} to {}",
+                m.id,
+                m.owners
+                    .iter()
+                    .map(owner_name)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Record::Remove { owner, id } => {
+                format!("removal of message {id} from {}", owner_name(owner))
+            }
+            Record::DeadLettered { from, id, .. } => {
+                format!("dead-lettering of message {id} from {}", owner_name(from))
+            }
+            Record::DeliveryCount { owner, id, count } => {
+                format!(
+                    "delivery count {count} of message {id} in {}",
+                    owner_name(owner)
+                )
             }
             Record::Commit { sends, acks } => format!(
                 "transaction commit sending {:?} and acknowledging {:?}",
                 sends.iter().map(|m| m.id).collect::<Vec<_>>(),
-                acks
+                acks.iter().map(|(_, id)| id).collect::<Vec<_>>()
             ),
-            Record::DestinationCreated { kind, name } => format!("creation of {kind:?} {name}"),
-            Record::DestinationDeleted { kind, name } => format!("deletion of {kind:?} {name}"),
-            Record::SubscriptionCreated(s) => format!("creation of subscription {}", s.key),
-            Record::SubscriptionDeleted { key } => format!("deletion of subscription {key}"),
+            Record::QueueCreated(name) => format!("creation of queue {name}"),
+            Record::QueueDeleted(name) => format!("deletion of queue {name}"),
+            Record::SubscriptionCreated(s) => format!("creation of subscription {}", s.id),
+            Record::SubscriptionDeleted(id) => format!("deletion of subscription {id}"),
         }
     }
 }
@@ -368,25 +394,23 @@ impl Record {
 pub fn owner_name(owner: &Owner) -> String {
     match owner {
         Owner::Queue(n) => format!("queue:{n}"),
-        Owner::Subscription(k) => format!("subscription:{k}"),
+        Owner::Subscription(id) => format!("subscription:{id}"),
     }
 }
 
-fn kind_byte(kind: DestinationKind) -> u8 {
-    match kind {
-        DestinationKind::Queue => 0,
-        DestinationKind::Topic => 1,
+fn owner_len(o: &Owner) -> usize {
+    1 + match o {
+        Owner::Queue(n) => 4 + n.len(),
+        Owner::Subscription(_) => 8,
     }
+}
+
+fn opt_len(s: &Option<Arc<str>>) -> usize {
+    1 + s.as_ref().map_or(0, |x| 4 + x.len())
 }
 
 fn message_len(m: &StoredMessage) -> usize {
-    8 + 1 + 4 + owner_str(&m.owner).len() + 8 + 4 + m.body.len()
-}
-
-fn owner_str(o: &Owner) -> &str {
-    match o {
-        Owner::Queue(n) | Owner::Subscription(n) => n,
-    }
+    8 + 4 + m.owners.iter().map(owner_len).sum::<usize>() + 4 + m.body.len()
 }
 
 fn put_str(buf: &mut Vec<u8>, s: &str) {
@@ -394,20 +418,35 @@ fn put_str(buf: &mut Vec<u8>, s: &str) {
     buf.extend_from_slice(s.as_bytes());
 }
 
-fn put_message(buf: &mut Vec<u8>, m: &StoredMessage) {
-    buf.put_u64_le(m.id);
-    match &m.owner {
+fn put_opt(buf: &mut Vec<u8>, s: &Option<Arc<str>>) {
+    match s {
+        Some(s) => {
+            buf.put_u8(1);
+            put_str(buf, s);
+        }
+        None => buf.put_u8(0),
+    }
+}
+
+fn put_owner(buf: &mut Vec<u8>, owner: &Owner) {
+    match owner {
         Owner::Queue(n) => {
             buf.put_u8(0);
             put_str(buf, n);
         }
-        Owner::Subscription(k) => {
+        Owner::Subscription(id) => {
             buf.put_u8(1);
-            put_str(buf, k);
+            buf.put_u64_le(*id);
         }
     }
-    // u64::MAX means "not scheduled": a real schedule that far out is not representable anyway.
-    buf.put_u64_le(m.deliver_at.unwrap_or(u64::MAX));
+}
+
+fn put_message(buf: &mut Vec<u8>, m: &StoredMessage) {
+    buf.put_u64_le(m.id);
+    buf.put_u32_le(m.owners.len() as u32);
+    for o in &m.owners {
+        put_owner(buf, o);
+    }
     buf.put_u32_le(m.body.len() as u32);
     buf.extend_from_slice(&m.body);
 }
@@ -458,57 +497,53 @@ impl Reader<'_> {
             .map(Arc::from)
             .map_err(|_| DecodeError("name is not UTF-8"))
     }
-    fn kind(&mut self) -> Result<DestinationKind, DecodeError> {
+    fn opt(&mut self) -> Result<Option<Arc<str>>, DecodeError> {
         match self.u8()? {
-            0 => Ok(DestinationKind::Queue),
-            1 => Ok(DestinationKind::Topic),
-            _ => Err(DecodeError("bad destination kind")),
+            0 => Ok(None),
+            1 => Ok(Some(self.str()?)),
+            _ => Err(DecodeError("bad option flag")),
+        }
+    }
+    fn owner(&mut self) -> Result<Owner, DecodeError> {
+        match self.u8()? {
+            0 => {
+                let n = self.u32()? as usize;
+                let data = self.data;
+                if data.len() - self.pos < n {
+                    return Err(DecodeError("record cut short"));
+                }
+                let name = &data[self.pos..self.pos + n];
+                self.pos += n;
+                if let Some(Owner::Queue(q)) = &*self.last_owner {
+                    if q.as_bytes() == name {
+                        return Ok(Owner::Queue(q.clone()));
+                    }
+                }
+                let name: Arc<str> = std::str::from_utf8(name)
+                    .map(Arc::from)
+                    .map_err(|_| DecodeError("name is not UTF-8"))?;
+                let owner = Owner::Queue(name);
+                *self.last_owner = Some(owner.clone());
+                Ok(owner)
+            }
+            1 => Ok(Owner::Subscription(self.u64()?)),
+            _ => Err(DecodeError("bad owner tag")),
         }
     }
     fn message(&mut self) -> Result<StoredMessage, DecodeError> {
         let id = self.u64()?;
-        let tag = self.u8()?;
-        let n = self.u32()? as usize;
-        let data = self.data;
-        if data.len() - self.pos < n {
-            return Err(DecodeError("record cut short"));
+        let n = self.count(1 + 8)?;
+        let mut owners = Vec::with_capacity(n);
+        for _ in 0..n {
+            owners.push(self.owner()?);
         }
-        let name = &data[self.pos..self.pos + n];
-        self.pos += n;
-        let same = match (&*self.last_owner, tag) {
-            (Some(Owner::Queue(q)), 0) | (Some(Owner::Subscription(q)), 1) => q.as_bytes() == name,
-            _ => false,
-        };
-        let owner = if same {
-            self.last_owner.clone().expect("checked above")
-        } else {
-            let name: Arc<str> = std::str::from_utf8(name)
-                .map(Arc::from)
-                .map_err(|_| DecodeError("name is not UTF-8"))?;
-            let owner = match tag {
-                0 => Owner::Queue(name),
-                1 => Owner::Subscription(name),
-                _ => return Err(DecodeError("bad owner tag")),
-            };
-            *self.last_owner = Some(owner.clone());
-            owner
-        };
-        let deliver_at = match self.u64()? {
-            u64::MAX => None,
-            t => Some(t),
-        };
         let n = self.u32()? as usize;
         if self.data.len() - self.pos < n {
             return Err(DecodeError("body runs past the record"));
         }
         let body = self.data.slice(self.pos..self.pos + n);
         self.pos += n;
-        Ok(StoredMessage {
-            id,
-            owner,
-            deliver_at,
-            body,
-        })
+        Ok(StoredMessage { id, owners, body })
     }
 }
 
@@ -517,36 +552,46 @@ mod tests {
     use super::*;
 
     fn samples() -> Vec<Record> {
+        let q = || Owner::Queue("q".into());
         let m = |id| StoredMessage {
             id,
-            owner: Owner::Queue("q".into()),
-            deliver_at: if id % 2 == 0 { Some(77) } else { None },
+            owners: if id % 2 == 0 {
+                vec![q()]
+            } else {
+                vec![Owner::Subscription(4), Owner::Subscription(5)]
+            },
             body: Bytes::from(vec![id as u8; id as usize]),
         };
         vec![
             Record::Send(m(3)),
-            Record::Remove(9),
-            Record::DeliveryCount { id: 4, count: 2 },
+            Record::Remove { owner: q(), id: 9 },
+            Record::DeadLettered {
+                from: Owner::Subscription(2),
+                id: 7,
+                to: Owner::Queue("dlq".into()),
+                new_id: 8,
+            },
+            Record::DeliveryCount {
+                owner: q(),
+                id: 4,
+                count: 2,
+            },
             Record::Commit {
                 sends: vec![m(1), m(2)],
-                acks: vec![5, 6],
+                acks: vec![(q(), 5), (Owner::Subscription(1), 6)],
             },
-            Record::DestinationCreated {
-                kind: DestinationKind::Topic,
-                name: "t".into(),
-            },
-            Record::DestinationDeleted {
-                kind: DestinationKind::Queue,
-                name: "q".into(),
-            },
+            Record::QueueCreated("q".into()),
+            Record::QueueDeleted("q".into()),
             Record::SubscriptionCreated(DurableSubscription {
-                key: "c:s".into(),
+                id: 3,
                 topic: "t".into(),
+                client_id: Some("c".into()),
+                name: "s".into(),
                 selector: Some("a = 1".into()),
                 no_local: true,
                 shared: false,
             }),
-            Record::SubscriptionDeleted { key: "c:s".into() },
+            Record::SubscriptionDeleted(3),
         ]
     }
 
@@ -583,10 +628,11 @@ mod tests {
             vec![],
             vec![KIND_COMMIT, 255, 255, 255, 255],
             vec![KIND_SEND, 1, 2, 3],
-            vec![KIND_DEST_CREATED, 0, 255, 255, 255, 255],
-            vec![KIND_DEST_CREATED, 0, 1, 0, 0, 0, 0xff],
+            vec![KIND_QUEUE_CREATED, 255, 255, 255, 255],
+            vec![KIND_QUEUE_CREATED, 1, 0, 0, 0, 0xff],
+            vec![KIND_SEND, 0, 0, 0, 0, 0, 0, 0, 0, 255, 255, 255, 255],
             vec![99],
-            vec![KIND_REMOVE, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            vec![KIND_REMOVE, 2, 0, 0, 0, 0, 0, 0, 0, 0],
         ] {
             assert!(Record::decode(&Bytes::from(payload)).is_err());
         }

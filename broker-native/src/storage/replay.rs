@@ -93,6 +93,7 @@ pub(crate) fn replay(dir: &Path, options: &JournalOptions) -> Result<Replayed> {
         None if on_disk.is_empty() => {
             let m = Manifest {
                 max_id: 0,
+                max_subscription_id: 0,
                 next_segment: 2,
                 segments: vec![super::manifest::Entry {
                     id: 1,
@@ -142,6 +143,7 @@ pub(crate) fn replay(dir: &Path, options: &JournalOptions) -> Result<Replayed> {
 
     let mut index = Index::default();
     index.max_id = manifest.max_id;
+    index.max_subscription_id = manifest.max_subscription_id;
     index.next_segment = manifest.next_segment;
     index.replay_bodies = Some(Vec::new());
     let mut manifest_changed = false;

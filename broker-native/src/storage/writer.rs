@@ -16,7 +16,7 @@
 
 use super::error::{JournalError, Result};
 use super::faults;
-use super::record::{self, Record, BATCH_HEADER_LEN};
+use super::record::{self, Record, StoredMessage, BATCH_HEADER_LEN};
 use super::segment::{self, SegmentId, HEADER_LEN};
 use super::Shared;
 use std::fs::File;
@@ -90,7 +90,18 @@ impl Writer {
         let room_total = self.shared.options.segment_size;
         let mut chunk = Vec::new();
         let mut size = 0u64;
-        for p in items {
+        for mut p in items {
+            if matches!(p.record, Record::DeadLettered { .. }) {
+                // The move needs the bytes of the copy, which may be in what is gathered.
+                if !chunk.is_empty() {
+                    self.write(std::mem::take(&mut chunk), size);
+                    size = 0;
+                }
+                if let Err(e) = self.dead_letter(&mut p) {
+                    self.finish(vec![p], Err(e));
+                    continue;
+                }
+            }
             let need = p.frame.len() as u64;
             if self.len + BATCH_HEADER_LEN as u64 + size + need > room_total {
                 if !chunk.is_empty() {
@@ -148,9 +159,7 @@ impl Writer {
             for (p, offset) in chunk.iter().zip(&offsets) {
                 removes |= !matches!(
                     p.record,
-                    Record::Send(_)
-                        | Record::DestinationCreated { .. }
-                        | Record::SubscriptionCreated(_)
+                    Record::Send(_) | Record::QueueCreated(_) | Record::SubscriptionCreated(_)
                 );
                 index.apply(self.active, *offset, p.frame.len() as u32, &p.record);
             }
@@ -162,6 +171,47 @@ impl Writer {
             self.shared.poke_maintenance();
         }
         self.finish(chunk, Ok(()));
+    }
+
+    /// Turns a dead-lettering into a record that stands alone: a commit adding the new copy
+    /// (with the bytes of the old one) and removing the old copy.
+    fn dead_letter(&self, p: &mut Pending) -> Result<()> {
+        let Record::DeadLettered {
+            from,
+            id,
+            to,
+            new_id,
+        } = &p.record
+        else {
+            return Ok(());
+        };
+        let record = match self.shared.read(from, *id) {
+            Ok(body) => Record::Commit {
+                sends: vec![StoredMessage {
+                    id: *new_id,
+                    owners: vec![to.clone()],
+                    body,
+                }],
+                acks: vec![(from.clone(), *id)],
+            },
+            // Nothing to move (never stored, or gone): the removal is all that is left.
+            Err(JournalError::UnknownMessage(_)) => Record::Remove {
+                owner: from.clone(),
+                id: *id,
+            },
+            Err(e) => return Err(e),
+        };
+        let max = self.shared.options.segment_size as usize - HEADER_LEN - BATCH_HEADER_LEN;
+        if record.frame_len() > max {
+            return Err(JournalError::TooLarge {
+                size: record.frame_len(),
+                max,
+            });
+        }
+        p.frame.clear();
+        record.encode_frame(&mut p.frame);
+        p.record = record;
+        Ok(())
     }
 
     /// Cuts the segment back to its last synced length after a failed write or sync.
