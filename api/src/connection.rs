@@ -96,9 +96,19 @@ pub struct Capabilities {
     /// redelivery). When `false`, the count is at least 1 and `redelivered` is exact, but a
     /// redelivery may not raise it by exactly one (e.g. a broker that only keeps a flag).
     pub exact_delivery_count: bool,
+    /// [`ConsumerOptions::prefetch`](crate::ConsumerOptions::prefetch) is honoured exactly:
+    /// a consumer holds at most `n` messages ahead of its receives, and none with the default
+    /// `None`, so an idle consumer never strands more. When `false` the credit is
+    /// approximate (e.g. counted per channel rather than per consumer): an idle consumer may
+    /// hold more, though every message is still delivered once and given back on close.
+    pub exact_prefetch: bool,
     /// A client id can be held by one open connection at a time across the backend. When
     /// `false`, `set_client_id` answers `Unsupported`.
     pub client_id_exclusive: bool,
+    /// The backend authenticates users and enforces their permissions per destination
+    /// ([`crate::Error::Authentication`], [`crate::Error::NotAuthorized`]). When `false`,
+    /// `create_connection_with` answers `Unsupported` rather than ignoring the credentials.
+    pub access_control: bool,
     /// The largest encoded message the backend accepts; `None` = no limit beyond memory.
     /// Larger sends fail with an error rather than being truncated.
     pub max_message_size: Option<usize>,
@@ -137,6 +147,8 @@ impl Capabilities {
             durable_subscriptions: true,
             shared_subscriptions: true,
             exact_delivery_count: true,
+            exact_prefetch: true,
+            access_control: true,
             client_id_exclusive: true,
             max_message_size: None,
         }

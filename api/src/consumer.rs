@@ -29,7 +29,8 @@ pub struct ConsumerOptions {
     /// receives, or closes, stops or recovers (which gives them back). The embedded broker
     /// delivers in-process with no buffer at all, so it honours every prefetch exactly (it
     /// holds 0 ≤ n). A backend that can only approximate the credit (e.g. counts it per
-    /// channel) says so in its capabilities.
+    /// channel) says so with [`Capabilities::exact_prefetch`](crate::Capabilities::exact_prefetch)
+    /// `false`.
     pub prefetch: Option<u32>,
 }
 
@@ -116,13 +117,16 @@ pub trait Consumer: Send + Sync {
     ///
     /// As in JMS 2.0, only messages whose body can be returned qualify: text, bytes, map and
     /// object bodies. A message with no body (a plain JMS `Message`) or a stream body fails
-    /// with [`crate::Error::MessageFormat`]. JMS then leaves such a message unacknowledged;
-    /// here it was received like any other:
-    /// - in a client-acknowledge or transacted session it stays unacknowledged, so `recover`
-    ///   or `rollback` redelivers it (and acknowledging or committing consumes it);
-    /// - in an auto- or dups-ok-acknowledge session it was acknowledged by the receive and is
-    ///   consumed; use `receive` instead where a bodyless or stream message may arrive and must
-    ///   not be lost. (JMS 2.0 redelivers it; a backend may override this method to do so.)
+    /// with [`crate::Error::MessageFormat`] and is left unacknowledged, whatever the session
+    /// mode: in an auto- or dups-ok-acknowledge session it is redelivered (with `redelivered`
+    /// set); in a client-acknowledge or transacted session it stays unacknowledged, so
+    /// `recover` or `rollback` redelivers it (and acknowledging or committing consumes it).
+    ///
+    /// The default receives the message with [`receive`](Consumer::receive), which keeps
+    /// that promise in client-acknowledge and transacted sessions only; a backend whose
+    /// `receive` acknowledges (auto mode) overrides this method, typically through
+    /// [`receive_delivery`](Consumer::receive_delivery), so a refused message is redelivered
+    /// (see [`crate::spi::body_for_receive_body`]).
     async fn receive_body(&self, timeout: Option<Duration>) -> Result<Option<crate::Body>> {
         let received = match timeout {
             None => self.receive().await?,
@@ -131,15 +135,7 @@ pub trait Consumer: Send + Sync {
         let Some(message) = received else {
             return Ok(None);
         };
-        match message.body() {
-            crate::Body::Empty => Err(crate::Error::format(
-                "receive_body: the message has no body (use receive for plain messages)",
-            )),
-            crate::Body::Stream(_) => Err(crate::Error::format(
-                "receive_body: a stream body cannot be returned whole (use receive)",
-            )),
-            body => Ok(Some(body.clone())),
-        }
+        crate::spi::body_for_receive_body(&message).map(Some)
     }
 
     /// The messages as a stream, a loop over [`receive`](Consumer::receive): each message

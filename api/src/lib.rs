@@ -20,6 +20,9 @@
 //!     connection.close().await
 //! }
 //! ```
+//!
+//! Connection options given in a URL are read by [`options`]; what only backend authors use
+//! (writable headers, stamping a send in its client and broker parts) is in [`spi`].
 
 #![forbid(unsafe_code)]
 
@@ -30,11 +33,13 @@ pub mod destination;
 pub mod error;
 pub mod listener;
 pub mod message;
+pub mod options;
 pub mod producer;
 pub mod properties;
 pub mod receipt;
 pub mod selector;
 pub mod session;
+pub mod spi;
 pub mod value;
 
 pub use body::{Body, BodyKind, ObjectBody, StreamReader};
@@ -46,6 +51,7 @@ pub use destination::{Destination, DestinationKind};
 pub use error::{Error, InDoubtOperation, Result};
 pub use listener::{handler, Delivery, MessageHandler};
 pub use message::{DeliveryMode, Header, Message, MessageParts};
+pub use options::{ConnectionOptions, ParsedOptions};
 pub use producer::{Producer, SendOptions};
 pub use properties::Properties;
 pub use receipt::{SendCompletion, SendReceipt};

@@ -201,9 +201,8 @@ impl Message {
         &self.header
     }
 
-    /// All header fields, writable. Backends use this to stamp provider-set fields; a value an
-    /// application sets here for a provider-set field is overwritten on send.
-    pub fn header_mut(&mut self) -> &mut Header {
+    /// All header fields, writable; backends reach it through [`crate::spi::header_mut`].
+    pub(crate) fn header_mut(&mut self) -> &mut Header {
         &mut self.header
     }
 
@@ -545,9 +544,9 @@ impl Message {
 
     // ---- delivery ---------------------------------------------------------------------
 
-    /// Marks the message as delivered: properties and body become read-only (§3.10). Backends
-    /// call this on every message they hand to a consumer.
-    pub fn mark_received(&mut self) {
+    /// Marks the message as delivered: properties and body become read-only (§3.10); backends
+    /// reach it through [`crate::spi::mark_received`].
+    pub(crate) fn mark_received(&mut self) {
         self.read_only_properties = true;
         self.read_only_body = true;
     }

@@ -1,8 +1,7 @@
 //! Producers: send messages, stamping the provider-set headers (§7, §3.4).
 
 use async_trait::async_trait;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::message::{DEFAULT_PRIORITY, MAX_PRIORITY};
 use crate::{DeliveryMode, Destination, Error, Message, Result, SendReceipt};
@@ -51,75 +50,6 @@ impl SendOptions {
         }
         Ok(())
     }
-
-    /// Stamps the provider-set headers on `message` for a send to `destination` now:
-    /// destination, delivery mode, priority, timestamp, expiration, delivery time, message id;
-    /// and resets redelivered and the delivery count. Every backend calls this on send.
-    /// Returns the send time it used (ms since the epoch).
-    ///
-    /// Refuses, before changing anything, a message a receiver could not decode: an invalid
-    /// destination or reply-to name ([`Error::InvalidDestination`]), or a map body with an
-    /// empty entry name ([`Error::MessageFormat`]); see [`Message::validate`].
-    pub fn stamp(
-        &self,
-        message: &mut Message,
-        destination: &Destination,
-        message_id: Option<Arc<str>>,
-    ) -> Result<u64> {
-        self.validate()?;
-        destination.validate()?;
-        message.validate_content(false)?;
-        let now = now_millis();
-        let expiration = self.expiration_at(now);
-        let delivery_time = self.delivery_time_at(now);
-        let h = message.header_mut();
-        h.destination = Some(destination.clone());
-        h.delivery_mode = self.delivery_mode;
-        h.priority = self.priority;
-        h.timestamp = if self.disable_timestamp { 0 } else { now };
-        h.expiration = expiration;
-        h.delivery_time = delivery_time;
-        h.message_id = if self.disable_message_id {
-            None
-        } else {
-            message_id
-        };
-        h.redelivered = false;
-        h.delivery_count = 0;
-        Ok(now)
-    }
-
-    /// `JMSExpiration` for a send at `now` (ms since the epoch): 0 (never) without a time to
-    /// live, else `now` + the time to live rounded up to whole milliseconds, so a time to live
-    /// above zero never expires at the send itself. Saturates at `u64::MAX` (never, in effect)
-    /// instead of wrapping into the past.
-    pub fn expiration_at(&self, now: u64) -> u64 {
-        if self.time_to_live.is_zero() {
-            0
-        } else {
-            now.saturating_add(ceil_millis(self.time_to_live))
-        }
-    }
-
-    /// `JMSDeliveryTime` for a send at `now` (ms since the epoch): `now` + the delivery delay
-    /// rounded up to whole milliseconds (never delivered early), saturating at `u64::MAX`.
-    pub fn delivery_time_at(&self, now: u64) -> u64 {
-        now.saturating_add(ceil_millis(self.delivery_delay))
-    }
-}
-
-/// Whole milliseconds in `duration`, rounded up, saturating at `u64::MAX`.
-fn ceil_millis(duration: Duration) -> u64 {
-    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
-}
-
-/// Milliseconds since the Unix epoch, the unit of every JMS time header (saturating; 0 for a
-/// clock before the epoch).
-pub fn now_millis() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 /// Sends messages to a default destination or to one named per send.
@@ -307,22 +237,5 @@ pub trait Producer: Send + Sync {
         let mut o = self.options();
         o.disable_timestamp = disable;
         self.set_options(o)
-    }
-}
-
-/// Picks the destination of a send: the producer's default or the one given, never both.
-pub fn resolve_destination<'a>(
-    default: Option<&'a Destination>,
-    given: Option<&'a Destination>,
-) -> Result<&'a Destination> {
-    match (default, given) {
-        (Some(d), None) | (None, Some(d)) => Ok(d),
-        (Some(_), Some(_)) => Err(Error::illegal_state(
-            "this producer has a default destination; send without naming one",
-        )),
-        (None, None) => Err(Error::invalid_destination(
-            "",
-            "the producer has no default destination; name one per send",
-        )),
     }
 }

@@ -1,13 +1,14 @@
 //! `JMSXDeliveryCount` is one property seen the same way by `has_property`, `property`,
 //! `property_names` and selectors: present exactly when the message was delivered.
 
+use courier_api::spi;
 use courier_api::{Message, Selector};
 
 fn delivered(count: u32) -> Message {
     let mut m = Message::text("x");
     m.set_property("a", 1_i32).unwrap();
-    m.header_mut().delivery_count = count;
-    m.mark_received();
+    spi::header_mut(&mut m).delivery_count = count;
+    spi::mark_received(&mut m);
     m
 }
 

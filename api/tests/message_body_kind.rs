@@ -2,11 +2,12 @@
 //! cleared map answers "no such name", a cleared text message refuses map entries, and the
 //! kind survives an encode/decode round trip.
 
+use courier_api::spi;
 use courier_api::{Body, Error, Message, ObjectBody, Value};
 use std::collections::BTreeMap;
 
 fn received(mut m: Message) -> Message {
-    m.mark_received();
+    spi::mark_received(&mut m);
     m
 }
 

@@ -1,6 +1,7 @@
 //! `Message::decode` re-checks every invariant the setters keep: bytes that break one are
 //! `Error::Decode` with the reason, never a message that lookups and selectors then misread.
 
+use courier_api::spi;
 use courier_api::{Destination, Error, Message, Value};
 use std::collections::BTreeMap;
 
@@ -76,10 +77,10 @@ fn the_jmsx_names_a_message_may_carry_are_accepted() {
 #[test]
 fn priority_above_nine_is_refused() {
     let mut m = Message::text("x");
-    m.header_mut().priority = 250;
+    spi::header_mut(&mut m).priority = 250;
     let reason = refused(&m.encode(), "priority 250");
     assert!(reason.contains("priority"), "{reason}");
-    m.header_mut().priority = 9;
+    spi::header_mut(&mut m).priority = 9;
     assert_eq!(Message::decode(&m.encode()).unwrap().priority(), 9);
 }
 
@@ -89,10 +90,10 @@ fn invalid_destination_names_are_refused() {
     m.set_reply_to(Some(Destination::queue("a b")));
     refused(&m.encode(), "reply-to with a space");
     let mut m = Message::text("x");
-    m.header_mut().destination = Some(Destination::topic(""));
+    spi::header_mut(&mut m).destination = Some(Destination::topic(""));
     refused(&m.encode(), "empty destination");
     let mut m = Message::text("x");
-    m.header_mut().destination = Some(Destination::topic("t".repeat(256)));
+    spi::header_mut(&mut m).destination = Some(Destination::topic("t".repeat(256)));
     refused(&m.encode(), "destination name too long");
 }
 
@@ -129,7 +130,7 @@ fn a_send_refuses_what_a_receiver_could_not_decode() {
     m.set_reply_to(Some(Destination::queue("a b")));
     let before = m.clone();
     assert!(matches!(
-        options.stamp(&mut m, &queue, None),
+        spi::stamp(&mut m, &queue, &options, None),
         Err(Error::InvalidDestination { .. })
     ));
     assert_eq!(m, before, "a refused send changes nothing");
@@ -138,14 +139,14 @@ fn a_send_refuses_what_a_receiver_could_not_decode() {
     map.insert(String::new(), Value::from(1_i32));
     let mut m = Message::map(map);
     assert!(matches!(
-        options.stamp(&mut m, &queue, None),
+        spi::stamp(&mut m, &queue, &options, None),
         Err(Error::MessageFormat(_))
     ));
 
     let mut m = Message::text("x");
-    m.header_mut().priority = 250;
+    spi::header_mut(&mut m).priority = 250;
     m.set_reply_to(Some(Destination::topic("replies")));
-    options.stamp(&mut m, &queue, Some("ID:1".into())).unwrap();
+    spi::stamp(&mut m, &queue, &options, Some("ID:1".into())).unwrap();
     assert_eq!(
         Message::decode(&m.encode()).unwrap(),
         m,

@@ -5,6 +5,7 @@
 //! storage and wire format. (The layout is described in `courier_api::message::format`.)
 
 use courier_api::message::ENCODING_VERSION;
+use courier_api::spi;
 use courier_api::{
     Body, DeliveryMode, Destination, DestinationKind, Error, Message, ObjectBody, Value,
 };
@@ -28,7 +29,7 @@ fn every_value() -> Vec<(&'static str, Value)> {
 
 fn every_header_field() -> Message {
     let mut m = Message::text("hi");
-    let h = m.header_mut();
+    let h = spi::header_mut(&mut m);
     h.message_id = Some("ID:1".into());
     h.timestamp = 1_700_000_000_000;
     h.correlation_id = Some("c".into());
@@ -57,7 +58,8 @@ fn every_property_type() -> Message {
 fn destinations() -> Message {
     let mut m = Message::new();
     m.set_reply_to(Some(Destination::queue("q")));
-    m.header_mut().destination = Some(Destination::new(DestinationKind::TemporaryTopic, "tt"));
+    spi::header_mut(&mut m).destination =
+        Some(Destination::new(DestinationKind::TemporaryTopic, "tt"));
     m
 }
 
@@ -79,7 +81,7 @@ fn object_body() -> Message {
 }
 
 fn cleared(mut m: Message) -> Message {
-    m.mark_received();
+    spi::mark_received(&mut m);
     m.clear_body();
     m
 }
@@ -158,9 +160,9 @@ fn the_default_message_layout() {
 fn per_delivery_state_is_not_encoded() {
     for (what, message, vector) in vectors() {
         let mut delivered = message.clone();
-        delivered.header_mut().redelivered = true;
-        delivered.header_mut().delivery_count = 7;
-        delivered.mark_received();
+        spi::header_mut(&mut delivered).redelivered = true;
+        spi::header_mut(&mut delivered).delivery_count = 7;
+        spi::mark_received(&mut delivered);
         assert_eq!(hex(&delivered.encode()), vector, "delivered: {what}");
     }
     let decoded = Message::decode(&every_header_field().encode()).unwrap();

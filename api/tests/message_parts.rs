@@ -4,6 +4,7 @@
 //! parts are decode errors, never panics.
 
 use bytes::Bytes;
+use courier_api::spi;
 use courier_api::{
     Body, BodyKind, DeliveryMode, Destination, DestinationKind, Error, Message, MessageParts,
     ObjectBody, Value,
@@ -102,7 +103,7 @@ fn message() -> impl Strategy<Value = Message> {
                 // Names that are selector keywords or reserved are refused by the setter.
                 let _ = m.set_property(&name, v);
             }
-            let h = m.header_mut();
+            let h = spi::header_mut(&mut m);
             h.message_id = id.map(Into::into);
             h.correlation_id = correlation.map(Into::into);
             h.message_type = ty.map(Into::into);
@@ -121,7 +122,7 @@ fn message() -> impl Strategy<Value = Message> {
             h.delivery_count = count;
             h.redelivered = count > 1;
             if cleared {
-                m.mark_received();
+                spi::mark_received(&mut m);
                 m.clear_body();
             }
             m
@@ -372,9 +373,9 @@ fn conversions_are_to_parts_and_from_parts() {
 #[test]
 fn per_delivery_state_is_not_a_part() {
     let mut m = Message::text("x");
-    m.header_mut().delivery_count = 3;
-    m.header_mut().redelivered = true;
-    m.mark_received();
+    spi::header_mut(&mut m).delivery_count = 3;
+    spi::header_mut(&mut m).redelivered = true;
+    spi::mark_received(&mut m);
     let back = Message::from_parts(m.to_parts()).unwrap();
     assert_eq!((back.delivery_count(), back.redelivered()), (0, false));
     back.clone()

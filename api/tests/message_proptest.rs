@@ -2,6 +2,7 @@
 //! message survives an encode/decode round trip unchanged (per-delivery state excepted), and
 //! whatever a mutated encoding decodes to keeps every invariant.
 
+use courier_api::spi;
 use courier_api::{Body, DeliveryMode, Destination, Message, ObjectBody, Value};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -109,7 +110,7 @@ fn message() -> impl Strategy<Value = Message> {
                     m.set_property(&name, v).expect("valid property");
                 }
             }
-            let h = m.header_mut();
+            let h = spi::header_mut(&mut m);
             h.priority = priority;
             h.delivery_mode = if persistent {
                 DeliveryMode::Persistent
@@ -134,8 +135,8 @@ fn message() -> impl Strategy<Value = Message> {
 /// The message as a receiver of its bytes sees it: per-delivery state is not encoded.
 fn as_decoded(m: &Message) -> Message {
     let mut m = m.clone();
-    m.header_mut().delivery_count = 0;
-    m.header_mut().redelivered = false;
+    spi::header_mut(&mut m).delivery_count = 0;
+    spi::header_mut(&mut m).redelivered = false;
     m
 }
 
@@ -154,8 +155,8 @@ proptest! {
     fn every_message_round_trips(m in message(), count in any::<u32>()) {
         let expected = m.clone();
         let mut m = m;
-        m.header_mut().delivery_count = count;
-        m.header_mut().redelivered = count > 1;
+        spi::header_mut(&mut m).delivery_count = count;
+        spi::header_mut(&mut m).redelivered = count > 1;
         let bytes = m.encode();
         prop_assert_eq!(&bytes, &expected.encode(), "per-delivery state is not in the bytes");
         let decoded = Message::decode(&bytes).expect("decodes");

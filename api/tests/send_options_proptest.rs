@@ -2,7 +2,7 @@
 //! represent means "never" (the far future), never a wrap into the past, and no duration
 //! panics.
 
-use courier_api::producer::now_millis;
+use courier_api::spi::{self, now_millis};
 use courier_api::{Destination, Message, SendOptions};
 use proptest::prelude::*;
 use std::time::Duration;
@@ -14,9 +14,7 @@ fn stamped(ttl: Duration, delay: Duration) -> (u64, Message) {
         ..SendOptions::default()
     };
     let mut m = Message::text("x");
-    let now = options
-        .stamp(&mut m, &Destination::queue("q"), None)
-        .expect("valid options");
+    let now = spi::stamp(&mut m, &Destination::queue("q"), &options, None).expect("valid options");
     (now, m)
 }
 
@@ -69,8 +67,8 @@ proptest! {
     #[test]
     fn expiration_is_monotone_in_the_duration(a in duration(), b in duration(), now in any::<u64>()) {
         let (short, long) = if a <= b { (a, b) } else { (b, a) };
-        let at = |ttl: Duration| SendOptions { time_to_live: ttl, ..SendOptions::default() }.expiration_at(now);
-        let due = |delay: Duration| SendOptions { delivery_delay: delay, ..SendOptions::default() }.delivery_time_at(now);
+        let at = |ttl: Duration| spi::expiration_at(ttl, now);
+        let due = |delay: Duration| spi::delivery_time_at(delay, now);
         if !short.is_zero() {
             prop_assert!(at(short) <= at(long));
             prop_assert!(at(short) >= now);

@@ -1,6 +1,7 @@
 //! `size_hint` counts what a message holds: a limit on it cannot be bypassed by headers, map
 //! keys or many small entries.
 
+use courier_api::spi;
 use courier_api::{Destination, Message, Value};
 use std::collections::BTreeMap;
 
@@ -23,8 +24,8 @@ fn header_strings_count() {
     assert!(m.size_hint() > BIG, "reply-to: {}", m.size_hint());
 
     let mut m = Message::new();
-    m.header_mut().message_id = Some(big.as_str().into());
-    m.header_mut().destination = Some(Destination::topic(&big));
+    spi::header_mut(&mut m).message_id = Some(big.as_str().into());
+    spi::header_mut(&mut m).destination = Some(Destination::topic(&big));
     assert!(
         m.size_hint() > 2 * BIG,
         "id + destination: {}",

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::access::{AccessRule, User};
+
 /// Settings of a [`crate::Broker`].
 ///
 /// ```
@@ -44,6 +46,13 @@ pub struct BrokerConfig {
     /// deleted and made afresh on its next use. `None` keeps destinations for ever.
     /// Applies to destinations whose policy has [`DestinationPolicy::auto_delete`].
     pub auto_delete_delay: Option<Duration>,
+    /// Who may connect with credentials, and what each may do (see [`User`] and the access
+    /// notes of [`crate::access`]). Empty by default.
+    pub users: Vec<User>,
+    /// What a connection without credentials may do. `None` (the default): everything while
+    /// [`BrokerConfig::users`] is empty, and no connection at all once users are configured
+    /// ([`courier_api::Error::Authentication`]).
+    pub anonymous: Option<Vec<AccessRule>>,
 }
 
 impl BrokerConfig {
@@ -71,6 +80,8 @@ impl Default for BrokerConfig {
             default_policy: DestinationPolicy::default(),
             destination_policies: vec![BrokerConfig::space_rule()],
             auto_delete_delay: Some(Duration::from_secs(30)),
+            users: Vec::new(),
+            anonymous: None,
         }
     }
 }

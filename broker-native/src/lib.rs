@@ -11,26 +11,28 @@
 //! ([`WhenFull`]: block the producer, fail the send, or drop the oldest message);
 //! destinations made on demand are deleted once unused ([`BrokerConfig::auto_delete_delay`]).
 //!
-//! The core keeps messages in memory; storage is confined to one module (the queue store) so a durable
-//! journal can be placed under it.
+//! Access is controlled by users with argon2id password hashes and per-destination-pattern
+//! permissions ([`BrokerConfig::users`], [`BrokerConfig::anonymous`], [`access`]); the default
+//! broker has no users and lets every in-process caller do everything.
+//!
+//! The core keeps messages in memory and tells a pluggable [`store::Store`] of every durable
+//! event (persistent sends, acknowledgements, expiry, dead letters, delivery counts, commits,
+//! queue and durable-subscription lifecycle) in one place; [`Broker::with_store`] rebuilds a
+//! broker from what the store replays. The in-memory broker's [`store::NoStore`] keeps
+//! nothing and costs nothing.
 
 #![forbid(unsafe_code)]
 
-mod broker;
+pub mod access;
 mod config;
+mod core;
 mod embedded;
-mod expiry;
-mod housekeeping;
-mod limits;
-mod policy;
-mod queue;
-mod ready;
 mod registry;
 pub mod storage;
-mod subscription;
-mod waiters;
 
-pub use broker::{Broker, BrokerStats};
+pub use crate::core::broker::{Broker, BrokerStats};
+pub use crate::core::store;
+pub use access::{AccessRule, Operation, Permissions, User};
 pub use config::{
     default_max_memory, BrokerConfig, DeadLetter, DestinationPolicy, PolicyRule,
     SubscriptionLimits, WhenFull, FALLBACK_MAX_MEMORY,

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use courier_api::{ConnectionFactory, Error, Result};
+use courier_api::{ConnectionFactory, ConnectionOptions, Error, Result};
 
 use crate::EmbeddedFactory;
 
@@ -19,10 +19,14 @@ const QUOTED_CHARS: usize = 64;
 /// | URL | factory |
 /// |---|---|
 /// | `embedded:` | a new in-process, in-memory broker |
+/// | `embedded:?client_id=app1&prefetch=100` | the same, with [connection options](courier_api::options) |
 /// | `embedded:/path` | [`Error::Unsupported`]: durable storage is not built yet |
 /// | `courier://host:port` | [`Error::Unsupported`]: the network client is not built yet |
 ///
-/// Query parameters, fragments and other schemes are [`Error::InvalidArgument`].
+/// `embedded:` takes the shared options of [`ConnectionOptions`] and applies them as
+/// [`EmbeddedFactory::with_options`] says (a client id holds for every connection; timeouts
+/// and the heartbeat have no effect in process). An unknown or malformed option, a fragment
+/// and another scheme are [`Error::InvalidArgument`].
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -60,14 +64,22 @@ fn embedded(rest: &str) -> Result<Arc<dyn ConnectionFactory>> {
     if rest.is_empty() {
         return Ok(Arc::new(EmbeddedFactory::default()));
     }
-    if let Some(at) = rest.find(['?', '#']) {
-        let part = if rest[at..].starts_with('?') {
-            "query parameters"
-        } else {
-            "a fragment"
-        };
+    if let Some(at) = rest.find('#') {
         return Err(Error::invalid_argument(format!(
-            "embedded: URLs take no {part} (got {}); use \"embedded:\"",
+            "embedded: URLs take no fragment (got {}); use \"embedded:\"",
+            quoted(&rest[at..])
+        )));
+    }
+    if let Some(query) = rest.strip_prefix('?') {
+        let parsed = ConnectionOptions::from_url(&format!("embedded:?{query}"), &[])?;
+        return Ok(Arc::new(
+            EmbeddedFactory::default().with_options(parsed.options)?,
+        ));
+    }
+    if let Some(at) = rest.find('?') {
+        return Err(Error::invalid_argument(format!(
+            "embedded: URLs take options only without a data directory (got {}); \
+             use \"embedded:?...\"",
             quoted(&rest[at..])
         )));
     }
@@ -122,7 +134,6 @@ mod tests {
     #[tokio::test]
     async fn queries_fragments_and_other_schemes_are_invalid() {
         for url in [
-            "embedded:?",
             "embedded:?x=%FF%00&&=",
             "embedded:/path?x=1",
             "embedded:#top",
@@ -136,7 +147,39 @@ mod tests {
         assert!(error_of("embedded:?cache=1")
             .await
             .to_string()
-            .contains("query parameters"));
+            .contains("unknown option"));
+    }
+
+    #[tokio::test]
+    async fn embedded_takes_the_shared_options() {
+        assert!(connect("embedded:?").await.is_ok());
+        let factory = connect(
+            "embedded:?client_id=app%201&prefetch=100&heartbeat=10s\
+             &connect_timeout=5s&request_timeout=500ms",
+        )
+        .await
+        .unwrap();
+        let connection = factory.create_connection().await.unwrap();
+        assert_eq!(connection.client_id().as_deref(), Some("app 1"));
+    }
+
+    #[tokio::test]
+    async fn hostile_options_are_typed_errors() {
+        for url in [
+            "embedded:?prefetch=-1",
+            "embedded:?prefetch=1&prefetch=1",
+            "embedded:?client_id=",
+            "embedded:?client_id=%20%20",
+            "embedded:?client_id=%ZZ",
+            "embedded:?connect_timeout=99999999999999h",
+            "embedded:?heartbeat=forever",
+        ] {
+            let e = error_of(url).await;
+            assert!(matches!(e, Error::InvalidArgument(_)), "{url}: {e}");
+        }
+        let e = error_of(&format!("embedded:?client_id={}", "x".repeat(1 << 20))).await;
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+        assert!(e.to_string().len() < 400);
     }
 
     #[tokio::test]

@@ -2,7 +2,7 @@
 //! consumer would get them, without consuming; honour selectors, expiry and delivery delay.
 use std::time::Duration;
 
-use courier_api::producer::now_millis;
+use courier_api::spi::now_millis;
 use courier_api::*;
 
 use crate::{gated, Harness};

@@ -246,6 +246,82 @@ pub async fn client_id_only_settable_before_use_6_1_2(h: &dyn Harness) -> Result
     used.close().await
 }
 
+/// A factory configured with a client id, or `None` when the harness cannot make one or the
+/// backend's client ids are not exclusive (the configured-client-id cases then end early).
+async fn configured_factory(
+    h: &dyn Harness,
+    client_id: &str,
+) -> Result<Option<std::sync::Arc<dyn ConnectionFactory>>> {
+    if !h.capabilities().client_id_exclusive {
+        return Ok(None);
+    }
+    match h.factory_with_client_id(client_id).await {
+        Err(e) if e.is_unsupported() => Ok(None),
+        other => other.map(Some),
+    }
+}
+
+/// A connection of a factory configured with a client id has that id from creation, before
+/// any use, and setting another is `IllegalState` (§6.1.2: an administratively configured
+/// client id).
+pub async fn configured_client_id_is_held_from_creation_6_1_2(h: &dyn Harness) -> Result<()> {
+    let id = h.name("client-admin");
+    let Some(factory) = configured_factory(h, &id).await? else {
+        return Ok(());
+    };
+    let conn = factory.create_connection().await?;
+    assert_eq!(
+        conn.client_id().as_deref(),
+        Some(id.as_str()),
+        "a configured client id is the connection's from creation"
+    );
+    let set = conn.set_client_id(&h.name("client-other")).await;
+    assert!(
+        is_illegal_state(&set),
+        "setting the client id of a connection whose factory configured one must be \
+         IllegalState, got {}",
+        outcome(&set)
+    );
+    let same = conn.set_client_id(&id).await;
+    assert!(
+        is_illegal_state(&same),
+        "setting the configured client id again must be IllegalState, got {}",
+        outcome(&same)
+    );
+    assert_eq!(conn.client_id().as_deref(), Some(id.as_str()));
+    conn.close().await
+}
+
+/// A factory configured with a client id makes one open connection at a time: a second
+/// while the first is open is refused with `InvalidClientId`; once the first is closed the
+/// next is made (§6.1.2).
+pub async fn configured_client_id_allows_one_open_connection_6_1_2(h: &dyn Harness) -> Result<()> {
+    let id = h.name("client-admin-one");
+    let Some(factory) = configured_factory(h, &id).await? else {
+        return Ok(());
+    };
+    let first = factory.create_connection().await?;
+    let second = factory.create_connection().await;
+    assert!(
+        matches!(second, Err(Error::InvalidClientId(_))),
+        "a second open connection of a factory configured with a client id must be refused \
+         with InvalidClientId, got {}",
+        outcome(&second)
+    );
+    let plain = h.factory().create_connection().await?;
+    let taken = plain.set_client_id(&id).await;
+    assert!(
+        matches!(taken, Err(Error::InvalidClientId(_))),
+        "the configured client id is held while its connection is open, got {}",
+        outcome(&taken)
+    );
+    plain.close().await?;
+    first.close().await?;
+    let next = factory.create_connection().await?;
+    assert_eq!(next.client_id().as_deref(), Some(id.as_str()));
+    next.close().await
+}
+
 /// After `close()`, every use of the connection and of its sessions, producers and consumers
 /// is `IllegalState` (§6.1.5).
 pub async fn closed_connection_objects_are_illegal_state_6_1_5(h: &dyn Harness) -> Result<()> {
@@ -464,6 +540,8 @@ macro_rules! connection_cases {
                 duplicate_client_id_is_refused_6_1_2,
                 client_id_reusable_after_close_6_1_2,
                 client_id_only_settable_before_use_6_1_2,
+                configured_client_id_is_held_from_creation_6_1_2,
+                configured_client_id_allows_one_open_connection_6_1_2,
                 closed_connection_objects_are_illegal_state_6_1_5,
                 closing_twice_is_fine_6_1_5,
                 close_returns_none_to_pending_receive_6_1_5,

@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::expect::outcome;
-use crate::{unique, Harness, QUIET, WAIT};
+use crate::Harness;
 
 /// Severs the harness's connections: `true` when they were lost, `false` when the harness
 /// answered `Unsupported` (asserted here); any other error fails the case.
-async fn sever(h: &dyn Harness) -> Result<bool> {
+pub(crate) async fn sever(h: &dyn Harness) -> Result<bool> {
     match h.sever_connections().await {
         Ok(()) => Ok(true),
         Err(e) if e.is_unsupported() => Ok(false),
@@ -36,12 +36,12 @@ fn assert_lost<T>(result: &Result<T>, what: &str) {
 pub async fn pending_receive_fails_with_connection_lost(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
-    let queue = Destination::queue(unique("loss-pending"));
+    let queue = Destination::queue(h.name("loss-pending"));
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
-    let (received, severed) = tokio::join!(consumer.receive_timeout(WAIT * 2), async {
-        tokio::time::sleep(QUIET).await;
+    let (received, severed) = tokio::join!(consumer.receive_timeout(h.wait() * 2), async {
+        tokio::time::sleep(h.quiet()).await;
         sever(h).await
     });
     if !severed? {
@@ -57,7 +57,7 @@ pub async fn later_calls_fail_with_connection_lost(h: &dyn Harness) -> Result<()
     let conn = h.connect().await?;
     let session = conn.create_session(SessionMode::ClientAcknowledge).await?;
     let transacted = conn.create_session(SessionMode::Transacted).await?;
-    let queue = Destination::queue(unique("loss-later"));
+    let queue = Destination::queue(h.name("loss-later"));
     let producer = session.create_producer(Some(&queue)).await?;
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
@@ -78,7 +78,7 @@ pub async fn later_calls_fail_with_connection_lost(h: &dyn Harness) -> Result<()
         "Connection::create_session",
     );
     assert_lost(
-        &conn.set_client_id(&unique("loss-id")).await,
+        &conn.set_client_id(&h.name("loss-id")).await,
         "Connection::set_client_id",
     );
     assert_lost(
@@ -100,7 +100,10 @@ pub async fn later_calls_fail_with_connection_lost(h: &dyn Harness) -> Result<()
         "Producer::send",
     );
     assert_lost(&consumer.receive().await, "Consumer::receive");
-    assert_lost(&consumer.receive_timeout(QUIET).await, "receive_timeout");
+    assert_lost(
+        &consumer.receive_timeout(h.quiet()).await,
+        "receive_timeout",
+    );
     assert_lost(&consumer.receive_no_wait().await, "receive_no_wait");
     if let Some(browser) = &browser {
         assert_lost(&browser.next().await, "Browser::next");
@@ -122,7 +125,7 @@ pub async fn later_calls_fail_with_connection_lost(h: &dyn Harness) -> Result<()
 pub async fn closed_resolves_with_the_reason(h: &dyn Harness) -> Result<()> {
     let normal = h.connect().await?;
     normal.close().await?;
-    let reason = tokio::time::timeout(WAIT, normal.closed())
+    let reason = tokio::time::timeout(h.wait(), normal.closed())
         .await
         .expect("closed() resolves on a closed connection");
     assert!(
@@ -131,10 +134,11 @@ pub async fn closed_resolves_with_the_reason(h: &dyn Harness) -> Result<()> {
     );
 
     let conn = h.connect().await?;
-    let (reason, severed) = tokio::join!(tokio::time::timeout(WAIT * 2, conn.closed()), async {
-        tokio::time::sleep(QUIET).await;
-        sever(h).await
-    });
+    let (reason, severed) =
+        tokio::join!(tokio::time::timeout(h.wait() * 2, conn.closed()), async {
+            tokio::time::sleep(h.quiet()).await;
+            sever(h).await
+        });
     if !severed? {
         assert!(reason.is_err(), "closed() resolved on a live connection");
         return Ok(());
@@ -144,7 +148,7 @@ pub async fn closed_resolves_with_the_reason(h: &dyn Harness) -> Result<()> {
         matches!(reason, Error::ConnectionLost { .. }),
         "closed() after a loss: expected ConnectionLost, got {reason:?}"
     );
-    let again = tokio::time::timeout(WAIT, conn.closed())
+    let again = tokio::time::timeout(h.wait(), conn.closed())
         .await
         .expect("closed() resolves at once on a lost connection");
     assert!(matches!(again, Error::ConnectionLost { .. }), "{again:?}");
@@ -165,13 +169,13 @@ pub async fn exception_listener_is_called_once(h: &dyn Harness) -> Result<()> {
     if !sever(h).await? {
         return Ok(());
     }
-    let _ = tokio::time::timeout(WAIT, conn.closed()).await;
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let _ = tokio::time::timeout(h.wait(), conn.closed()).await;
+    let deadline = tokio::time::Instant::now() + h.wait();
     while calls.load(Ordering::SeqCst) == 0 && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(QUIET / 10).await;
+        tokio::time::sleep(h.quiet() / 10).await;
     }
     conn.close().await?;
-    tokio::time::sleep(QUIET).await;
+    tokio::time::sleep(h.quiet()).await;
     assert_eq!(
         calls.load(Ordering::SeqCst),
         1,
@@ -189,14 +193,17 @@ pub async fn exception_listener_is_called_once(h: &dyn Harness) -> Result<()> {
 /// connection, in order and flagged redelivered.
 pub async fn unacknowledged_messages_are_redelivered(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
-    let queue = Destination::queue(unique("loss-unacked"));
+    let queue = Destination::queue(h.name("loss-unacked"));
     crate::expect::send_texts(conn.as_ref(), &queue, &["one", "two"]).await?;
     let session = conn.create_session(SessionMode::ClientAcknowledge).await?;
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
         .await?;
     for expected in ["one", "two"] {
-        let got = consumer.receive_timeout(WAIT).await?.expect("sent above");
+        let got = consumer
+            .receive_timeout(h.wait())
+            .await?
+            .expect("sent above");
         assert_eq!(got.body_text(), Some(expected));
     }
     if !sever(h).await? {
@@ -209,7 +216,7 @@ pub async fn unacknowledged_messages_are_redelivered(h: &dyn Harness) -> Result<
         .await?;
     for expected in ["one", "two"] {
         let got = again
-            .receive_timeout(WAIT)
+            .receive_timeout(h.wait())
             .await?
             .unwrap_or_else(|| panic!("{expected:?}, unacknowledged at the loss, is redelivered"));
         assert_eq!(got.body_text(), Some(expected));
@@ -222,14 +229,17 @@ pub async fn unacknowledged_messages_are_redelivered(h: &dyn Harness) -> Result<
 /// receives are redelivered.
 pub async fn open_transaction_rolls_back(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
-    let inbox = Destination::queue(unique("loss-tx-in"));
-    let outbox = Destination::queue(unique("loss-tx-out"));
+    let inbox = Destination::queue(h.name("loss-tx-in"));
+    let outbox = Destination::queue(h.name("loss-tx-out"));
     crate::expect::send_texts(conn.as_ref(), &inbox, &["request"]).await?;
     let session = conn.create_session(SessionMode::Transacted).await?;
     let consumer = session
         .create_consumer(&inbox, ConsumerOptions::default())
         .await?;
-    let got = consumer.receive_timeout(WAIT).await?.expect("sent above");
+    let got = consumer
+        .receive_timeout(h.wait())
+        .await?
+        .expect("sent above");
     assert_eq!(got.body_text(), Some("request"));
     let producer = session.create_producer(Some(&outbox)).await?;
     producer.send(&mut Message::text("reply")).await?;
@@ -243,7 +253,7 @@ pub async fn open_transaction_rolls_back(h: &dyn Harness) -> Result<()> {
     let replies = other_session
         .create_consumer(&outbox, ConsumerOptions::default())
         .await?;
-    let reply = replies.receive_timeout(QUIET).await?;
+    let reply = replies.receive_timeout(h.quiet()).await?;
     assert!(
         reply.is_none(),
         "a send of the lost, uncommitted transaction arrived: {reply:?}"
@@ -252,7 +262,7 @@ pub async fn open_transaction_rolls_back(h: &dyn Harness) -> Result<()> {
         .create_consumer(&inbox, ConsumerOptions::default())
         .await?;
     let again = requests
-        .receive_timeout(WAIT)
+        .receive_timeout(h.wait())
         .await?
         .expect("the lost transaction's receive is redelivered");
     assert_eq!(again.body_text(), Some("request"));
@@ -262,7 +272,7 @@ pub async fn open_transaction_rolls_back(h: &dyn Harness) -> Result<()> {
 
 /// The client id of a lost connection is free for a new connection.
 pub async fn client_id_of_a_lost_connection_is_free(h: &dyn Harness) -> Result<()> {
-    let id = unique("loss-client");
+    let id = h.name("loss-client");
     let conn = h.factory().create_connection().await?;
     conn.set_client_id(&id).await?;
     if !sever(h).await? {

@@ -2,7 +2,7 @@
 //! §3.4.13): expired messages are never delivered, delayed ones never before their time.
 use std::time::Duration;
 
-use courier_api::producer::now_millis;
+use courier_api::spi::now_millis;
 use courier_api::*;
 
 use crate::{gated, Harness};

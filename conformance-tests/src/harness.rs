@@ -1,7 +1,7 @@
 //! What a backend provides to run the suite.
 
 use async_trait::async_trait;
-use courier_api::{Capabilities, Connection, ConnectionFactory, Error, Result};
+use courier_api::{Capabilities, Connection, ConnectionFactory, Destination, Error, Result};
 use futures::FutureExt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
@@ -85,12 +85,69 @@ pub trait Harness: Send + Sync {
         ))
     }
 
+    /// A factory for the same backend whose connections all have `client_id` from creation
+    /// (JMS's administratively configured client id), for the configured-client-id cases of
+    /// [`crate::connection`]. The default answers [`Error::Unsupported`] (a harness that cannot
+    /// configure a factory so); those cases then end early.
+    async fn factory_with_client_id(&self, client_id: &str) -> Result<Arc<dyn ConnectionFactory>> {
+        let _ = client_id;
+        Err(Error::unsupported(
+            self.capabilities().backend,
+            "a connection factory configured with a client id, by the conformance harness",
+        ))
+    }
+
+    /// A factory for the backend with exactly `spec`'s users, each allowed what its grants
+    /// say and nothing else, and anonymous access off: the returned factory's
+    /// `create_connection` connects without credentials and must fail with
+    /// [`Error::Authentication`]. It drives the `security` cases; user names and destinations
+    /// of the spec live under [`Harness::namespace`], and [`Harness::cleanup`] removes the
+    /// users too. The default answers [`Error::Unsupported`], the answer of a backend without
+    /// [`Capabilities::access_control`]; a backend with it must override this.
+    async fn secured_factory(&self, spec: &AccessSpec) -> Result<Arc<dyn ConnectionFactory>> {
+        let _ = spec;
+        Err(Error::unsupported(
+            self.capabilities().backend,
+            "users and permissions configured by the conformance harness",
+        ))
+    }
+
     /// A new started connection.
     async fn connect(&self) -> Result<Box<dyn Connection>> {
         let connection = self.factory().create_connection().await?;
         connection.start().await?;
         Ok(connection)
     }
+}
+
+/// The users a [`Harness::secured_factory`] must know, for the `security` cases.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AccessSpec {
+    /// The users; anonymous access is off.
+    pub users: Vec<SpecUser>,
+}
+
+/// One user of an [`AccessSpec`]: name, password, and what it may do where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecUser {
+    /// The user name (a [`Harness::name`]: ASCII letters, digits, `_` and `-`).
+    pub name: String,
+    /// The password (ASCII letters and digits).
+    pub password: String,
+    /// Per destination (exact names, no patterns, so every backend can express them), what
+    /// the user may do; on any other destination it may do nothing.
+    pub grants: Vec<(Destination, Vec<Grant>)>,
+}
+
+/// An operation a [`SpecUser`] may be granted on a destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Grant {
+    /// Send to the queue, publish to the topic.
+    Send,
+    /// Consume from the queue, subscribe (non-durably) to the topic.
+    Receive,
+    /// Browse the queue.
+    Browse,
 }
 
 /// A namespace for one harness: `courier-test-<random>` (45 bytes of ASCII letters, digits

@@ -1,9 +1,10 @@
 //! Message headers (Jakarta Messaging 3.1 §3.4, Table 3-1): which fields the provider stamps on
 //! send, which the client sets, and what a receiver sees.
+use courier_api::spi;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use courier_api::producer::now_millis;
+use courier_api::spi::now_millis;
 use courier_api::*;
 
 use crate::{gated, Harness};
@@ -149,7 +150,7 @@ pub async fn disabled_timestamp_is_zero_3_4_4(h: &dyn Harness) -> Result<()> {
     let q = queue(h).await?;
     q.producer.set_disable_timestamp(true)?;
     let mut m = Message::text("x");
-    m.header_mut().timestamp = 12_345;
+    spi::header_mut(&mut m).timestamp = 12_345;
     q.producer.send(&mut m).await?;
     assert_eq!(m.timestamp(), 0, "disabled timestamp on the sent message");
     let got = q.receive().await?;
@@ -259,7 +260,7 @@ pub async fn reply_to_round_trip_3_4_6(h: &dyn Harness) -> Result<()> {
 pub async fn destination_stamped_on_send_3_4_1(h: &dyn Harness) -> Result<()> {
     let q = queue(h).await?;
     let mut m = Message::text("x");
-    m.header_mut().destination = Some(Destination::topic("not-where-it-goes"));
+    spi::header_mut(&mut m).destination = Some(Destination::topic("not-where-it-goes"));
     q.producer.send(&mut m).await?;
     assert_eq!(
         m.destination(),
@@ -284,7 +285,7 @@ pub async fn destination_stamped_on_send_3_4_1(h: &dyn Harness) -> Result<()> {
 pub async fn delivery_mode_stamped_on_send_3_4_2(h: &dyn Harness) -> Result<()> {
     let q = queue(h).await?;
     let mut m = Message::text("default");
-    m.header_mut().delivery_mode = DeliveryMode::NonPersistent;
+    spi::header_mut(&mut m).delivery_mode = DeliveryMode::NonPersistent;
     q.producer.send(&mut m).await?;
     assert_eq!(
         m.delivery_mode(),
@@ -306,7 +307,7 @@ pub async fn delivery_mode_stamped_on_send_3_4_2(h: &dyn Harness) -> Result<()> 
 
     q.producer.set_delivery_mode(DeliveryMode::NonPersistent)?;
     let mut m = Message::text("producer default");
-    m.header_mut().delivery_mode = DeliveryMode::Persistent;
+    spi::header_mut(&mut m).delivery_mode = DeliveryMode::Persistent;
     q.producer.send(&mut m).await?;
     let got = q.receive().await?;
     assert_eq!(got.delivery_mode(), DeliveryMode::NonPersistent);
@@ -318,7 +319,7 @@ pub async fn delivery_mode_stamped_on_send_3_4_2(h: &dyn Harness) -> Result<()> 
 pub async fn priority_default_and_per_send_3_4_10(h: &dyn Harness) -> Result<()> {
     let q = queue(h).await?;
     let mut m = Message::text("default");
-    m.header_mut().priority = 9;
+    spi::header_mut(&mut m).priority = 9;
     q.producer.send(&mut m).await?;
     assert_eq!(m.priority(), 4, "default priority");
     assert_eq!(q.receive().await?.priority(), 4);
@@ -366,7 +367,7 @@ pub async fn priority_default_and_per_send_3_4_10(h: &dyn Harness) -> Result<()>
 pub async fn expiration_zero_by_default_3_4_9(h: &dyn Harness) -> Result<()> {
     let q = queue(h).await?;
     let mut m = Message::text("x");
-    m.header_mut().expiration = 1;
+    spi::header_mut(&mut m).expiration = 1;
     q.producer.send(&mut m).await?;
     assert_eq!(m.expiration(), 0, "no time to live: expiration 0");
     assert_eq!(q.receive().await?.expiration(), 0);
@@ -403,8 +404,8 @@ pub async fn expiration_is_send_time_plus_ttl_3_4_9(h: &dyn Harness) -> Result<(
 pub async fn first_delivery_count_and_not_redelivered_3_4_7(h: &dyn Harness) -> Result<()> {
     let q = queue(h).await?;
     let mut m = Message::text("x");
-    m.header_mut().redelivered = true;
-    m.header_mut().delivery_count = 5;
+    spi::header_mut(&mut m).redelivered = true;
+    spi::header_mut(&mut m).delivery_count = 5;
     q.producer.send(&mut m).await?;
     let got = q.receive().await?;
     assert_eq!(got.delivery_count(), 1, "first delivery count");

@@ -18,6 +18,9 @@
 //! [`harness::SERVER_LOCK`]; a backend sharing one server with other processes runs
 //! [`ordinary_suite!`] and [`persistence_suite!`] in two test binaries instead.
 //!
+//! [`Harness::secured_factory`] (default `Unsupported`) hands the [`security`] area a factory
+//! with the users of an [`AccessSpec`].
+//!
 //! Cases for an optional feature check [`courier_api::Capabilities`]: without it they assert
 //! the operation answers `Unsupported` ([`gated`]).
 
@@ -35,6 +38,7 @@ pub mod dead_letter;
 pub mod delivery;
 pub mod errors;
 pub mod headers;
+pub mod in_doubt;
 pub mod listener;
 pub mod messages;
 pub mod ordering;
@@ -42,6 +46,7 @@ pub mod persistence;
 pub mod pipelining;
 pub mod properties;
 pub mod queues;
+pub mod security;
 pub mod selector_index;
 pub mod selectors;
 pub mod space;
@@ -50,7 +55,7 @@ pub mod topics;
 pub mod transactions;
 pub mod waits;
 
-pub use harness::{gated, unique, Harness, Namespace, QUIET, WAIT};
+pub use harness::{gated, unique, AccessSpec, Grant, Harness, Namespace, SpecUser, QUIET, WAIT};
 
 /// Expands one area's cases into `#[tokio::test]` functions in a module named after the area.
 ///
@@ -116,12 +121,14 @@ macro_rules! ordinary_suite {
         $crate::delivery_cases!($make);
         $crate::errors_cases!($make);
         $crate::headers_cases!($make);
+        $crate::in_doubt_cases!($make);
         $crate::listener_cases!($make);
         $crate::messages_cases!($make);
         $crate::ordering_cases!($make);
         $crate::pipelining_cases!($make);
         $crate::properties_cases!($make);
         $crate::queues_cases!($make);
+        $crate::security_cases!($make);
         $crate::selector_index_cases!($make);
         $crate::selectors_cases!($make);
         $crate::space_cases!($make);

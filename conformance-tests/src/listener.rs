@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 
 use crate::expect::send_texts;
 use crate::waits::{assert_queue_empty, expect_message};
-use crate::{Harness, WAIT};
+use crate::Harness;
 
 /// What a handler saw: the body, `JMSRedelivered` and the delivery count.
 type Seen = (String, bool, u32);
@@ -20,11 +20,11 @@ fn seen(m: &Message) -> Seen {
     )
 }
 
-/// The next thing a handler reported, within [`WAIT`].
-async fn next_seen(events: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
-    tokio::time::timeout(WAIT, events.recv())
+/// The next thing a handler reported, within [`Harness::wait`].
+async fn next_seen(h: &dyn Harness, events: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
+    tokio::time::timeout(h.wait(), events.recv())
         .await
-        .expect("the listener handled a message within WAIT")
+        .expect("the listener handled a message within the harness's wait")
         .expect("the listener is still running")
 }
 
@@ -32,7 +32,7 @@ async fn next_seen(events: &mut mpsc::UnboundedReceiver<Seen>) -> Seen {
 /// delivery count; once it returns `Ok` the message is acknowledged and gone (§8.7).
 pub async fn handler_error_redelivers_the_message_8_7(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
-    let queue = Destination::queue(crate::unique("listen-fail"));
+    let queue = Destination::queue(h.name("listen-fail"));
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
@@ -51,8 +51,8 @@ pub async fn handler_error_redelivers_the_message_8_7(h: &dyn Harness) -> Result
         }
     }));
     let driving = async {
-        let first = next_seen(&mut events).await;
-        let second = next_seen(&mut events).await;
+        let first = next_seen(h, &mut events).await;
+        let second = next_seen(h, &mut events).await;
         consumer.close().await?;
         Ok::<_, Error>((first, second))
     };
@@ -79,7 +79,7 @@ pub async fn handler_error_redelivers_the_message_8_7(h: &dyn Harness) -> Result
 /// after the listener stopped nor closing the session brings it back (§8.7, §6.2.10).
 pub async fn handled_message_is_acknowledged_8_7(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
-    let queue = Destination::queue(crate::unique("listen-ok"));
+    let queue = Destination::queue(h.name("listen-ok"));
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
@@ -91,8 +91,8 @@ pub async fn handled_message_is_acknowledged_8_7(h: &dyn Harness) -> Result<()> 
         async { Ok(()) }
     }));
     let driving = async {
-        let one = next_seen(&mut events).await;
-        let two = next_seen(&mut events).await;
+        let one = next_seen(h, &mut events).await;
+        let two = next_seen(h, &mut events).await;
         // `listen` returns only after settling what it handled.
         consumer.close().await?;
         Ok::<_, Error>((one, two))
@@ -119,7 +119,7 @@ pub async fn handled_message_is_acknowledged_8_7(h: &dyn Harness) -> Result<()> 
 /// gets it marked redelivered.
 pub async fn handler_panic_redelivers_the_message_8_7(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
-    let queue = Destination::queue(crate::unique("listen-panic"));
+    let queue = Destination::queue(h.name("listen-panic"));
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let consumer: Arc<dyn Consumer> = session
         .create_consumer(&queue, ConsumerOptions::default())
@@ -134,9 +134,9 @@ pub async fn handler_panic_redelivers_the_message_8_7(h: &dyn Harness) -> Result
             }))
             .await
     });
-    let crashed = tokio::time::timeout(WAIT, task)
+    let crashed = tokio::time::timeout(h.wait(), task)
         .await
-        .expect("the panicking listener ended within WAIT");
+        .expect("the panicking listener ended within the harness's wait");
     assert!(crashed.is_err(), "the listener's task panicked");
     consumer.close().await?;
     let other = conn.create_session(SessionMode::AutoAcknowledge).await?;
@@ -154,7 +154,7 @@ pub async fn client_ack_listener_recovers_on_error_and_leaves_ack_to_the_app_8_7
     h: &dyn Harness,
 ) -> Result<()> {
     let conn = h.connect().await?;
-    let queue = Destination::queue(crate::unique("listen-client"));
+    let queue = Destination::queue(h.name("listen-client"));
     let session = conn.create_session(SessionMode::ClientAcknowledge).await?;
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
@@ -173,8 +173,8 @@ pub async fn client_ack_listener_recovers_on_error_and_leaves_ack_to_the_app_8_7
         }
     }));
     let driving = async {
-        let first = next_seen(&mut events).await;
-        let second = next_seen(&mut events).await;
+        let first = next_seen(h, &mut events).await;
+        let second = next_seen(h, &mut events).await;
         consumer.close().await?;
         Ok::<_, Error>((first, second))
     };
@@ -202,7 +202,7 @@ pub async fn client_ack_listener_recovers_on_error_and_leaves_ack_to_the_app_8_7
 /// `listen` returns `Ok` when its consumer is closed while it waits for a message.
 pub async fn listener_stops_when_the_consumer_closes_8_7(h: &dyn Harness) -> Result<()> {
     let conn = h.connect().await?;
-    let queue = Destination::queue(crate::unique("listen-close"));
+    let queue = Destination::queue(h.name("listen-close"));
     let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
     let consumer = session
         .create_consumer(&queue, ConsumerOptions::default())
@@ -211,12 +211,13 @@ pub async fn listener_stops_when_the_consumer_closes_8_7(h: &dyn Harness) -> Res
         panic!("no message was sent, got {m:?}")
     }));
     let closing = async {
-        tokio::time::sleep(crate::QUIET).await;
+        tokio::time::sleep(h.quiet()).await;
         consumer.close().await
     };
-    let (listened, closed) = tokio::time::timeout(WAIT, async { tokio::join!(listening, closing) })
-        .await
-        .expect("listen returned within WAIT of the consumer closing");
+    let (listened, closed) =
+        tokio::time::timeout(h.wait(), async { tokio::join!(listening, closing) })
+            .await
+            .expect("listen returned within the harness's wait of the consumer closing");
     closed?;
     listened?;
     conn.close().await

@@ -8,6 +8,7 @@ use courier_api::*;
 use serde::{Deserialize, Serialize};
 
 use crate::expect::assert_format_error;
+use crate::waits::assert_delivery_count;
 use crate::Harness;
 
 /// Sends `message` to a fresh queue and receives it back.
@@ -26,6 +27,56 @@ async fn round_trip(h: &dyn Harness, mut message: Message) -> Result<Message> {
         .expect("the sent message within h.wait()");
     conn.close().await?;
     Ok(got)
+}
+
+/// `receive_body` of a message whose body cannot be returned (none, or a stream) fails with
+/// `MessageFormat` and leaves the message unacknowledged, also in an auto-acknowledge
+/// session: it is redelivered, not consumed (JMS 2.0 `receiveBody`).
+pub async fn receive_body_refusal_leaves_the_message_3_11(h: &dyn Harness) -> Result<()> {
+    let conn = h.connect().await?;
+    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let queue = Destination::queue(h.name("receive-body"));
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    let producer = session.create_producer(Some(&queue)).await?;
+    let mut plain = Message::new();
+    plain.set_property("kind", "plain")?;
+    producer.send(&mut plain).await?;
+    producer
+        .send(&mut Message::stream(vec![Value::from(1_i32)]))
+        .await?;
+    producer.send(&mut Message::text("after")).await?;
+
+    assert_format_error(
+        consumer.receive_body(Some(h.wait())).await,
+        "receive_body of a message without a body",
+    );
+    let again = consumer
+        .receive_timeout(h.wait())
+        .await?
+        .expect("a message refused by receive_body is redelivered");
+    assert_eq!(again.property::<String>("kind")?.as_deref(), Some("plain"));
+    assert!(
+        again.redelivered(),
+        "the refused message comes back redelivered"
+    );
+    assert_delivery_count(h, &again, 2, "the refused plain message");
+
+    assert_format_error(
+        consumer.receive_body(Some(h.wait())).await,
+        "receive_body of a stream message",
+    );
+    let stream = consumer
+        .receive_timeout(h.wait())
+        .await?
+        .expect("a refused stream message is redelivered");
+    assert_eq!(stream.body_kind(), Some(BodyKind::Stream));
+    assert!(stream.redelivered());
+
+    let text = consumer.receive_body(Some(h.wait())).await?;
+    assert_eq!(text, Some(Body::Text("after".into())));
+    conn.close().await
 }
 
 /// Asserts that `result` is an [`Error::MessageNotWriteable`].
@@ -539,6 +590,7 @@ macro_rules! messages_cases {
                 received_body_read_only_until_cleared_3_10,
                 received_properties_read_only_until_cleared_3_10,
                 sent_message_modified_and_sent_again_3_10,
+                receive_body_refusal_leaves_the_message_3_11,
             ]
         );
     };

@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use courier_api::{ConnectionFactory, Result};
-use courier_broker::{BrokerConfig, EmbeddedFactory};
-use courier_conformance::Namespace;
+use courier_broker::{BrokerConfig, EmbeddedFactory, Permissions, User};
+use courier_conformance::{AccessSpec, Grant, Namespace};
 use std::sync::Arc;
 
 /// A fresh in-memory broker per case, with dead-lettering after three attempts. It cannot
@@ -41,10 +41,44 @@ impl courier_conformance::Harness for EmbeddedHarness {
         Ok(())
     }
 
+    /// A second broker of the case with the spec's users (each password hashed here with
+    /// argon2id) and anonymous access off; each grant is a rule for the exact name.
+    async fn secured_factory(&self, spec: &AccessSpec) -> Result<Arc<dyn ConnectionFactory>> {
+        let mut users = Vec::new();
+        for user in &spec.users {
+            let mut configured = User::with_password(user.name.as_str(), &user.password)?;
+            for (destination, grants) in &user.grants {
+                let permissions = grants
+                    .iter()
+                    .map(|grant| match grant {
+                        Grant::Send => Permissions::SEND,
+                        Grant::Receive => Permissions::RECEIVE,
+                        Grant::Browse => Permissions::BROWSE,
+                    })
+                    .fold(Permissions::NONE, |all, p| all | p);
+                configured = configured.allow(destination.name(), permissions);
+            }
+            users.push(configured);
+        }
+        let config = BrokerConfig {
+            users,
+            anonymous: None,
+            ..BrokerConfig::default()
+        };
+        Ok(Arc::new(EmbeddedFactory::new(config)))
+    }
+
     async fn sever_connections(&self) -> Result<()> {
         self.factory
             .sever_connections("severed by the conformance harness");
         Ok(())
+    }
+
+    /// The case's broker, through a factory configured with `client_id`.
+    async fn factory_with_client_id(&self, client_id: &str) -> Result<Arc<dyn ConnectionFactory>> {
+        Ok(Arc::new(
+            EmbeddedFactory::clone(&self.factory).with_client_id(client_id)?,
+        ))
     }
 }
 
@@ -113,6 +147,62 @@ mod machinery {
             self.cleanups.fetch_add(1, Ordering::SeqCst);
             Ok(())
         }
+
+        /// A backend that ignores the spec: no users, anonymous callers may do everything,
+        /// any credentials are let in.
+        async fn secured_factory(
+            &self,
+            _spec: &courier_conformance::AccessSpec,
+        ) -> Result<Arc<dyn ConnectionFactory>> {
+            Ok(Arc::new(Lax(courier_broker::EmbeddedFactory::default())))
+        }
+    }
+
+    /// A factory that lets any credentials in, as a backend without access control would.
+    struct Lax(courier_broker::EmbeddedFactory);
+
+    #[async_trait]
+    impl ConnectionFactory for Lax {
+        async fn create_connection(&self) -> Result<Box<dyn courier_api::Connection>> {
+            self.0.create_connection().await
+        }
+
+        async fn create_connection_with(
+            &self,
+            _username: &str,
+            _password: &str,
+        ) -> Result<Box<dyn courier_api::Connection>> {
+            self.0.create_connection().await
+        }
+
+        fn capabilities(&self) -> Capabilities {
+            self.0.capabilities()
+        }
+    }
+
+    /// Every security case fails against a backend that checks nothing.
+    #[tokio::test]
+    async fn security_cases_fail_without_access_control() {
+        use courier_conformance::security;
+        macro_rules! probe {
+            ($case:path) => {{
+                let probe = Probe::new(false);
+                (stringify!($case), panics(&probe, $case(&probe)).await)
+            }};
+        }
+        let results = [
+            probe!(security::wrong_password_is_refused),
+            probe!(security::unknown_user_is_refused_like_a_wrong_password),
+            probe!(security::no_credentials_are_refused_when_anonymous_is_off),
+            probe!(security::send_to_a_receive_only_destination_is_refused),
+            probe!(security::receive_from_a_forbidden_destination_is_refused),
+            probe!(security::browse_of_a_forbidden_destination_is_refused),
+        ];
+        let passed: Vec<_> = results.iter().filter(|(_, p)| !p).map(|(n, _)| n).collect();
+        assert!(
+            passed.is_empty(),
+            "passed without access control: {passed:?}"
+        );
     }
 
     /// Runs `case` through [`run_case`]; true when it panicked.
@@ -170,7 +260,7 @@ mod machinery {
     #[tokio::test]
     async fn gated_cases_fail_when_a_capability_is_wrongly_denied() {
         use courier_conformance::{
-            connection, delivery, headers, ordering, temporary, topics, transactions,
+            connection, delivery, headers, ordering, security, temporary, topics, transactions,
         };
         type Deny = fn(&mut Capabilities);
         macro_rules! probe {
@@ -187,6 +277,7 @@ mod machinery {
         let temporary_off: Deny = |c| c.temporary_destinations = false;
         let durable: Deny = |c| c.durable_subscriptions = false;
         let shared: Deny = |c| c.shared_subscriptions = false;
+        let access: Deny = |c| c.access_control = false;
         let results = [
             probe!(priority, ordering::priority_order_3_4_10),
             probe!(expiry, delivery::expired_message_not_delivered_7_8),
@@ -200,6 +291,7 @@ mod machinery {
             probe!(temporary_off, temporary::temporary_queues_are_distinct_4_4),
             probe!(durable, topics::durable_keeps_messages_while_inactive_6_11),
             probe!(shared, topics::shared_subscription_splits_messages_6_11),
+            probe!(access, security::permitted_operations_work),
         ];
         let passed: Vec<_> = results.iter().filter(|(_, p)| !p).map(|(n, _)| n).collect();
         assert!(passed.is_empty(), "gates not wired in {passed:?}");

@@ -63,6 +63,7 @@ pub fn schemes() -> Vec<&'static str> {
 /// | URL | backend | cargo feature of `courier` |
 /// |---|---|---|
 /// | `embedded:` | a new in-process, in-memory broker | `native` (default) |
+/// | `embedded:?client_id=app1&prefetch=100` | the same, with [connection options](courier_api::options) | `native` |
 /// | `embedded:/path` | durable storage: refused with [`Error::Unsupported`] (not built yet) | `native` |
 /// | `courier://host` | Courier's broker over the network: [`Error::Unsupported`] (not built yet) | `native` |
 /// | `amqp://`, `amqps://` | RabbitMQ: [`Error::Unsupported`] (not built yet) | `amqp` |

@@ -27,6 +27,28 @@ async fn embedded_connects_and_its_refusals_pass_through() {
     assert!(network.is_unsupported(), "{network}");
 }
 
+#[cfg(feature = "native")]
+#[tokio::test]
+async fn embedded_options_ride_in_the_url() {
+    let factory = connect("embedded:?client_id=app1&prefetch=10&heartbeat=5s")
+        .await
+        .unwrap();
+    let first = factory.create_connection().await.unwrap();
+    assert_eq!(first.client_id().as_deref(), Some("app1"));
+    let second = factory.create_connection().await.err().expect("id in use");
+    assert!(matches!(second, Error::InvalidClientId(_)), "{second}");
+    for url in [
+        "embedded:?prefetch=-1",
+        "embedded:?client_id=a&client_id=b",
+        "embedded:?connect_timeout=99999999999999h",
+        "embedded:?client_id=",
+        "embedded:?colour=blue",
+    ] {
+        let e = refusal(url).await;
+        assert!(matches!(e, Error::InvalidArgument(_)), "{url}: {e}");
+    }
+}
+
 /// Each backend feature: off → the error names the feature; on → the backend's own
 /// answer (for now: not built yet).
 #[tokio::test]

@@ -51,8 +51,8 @@ impl Message {
     /// Encodes the message (header, properties, body) in Courier's versioned binary form — see
     /// [`crate::message::format`]. Per-delivery state (`redelivered`, the delivery count) is
     /// not encoded. A message that breaks an invariant ([`Message::validate`], e.g. a priority
-    /// set above 9 through `header_mut`) encodes to bytes that [`Message::decode`] refuses; a
-    /// send refuses such a message ([`crate::SendOptions::stamp`] checks it).
+    /// set above 9 through `spi::header_mut`) encodes to bytes that [`Message::decode`] refuses; a
+    /// send refuses such a message ([`crate::spi::stamp_client`] checks it).
     pub fn encode(&self) -> Bytes {
         let out = vec![ENCODING_VERSION];
         // Serialising into a Vec cannot fail for this type: every field is plain data.

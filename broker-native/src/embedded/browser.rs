@@ -2,14 +2,15 @@
 
 use async_trait::async_trait;
 use courier_api::selector::Selector;
+use courier_api::spi;
 use courier_api::{Browser, Destination, Error, Message, Result};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::session::SessionShared;
-use crate::queue::{BrowseFilter, Queue};
-use crate::ready::OrderKey;
+use crate::core::queue::{BrowseFilter, Queue};
+use crate::core::ready::OrderKey;
 
 /// Browses a queue with a cursor: each `next` finds the first deliverable message after the
 /// last one returned (through the selector index when one serves the selector), so browsing
@@ -63,7 +64,7 @@ impl Browser for EmbeddedBrowser {
             .browse_next(&self.filter, *cursor)
             .map(|(key, mut message)| {
                 *cursor = Some(key);
-                message.mark_received();
+                spi::mark_received(&mut message);
                 message
             }))
     }

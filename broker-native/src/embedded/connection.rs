@@ -12,8 +12,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::session::{EmbeddedSession, SessionShared};
-use crate::broker::BrokerCore;
-use crate::queue::Origin;
+use crate::access::Grants;
+use crate::core::broker::BrokerCore;
+use crate::core::queue::Origin;
 
 /// Start/stop of delivery without a lock on the receive path: a receive announces itself
 /// in `in_flight` before it checks `started`, so `stop` can wait until none is taking a message.
@@ -71,6 +72,8 @@ impl DeliveryGate {
 pub(crate) struct ConnectionShared {
     pub id: u64,
     pub broker: Arc<BrokerCore>,
+    /// What the connection's user (or anonymous caller) may do, fixed when it authenticated.
+    pub grants: Arc<Grants>,
     client_id: RwLock<Option<Arc<str>>>,
     origin: RwLock<Arc<Origin>>,
     used: AtomicBool,
@@ -183,13 +186,18 @@ pub struct EmbeddedConnection {
 }
 
 impl EmbeddedConnection {
-    pub(crate) fn new(broker: Arc<BrokerCore>, capabilities: Capabilities) -> Self {
+    pub(crate) fn new(
+        broker: Arc<BrokerCore>,
+        grants: Arc<Grants>,
+        capabilities: Capabilities,
+    ) -> Self {
         broker.start_housekeeping();
         let id = broker.next_id();
         EmbeddedConnection {
             shared: Arc::new(ConnectionShared {
                 id,
                 broker,
+                grants,
                 client_id: RwLock::new(None),
                 origin: RwLock::new(Arc::new(Origin {
                     connection: id,

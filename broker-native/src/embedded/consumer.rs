@@ -3,8 +3,8 @@
 
 use async_trait::async_trait;
 use courier_api::listener::{Delivery, Settle};
-use courier_api::producer::now_millis;
-use courier_api::{Consumer, Destination, Error, Message, Result};
+use courier_api::spi::{body_for_receive_body, now_millis};
+use courier_api::{Body, Consumer, Destination, Error, Message, Result, SessionMode};
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,8 +14,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::session::SessionShared;
-use crate::queue::{ConsumerSlot, Envelope, Queue, Take};
-use crate::subscription::Subscription;
+use crate::core::queue::{ConsumerSlot, Envelope, Queue, Take};
+use crate::core::session::Delivered;
+use crate::core::subscription::Subscription;
 
 /// A consumer's state, shared with its session so the session can close it.
 pub(crate) struct ConsumerInner {
@@ -92,6 +93,16 @@ impl ConsumerInner {
     async fn next(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Message>> {
         self.next_by(deadline, wait, |queue, env| {
             self.session.deliver(queue, env)
+        })
+        .await
+    }
+
+    /// The next message, held by the session as unacknowledged in every mode until
+    /// `SessionShared::settle_held` settles it by its tag.
+    async fn next_held(&self, deadline: Option<Instant>) -> Result<Option<Delivered>> {
+        let session = &self.session;
+        self.next_by(deadline, true, |queue, env| {
+            session.deliver_held(queue, env)
         })
         .await
     }
@@ -253,45 +264,63 @@ impl Consumer for EmbeddedConsumer {
         Ok(())
     }
 
+    /// JMS 2.0 `receiveBody`: in an auto- or dups-ok-acknowledge session the message is held
+    /// like a listener's and settled on the spot, acknowledged when its body qualifies and
+    /// redelivered when it is refused; other modes keep every received message
+    /// unacknowledged anyway.
+    async fn receive_body(&self, timeout: Option<Duration>) -> Result<Option<Body>> {
+        let session = &self.inner.session;
+        if matches!(
+            session.mode,
+            SessionMode::ClientAcknowledge | SessionMode::Transacted
+        ) {
+            let received = match timeout {
+                None => self.receive().await?,
+                Some(timeout) => self.receive_timeout(timeout).await?,
+            };
+            return received.map(|m| body_for_receive_body(&m)).transpose();
+        }
+        let Some(held) = self
+            .inner
+            .next_held(timeout.and_then(deadline_after))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let body = body_for_receive_body(&held.message);
+        session.settle_held(held.tag, body.is_ok());
+        body.map(Some)
+    }
+
     /// The next message held by the session until its listener settles it (see
     /// `SessionShared::settle_held`).
     async fn receive_delivery(&self) -> Result<Option<Delivery>> {
         let session = &self.inner.session;
-        let held = self
-            .inner
-            .next_by(None, true, |queue, env| {
-                let seq = env.seq;
-                session
-                    .deliver_held(queue, env)
-                    .map(|message| (message, queue.clone(), seq))
-            })
-            .await?;
-        Ok(held.map(|(message, queue, seq)| {
+        let held = self.inner.next_held(None).await?;
+        Ok(held.map(|held| {
             let settle = HeldMessage {
                 session: session.clone(),
-                queue,
-                seq,
+                tag: held.tag,
             };
-            Delivery::new(message, Box::new(settle))
+            Delivery::new(held.message, Box::new(settle))
         }))
     }
 }
 
-/// A message a listener holds: settled through its session after the handler.
+/// A message a listener holds, by its tag: settled through its session after the handler.
 struct HeldMessage {
     session: Arc<SessionShared>,
-    queue: Arc<Queue>,
-    seq: u64,
+    tag: u64,
 }
 
 impl Settle for HeldMessage {
     fn acknowledge(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        self.session.settle_held(&self.queue, self.seq, true);
+        self.session.settle_held(self.tag, true);
         futures::future::ready(Ok(())).boxed()
     }
 
     fn redeliver(self: Box<Self>) {
-        self.session.settle_held(&self.queue, self.seq, false);
+        self.session.settle_held(self.tag, false);
     }
 }
 

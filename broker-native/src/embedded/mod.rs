@@ -8,13 +8,22 @@ mod producer;
 mod session;
 
 use async_trait::async_trait;
-use courier_api::{Capabilities, Connection, ConnectionFactory, Durability, Error, Result};
+use courier_api::{
+    Capabilities, Connection, ConnectionFactory, ConnectionOptions, Durability, Error, Result,
+};
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
 
 use crate::{Broker, BrokerConfig};
 use connection::ConnectionShared;
 pub use connection::EmbeddedConnection;
+
+impl Broker {
+    /// A connection factory that talks to this broker in-process.
+    pub fn factory(&self) -> EmbeddedFactory {
+        EmbeddedFactory::from_broker(self.clone())
+    }
+}
 
 /// Connects to a broker running in this process.
 ///
@@ -39,8 +48,13 @@ pub use connection::EmbeddedConnection;
 #[derive(Clone, Default)]
 pub struct EmbeddedFactory {
     broker: Broker,
+    /// The user name and password of [`ConnectionFactory::create_connection`]; `None`
+    /// connects anonymously.
+    credentials: Option<Arc<(String, String)>>,
     /// The connections this factory (and its clones) made, for [`EmbeddedFactory::sever_connections`].
     made: Arc<Mutex<MadeConnections>>,
+    /// The options its connections get, from a URL or [`EmbeddedFactory::with_client_id`].
+    options: ConnectionOptions,
 }
 
 /// Weak handles to the connections a factory made; entries of ended ones are pruned.
@@ -73,14 +87,83 @@ impl EmbeddedFactory {
     pub fn from_broker(broker: Broker) -> Self {
         EmbeddedFactory {
             broker,
+            credentials: None,
             made: Arc::default(),
+            options: ConnectionOptions::default(),
         }
+    }
+
+    /// This factory configured with `client_id` (JMS's administratively configured client
+    /// id): each connection it makes has the id from creation, so only one of them can be
+    /// open at a time (another is refused with [`Error::InvalidClientId`] while it is), and
+    /// `set_client_id` on one is [`Error::IllegalState`]. An empty or blank id is
+    /// [`Error::InvalidArgument`].
+    pub fn with_client_id(self, client_id: &str) -> Result<Self> {
+        if client_id.trim().is_empty() {
+            return Err(Error::invalid_argument("a client id must not be empty"));
+        }
+        let mut options = self.options.clone();
+        options.client_id = Some(client_id.to_owned());
+        self.with_options(options)
+    }
+
+    /// This factory with the shared connection options of a URL. In process, the client id
+    /// applies (see [`EmbeddedFactory::with_client_id`]); a prefetch is honoured trivially,
+    /// since embedded consumers hold no message ahead of a `receive`; connect and request
+    /// timeouts and the heartbeat have no effect (no network), and a username (with its
+    /// password, or an empty one) becomes the factory's default credentials, as
+    /// [`EmbeddedFactory::with_credentials`] sets them.
+    pub fn with_options(mut self, options: ConnectionOptions) -> Result<Self> {
+        if let Some(id) = &options.client_id {
+            if id.trim().is_empty() {
+                return Err(Error::invalid_argument("a client id must not be empty"));
+            }
+        }
+        if let Some(user) = &options.username {
+            let password = options.password.as_deref().unwrap_or("");
+            self.credentials = Some(Arc::new((user.clone(), password.to_owned())));
+        }
+        self.options = options;
+        Ok(self)
+    }
+
+    /// The options this factory's connections get.
+    pub fn options(&self) -> &ConnectionOptions {
+        &self.options
+    }
+
+    /// This factory with default credentials: [`ConnectionFactory::create_connection`]
+    /// authenticates as `username` instead of connecting anonymously.
+    pub fn with_credentials(mut self, username: &str, password: &str) -> Self {
+        self.credentials = Some(Arc::new((username.to_owned(), password.to_owned())));
+        self
+    }
+
+    /// A connection authenticated with `credentials` (`None`: anonymous). Password
+    /// verification is deliberately slow (argon2id), so it runs on a blocking thread, a
+    /// bounded number at a time.
+    async fn connect(&self, credentials: Option<(&str, &str)>) -> Result<Box<dyn Connection>> {
+        let core = self.broker.core.clone();
+        let grants = core.access.login(credentials).await?;
+        let connection = EmbeddedConnection::new(core, grants, self.capabilities());
+        if let Some(id) = &self.options.client_id {
+            // Claimed before the caller sees the connection; a refusal drops (closes) it.
+            connection.set_client_id(id).await?;
+        }
+        self.made.lock().add(connection.shared());
+        Ok(Box::new(connection))
     }
 
     /// A test hook that simulates a network failure: every live connection this factory (or a
     /// clone of it) made is lost with [`Error::ConnectionLost`] carrying `reason`, as
     /// [`EmbeddedConnection::simulate_loss`] describes. Returns how many were lost.
     /// Connections of other factories on the same broker are untouched.
+    ///
+    /// An operation cut by it is never [`Error::InDoubt`]: in-process, a send, commit or
+    /// acknowledge either took effect before the loss (and answers `Ok`) or is undone by it
+    /// before it returns (a send or commit waiting for room gives its room back and answers
+    /// `ConnectionLost`; a commit stores its sends all at once, after every wait), so its
+    /// outcome is always known.
     pub fn sever_connections(&self, reason: &str) -> usize {
         let live: Vec<_> = std::mem::take(&mut self.made.lock().connections)
             .iter()
@@ -100,20 +183,26 @@ impl EmbeddedFactory {
 
 #[async_trait]
 impl ConnectionFactory for EmbeddedFactory {
+    /// Authenticates with the factory's credentials ([`EmbeddedFactory::with_credentials`]),
+    /// or connects anonymously when it has none.
     async fn create_connection(&self) -> Result<Box<dyn Connection>> {
-        let connection = EmbeddedConnection::new(self.broker.core.clone(), self.capabilities());
-        self.made.lock().add(connection.shared());
-        Ok(Box::new(connection))
+        let credentials = self.credentials.clone();
+        self.connect(
+            credentials
+                .as_deref()
+                .map(|(u, p)| (u.as_str(), p.as_str())),
+        )
+        .await
     }
 
-    /// The embedded broker has no user database: every in-process caller is trusted, so the
-    /// credentials are accepted as given.
+    /// Authenticates against the broker's users ([`BrokerConfig::users`]): an unknown user
+    /// and a wrong password both fail with the same [`Error::Authentication`].
     async fn create_connection_with(
         &self,
-        _username: &str,
-        _password: &str,
+        username: &str,
+        password: &str,
     ) -> Result<Box<dyn Connection>> {
-        self.create_connection().await
+        self.connect(Some((username, password))).await
     }
 
     fn capabilities(&self) -> Capabilities {

@@ -1,15 +1,15 @@
 //! Embedded producers.
 
 use async_trait::async_trait;
-use courier_api::producer::resolve_destination;
+use courier_api::spi::{self, resolve_destination};
 use courier_api::{Destination, Error, Message, Producer, Result, SendOptions, SendReceipt};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::session::SessionShared;
-use crate::broker::Route;
-use crate::queue::Origin;
+use crate::core::broker::Route;
+use crate::core::queue::Origin;
 
 /// A producer on an in-process broker.
 pub(crate) struct EmbeddedProducer {
@@ -102,6 +102,12 @@ impl EmbeddedProducer {
             (default, given) => {
                 let d = resolve_destination(default.as_ref().map(|(d, _)| d), given)?;
                 d.validate()?;
+                // A destination given per send is checked per send (the producer's own
+                // was checked once, when it was made).
+                self.session
+                    .connection
+                    .grants
+                    .check(crate::access::Operation::Send, d)?;
                 (d, broker.route(d)?)
             }
         };
@@ -113,7 +119,7 @@ impl EmbeddedProducer {
             )));
         }
         let id = (!options.disable_message_id).then(|| self.next_id());
-        let now = options.stamp(message, destination, id)?;
+        let now = spi::stamp(message, destination, options, id)?;
         self.session
             .send(&route, destination, message.clone(), &self.origin, now)
             .await

@@ -12,10 +12,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::iter::Peekable;
 use std::ops::Bound;
 
-use crate::queue::Envelope;
-
-/// Delivery order: higher priority first, then arrival.
-pub(crate) type OrderKey = (Reverse<u8>, u64);
+use super::envelope::Envelope;
+pub(crate) use super::envelope::OrderKey;
 
 /// Number of JMS priority levels (0–9).
 const PRIORITIES: usize = 10;
@@ -208,19 +206,14 @@ impl Ready {
     }
 }
 
-/// The delivery-order key of a stored message.
-pub(crate) fn order_key(env: &Envelope) -> OrderKey {
-    (Reverse(lane_of(env) as u8), env.seq)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use courier_api::Message;
+    use courier_api::{spi, Message};
 
     fn env(seq: u64, priority: u8) -> Envelope {
         let mut message = Message::text("x");
-        message.header_mut().priority = priority;
+        spi::header_mut(&mut message).priority = priority;
         Envelope::unsent(seq, message)
     }
 

@@ -5,7 +5,7 @@ use crate::config::{BrokerConfig, DestinationPolicy};
 
 /// How specific a matching pattern is; greater wins.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Specificity {
+pub(crate) struct Specificity {
     exact: bool,
     literal_words: usize,
     fewer_hashes: std::cmp::Reverse<usize>,
@@ -15,9 +15,18 @@ struct Specificity {
 fn matches(pattern: &str, name: &str) -> Option<Specificity> {
     let pattern: Vec<&str> = pattern.split('.').collect();
     let name: Vec<&str> = name.split('.').collect();
-    words_match(&pattern, &name).then(|| {
-        let hashes = pattern.iter().filter(|w| **w == "#").count();
-        let stars = pattern.iter().filter(|w| **w == "*").count();
+    words_specificity(&pattern, &name)
+}
+
+/// [`matches`] on names already split into words, for callers that match one name against
+/// many patterns (access rules).
+pub(crate) fn words_specificity<P: AsRef<str>>(
+    pattern: &[P],
+    name: &[&str],
+) -> Option<Specificity> {
+    words_match(pattern, name).then(|| {
+        let hashes = pattern.iter().filter(|w| w.as_ref() == "#").count();
+        let stars = pattern.iter().filter(|w| w.as_ref() == "*").count();
         Specificity {
             exact: hashes == 0 && stars == 0,
             literal_words: pattern.len() - hashes - stars,
@@ -28,16 +37,16 @@ fn matches(pattern: &str, name: &str) -> Option<Specificity> {
 
 /// Word-by-word match; `#` matches zero or more words. Iterative, with one backtrack point
 /// per `#`, so long names and many `#` cost at most pattern × name steps, without recursion.
-fn words_match(pattern: &[&str], name: &[&str]) -> bool {
+fn words_match<P: AsRef<str>>(pattern: &[P], name: &[&str]) -> bool {
     let (mut p, mut n) = (0, 0);
     let mut backtrack: Option<(usize, usize)> = None;
     while n < name.len() {
-        match pattern.get(p) {
-            Some(&"#") => {
+        match pattern.get(p).map(AsRef::as_ref) {
+            Some("#") => {
                 backtrack = Some((p, n));
                 p += 1;
             }
-            Some(&w) if w == "*" || w == name[n] => {
+            Some(w) if w == "*" || w == name[n] => {
                 p += 1;
                 n += 1;
             }
@@ -52,7 +61,9 @@ fn words_match(pattern: &[&str], name: &[&str]) -> bool {
             },
         }
     }
-    pattern[p.min(pattern.len())..].iter().all(|w| *w == "#")
+    pattern[p.min(pattern.len())..]
+        .iter()
+        .all(|w| w.as_ref() == "#")
 }
 
 /// The policy of the destination named `name`.

@@ -3,15 +3,15 @@
 //! until the next expiration and drops expired messages in bounded batches, so memory comes
 //! back although nobody consumes and no receive pays for a large expired backlog.
 
-use courier_api::producer::now_millis;
+use courier_api::spi::now_millis;
 use parking_lot::Mutex;
 use std::collections::BTreeSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-use crate::queue::{Envelope, QueueState};
-use crate::ready::OrderKey;
+use super::queue::{Envelope, QueueState};
+use super::ready::OrderKey;
 
 /// Most expired messages dropped under one hold of the queue lock.
 pub(crate) const REAP_BATCH: usize = 1024;
