@@ -7,7 +7,7 @@ use super::index::Index;
 use super::record::{DurableSubscription, Owner, Record, BATCH_HEADER_LEN};
 use super::replay::{self, ReplayReport};
 use super::segment::{self, HEADER_LEN};
-use super::writer::{Pending, Writer};
+use super::writer::{Done, Pending, Writer};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use std::future::Future;
@@ -317,7 +317,7 @@ impl Journal {
             q.items.push(Pending {
                 frame,
                 record,
-                done,
+                done: Done::Channel(done),
                 permits,
             });
             std::mem::take(&mut q.idle)
@@ -326,6 +326,69 @@ impl Journal {
             self.shared.queue_cv.notify_one();
         }
         Ok(Ticket(rx))
+    }
+
+    /// Queues `record` without ever waiting, for callers that must not block (the core's
+    /// storage hook calls it under queue locks); `done` hears the outcome once the record's
+    /// batch is on disk or failed. Past [`JournalOptions::max_pending_bytes`] the record is
+    /// taken anyway: such callers await their outcomes, which bounds what they queue.
+    pub fn submit(&self, record: Record, done: Box<dyn FnOnce(Result<()>) + Send>) -> Result<()> {
+        let size = record.frame_len();
+        if size > self.max_record_size() {
+            return Err(JournalError::TooLarge {
+                size,
+                max: self.max_record_size(),
+            });
+        }
+        if let Some(e) = self.shared.failed.lock().clone() {
+            return Err(e);
+        }
+        let mut frame = Vec::with_capacity(size);
+        record.encode_frame(&mut frame);
+        let wanted = size.clamp(1, self.shared.options.max_pending_bytes.max(1));
+        let permits = match self
+            .shared
+            .budget
+            .try_acquire_many(wanted.min(u32::MAX as usize) as u32)
+        {
+            Ok(p) => {
+                p.forget();
+                wanted
+            }
+            Err(_) => 0,
+        };
+        let wake = {
+            let mut q = self.shared.queue.lock();
+            if q.closed {
+                drop(q);
+                self.shared.budget.add_permits(permits);
+                return Err(JournalError::Closed);
+            }
+            q.items.push(Pending {
+                frame,
+                record,
+                done: Done::Callback(done),
+                permits,
+            });
+            std::mem::take(&mut q.idle)
+        };
+        if wake {
+            self.shared.queue_cv.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Stops at once, as if the process were killed: records queued and not yet being
+    /// written are dropped (their tickets fail), the batch being written finishes, nothing
+    /// else is flushed. For crash tests of what is built on the journal.
+    pub fn halt(&self) {
+        let dropped = {
+            let mut q = self.shared.queue.lock();
+            q.closed = true;
+            std::mem::take(&mut q.items)
+        };
+        drop(dropped);
+        self.close();
     }
 
     /// Reads back the body of the live copy of message `id` held by `owner` (for messages

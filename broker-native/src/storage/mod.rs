@@ -30,6 +30,7 @@
 mod compaction;
 mod error;
 mod faults;
+mod hook;
 mod index;
 mod journal;
 mod manifest;
@@ -40,6 +41,7 @@ mod writer;
 
 pub use error::{JournalError, Result};
 pub use faults::FaultInjector;
+pub use hook::{open_broker, JournalStore};
 pub use journal::{Journal, JournalOptions, JournalStats, Recovered, RecoveredMessage, Ticket};
 pub use record::{DurableSubscription, Owner, Record, StoredMessage};
 pub use replay::{ReplayReport, Skipped, TornTail};

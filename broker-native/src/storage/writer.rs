@@ -24,11 +24,19 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
+/// Who hears how an append ended.
+pub(crate) enum Done {
+    /// A [`Ticket`](super::Ticket) waiting on a channel.
+    Channel(oneshot::Sender<Result<()>>),
+    /// A callback (the core's storage hook resolves its own ticket type with it).
+    Callback(Box<dyn FnOnce(Result<()>) + Send>),
+}
+
 /// One queued append.
 pub(crate) struct Pending {
     pub frame: Vec<u8>,
     pub record: Record,
-    pub done: oneshot::Sender<Result<()>>,
+    pub done: Done,
     pub permits: usize,
 }
 
@@ -269,7 +277,12 @@ impl Writer {
         let mut permits = 0;
         for p in items {
             permits += p.permits;
-            let _ = p.done.send(outcome.clone());
+            match p.done {
+                Done::Channel(tx) => {
+                    let _ = tx.send(outcome.clone());
+                }
+                Done::Callback(f) => f(outcome.clone()),
+            }
         }
         self.shared.budget.add_permits(permits);
     }
