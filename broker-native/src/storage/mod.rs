@@ -1,12 +1,12 @@
 //! Durable storage: the broker's journal.
 //!
 //! One journal per broker, in one directory: segmented, append-only files of checksummed
-//! records ([`record`]), a manifest listing the segments in order ([`manifest`]), one writer
-//! thread batching every producer's records with one `fdatasync` per batch ([`writer`]: group
+//! records (`record.rs`), a manifest listing the segments in order (`manifest.rs`), one writer
+//! thread batching every producer's records with one `fdatasync` per batch (`writer.rs`: group
 //! commit, no timer), live-record accounting so segments with nothing live are deleted and
-//! sparse old ones compacted in the background ([`index`], [`compaction`]), and start-up
+//! sparse old ones compacted in the background (`index.rs`, `compaction.rs`), and start-up
 //! replay that cuts a torn tail and refuses damage before it unless told to skip
-//! ([`replay`]).
+//! (`replay.rs`).
 //!
 //! The journal knows nothing of the broker core: the core reports durable events as
 //! [`Record`]s with stable ids — a persistent send (one record for all the copies a topic
@@ -22,10 +22,24 @@
 //!   frame = len u32 | crc32c u32 | kind u8 | fields
 //! ```
 //!
+//! Only `hook.rs` knows the core: [`JournalStore`] implements its storage hook
+//! ([`crate::store::Store`]) over a journal, and [`open_broker`] builds a durable broker from a
+//! directory (what `embedded:/dir` opens).
+//!
+//! Paging: [`JournalOptions::memory_limit`] leaves message bodies past it on disk at start-up
+//! and [`Journal::read`] reads one back by owner and id; the core does not page yet, so the
+//! durable broker loads everything.
+//!
 //! A full disk fails the appends of the batch that hit it with
 //! [`JournalError::ResourceLimit`]; the segment is cut back to its last good batch, so
-//! nothing is half-written, and appends succeed again once space is freed. Reads of the
-//! journal (replay, [`Journal::read`] for paged messages) are independent of the writer.
+//! nothing is half-written, and appends succeed again once space is freed. Removals need
+//! space too (no space is held in reserve for them): until some is freed, acknowledgements
+//! are not recorded and those messages come back after a restart. Reads of the journal
+//! (replay, [`Journal::read`] for paged messages) are independent of the writer.
+//!
+//! One process per directory: `embedded:/dir` shares one broker per directory within a
+//! process, but nothing stops two processes from opening the same directory (no file lock
+//! yet); don't.
 
 mod compaction;
 mod error;
