@@ -145,7 +145,8 @@ fn write_copy(shared: &Shared, plan: &Plan, tmp: &std::path::Path) -> Result<Cop
     for item in &plan.items {
         let record = match item {
             CopyItem::Msg {
-                key: (owner, id),
+                key: (_, id),
+                owner,
                 from,
                 offset,
                 frame_len,
@@ -173,7 +174,8 @@ fn write_copy(shared: &Shared, plan: &Plan, tmp: &std::path::Path) -> Result<Cop
                 })
             }
             CopyItem::Count {
-                key: (owner, id),
+                key: (_, id),
+                owner,
                 count,
                 ..
             } => Record::DeliveryCount {

@@ -49,8 +49,8 @@ impl Hasher for IdHasher {
     }
 }
 
-/// A stored copy: its owner and message id.
-pub(crate) type CopyKey = (Owner, u64);
+/// A stored copy: its owner (interned, see [`Index::owner_names`]) and message id.
+pub(crate) type CopyKey = (u32, u64);
 
 /// A map keyed by stored copy.
 pub(crate) type CopyMap<V> = HashMap<CopyKey, V, BuildHasherDefault<IdHasher>>;
@@ -106,12 +106,14 @@ pub(crate) struct Watch {
 pub(crate) enum CopyItem {
     Msg {
         key: CopyKey,
+        owner: Owner,
         from: SegmentId,
         offset: u64,
         frame_len: u32,
     },
     Count {
         key: CopyKey,
+        owner: Owner,
         count: u32,
         from: SegmentId,
     },
@@ -151,6 +153,11 @@ pub(crate) struct Index {
     /// While replaying: every message body read, in journal order, with its sequence number
     /// (the live ones are picked out at the end, already in order).
     pub replay_bodies: Option<Vec<(u64, CopyKey, bytes::Bytes)>>,
+    /// Owners by interned number (a copy's key holds the number: cheaper to hash and copy).
+    pub owner_names: Vec<Owner>,
+    owner_ids: HashMap<Owner, u32>,
+    /// The owner interned last (consecutive records mostly name the same one).
+    last_owner: Option<(Owner, u32)>,
 }
 
 impl Index {
@@ -221,6 +228,36 @@ impl Index {
         self.inc(holder, 1, ITEM_BYTES);
     }
 
+    fn same_owner(a: &Owner, b: &Owner) -> bool {
+        match (a, b) {
+            (Owner::Queue(x), Owner::Queue(y)) => Arc::ptr_eq(x, y) || x == y,
+            (Owner::Subscription(x), Owner::Subscription(y)) => x == y,
+            _ => false,
+        }
+    }
+
+    /// The number of `owner`, if it was ever seen.
+    pub fn owner_id(&self, owner: &Owner) -> Option<u32> {
+        if let Some((o, n)) = &self.last_owner {
+            if Self::same_owner(o, owner) {
+                return Some(*n);
+            }
+        }
+        self.owner_ids.get(owner).copied()
+    }
+
+    fn intern(&mut self, owner: &Owner) -> u32 {
+        if let Some(n) = self.owner_id(owner) {
+            self.last_owner = Some((owner.clone(), n));
+            return n;
+        }
+        let n = self.owner_names.len() as u32;
+        self.owner_names.push(owner.clone());
+        self.owner_ids.insert(owner.clone(), n);
+        self.last_owner = Some((owner.clone(), n));
+        n
+    }
+
     fn seq(&mut self) -> u64 {
         self.next_seq += 1;
         self.next_seq
@@ -230,13 +267,16 @@ impl Index {
     pub fn apply(&mut self, seg: SegmentId, offset: u64, frame_len: u32, record: &Record) {
         match record {
             Record::Send(m) => self.add_msg(seg, offset, frame_len, m),
-            Record::Remove { owner, id } => self.kill_msg(&(owner.clone(), *id), seg),
+            Record::Remove { owner, id } => self.kill_copy(owner, *id, seg),
             // The writer stores a dead-lettering as a commit; a bare one (never written by
             // this build) can only remove the old copy.
-            Record::DeadLettered { from, id, .. } => self.kill_msg(&(from.clone(), *id), seg),
+            Record::DeadLettered { from, id, .. } => self.kill_copy(from, *id, seg),
             Record::DeliveryCount { owner, id, count } => {
                 let seq = self.seq();
-                let Some(e) = self.msgs.get_mut(&(owner.clone(), *id)) else {
+                let Some(oid) = self.owner_id(owner) else {
+                    return;
+                };
+                let Some(e) = self.msgs.get_mut(&(oid, *id)) else {
                     return;
                 };
                 let previous = e.count_seg.replace(seg);
@@ -252,7 +292,7 @@ impl Index {
                     self.add_msg(seg, offset, frame_len, m);
                 }
                 for (owner, id) in acks {
-                    self.kill_msg(&(owner.clone(), *id), seg);
+                    self.kill_copy(owner, *id, seg);
                 }
             }
             Record::QueueCreated(name) => {
@@ -292,12 +332,12 @@ impl Index {
         let bytes = m.body.len() as u64 + ITEM_BYTES;
         for owner in &m.owners {
             let seq = self.seq();
-            let key = (owner.clone(), m.id);
+            let key = (self.intern(owner), m.id);
             if let Some(bodies) = &mut self.replay_bodies {
-                bodies.push((seq, key.clone(), m.body.clone()));
+                bodies.push((seq, key, m.body.clone()));
             }
             let previous = self.msgs.insert(
-                key.clone(),
+                key,
                 MsgEntry {
                     seq,
                     seg,
@@ -312,7 +352,7 @@ impl Index {
             // A second send of a live copy replaces the first; its record then acts as the
             // first one's tombstone.
             if let Some(e) = previous {
-                self.kill_entry(key.clone(), e, seg);
+                self.kill_entry(key, e, seg);
             }
             self.inc(seg, 1, bytes);
             if let Some(s) = self.segs.get_mut(&seg) {
@@ -321,9 +361,15 @@ impl Index {
         }
     }
 
+    fn kill_copy(&mut self, owner: &Owner, id: u64, holder: SegmentId) {
+        if let Some(oid) = self.owner_id(owner) {
+            self.kill_msg(&(oid, id), holder);
+        }
+    }
+
     fn kill_msg(&mut self, key: &CopyKey, holder: SegmentId) {
         if let Some(e) = self.msgs.remove(key) {
-            self.kill_entry(key.clone(), e, holder);
+            self.kill_entry(*key, e, holder);
         }
     }
 
@@ -352,11 +398,14 @@ impl Index {
     }
 
     fn kill_owned(&mut self, owner: &Owner, holder: SegmentId) {
+        let Some(oid) = self.owner_id(owner) else {
+            return;
+        };
         let keys: Vec<CopyKey> = self
             .msgs
             .keys()
-            .filter(|(o, _)| o == owner)
-            .cloned()
+            .filter(|(o, _)| *o == oid)
+            .copied()
             .collect();
         for key in keys {
             self.kill_msg(&key, holder);
@@ -428,13 +477,14 @@ impl Index {
                 let Some(e) = self.msgs.get(key) else {
                     continue;
                 };
-                if e.seg != *id || !seen.insert(key.clone()) {
+                if e.seg != *id || !seen.insert(*key) {
                     continue;
                 }
                 items.push((
                     e.seq,
                     CopyItem::Msg {
-                        key: key.clone(),
+                        key: *key,
+                        owner: self.owner_names[key.0 as usize].clone(),
                         from: *id,
                         offset: e.offset,
                         frame_len: e.frame_len,
@@ -444,7 +494,8 @@ impl Index {
                     items.push((
                         e.count_seq,
                         CopyItem::Count {
-                            key: key.clone(),
+                            key: *key,
+                            owner: self.owner_names[key.0 as usize].clone(),
                             count: e.count,
                             from: c,
                         },
@@ -533,7 +584,7 @@ impl Index {
         for (item, (offset, frame_len)) in plan.items.iter().zip(placed) {
             match item {
                 CopyItem::Msg { key, from, .. } => {
-                    copied.insert(ItemKey::Msg(key.clone()));
+                    copied.insert(ItemKey::Msg(*key));
                     let Some(e) = self.msgs.get_mut(key).filter(|e| e.seg == *from) else {
                         continue;
                     };
@@ -543,7 +594,7 @@ impl Index {
                     let bytes = e.body_len as u64 + ITEM_BYTES;
                     self.inc(c, 1, bytes);
                     if let Some(s) = self.segs.get_mut(&c) {
-                        s.msg_ids.push(key.clone());
+                        s.msg_ids.push(*key);
                     }
                 }
                 CopyItem::Count { key, from, .. } => {

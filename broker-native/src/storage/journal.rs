@@ -154,8 +154,8 @@ impl Shared {
         let (file, offset, frame_len, seg) = {
             let index = self.index.lock();
             let e = index
-                .msgs
-                .get(&(owner.clone(), id))
+                .owner_id(owner)
+                .and_then(|o| index.msgs.get(&(o, id)))
                 .ok_or(JournalError::UnknownMessage(id))?;
             let s = &index.segs[&e.seg];
             (s.file.clone(), e.offset, e.frame_len, e.seg)
@@ -481,7 +481,7 @@ fn recovered(index: &mut Index, report: ReplayReport, memory_limit: Option<u64>)
             })
         };
         messages.push(RecoveredMessage {
-            owner: key.0,
+            owner: index.owner_names[key.0 as usize].clone(),
             id: key.1,
             delivery_count: e.count,
             body,
