@@ -139,7 +139,7 @@ pub(crate) struct Plan {
 #[derive(Default)]
 pub(crate) struct Index {
     pub order: Vec<SegmentId>,
-    pub segs: HashMap<SegmentId, SegStats>,
+    pub segs: HashMap<SegmentId, SegStats, BuildHasherDefault<IdHasher>>,
     pub msgs: CopyMap<MsgEntry>,
     pub queues: HashMap<Arc<str>, Placed>,
     pub subs: HashMap<u64, (DurableSubscription, Placed)>,

@@ -458,6 +458,7 @@ impl Drop for Journal {
 fn recovered(index: &mut Index, report: ReplayReport, memory_limit: Option<u64>) -> Recovered {
     let bodies = index.replay_bodies.take().unwrap_or_default();
     let mut budget = memory_limit.unwrap_or(u64::MAX);
+    let mut dense = (u64::MAX, false);
     let mut messages = Vec::with_capacity(index.msgs.len());
     // Bodies come in journal order; the live ones are those the index still holds with the
     // same sequence number.
@@ -472,9 +473,12 @@ fn recovered(index: &mut Index, report: ReplayReport, memory_limit: Option<u64>)
         } else {
             budget -= len;
             // A slice keeps its whole segment in memory: only worth it if the segment is
-            // mostly live.
-            let seg = &index.segs[&e.seg];
-            Some(if seg.live_bytes * 2 >= seg.file_len {
+            // mostly live. (Bodies come segment by segment: decide once per segment.)
+            if dense.0 != e.seg {
+                let seg = &index.segs[&e.seg];
+                dense = (e.seg, seg.live_bytes * 2 >= seg.file_len);
+            }
+            Some(if dense.1 {
                 b
             } else {
                 Bytes::copy_from_slice(&b)
