@@ -1,7 +1,9 @@
 //! The conformance suite against the embedded broker with durable storage: its journal in a
-//! temporary directory of each case. A restart closes the journal (queued records written)
-//! and opens a new broker from it; a crash halts the journal where it stands (records not yet
-//! being written are lost, as when the process is killed) and does the same.
+//! temporary directory of each case. A restart severs the connections, closes the journal
+//! (queued records written) and opens a new broker from it; a crash first halts the journal
+//! where it stands (records not yet being written are lost, and nothing the broker does
+//! afterwards reaches the disk, as when the process is killed) and does the same. A real
+//! SIGKILL of a process running the durable broker is `broker-native/tests/durable_crash.rs`.
 
 use async_trait::async_trait;
 use courier_api::{ConnectionFactory, Result};
@@ -40,10 +42,12 @@ impl DurableHarness {
     /// Takes the broker down (`halt`: as if killed) and opens a new one from its journal.
     fn bounce(&self, halt: bool) -> Result<()> {
         let mut current = self.current.lock().unwrap();
-        current.0.sever_connections("the broker was restarted");
         if halt {
+            // Killed: storage stops first, so nothing the dying broker does after reaches it.
             current.1.journal().halt();
+            current.0.sever_connections("the broker was killed");
         } else {
+            current.0.sever_connections("the broker was restarted");
             current.1.journal().close();
         }
         *current = open(self.dir.path())?;
