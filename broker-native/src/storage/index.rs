@@ -156,6 +156,9 @@ pub(crate) struct Index {
     /// Owners by interned number (a copy's key holds the number: cheaper to hash and copy).
     pub owner_names: Vec<Owner>,
     owner_ids: HashMap<Owner, u32>,
+    /// Live copies per owner number: deleting an empty queue (auto-delete does it often)
+    /// then costs nothing instead of a scan of every live copy.
+    owner_live: Vec<u64>,
     /// The owner interned last (consecutive records mostly name the same one).
     last_owner: Option<(Owner, u32)>,
 }
@@ -253,6 +256,7 @@ impl Index {
         }
         let n = self.owner_names.len() as u32;
         self.owner_names.push(owner.clone());
+        self.owner_live.push(0);
         self.owner_ids.insert(owner.clone(), n);
         self.last_owner = Some((owner.clone(), n));
         n
@@ -355,6 +359,7 @@ impl Index {
                 self.kill_entry(key, e, seg);
             }
             self.inc(seg, 1, bytes);
+            self.owner_live[key.0 as usize] += 1;
             if let Some(s) = self.segs.get_mut(&seg) {
                 s.msg_ids.push(key);
             }
@@ -374,6 +379,9 @@ impl Index {
     }
 
     fn kill_entry(&mut self, key: CopyKey, e: MsgEntry, holder: SegmentId) {
+        if let Some(n) = self.owner_live.get_mut(key.0 as usize) {
+            *n = n.saturating_sub(1);
+        }
         self.dec(e.seg, 1, e.body_len as u64 + ITEM_BYTES);
         if let Some(c) = e.count_seg {
             self.dec(c, 1, ITEM_BYTES);
@@ -401,6 +409,9 @@ impl Index {
         let Some(oid) = self.owner_id(owner) else {
             return;
         };
+        if self.owner_live.get(oid as usize).copied().unwrap_or(0) == 0 {
+            return;
+        }
         let keys: Vec<CopyKey> = self
             .msgs
             .keys()
