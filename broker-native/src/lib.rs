@@ -28,6 +28,7 @@ mod config;
 mod core;
 mod embedded;
 mod registry;
+pub mod storage;
 
 pub use crate::core::broker::{Broker, BrokerStats};
 pub use crate::core::store;

@@ -66,6 +66,12 @@ impl Broker {
         Ok(Broker { core })
     }
 
+    /// Whether the broker's store keeps anything (a journal), so persistent messages
+    /// survive a restart.
+    pub fn is_durable(&self) -> bool {
+        self.core.persists
+    }
+
     /// The broker's settings.
     pub fn config(&self) -> &BrokerConfig {
         &self.core.config

@@ -118,6 +118,11 @@ impl CoreSession {
         let count = env.delivery_count;
         let mut message = if keep {
             let message = Message::clone(&env.message);
+            // Recorded now, not only when it comes back: a message delivered and not yet
+            // acknowledged when the broker is killed returns redelivered, with this count.
+            if let Some(recorder) = queue.recorder() {
+                recorder.returned(&env);
+            }
             queue.delivered_unacked();
             state.unacked.push(Unacked {
                 tag,

@@ -7,10 +7,11 @@
 //!   bytes in the api's frozen encoding ([`courier_api::Message::encode`]);
 //! - a **message removed** ([`Record::Removed`]): acknowledged, expired, dropped by a
 //!   drop-oldest policy; or **moved to the dead-letter queue** ([`Record::DeadLettered`]);
-//! - a **delivery count changed** ([`Record::DeliveryCount`]): recorded when a delivered
-//!   message goes back to its queue (recover, rollback, close, a failed listener), not on
-//!   every delivery, so a message delivered and unacknowledged at a crash comes back with
-//!   the count of its last return;
+//! - a **delivery count changed** ([`Record::DeliveryCount`]): recorded when a message is
+//!   delivered to be acknowledged later (client acknowledgement, transactions) and when a
+//!   delivered message goes back to its queue (recover, rollback, close, a failed listener),
+//!   so a message delivered and unacknowledged at a crash comes back redelivered with its
+//!   count (an auto-acknowledged delivery is removed at once and needs no count);
 //! - a **transaction committed** ([`Record::Commit`]): one record with all its persistent
 //!   sends and all its acknowledgements, so replay sees all of it or none;
 //! - a **plain queue created or deleted**, a **durable subscription created or deleted**.
