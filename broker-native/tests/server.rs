@@ -1,0 +1,225 @@
+//! A Courier server under hostile peers: silent sockets, too many connections, oversized,
+//! malformed and out-of-order frames, and arbitrary bytes before and after authentication.
+//! Each must cost the server only that one connection; everyone else goes on being served.
+
+use bytes::{BufMut, BytesMut};
+use courier_api::*;
+use courier_broker::client::TcpFactory;
+use courier_broker::protocol::frame::{Frame, FrameCodec, Kind};
+use courier_broker::protocol::ops::{decode, encode, Hello, Welcome, MAGIC};
+use courier_broker::protocol::VERSIONS;
+use courier_broker::server::{Server, ServerConfig};
+use courier_broker::{Broker, BrokerConfig};
+use proptest::prelude::*;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_util::codec::Encoder;
+
+async fn server(config: ServerConfig) -> Server {
+    Server::bind("127.0.0.1:0", Broker::new(BrokerConfig::default()), config)
+        .await
+        .unwrap()
+}
+
+/// Reads until the server closes the socket; panics if it stays open past `within`.
+async fn closed_within(stream: &mut TcpStream, within: Duration) -> Vec<u8> {
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    let read = tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => seen.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(read.is_ok(), "the server kept the connection open");
+    seen
+}
+
+/// A normal client still gets a message through.
+async fn still_serves(server: &Server) {
+    let factory = TcpFactory::new(server.local_addr().to_string());
+    let connection = factory.create_connection().await.unwrap();
+    connection.start().await.unwrap();
+    let session = connection
+        .create_session(SessionMode::AutoAcknowledge)
+        .await
+        .unwrap();
+    let queue = Destination::queue("alive");
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await
+        .unwrap();
+    session
+        .create_producer(Some(&queue))
+        .await
+        .unwrap()
+        .send(&mut Message::text("ok"))
+        .await
+        .unwrap();
+    let got = consumer.receive_timeout(Duration::from_secs(5)).await;
+    assert_eq!(got.unwrap().unwrap().body_text(), Some("ok"));
+    connection.close().await.unwrap();
+}
+
+fn frame_bytes(frame: Frame) -> BytesMut {
+    let mut out = BytesMut::new();
+    FrameCodec::new(1 << 20).encode(frame, &mut out).unwrap();
+    out
+}
+
+fn hello() -> BytesMut {
+    frame_bytes(Frame::new(
+        Kind::Hello,
+        0,
+        encode(&Hello {
+            magic: MAGIC,
+            versions: VERSIONS.to_vec(),
+            credentials: None,
+            client_id: None,
+            heartbeat_ms: 0,
+        }),
+    ))
+}
+
+/// A raw socket past the handshake.
+async fn authenticated(server: &Server) -> TcpStream {
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream.write_all(&hello()).await.unwrap();
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len).await.unwrap();
+    let mut rest = vec![0u8; u32::from_be_bytes(len) as usize];
+    stream.read_exact(&mut rest).await.unwrap();
+    assert_eq!(rest[0], Kind::Welcome as u8);
+    let welcome: Welcome = decode(&rest[9..], "welcome").unwrap();
+    assert!(matches!(welcome, Welcome::Accepted { .. }), "{welcome:?}");
+    stream
+}
+
+#[tokio::test]
+async fn a_silent_socket_is_closed_after_the_handshake_timeout() {
+    let server = server(ServerConfig {
+        handshake_timeout: Duration::from_millis(200),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut silent = TcpStream::connect(server.local_addr()).await.unwrap();
+    // Half a frame, then nothing: still no handshake.
+    silent.write_all(&[0, 0, 0, 50, 1]).await.unwrap();
+    closed_within(&mut silent, Duration::from_secs(3)).await;
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_closed_and_room_comes_back() {
+    let server = server(ServerConfig {
+        max_connections: 2,
+        ..ServerConfig::default()
+    })
+    .await;
+    let factory = TcpFactory::new(server.local_addr().to_string());
+    let a = factory.create_connection().await.unwrap();
+    let b = factory.create_connection().await.unwrap();
+    let third = factory.create_connection().await;
+    assert!(third.is_err(), "a third connection must be refused");
+    a.start().await.unwrap();
+    b.close().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(3);
+    while server.connections() > 1 && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let again = factory.create_connection().await.unwrap();
+    again.close().await.unwrap();
+    a.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_oversized_frame_before_the_handshake_is_refused() {
+    let server = server(ServerConfig::default()).await;
+    let mut stream = TcpStream::connect(server.local_addr()).await.unwrap();
+    stream
+        .write_all(&[0xff, 0xff, 0xff, 0xff, 1])
+        .await
+        .unwrap();
+    let answer = closed_within(&mut stream, Duration::from_secs(3)).await;
+    assert!(answer.len() > 13, "a refusal before the close");
+    let refusal: Welcome = decode(&answer[13..], "welcome").unwrap();
+    match refusal {
+        Welcome::Refused(e) => assert!(matches!(Error::from(e), Error::Protocol(_))),
+        other => panic!("{other:?}"),
+    }
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn oversized_and_out_of_order_frames_after_the_handshake_close_that_connection() {
+    let server = server(ServerConfig::default()).await;
+    let mut big = authenticated(&server).await;
+    let mut frame = BytesMut::new();
+    frame.put_u32(u32::MAX);
+    frame.put_u8(Kind::Request as u8);
+    big.write_all(&frame).await.unwrap();
+    let answer = closed_within(&mut big, Duration::from_secs(3)).await;
+    assert_eq!(answer.get(4), Some(&(Kind::Error as u8)), "an error frame");
+
+    let mut again = authenticated(&server).await;
+    again.write_all(&hello()).await.unwrap();
+    let answer = closed_within(&mut again, Duration::from_secs(3)).await;
+    assert_eq!(answer.get(4), Some(&(Kind::Error as u8)), "an error frame");
+
+    let mut garbled = authenticated(&server).await;
+    garbled
+        .write_all(&frame_bytes(Frame::new(Kind::Request, 1, vec![0xee; 40])))
+        .await
+        .unwrap();
+    closed_within(&mut garbled, Duration::from_secs(3)).await;
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_peer_that_stops_answering_is_dropped_after_three_heartbeats() {
+    let server = server(ServerConfig {
+        heartbeat: Duration::from_millis(100),
+        ..ServerConfig::default()
+    })
+    .await;
+    let mut quiet = authenticated(&server).await;
+    // Read (heartbeats arrive) but never write: the server gives up on us.
+    closed_within(&mut quiet, Duration::from_secs(3)).await;
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, .. ProptestConfig::default() })]
+
+    /// Arbitrary bytes, before or after authentication, cost only their own connection.
+    #[test]
+    fn arbitrary_bytes_never_hurt_the_server(
+        bytes in proptest::collection::vec(any::<u8>(), 0..2048),
+        after_auth in any::<bool>(),
+    ) {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let server = server(ServerConfig {
+                handshake_timeout: Duration::from_millis(300),
+                heartbeat: Duration::from_millis(200),
+                ..ServerConfig::default()
+            })
+            .await;
+            let mut stream = if after_auth {
+                authenticated(&server).await
+            } else {
+                TcpStream::connect(server.local_addr()).await.unwrap()
+            };
+            let _ = stream.write_all(&bytes).await;
+            still_serves(&server).await;
+            drop(stream);
+        });
+    }
+}
