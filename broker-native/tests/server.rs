@@ -223,3 +223,123 @@ proptest! {
         });
     }
 }
+
+/// Sends `request` on a raw authenticated socket and reads its reply.
+async fn raw_call(
+    stream: &mut TcpStream,
+    id: u64,
+    request: &courier_broker::protocol::ops::Request,
+) -> courier_broker::protocol::ops::Reply {
+    stream
+        .write_all(&frame_bytes(Frame::new(Kind::Request, id, encode(request))))
+        .await
+        .unwrap();
+    loop {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await.unwrap();
+        let mut rest = vec![0u8; u32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut rest).await.unwrap();
+        if rest[0] == Kind::Heartbeat as u8 {
+            continue;
+        }
+        assert_eq!(rest[0], Kind::Reply as u8);
+        assert_eq!(u64::from_be_bytes(rest[1..9].try_into().unwrap()), id);
+        return decode(&rest[9..], "reply").unwrap();
+    }
+}
+
+/// A client that dies holding unacknowledged messages (its socket closes without a word,
+/// as when its process is killed) gives them back: the next consumer gets them, flagged
+/// redelivered.
+#[tokio::test]
+async fn a_dead_clients_unacknowledged_messages_go_to_others_redelivered() {
+    use courier_broker::protocol::ops::{ConsumerKind, Reply, Request, Wait};
+    let server = server(ServerConfig::default()).await;
+    let factory = TcpFactory::new(server.local_addr().to_string());
+    let queue = Destination::queue("work");
+    let other = factory.create_connection().await.unwrap();
+    let session = other
+        .create_session(SessionMode::ClientAcknowledge)
+        .await
+        .unwrap();
+    let producer = session.create_producer(Some(&queue)).await.unwrap();
+    for body in ["a", "b"] {
+        producer.send(&mut Message::text(body)).await.unwrap();
+    }
+
+    let mut doomed = authenticated(&server).await;
+    assert_eq!(raw_call(&mut doomed, 1, &Request::Start).await, Reply::Done);
+    let Reply::Created(s) = raw_call(&mut doomed, 2, &Request::CreateSession(1)).await else {
+        panic!("no session")
+    };
+    let create = Request::CreateConsumer {
+        session: s,
+        kind: ConsumerKind::Plain,
+        destination: queue.clone(),
+        name: None,
+        selector: None,
+        no_local: false,
+        prefetch: None,
+    };
+    let Reply::Created(c) = raw_call(&mut doomed, 3, &create).await else {
+        panic!("no consumer")
+    };
+    for id in [4, 5] {
+        let got = raw_call(&mut doomed, id, &Request::Receive(c, Wait::NoWait)).await;
+        assert!(matches!(got, Reply::Message(Some(_))), "{got:?}");
+    }
+    drop(doomed);
+
+    other.start().await.unwrap();
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await
+        .unwrap();
+    for body in ["a", "b"] {
+        let m = consumer
+            .receive_timeout(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .expect("given back");
+        assert_eq!(m.body_text(), Some(body));
+        assert!(m.redelivered());
+        assert_eq!(m.header().delivery_count, 2);
+    }
+    session.acknowledge().await.unwrap();
+    other.close().await.unwrap();
+}
+
+/// A peer that sends requests without ever reading the replies is throttled — the server
+/// stops reading its socket once its bounded queues are full, rather than buffering replies
+/// without bound — and every other client is served meanwhile.
+#[tokio::test]
+async fn a_peer_that_never_reads_is_throttled_and_stalls_no_one() {
+    use courier_broker::protocol::ops::{Reply, Request};
+    let server = server(ServerConfig::default()).await;
+    let mut greedy = authenticated(&server).await;
+    let Reply::Created(s) = raw_call(&mut greedy, 1, &Request::CreateSession(0)).await else {
+        panic!("no session")
+    };
+    let one = frame_bytes(Frame::new(Kind::Request, 2, encode(&Request::Sync(s))));
+    let chunk: Vec<u8> = one
+        .iter()
+        .copied()
+        .cycle()
+        .take(one.len() * 10_000)
+        .collect();
+    let writing = tokio::spawn(async move {
+        // 2 000 000 requests (about 30 MB) whose replies are never read.
+        for _ in 0..200 {
+            if greedy.write_all(&chunk).await.is_err() {
+                return;
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    still_serves(&server).await;
+    assert!(
+        !writing.is_finished(),
+        "the server must stop reading a peer that does not read its replies"
+    );
+    writing.abort();
+}
