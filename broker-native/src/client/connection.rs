@@ -6,16 +6,21 @@ use courier_api::{
     SessionMode,
 };
 use parking_lot::Mutex;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::link::Link;
 use super::session::{SessionInner, TcpSession};
+use super::stream::Prefetch;
 use crate::protocol::ops::{mode_to_u8, Reply, Request};
 
 /// State shared by a connection and what it made; dropping the last of them closes it.
 pub(crate) struct ConnInner {
     pub link: Arc<Link>,
     client_id: Mutex<Option<String>>,
+    /// The URL's prefetch: consumers without their own use it.
+    pub prefetch: Option<u32>,
+    /// The message streams of its consumers, given back on stop.
+    pub streams: Mutex<Vec<Weak<Prefetch>>>,
 }
 
 impl Drop for ConnInner {
@@ -33,11 +38,13 @@ pub struct TcpConnection {
 }
 
 impl TcpConnection {
-    pub(crate) fn new(link: Arc<Link>, client_id: Option<String>) -> Self {
+    pub(crate) fn new(link: Arc<Link>, client_id: Option<String>, prefetch: Option<u32>) -> Self {
         TcpConnection {
             inner: Arc::new(ConnInner {
                 link,
                 client_id: Mutex::new(client_id),
+                prefetch,
+                streams: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -76,8 +83,18 @@ impl Connection for TcpConnection {
         done(self.inner.link.call(&Request::Start, None, None).await?)
     }
 
+    /// Stops delivery, then gives back what consumers' streams hold ahead of receives.
     async fn stop(&self) -> Result<()> {
-        done(self.inner.link.call(&Request::Stop, None, None).await?)
+        done(self.inner.link.call(&Request::Stop, None, None).await?)?;
+        let streams: Vec<_> = {
+            let mut streams = self.inner.streams.lock();
+            streams.retain(|w| w.strong_count() > 0);
+            streams.iter().filter_map(Weak::upgrade).collect()
+        };
+        for stream in streams {
+            stream.drain(&self.inner.link, true).await?;
+        }
+        Ok(())
     }
 
     async fn create_session(&self, mode: SessionMode) -> Result<Box<dyn Session>> {

@@ -11,10 +11,12 @@ use futures::FutureExt;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::time::Instant;
 
 use super::connection::{done, unexpected, ConnInner};
 use super::link::Stash;
 use super::session::SessionInner;
+use super::stream::Prefetch;
 use crate::protocol::ops::{Reply, Request, Wait};
 
 fn nanos(d: Duration) -> u64 {
@@ -28,6 +30,10 @@ pub(crate) struct TcpConsumer {
     selector: Option<String>,
     stash: Arc<Stash>,
     closed: AtomicBool,
+    /// The message stream of a consumer with a prefetch (auto and dups-ok sessions).
+    stream: Option<Arc<Prefetch>>,
+    /// Set once the consumer left its stream for one credit per receive.
+    pulling: AtomicBool,
 }
 
 impl TcpConsumer {
@@ -36,6 +42,7 @@ impl TcpConsumer {
         handle: u64,
         destination: Destination,
         selector: Option<String>,
+        stream: Option<Arc<Prefetch>>,
     ) -> Self {
         TcpConsumer {
             session,
@@ -44,6 +51,53 @@ impl TcpConsumer {
             selector,
             stash: Arc::default(),
             closed: AtomicBool::new(false),
+            stream,
+            pulling: AtomicBool::new(false),
+        }
+    }
+
+    /// A receive from the message stream: what it holds, else what arrives before the
+    /// deadline; `NoWait` also asks the broker for what it has ready now.
+    async fn next_streamed(&self, stream: &Arc<Prefetch>, wait: Wait) -> Result<Option<Message>> {
+        let link = self.session.link();
+        let deadline = match wait {
+            Wait::Timeout(ns) => Instant::now().checked_add(Duration::from_nanos(ns)),
+            _ => None,
+        };
+        loop {
+            let arrived = stream.notify.notified();
+            tokio::pin!(arrived);
+            arrived.as_mut().enable();
+            if self.closed.load(Ordering::Acquire) {
+                self.check()?;
+            }
+            if let Some(m) = stream.take(link) {
+                return Ok(Some(m));
+            }
+            if let Some(e) = stream.error() {
+                link.check()?;
+                return Err(e);
+            }
+            match wait {
+                Wait::NoWait => {
+                    let got = self.pull(Wait::NoWait).await?;
+                    return Ok(got.or_else(|| stream.take(link)));
+                }
+                Wait::Forever => arrived.await,
+                Wait::Timeout(_) => {
+                    let Some(deadline) = deadline else {
+                        arrived.await;
+                        continue;
+                    };
+                    tokio::select! {
+                        () = arrived => {}
+                        () = tokio::time::sleep_until(deadline) => return Ok(stream.take(link)),
+                    }
+                }
+            }
+            if stream.is_closed() {
+                return Ok(None);
+            }
         }
     }
 
@@ -55,8 +109,32 @@ impl TcpConsumer {
         self.session.check()
     }
 
+    /// Switches a streaming consumer to one credit per receive for good: a listener settles
+    /// after its handler, and `receive_body` only takes a message whose body qualifies, so
+    /// neither can take from a stream that settles on hand-over. What the stream holds is
+    /// given back first.
+    async fn stop_streaming(&self) -> Result<()> {
+        if let Some(stream) = &self.stream {
+            if !self.pulling.swap(true, Ordering::AcqRel) {
+                stream.close(None);
+                stream.drain(self.session.link(), false).await?;
+            }
+        }
+        Ok(())
+    }
+
     async fn next(&self, wait: Wait) -> Result<Option<Message>> {
         self.check()?;
+        if let Some(stream) = &self.stream {
+            if !self.pulling.load(Ordering::Acquire) {
+                return self.next_streamed(stream, wait).await;
+            }
+        }
+        self.pull(wait).await
+    }
+
+    /// One receive request: one credit.
+    async fn pull(&self, wait: Wait) -> Result<Option<Message>> {
         if let Some(m) = self.stash.lock().pop_front() {
             return Ok(Some(m));
         }
@@ -81,6 +159,9 @@ impl TcpConsumer {
 
 impl Drop for TcpConsumer {
     fn drop(&mut self) {
+        if let Some(stream) = &self.stream {
+            stream.close(Some(self.session.link()));
+        }
         if !self.closed.swap(true, Ordering::AcqRel) && self.session.link().check().is_ok() {
             self.session
                 .link()
@@ -138,6 +219,7 @@ impl Consumer for TcpConsumer {
 
     async fn receive_body(&self, timeout: Option<Duration>) -> Result<Option<Body>> {
         self.check()?;
+        self.stop_streaming().await?;
         if let Some(m) = self.stash.lock().pop_front() {
             return courier_api::spi::body_for_receive_body(&m).map(Some);
         }
@@ -150,6 +232,7 @@ impl Consumer for TcpConsumer {
 
     async fn receive_delivery(&self) -> Result<Option<Delivery>> {
         self.check()?;
+        self.stop_streaming().await?;
         let request = Request::ReceiveDelivery(self.handle);
         match self.session.link().call(&request, None, None).await? {
             Reply::Delivery(None) => Ok(None),
@@ -186,6 +269,10 @@ impl Consumer for TcpConsumer {
     async fn close(&self) -> Result<()> {
         if self.closed.swap(true, Ordering::AcqRel) || self.session.link().check().is_err() {
             return Ok(());
+        }
+        if let Some(stream) = &self.stream {
+            stream.close(None);
+            let _ = stream.drain(self.session.link(), false).await;
         }
         let outcome = self
             .session

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_util::codec::{FramedRead, FramedWrite};
 use tokio_util::sync::CancellationToken;
 
+use super::stream::Prefetch;
 use crate::protocol::frame::{Frame, FrameCodec, Kind, HEADER_LEN};
 use crate::protocol::ops::{decode, encode, Reply, Request, WireError};
 
@@ -38,6 +39,8 @@ enum Pending {
         message: Message,
         _permit: OwnedSemaphorePermit,
     },
+    /// A consumer's message stream: many replies, until one that is not a message.
+    Stream(Arc<Prefetch>),
 }
 
 #[derive(Default)]
@@ -131,6 +134,28 @@ impl Link {
         if let Ok((_, frame)) = self.request_frame(request) {
             let _ = self.out.send(frame);
         }
+    }
+
+    /// Sends `request` under the correlation id `id` (a stream's), expecting no reply.
+    pub fn fire_on(&self, id: u64, request: &Request) {
+        let _ = self
+            .out
+            .send(Frame::new(Kind::Request, id, encode(request)));
+    }
+
+    /// Opens a message stream: `request` (a credit) under a new correlation id whose
+    /// replies go to `stream` until one is not a message. Returns the id.
+    pub fn open_stream(&self, request: &Request, stream: Arc<Prefetch>) -> Result<u64> {
+        let (id, frame) = self.request_frame(request)?;
+        {
+            let mut state = self.state.lock();
+            if let Some(e) = &state.end {
+                return Err(e.clone());
+            }
+            state.calls.insert(id, Pending::Stream(stream));
+        }
+        let _ = self.out.send(frame);
+        Ok(id)
     }
 
     /// Sends `request` and waits for its reply; a `Failed` reply is its error. A loss while
@@ -239,6 +264,10 @@ impl Link {
                     completion
                         .complete(Err(Error::in_doubt(InDoubtOperation::Send, reason.clone())));
                 }
+                Pending::Stream(stream) => stream.failed(
+                    lost.clone()
+                        .unwrap_or_else(|| Error::illegal_state("the connection is closed")),
+                ),
             }
         }
         self.ended.cancel();
@@ -252,7 +281,20 @@ impl Link {
 
     /// Routes a reply to its waiting request.
     fn deliver(&self, id: u64, reply: Reply) {
-        let Some(pending) = self.state.lock().calls.remove(&id) else {
+        let pending = {
+            let mut state = self.state.lock();
+            if let Some(Pending::Stream(stream)) = state.calls.get(&id) {
+                let stream = stream.clone();
+                if !matches!(reply, Reply::Delivery(Some(_))) {
+                    state.calls.remove(&id);
+                }
+                drop(state);
+                stream.arrived(self, reply);
+                return;
+            }
+            state.calls.remove(&id)
+        };
+        let Some(pending) = pending else {
             return;
         };
         match pending {
@@ -272,6 +314,7 @@ impl Link {
                     }
                 }
             }
+            Pending::Stream(_) => {}
             Pending::Send {
                 completion,
                 mut message,

@@ -13,6 +13,7 @@ mod consumer;
 mod link;
 mod producer;
 mod session;
+mod stream;
 
 use async_trait::async_trait;
 use courier_api::{
@@ -198,6 +199,7 @@ impl TcpFactory {
                 Ok(Box::new(TcpConnection::new(
                     link,
                     self.options.client_id.clone(),
+                    self.options.prefetch,
                 )))
             }
         }

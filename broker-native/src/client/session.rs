@@ -6,13 +6,15 @@ use courier_api::{
     Browser, Consumer, ConsumerOptions, Destination, Error, InDoubtOperation, Producer, Result,
     Session, SessionMode,
 };
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use super::connection::{done, unexpected, ConnInner};
 use super::consumer::{TcpBrowser, TcpConsumer};
 use super::link::Link;
 use super::producer::TcpProducer;
+use super::stream::Prefetch;
 use crate::protocol::ops::{ConsumerKind, Reply, Request};
 
 /// State shared by a session and what it made; dropping the last of them closes it.
@@ -21,6 +23,8 @@ pub(crate) struct SessionInner {
     pub handle: u64,
     pub mode: SessionMode,
     closed: AtomicBool,
+    /// Its consumers' message streams, given back on recover.
+    streams: Mutex<Vec<Weak<Prefetch>>>,
 }
 
 impl SessionInner {
@@ -30,7 +34,46 @@ impl SessionInner {
             handle,
             mode,
             closed: AtomicBool::new(false),
+            streams: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Opens a message stream for `consumer` when `prefetch` asks for one and the session
+    /// acknowledges on hand-over (auto, dups-ok); client-ack and transacted sessions keep
+    /// the exact credit of one per receive.
+    fn stream_for(&self, consumer: u64, prefetch: Option<u32>) -> Result<Option<Arc<Prefetch>>> {
+        let n = match prefetch.or(self.conn.prefetch) {
+            Some(n) if n > 0 => n,
+            _ => return Ok(None),
+        };
+        if !matches!(
+            self.mode,
+            SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge
+        ) {
+            return Ok(None);
+        }
+        let stream = Prefetch::new(consumer, n);
+        stream.open(self.link())?;
+        for list in [&self.streams, &self.conn.streams] {
+            let mut list = list.lock();
+            list.retain(|w| w.strong_count() > 0);
+            list.push(Arc::downgrade(&stream));
+        }
+        Ok(Some(stream))
+    }
+
+    /// Gives back what this session's streams hold ahead of receives.
+    async fn drain_streams(&self) -> Result<()> {
+        let streams: Vec<_> = self
+            .streams
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for stream in streams {
+            stream.drain(self.link(), true).await?;
+        }
+        Ok(())
     }
 
     pub fn link(&self) -> &Link {
@@ -104,11 +147,13 @@ impl TcpSession {
         let Reply::Created(handle) = reply else {
             return Err(unexpected(&reply));
         };
+        let stream = self.inner.stream_for(handle, options.prefetch)?;
         Ok(Box::new(TcpConsumer::new(
             self.inner.clone(),
             handle,
             destination.clone(),
             selector,
+            stream,
         )))
     }
 }
@@ -247,12 +292,15 @@ impl Session for TcpSession {
         )
     }
 
+    /// Recovers at the server — which returns the held messages of this session's streams
+    /// too — then empties the streams (what arrived meanwhile goes back) and reopens them.
     async fn recover(&self) -> Result<()> {
         done(
             self.inner
                 .call(Request::Recover(self.inner.handle), None)
                 .await?,
-        )
+        )?;
+        self.inner.drain_streams().await
     }
 
     async fn acknowledge(&self) -> Result<()> {

@@ -315,6 +315,15 @@ pub enum Request {
     /// it (answering it with no message) unless it already has a message, which it then
     /// sends as usual. Has no reply of its own.
     Cancel(u64),
+    /// More credit for a consumer's open message stream ([`Request::Stream`]): `n > 0` lets
+    /// the server push `n` more messages; `0` ends the stream, answered by a final
+    /// `Delivery(None)` after any message in flight. Sent under the stream's correlation id;
+    /// credit for a stream that ended is ignored.
+    Credit(u64, u32),
+    /// Opens a consumer's message stream (prefetch) with `n` credits: the server pushes a
+    /// message per credit, each a [`Reply::Delivery`] under this request's correlation id,
+    /// held until [`Request::Settle`]d.
+    Stream(u64, u32),
 }
 
 /// A delivered message with its per-delivery state, which the message encoding leaves out.

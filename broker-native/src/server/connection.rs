@@ -70,6 +70,14 @@ struct Conn {
     max_handles: usize,
     /// Receives in progress, by correlation id, for [`Request::Cancel`].
     receiving: Mutex<HashMap<u64, CancellationToken>>,
+    /// Message streams ([`Request::Credit`]) by consumer: their credit and stop token.
+    pumps: Mutex<HashMap<u64, Pump>>,
+}
+
+/// A consumer's message stream: credit, and the token that ends it.
+struct Pump {
+    credit: Arc<Semaphore>,
+    stop: CancellationToken,
 }
 
 /// Serves one accepted socket until it closes, is severed, or the server shuts down.
@@ -194,6 +202,7 @@ pub(super) async fn serve(
         discard: AtomicBool::new(false),
         max_handles: config.max_handles,
         receiving: Mutex::new(HashMap::new()),
+        pumps: Mutex::new(HashMap::new()),
     });
     let write_done = CancellationToken::new();
     let writing = tokio::spawn(write_loop(writer, out_rx, heartbeat, write_done.clone()));
@@ -222,6 +231,9 @@ pub(super) async fn serve(
     };
     let _ = tokio::time::timeout(grace, conn.workers.wait()).await;
     conn.discard.store(true, Ordering::Release);
+    for (_, pump) in std::mem::take(&mut *conn.pumps.lock()) {
+        pump.stop.cancel();
+    }
     write_done.cancel();
     let mut writing = writing;
     if tokio::time::timeout(Duration::from_secs(1), &mut writing)
@@ -305,12 +317,12 @@ async fn read_loop(
 ) -> Result<()> {
     loop {
         let permit = tokio::select! {
-            () = sever.cancelled() => return Ok(()),
+            () = sever.cancelled() => return drain_arrived(conn, reader, permits).await,
             () = shared.shutdown.cancelled() => return Ok(()),
             permit = permits.clone().acquire_owned() => permit.map_err(|_| Error::illegal_state("closed"))?,
         };
         let next = tokio::select! {
-            () = sever.cancelled() => return Ok(()),
+            () = sever.cancelled() => return drain_arrived(conn, reader, permits).await,
             () = shared.shutdown.cancelled() => return Ok(()),
             next = tokio::time::timeout(heartbeat * 3, reader.next()) => next,
         };
@@ -340,6 +352,32 @@ async fn read_loop(
             return Ok(());
         }
     }
+}
+
+/// A severed connection takes the requests that reached the server before the cut (those
+/// readable without waiting), as a network failing mid-stream leaves them, then ends.
+async fn drain_arrived(
+    conn: &Arc<Conn>,
+    reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    permits: &Arc<Semaphore>,
+) -> Result<()> {
+    use futures::FutureExt;
+    while let Ok(permit) = permits.clone().try_acquire_owned() {
+        let Some(Some(Ok(frame))) = reader.next().now_or_never() else {
+            break;
+        };
+        if frame.kind != Kind::Request {
+            continue;
+        }
+        let Ok(request) = decode::<Request>(&frame.payload, "request") else {
+            break;
+        };
+        if matches!(request, Request::Close) {
+            break;
+        }
+        dispatch(conn, frame.id, request, permit).await;
+    }
+    Ok(())
 }
 
 /// Sends the reply to request `id`.
@@ -407,6 +445,9 @@ async fn dispatch(conn: &Arc<Conn>, id: u64, request: Request, permit: OwnedSema
             // Closing the connection ends pending receives (with none); their replies go
             // out before this one.
             let r = conn.connection.close().await;
+            for (_, pump) in std::mem::take(&mut *conn.pumps.lock()) {
+                pump.stop.cancel();
+            }
             let sessions: Vec<_> = std::mem::take(&mut conn.handles.lock().sessions)
                 .into_values()
                 .collect();
@@ -484,6 +525,8 @@ async fn dispatch(conn: &Arc<Conn>, id: u64, request: Request, permit: OwnedSema
             };
             reply(conn, id, r).await;
         }
+        Request::Credit(consumer, n) => credit(conn, id, consumer, n, false, permit).await,
+        Request::Stream(consumer, n) => credit(conn, id, consumer, n, true, permit).await,
         Request::Cancel(receive) => {
             if let Some(token) = conn.receiving.lock().get(&receive) {
                 token.cancel();
@@ -541,6 +584,106 @@ async fn dispatch(conn: &Arc<Conn>, id: u64, request: Request, permit: OwnedSema
             }
         }
     }
+}
+
+/// Grants credit to (or, with 0, ends) `consumer`'s message stream, starting it on the
+/// first grant: a task that takes a held delivery per credit and sends it under `id`.
+async fn credit(
+    conn: &Arc<Conn>,
+    id: u64,
+    consumer: u64,
+    n: u32,
+    open: bool,
+    permit: OwnedSemaphorePermit,
+) {
+    drop(permit);
+    if n == 0 && !open {
+        let pump = conn.pumps.lock().remove(&consumer);
+        match pump {
+            Some(pump) => pump.stop.cancel(),
+            None => reply(conn, id, Ok(Reply::Delivery(None))).await,
+        }
+        return;
+    }
+    let n = n.min(courier_api::options::MAX_PREFETCH) as usize;
+    let found = conn
+        .handles
+        .lock()
+        .consumers
+        .get(&consumer)
+        .map(|c| c.1.clone());
+    let Some(target) = found else {
+        reply(conn, id, Ok(Reply::Delivery(None))).await;
+        return;
+    };
+    let (credit, stop) = {
+        let mut pumps = conn.pumps.lock();
+        if !open {
+            // Bounded: a stream never holds more than the largest prefetch beyond its
+            // receives, whatever a peer grants. Credit for an ended stream is ignored.
+            if let Some(pump) = pumps.get(&consumer) {
+                if pump.credit.available_permits() < courier_api::options::MAX_PREFETCH as usize {
+                    pump.credit.add_permits(n);
+                }
+            }
+            return;
+        }
+        if let Some(old) = pumps.remove(&consumer) {
+            old.stop.cancel();
+        }
+        let pump = Pump {
+            credit: Arc::new(Semaphore::new(n)),
+            stop: CancellationToken::new(),
+        };
+        let handles = (pump.credit.clone(), pump.stop.clone());
+        pumps.insert(consumer, pump);
+        handles
+    };
+    let conn2 = conn.clone();
+    conn.tasks.spawn(async move {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => break,
+                permit = credit.acquire() => match permit {
+                    Ok(p) => p.forget(),
+                    Err(_) => break,
+                },
+            }
+            // The embedded receive is cancel-safe: stopped while waiting, it takes nothing.
+            let delivery = tokio::select! {
+                () = stop.cancelled() => break,
+                d = target.receive_delivery() => d,
+            };
+            match delivery {
+                Ok(Some(d)) => {
+                    let message = Delivered::of(d.message().clone());
+                    let handle = {
+                        let mut h = conn2.handles.lock();
+                        h.next += 1;
+                        let handle = h.next;
+                        h.deliveries.insert(handle, d);
+                        handle
+                    };
+                    reply(&conn2, id, Ok(Reply::Delivery(Some((handle, message))))).await;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    reply(&conn2, id, Err(e)).await;
+                    break;
+                }
+            }
+        }
+        {
+            let mut pumps = conn2.pumps.lock();
+            if pumps
+                .get(&consumer)
+                .is_some_and(|p| p.stop.is_cancelled() || Arc::ptr_eq(&p.credit, &credit))
+            {
+                pumps.remove(&consumer);
+            }
+        }
+        reply(&conn2, id, Ok(Reply::Delivery(None))).await;
+    });
 }
 
 /// A receive of any kind on `consumer`.
@@ -619,7 +762,16 @@ async fn session_op(
             let mut h = conn.handles.lock();
             h.sessions.remove(&handle);
             h.producers.retain(|_, p| p.0 != handle);
-            h.consumers.retain(|_, c| c.0 != handle);
+            let mut pumps = conn.pumps.lock();
+            h.consumers.retain(|id, c| {
+                if c.0 == handle {
+                    if let Some(pump) = pumps.remove(id) {
+                        pump.stop.cancel();
+                    }
+                }
+                c.0 != handle
+            });
+            drop(pumps);
             h.browsers.retain(|_, b| b.0 != handle);
             r.map(|()| Reply::Done)
         }
@@ -697,6 +849,9 @@ async fn session_op(
             Ok(Reply::Created(id))
         }
         Request::CloseConsumer(c) => {
+            if let Some(pump) = conn.pumps.lock().remove(&c) {
+                pump.stop.cancel();
+            }
             let consumer = conn.handles.lock().consumers.remove(&c);
             if let Some((_, consumer)) = consumer {
                 consumer.close().await?;
