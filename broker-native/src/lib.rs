@@ -24,11 +24,14 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod client;
 mod config;
 mod core;
 mod embedded;
+pub mod protocol;
 mod registry;
 pub mod storage;
+pub mod server;
 
 pub use crate::core::broker::{Broker, BrokerStats};
 pub use crate::core::store;
@@ -38,4 +41,4 @@ pub use config::{
     SubscriptionLimits, WhenFull, FALLBACK_MAX_MEMORY,
 };
 pub use embedded::{EmbeddedConnection, EmbeddedFactory};
-pub use registry::{connect, SCHEMES};
+pub use registry::{connect, EMBEDDED_SCHEMES, SCHEMES, TCP_SCHEMES};

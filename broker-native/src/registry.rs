@@ -13,8 +13,14 @@ use std::path::PathBuf;
 use std::sync::Weak;
 
 /// The URL schemes of Courier's own broker: `embedded:` (in this process) and `courier://`
-/// (a broker over the network, not built yet).
+/// (a Courier server over TCP).
 pub const SCHEMES: &[&str] = &["embedded", "courier"];
+
+/// The in-process scheme of [`SCHEMES`].
+pub const EMBEDDED_SCHEMES: &[&str] = &["embedded"];
+
+/// The network schemes of [`SCHEMES`].
+pub const TCP_SCHEMES: &[&str] = &["courier"];
 
 /// How much of a caller's text an error message quotes.
 const QUOTED_CHARS: usize = 64;
@@ -26,7 +32,7 @@ const QUOTED_CHARS: usize = 64;
 /// | `embedded:` | a new in-process, in-memory broker |
 /// | `embedded:?client_id=app1&prefetch=100` | the same, with [connection options](courier_api::options) |
 /// | `embedded:/path` | the durable broker whose journal is in directory `/path` (made if missing); the same one for every call in this process while it is open |
-/// | `courier://host:port` | [`Error::Unsupported`]: the network client is not built yet |
+/// | `courier://user:pass@host:7672?heartbeat=5s` | a [`TcpFactory`](crate::client::TcpFactory) for a Courier server |
 ///
 /// `embedded:` takes the shared options of [`ConnectionOptions`] and applies them as
 /// [`EmbeddedFactory::with_options`] says (a client id holds for every connection; timeouts
@@ -53,11 +59,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn ConnectionFactory>> {
     if scheme.eq_ignore_ascii_case("embedded") {
         embedded(rest)
     } else if scheme.eq_ignore_ascii_case("courier") {
-        Err(Error::unsupported(
-            "courier",
-            "connecting to a Courier broker over the network (courier://) is not built yet; \
-             use \"embedded:\" for a broker in this process",
-        ))
+        Ok(Arc::new(crate::client::TcpFactory::from_url(url)?))
     } else {
         Err(Error::invalid_argument(format!(
             "{} is not a scheme of Courier's broker (expected embedded: or courier://)",
@@ -249,10 +251,20 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_network_client_is_unsupported_for_now() {
-        let e = error_of("courier://127.0.0.1:7070").await;
-        assert!(e.is_unsupported(), "{e}");
-        assert!(e.to_string().contains("not built yet"), "{e}");
+    async fn courier_urls_make_a_tcp_factory_and_bad_ones_are_refused() {
+        let factory = connect("courier://app:pw@127.0.0.1:7070/?heartbeat=5s")
+            .await
+            .unwrap();
+        assert_eq!(factory.capabilities().backend, "courier");
+        for bad in [
+            "courier://",
+            "courier://host/path",
+            "courier://host/#frag",
+            "courier://host/?nope=1",
+        ] {
+            let e = error_of(bad).await;
+            assert!(matches!(e, Error::InvalidArgument(_)), "{bad}: {e}");
+        }
     }
 
     #[tokio::test]

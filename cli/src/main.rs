@@ -11,14 +11,17 @@ mod args;
 mod bench;
 mod browse;
 mod completions;
+mod config;
 mod endpoint;
 mod purge;
 mod receive;
 mod render;
 mod send;
+mod serve;
 mod stats;
 #[cfg(test)]
 mod tests;
+mod user;
 
 use std::process::ExitCode;
 
@@ -40,6 +43,10 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs a Courier broker server (`courier://`).
+    Serve(serve::ServeArgs),
+    /// Manages the users of a server's configuration file.
+    User(user::UserArgs),
     Send(send::SendArgs),
     Receive(receive::ReceiveArgs),
     Browse(browse::BrowseArgs),
@@ -64,6 +71,11 @@ async fn dispatch(command: Command) -> courier::Result<ExitCode> {
         Command::Stats(a) => &a.url.url,
         Command::Purge(a) => &a.url.url,
         Command::Bench(a) => return bench::run(a, &mut out).await,
+        Command::Serve(_) | Command::User(_) => {
+            return Err(courier::Error::invalid_argument(
+                "serve and user run without a broker connection",
+            ))
+        }
         Command::Completions(a) => {
             completions::run(a, &mut Cli::command(), &mut out);
             return Ok(ExitCode::SUCCESS);
@@ -79,7 +91,10 @@ async fn dispatch(command: Command) -> courier::Result<ExitCode> {
             Command::Browse(a) => browse::run(f, a, &mut out).await.map(drop),
             Command::Stats(a) => stats::run(f, a, &mut out).await,
             Command::Purge(a) => purge::run(f, a, &mut out).await.map(drop),
-            Command::Bench(_) | Command::Completions(_) => Ok(()),
+            Command::Bench(_)
+            | Command::Completions(_)
+            | Command::Serve(_)
+            | Command::User(_) => Ok(()),
         }
     };
     tokio::select! {
@@ -103,6 +118,11 @@ fn one_line(text: &str) -> String {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let command = match cli.command {
+        Command::Serve(args) => return serve::run(args),
+        Command::User(args) => return user::run(args),
+        command => command,
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -110,7 +130,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(dispatch(command)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("courier: {}", one_line(&e.to_string()));

@@ -25,7 +25,8 @@
 //!
 //! | feature | URLs | backend |
 //! |---|---|---|
-//! | `native` (default) | `embedded:`, `courier://` | Courier's own broker ([`broker`]) |
+//! | `native` (default) | `embedded:` | Courier's own broker in this process ([`broker`]) |
+//! | `tcp` (default) | `courier://` | Courier's own broker over TCP (a `courier serve` server) |
 //! | `amqp` | `amqp://`, `amqps://` | RabbitMQ (not built yet: refused as unsupported) |
 //! | `redis` | `redis://`, `rediss://` | Redis Streams (not built yet: refused as unsupported) |
 //!
@@ -40,8 +41,8 @@ mod url;
 
 pub use registry::{connect, schemes};
 
-/// Courier's own broker (feature `native`, on by default).
-#[cfg(feature = "native")]
+/// Courier's own broker (features `native` and `tcp`, on by default).
+#[cfg(any(feature = "native", feature = "tcp"))]
 pub use courier_broker as broker;
 
 /// Tuple spaces (JavaSpaces / Linda) over any backend.

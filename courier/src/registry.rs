@@ -23,7 +23,12 @@ struct Backend {
 const BUILT_IN: &[Backend] = &[
     #[cfg(feature = "native")]
     Backend {
-        schemes: courier_broker::SCHEMES,
+        schemes: courier_broker::EMBEDDED_SCHEMES,
+        connect: |url| Box::pin(courier_broker::connect(url)),
+    },
+    #[cfg(feature = "tcp")]
+    Backend {
+        schemes: courier_broker::TCP_SCHEMES,
         connect: |url| Box::pin(courier_broker::connect(url)),
     },
     #[cfg(feature = "amqp")]
@@ -42,7 +47,7 @@ const BUILT_IN: &[Backend] = &[
 /// backend, and the feature of `courier` that brings it in.
 const KNOWN_SCHEMES: &[(&str, &str, &str)] = &[
     ("embedded", "embedded", "native"),
-    ("courier", "courier", "native"),
+    ("courier", "courier", "tcp"),
     ("amqp", "amqp", "amqp"),
     ("amqps", "amqp", "amqp"),
     ("redis", "redis", "redis"),
@@ -65,7 +70,7 @@ pub fn schemes() -> Vec<&'static str> {
 /// | `embedded:` | a new in-process, in-memory broker | `native` (default) |
 /// | `embedded:?client_id=app1&prefetch=100` | the same, with [connection options](courier_api::options) | `native` |
 /// | `embedded:/path` | Courier's broker in this process, durable: its journal in directory `/path` | `native` |
-/// | `courier://host` | Courier's broker over the network: [`Error::Unsupported`] (not built yet) | `native` |
+/// | `courier://user:pass@host:7672` | Courier's broker over TCP (a `courier serve` server) | `tcp` (default) |
 /// | `amqp://`, `amqps://` | RabbitMQ: [`Error::Unsupported`] (not built yet) | `amqp` |
 /// | `redis://`, `rediss://` | Redis Streams: [`Error::Unsupported`] (not built yet) | `redis` |
 ///
@@ -124,14 +129,16 @@ mod tests {
             }
         }
         #[cfg(feature = "native")]
-        assert_eq!(features_schemes("native"), courier_broker::SCHEMES);
+        assert_eq!(features_schemes("native"), courier_broker::EMBEDDED_SCHEMES);
+        #[cfg(feature = "tcp")]
+        assert_eq!(features_schemes("tcp"), courier_broker::TCP_SCHEMES);
         #[cfg(feature = "amqp")]
         assert_eq!(features_schemes("amqp"), courier_amqp::SCHEMES);
         #[cfg(feature = "redis")]
         assert_eq!(features_schemes("redis"), courier_redis::SCHEMES);
         assert_eq!(
             schemes().len(),
-            ["native", "amqp", "redis"]
+            ["native", "tcp", "amqp", "redis"]
                 .iter()
                 .filter(|f| enabled(f))
                 .map(|f| features_schemes(f).len())
@@ -142,6 +149,7 @@ mod tests {
     fn enabled(feature: &str) -> bool {
         let built = [
             ("native", cfg!(feature = "native")),
+            ("tcp", cfg!(feature = "tcp")),
             ("amqp", cfg!(feature = "amqp")),
             ("redis", cfg!(feature = "redis")),
         ];

@@ -28,8 +28,33 @@ async fn embedded_connects_and_its_refusals_pass_through() {
         let e = refusal(url).await;
         assert!(matches!(e, Error::InvalidArgument(_)), "{url}: {e}");
     }
-    let network = refusal("courier://127.0.0.1:7070").await;
-    assert!(network.is_unsupported(), "{network}");
+}
+
+#[cfg(feature = "tcp")]
+#[tokio::test]
+async fn courier_urls_open_a_tcp_factory_and_a_dead_server_is_a_connection_loss() {
+    assert!(courier::schemes().contains(&"courier"));
+    // Nothing listens on port 9 of loopback (discard): connecting fails, typed.
+    let factory = connect("courier://app:pw@127.0.0.1:9/?connect_timeout=2s")
+        .await
+        .unwrap();
+    assert_eq!(factory.capabilities().backend, "courier");
+    let e = factory.create_connection().await.err().expect("no server");
+    assert!(matches!(e, Error::ConnectionLost { .. }), "{e}");
+    let bad = refusal("courier://127.0.0.1:7672/?bogus=1").await;
+    assert!(matches!(bad, Error::InvalidArgument(_)), "{bad}");
+}
+
+#[cfg(not(feature = "tcp"))]
+#[tokio::test]
+async fn courier_urls_name_the_tcp_feature_when_it_is_off() {
+    let e = refusal("courier://127.0.0.1:7672").await;
+    assert!(e.is_unsupported(), "{e}");
+    assert!(
+        e.to_string()
+            .contains("enable the `tcp` feature of courier"),
+        "{e}"
+    );
 }
 
 #[cfg(feature = "native")]

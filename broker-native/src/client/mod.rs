@@ -1,0 +1,241 @@
+//! The `courier://` client: a [`ConnectionFactory`] whose connections speak the
+//! [protocol](crate::protocol) to a Courier server. Each api object is a handle the server
+//! gave out; each call is a request whose reply it awaits, pipelined on one socket, so the
+//! server's broker — not this client — keeps acknowledgement and transaction state.
+//!
+//! Consumer credit is the api's prefetch, exactly: a consumer asks for a message when the
+//! application receives, one receive being one credit, so it never holds a message ahead of
+//! its receives (`exact_prefetch`). Pipelined sends ([`courier_api::Producer::send_async`])
+//! keep up to [`WINDOW`] sends in flight per producer.
+
+mod connection;
+mod consumer;
+mod link;
+mod producer;
+mod session;
+mod stream;
+
+use async_trait::async_trait;
+use courier_api::{
+    Capabilities, Connection, ConnectionFactory, ConnectionOptions, Durability, Error, Result,
+};
+use futures::{SinkExt, StreamExt};
+use parking_lot::Mutex;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_util::codec::{FramedRead, FramedWrite};
+
+use crate::protocol::frame::{Frame, FrameCodec, Kind, HANDSHAKE_MAX_FRAME};
+use crate::protocol::ops::{decode, encode, Hello, Welcome, MAGIC};
+use crate::protocol::{DEFAULT_PORT, VERSIONS};
+pub use connection::TcpConnection;
+use link::Link;
+
+/// Sends one producer keeps in flight with `send_async` before it waits for room.
+pub const WINDOW: usize = 1024;
+
+/// How long connecting and the handshake may take without a `connect_timeout` option.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to a Courier server over TCP (`courier://user:pass@host:7672`).
+///
+/// ```no_run
+/// # async fn demo() -> courier_api::Result<()> {
+/// use courier_api::ConnectionFactory;
+/// let factory = courier_broker::client::TcpFactory::from_url("courier://app:secret@localhost:7672")?;
+/// let connection = factory.create_connection().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct TcpFactory {
+    address: String,
+    options: ConnectionOptions,
+    /// What the last handshake said the server offers.
+    learnt: Arc<Mutex<Option<Capabilities>>>,
+}
+
+impl TcpFactory {
+    /// A factory for the server at `address` (`host:port`), anonymous, default options.
+    pub fn new(address: impl Into<String>) -> Self {
+        TcpFactory {
+            address: address.into(),
+            options: ConnectionOptions::default(),
+            learnt: Arc::default(),
+        }
+    }
+
+    /// A factory for a `courier://[user[:password]@]host[:port][/][?options]` URL; the
+    /// options are [`ConnectionOptions`]'. The port defaults to 7672.
+    pub fn from_url(url: &str) -> Result<Self> {
+        let parsed = ConnectionOptions::from_url(url, &[])?;
+        let u = url::Url::parse(url)
+            .map_err(|e| Error::invalid_argument(format!("malformed URL: {e}")))?;
+        if !u.scheme().eq_ignore_ascii_case("courier") {
+            return Err(Error::invalid_argument(format!(
+                "{:?} is not a courier:// URL",
+                u.scheme()
+            )));
+        }
+        let host = u
+            .host_str()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| Error::invalid_argument("a courier:// URL names a host"))?;
+        if !matches!(u.path(), "" | "/") {
+            return Err(Error::invalid_argument(format!(
+                "a courier:// URL has no path (got {:?})",
+                u.path()
+            )));
+        }
+        if u.fragment().is_some() {
+            return Err(Error::invalid_argument(
+                "a courier:// URL takes no fragment",
+            ));
+        }
+        let port = u.port().unwrap_or(DEFAULT_PORT);
+        TcpFactory::new(format!("{host}:{port}")).with_options(parsed.options)
+    }
+
+    /// This factory with connection options (credentials, client id, timeouts, heartbeat).
+    pub fn with_options(mut self, options: ConnectionOptions) -> Result<Self> {
+        if let Some(id) = &options.client_id {
+            if id.trim().is_empty() {
+                return Err(Error::invalid_argument("a client id must not be empty"));
+            }
+        }
+        self.options = options;
+        Ok(self)
+    }
+
+    /// This factory with a configured client id: every connection claims it as it connects.
+    pub fn with_client_id(mut self, client_id: &str) -> Result<Self> {
+        self.options.client_id = Some(client_id.to_owned());
+        let options = self.options.clone();
+        self.with_options(options)
+    }
+
+    /// This factory with default credentials.
+    pub fn with_credentials(mut self, username: &str, password: &str) -> Self {
+        self.options.username = Some(username.to_owned());
+        self.options.password = Some(password.to_owned());
+        self
+    }
+
+    /// The server address.
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    async fn connect(&self, credentials: Option<(String, String)>) -> Result<Box<dyn Connection>> {
+        let limit = self
+            .options
+            .connect_timeout
+            .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        match tokio::time::timeout(limit, self.handshake(credentials)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::connection_lost(format!(
+                "no connection to {} within {limit:?}",
+                self.address
+            ))),
+        }
+    }
+
+    async fn handshake(
+        &self,
+        credentials: Option<(String, String)>,
+    ) -> Result<Box<dyn Connection>> {
+        let stream = TcpStream::connect(&self.address).await.map_err(|e| {
+            Error::connection_lost_from(format!("cannot connect to {}", self.address), e)
+        })?;
+        let _ = stream.set_nodelay(true);
+        let (rd, wr) = stream.into_split();
+        let mut reader = FramedRead::new(rd, FrameCodec::new(HANDSHAKE_MAX_FRAME));
+        let mut writer = FramedWrite::new(wr, FrameCodec::new(HANDSHAKE_MAX_FRAME));
+        let hello = Hello {
+            magic: MAGIC,
+            versions: VERSIONS.to_vec(),
+            credentials,
+            client_id: self.options.client_id.clone(),
+            heartbeat_ms: self
+                .options
+                .heartbeat
+                .map_or(0, |h| u64::try_from(h.as_millis()).unwrap_or(u64::MAX)),
+        };
+        writer
+            .send(Frame::new(Kind::Hello, 0, encode(&hello)))
+            .await
+            .map_err(|e| Error::connection_lost(format!("handshake: {e}")))?;
+        let frame = match reader.next().await {
+            Some(Ok(frame)) if frame.kind == Kind::Welcome => frame,
+            Some(Ok(frame)) => {
+                return Err(Error::protocol(format!(
+                    "expected welcome, got {:?}",
+                    frame.kind
+                )))
+            }
+            Some(Err(e)) => return Err(Error::protocol(e.to_string())),
+            None => {
+                return Err(Error::connection_lost(
+                    "the server closed the connection during the handshake",
+                ))
+            }
+        };
+        match decode::<Welcome>(&frame.payload, "welcome")? {
+            Welcome::Refused(e) => Err(e.into()),
+            Welcome::Accepted {
+                version: _,
+                server_version,
+                capabilities,
+                heartbeat_ms,
+                max_frame,
+            } => {
+                let caps = capabilities.to_caps("courier");
+                *self.learnt.lock() = Some(caps.clone());
+                let max_frame = usize::try_from(max_frame).unwrap_or(usize::MAX);
+                reader.decoder_mut().set_max(max_frame);
+                writer.encoder_mut().set_max(max_frame);
+                let heartbeat = Duration::from_millis(heartbeat_ms.max(100));
+                let link = Link::start(reader, writer, heartbeat, caps, server_version, max_frame);
+                Ok(Box::new(TcpConnection::new(
+                    link,
+                    self.options.client_id.clone(),
+                    self.options.prefetch,
+                )))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl ConnectionFactory for TcpFactory {
+    /// Authenticates with the URL's credentials, or anonymously without any.
+    async fn create_connection(&self) -> Result<Box<dyn Connection>> {
+        let credentials = self
+            .options
+            .username
+            .clone()
+            .map(|u| (u, self.options.password.clone().unwrap_or_default()));
+        self.connect(credentials).await
+    }
+
+    async fn create_connection_with(
+        &self,
+        username: &str,
+        password: &str,
+    ) -> Result<Box<dyn Connection>> {
+        self.connect(Some((username.to_owned(), password.to_owned())))
+            .await
+    }
+
+    /// What the server said in the last handshake; before any, the most a Courier server
+    /// can offer.
+    fn capabilities(&self) -> Capabilities {
+        if let Some(caps) = self.learnt.lock().clone() {
+            return caps;
+        }
+        let mut caps = Capabilities::full("courier");
+        caps.durable_storage = true;
+        caps.persistent_durability = Durability::Disk;
+        caps
+    }
+}

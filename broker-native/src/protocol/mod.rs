@@ -1,0 +1,22 @@
+//! Courier's wire protocol, shared by the server ([`crate::server`]) and the `courier://`
+//! client ([`crate::client`]). `PROTOCOL.md` at the repository root is its specification.
+//!
+//! - [`frame`]: the length-prefixed frame and its tokio-util codec, with a maximum frame
+//!   size checked before anything is buffered, so no peer makes the other allocate more.
+//! - [`ops`]: what travels inside frames — the handshake (`Hello`, `Welcome`), requests and
+//!   replies of the api's operations, errors — encoded with postcard.
+//!
+//! One connection multiplexes many sessions: every request names the session, producer,
+//! consumer or browser it acts on by a handle the server gave out, and carries a
+//! correlation id its reply repeats, so requests are pipelined (a producer's `send_async`
+//! has many sends in flight) and replies are matched without waiting.
+
+pub mod frame;
+pub mod ops;
+
+/// The protocol versions this build speaks, oldest first. The handshake settles on the
+/// highest both sides speak.
+pub const VERSIONS: &[u16] = &[1];
+
+/// The default TCP port of a Courier broker.
+pub const DEFAULT_PORT: u16 = 7672;

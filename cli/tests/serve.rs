@@ -1,0 +1,153 @@
+//! `courier serve` and `courier user` as a user runs them: a user added to a config file
+//! logs in over TCP, a wrong password and a forbidden destination are refused and audited,
+//! and SIGTERM shuts the server down with exit code 0.
+
+use courier_api::*;
+use courier_broker::client::TcpFactory;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_courier");
+
+fn add_user(config: &std::path::Path, name: &str, password: &str, allow: &str) {
+    let mut child = Command::new(BIN)
+        .args(["user", "add", name, "--allow", allow, "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+/// Starts `courier serve` on a free port; returns the child and its address.
+fn serve(config: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+#[tokio::test]
+async fn users_log_in_are_refused_and_audited_and_sigterm_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("courier.toml");
+    add_user(&config, "app", "s3cret", "orders.#=send,receive");
+    add_user(&config, "reader", "r3ad", "orders.#=receive");
+    let listed = Command::new(BIN)
+        .args(["user", "list", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    let listed = String::from_utf8(listed.stdout).unwrap();
+    assert!(listed.contains("app\torders.#=send,receive"), "{listed}");
+    assert!(
+        !std::fs::read_to_string(&config).unwrap().contains("s3cret"),
+        "only the hash is stored"
+    );
+
+    let (mut child, addr) = serve(&config);
+    let factory = TcpFactory::new(addr.clone());
+    let wrong = factory.create_connection_with("app", "nope").await;
+    assert!(
+        matches!(wrong, Err(Error::Authentication(_))),
+        "{:?}",
+        wrong.err()
+    );
+    let unknown = factory.create_connection_with("ghost", "nope").await;
+    assert!(matches!(unknown, Err(Error::Authentication(_))));
+    let anonymous = factory.create_connection().await;
+    assert!(matches!(anonymous, Err(Error::Authentication(_))));
+
+    let queue = Destination::queue("orders.new");
+    let reader = factory
+        .create_connection_with("reader", "r3ad")
+        .await
+        .unwrap();
+    let session = reader
+        .create_session(SessionMode::AutoAcknowledge)
+        .await
+        .unwrap();
+    let refused = session.create_producer(Some(&queue)).await;
+    assert!(
+        matches!(refused, Err(Error::NotAuthorized(_))),
+        "{:?}",
+        refused.err()
+    );
+
+    let app = factory
+        .create_connection_with("app", "s3cret")
+        .await
+        .unwrap();
+    app.start().await.unwrap();
+    let s = app
+        .create_session(SessionMode::AutoAcknowledge)
+        .await
+        .unwrap();
+    let consumer = s
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await
+        .unwrap();
+    s.create_producer(Some(&queue))
+        .await
+        .unwrap()
+        .send(&mut Message::text("order 1"))
+        .await
+        .unwrap();
+    let got = consumer
+        .receive_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(got.unwrap().body_text(), Some("order 1"));
+
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "graceful shutdown exits 0");
+    let lost = app.closed().await;
+    assert!(matches!(lost, Error::ConnectionLost { .. }), "{lost:?}");
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.contains("connection refused"),
+        "refused logins are audited:\n{log}"
+    );
+    assert!(
+        log.contains("operation refused"),
+        "refused operations are audited:\n{log}"
+    );
+}
+
+#[test]
+fn a_data_directory_is_refused_clearly_until_storage_is_built() {
+    let out = Command::new(BIN)
+        .args(["serve", "--listen", "127.0.0.1:0", "--data", "/tmp/nowhere"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("durable storage"), "{err}");
+}
