@@ -109,6 +109,10 @@ pub struct Capabilities {
     /// ([`crate::Error::Authentication`], [`crate::Error::NotAuthorized`]). When `false`,
     /// `create_connection_with` answers `Unsupported` rather than ignoring the credentials.
     pub access_control: bool,
+    /// [`Session::delete_destination`](crate::Session::delete_destination) deletes plain
+    /// destinations. When `false` it answers `Unsupported`. Off in [`Capabilities::full`]:
+    /// a backend opts in when it implements the operation.
+    pub delete_destinations: bool,
     /// The largest encoded message the backend accepts; `None` = no limit beyond memory.
     /// Larger sends fail with an error rather than being truncated.
     pub max_message_size: Option<usize>,
@@ -127,8 +131,9 @@ pub enum Durability {
 }
 
 impl Capabilities {
-    /// Capabilities of a backend that offers everything but durable storage and dead letters:
-    /// every flag `true`, durability [`Durability::None`], no size limit.
+    /// Capabilities of a backend that offers everything but durable storage, dead letters and
+    /// destination deletion: every other flag `true`, durability [`Durability::None`], no
+    /// size limit.
     pub fn full(backend: &'static str) -> Self {
         Capabilities {
             backend,
@@ -150,6 +155,7 @@ impl Capabilities {
             exact_prefetch: true,
             access_control: true,
             client_id_exclusive: true,
+            delete_destinations: false,
             max_message_size: None,
         }
     }

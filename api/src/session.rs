@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 
-use crate::{Browser, Consumer, ConsumerOptions, Destination, Producer, Result};
+use crate::{Browser, Consumer, ConsumerOptions, Destination, Error, Producer, Result};
 
 /// How a session acknowledges what it consumes (§6.2.7, §6.2.10).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,6 +98,29 @@ pub trait Session: Send + Sync {
 
     /// Deletes a temporary destination this connection made; an error while it has consumers.
     async fn delete_temporary(&self, destination: &Destination) -> Result<()>;
+
+    /// Deletes the plain queue or topic `destination` with every message it stores, an
+    /// administrative operation (the broker's admin permission on it; `NotAuthorized`
+    /// without). A topic's durable subscriptions, and their messages, go with it. A later
+    /// send or consumer makes the destination afresh, empty. On a durable backend the
+    /// deletion is durable too: the deleted messages do not come back after a restart.
+    ///
+    /// - [`Error::InvalidDestination`] when the destination does not exist, or is temporary
+    ///   (use [`Session::delete_temporary`]).
+    /// - [`Error::IllegalState`] while it is in use, as Artemis refuses an unforced delete:
+    ///   a queue with an open consumer or with messages delivered but not acknowledged, a
+    ///   topic with a subscription that has a consumer. Close them first (RabbitMQ's
+    ///   `queue.delete` would close them instead; Courier never pulls a destination from
+    ///   under its consumers).
+    ///
+    /// The default answers [`Error::Unsupported`]; a backend offering it says so in
+    /// [`crate::Capabilities::delete_destinations`].
+    async fn delete_destination(&self, destination: &Destination) -> Result<()> {
+        Err(Error::unsupported(
+            "this backend",
+            format!("deleting destinations ({destination})"),
+        ))
+    }
 
     /// Commits the transaction: sends the produced and acknowledges the consumed messages as
     /// one unit. `Ok` means the broker has every sent message as `send`'s `Ok` would (durably

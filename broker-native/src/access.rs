@@ -24,7 +24,7 @@
 //!   and shared non-durable subscriptions); [`Permissions::BROWSE`] to browse a queue;
 //!   [`Permissions::ADMIN`] to manage state that outlives the connection: a durable (or
 //!   shared durable) subscription needs `RECEIVE` and `ADMIN` on its topic, and
-//!   unsubscribing needs `ADMIN` on it.
+//!   unsubscribing needs `ADMIN` on it; deleting a destination needs `ADMIN` on it.
 //! - **Temporary destinations** are not checked: the broker names them (an unguessable
 //!   name), only their connection consumes from them, and knowing the name — given out as a
 //!   reply-to — is the permission to send to it, as request/reply needs.
@@ -128,6 +128,8 @@ pub enum Operation {
     DurableSubscribe,
     /// Deleting a durable subscription (needs `ADMIN`).
     Unsubscribe,
+    /// Deleting a destination (needs `ADMIN`).
+    Delete,
 }
 
 impl Operation {
@@ -139,6 +141,7 @@ impl Operation {
             Operation::Browse => Permissions::BROWSE,
             Operation::DurableSubscribe => Permissions::RECEIVE | Permissions::ADMIN,
             Operation::Unsubscribe => Permissions::ADMIN,
+            Operation::Delete => Permissions::ADMIN,
         }
     }
 }
@@ -151,6 +154,7 @@ impl fmt::Display for Operation {
             Operation::Browse => "browse",
             Operation::DurableSubscribe => "durable subscription to",
             Operation::Unsubscribe => "unsubscribe from",
+            Operation::Delete => "delete",
         })
     }
 }

@@ -35,6 +35,7 @@ pub mod concurrency;
 pub mod connection;
 pub mod connection_loss;
 pub mod dead_letter;
+pub mod deletion;
 pub mod delivery;
 pub mod errors;
 pub mod headers;
@@ -118,6 +119,7 @@ macro_rules! ordinary_suite {
         $crate::connection_cases!($make);
         $crate::connection_loss_cases!($make);
         $crate::dead_letter_cases!($make);
+        $crate::deletion_cases!($make);
         $crate::delivery_cases!($make);
         $crate::errors_cases!($make);
         $crate::headers_cases!($make);

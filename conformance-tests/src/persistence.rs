@@ -409,6 +409,42 @@ async fn client_id_released(h: &dyn Harness, how: Stop) -> Result<()> {
 }
 
 /// Defines the public restart and crash forms of each case, documented like the case.
+/// A deleted queue stays deleted: its persistent messages do not come back after the
+/// restart (the deletion is as durable as the messages were).
+async fn deleted_queue_stays_deleted(h: &dyn Harness, how: Stop) -> Result<()> {
+    let queue = Destination::queue(h.name("persist-deleted"));
+    let kept = Destination::queue(h.name("persist-kept"));
+    let conn = h.connect().await?;
+    send_mode(conn.as_ref(), &queue, DeliveryMode::Persistent, &["gone"]).await?;
+    send_mode(conn.as_ref(), &kept, DeliveryMode::Persistent, &["kept"]).await?;
+    if crate::deletion::delete(h, conn.as_ref(), &queue)
+        .await?
+        .is_none()
+    {
+        return conn.close().await;
+    }
+    conn.close().await?;
+    if !bounce(h, how).await? || !h.capabilities().durable_storage {
+        return Ok(());
+    }
+    let conn = h.connect().await?;
+    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let consumer = session
+        .create_consumer(&kept, ConsumerOptions::default())
+        .await?;
+    expect_texts(h, consumer.as_ref(), &["kept"]).await?;
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    expect_nothing(
+        h,
+        consumer.as_ref(),
+        "a deleted queue's messages stay deleted",
+    )
+    .await?;
+    conn.close().await
+}
+
 macro_rules! both_ways {
     ($($(#[doc = $doc:literal])* $case:ident => $restart:ident, $crash:ident;)*) => {
         $(
@@ -460,6 +496,10 @@ both_ways! {
     /// may take the id even while the old handle still exists (§6.1.2).
     client_id_released => client_id_released_restart_6_1_2,
         client_id_released_crash_6_1_2;
+    /// A deleted queue stays deleted: its persistent messages do not come back after the
+    /// restart.
+    deleted_queue_stays_deleted => deleted_queue_stays_deleted_restart,
+        deleted_queue_stays_deleted_crash;
 }
 
 /// Expands the persistence cases; they take the suite's server lock alone.
@@ -487,6 +527,8 @@ macro_rules! persistence_cases {
                 temporary_queue_gone_crash_4_4,
                 client_id_released_restart_6_1_2,
                 client_id_released_crash_6_1_2,
+                deleted_queue_stays_deleted_restart,
+                deleted_queue_stays_deleted_crash,
             ]
         );
     };

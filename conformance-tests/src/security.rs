@@ -218,6 +218,46 @@ pub async fn send_to_a_receive_only_destination_is_refused(h: &dyn Harness) -> R
     reader.close().await
 }
 
+/// Deleting a destination is an administrative operation: a user who may send, receive and
+/// browse a queue, but holds no administrative grant, is refused its deletion with
+/// `NotAuthorized` and the queue keeps its message.
+pub async fn delete_without_admin_is_refused(h: &dyn Harness) -> Result<()> {
+    let Some(f) = Fixture::new(h).await? else {
+        return Ok(());
+    };
+    let writer = f.connect(&f.writer).await?;
+    try_send(writer.as_ref(), &f.queue, "stays").await?;
+    let reader = f.connect(&f.reader).await?;
+    for (conn, who) in [(&writer, "writer"), (&reader, "reader")] {
+        let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
+        let deleted = session.delete_destination(&f.queue).await;
+        if !h.capabilities().delete_destinations {
+            gated(false, "destination deletion", deleted)?;
+            continue;
+        }
+        match &deleted {
+            Err(Error::NotAuthorized(_)) => assert_not_authorized(&deleted, &f, &f.queue),
+            other => panic!(
+                "the {who} deleted a queue without admin: {}",
+                outcome(other)
+            ),
+        }
+        session.close().await?;
+    }
+    let session = reader.create_session(SessionMode::AutoAcknowledge).await?;
+    let consumer = session
+        .create_consumer(&f.queue, ConsumerOptions::default())
+        .await?;
+    let m = consumer.receive_timeout(h.wait()).await?;
+    assert_eq!(
+        m.as_ref().and_then(|m| m.body_text()),
+        Some("stays"),
+        "a refused deletion keeps the queue's messages"
+    );
+    writer.close().await?;
+    reader.close().await
+}
+
 /// A user who may only send to a queue is refused a receive from it, and anyone a receive
 /// from a queue it has no grant on, with `NotAuthorized`; the queue's message stays for a
 /// user who may take it.
@@ -310,6 +350,7 @@ macro_rules! security_cases {
                 receive_from_a_forbidden_destination_is_refused,
                 browse_of_a_forbidden_destination_is_refused,
                 permitted_operations_work,
+                delete_without_admin_is_refused,
             ]
         );
     };

@@ -236,6 +236,7 @@ impl ConnectionFactory for TcpFactory {
         let mut caps = Capabilities::full("courier");
         caps.durable_storage = true;
         caps.persistent_durability = Durability::Disk;
+        caps.delete_destinations = true;
         caps
     }
 }

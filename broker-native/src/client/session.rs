@@ -275,6 +275,11 @@ impl Session for TcpSession {
         done(self.inner.call(request, None).await?)
     }
 
+    async fn delete_destination(&self, destination: &Destination) -> Result<()> {
+        let request = Request::DeleteDestination(self.inner.handle, destination.clone());
+        done(self.inner.call(request, None).await?)
+    }
+
     async fn commit(&self) -> Result<()> {
         let request = Request::Commit(self.inner.handle);
         done(

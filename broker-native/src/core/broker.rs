@@ -24,7 +24,7 @@ use super::subscription::{NoLocal, Subscription, SubscriptionKind, Topic};
 use crate::config::{BrokerConfig, DeadLetter, WhenFull};
 
 /// Key of a named subscription: client id (if any) and name.
-type SubscriptionKey = (Option<Arc<str>>, String);
+pub(crate) type SubscriptionKey = (Option<Arc<str>>, String);
 
 /// Courier's broker, running in this process.
 ///
@@ -132,8 +132,8 @@ pub(crate) struct BrokerCore {
     pub(crate) queues: RwLock<HashMap<Destination, Arc<QueueStore>>>,
     pub(crate) topics: RwLock<HashMap<Destination, Arc<Topic>>>,
     temporary_owners: Mutex<HashMap<Destination, u64>>,
-    durable: Mutex<HashMap<SubscriptionKey, Arc<Subscription>>>,
-    shared: Mutex<HashMap<SubscriptionKey, Arc<Subscription>>>,
+    pub(crate) durable: Mutex<HashMap<SubscriptionKey, Arc<Subscription>>>,
+    pub(crate) shared: Mutex<HashMap<SubscriptionKey, Arc<Subscription>>>,
     client_ids: Mutex<HashSet<String>>,
     /// The next message id (arrival sequence number); stable across restarts.
     seq: AtomicU64,
@@ -1171,7 +1171,7 @@ impl BrokerCore {
 }
 
 /// Tells the store a durable subscription was deleted, when it is recorded.
-fn forget_subscription(sub: &Subscription) {
+pub(crate) fn forget_subscription(sub: &Subscription) {
     if let Some(recorder) = sub.queue.recorder() {
         if let StoreKey::Subscription(id) = recorder.key() {
             recorder.fire(Record::SubscriptionDeleted(*id));

@@ -118,10 +118,7 @@ impl BrokerCore {
                 // again (after this write lock is released).
                 store.retiring.store(true, Ordering::SeqCst);
                 if unused_queue(store) {
-                    store.queue.delete();
-                    if let Some(recorder) = store.queue.recorder() {
-                        recorder.fire(Record::QueueDeleted(Arc::from(destination.name())));
-                    }
+                    retire_queue(store);
                     queues.remove(&destination);
                 } else {
                     store.retiring.store(false, Ordering::SeqCst);
@@ -155,6 +152,18 @@ impl BrokerCore {
                 topics.shrink_to_fit();
             }
         }
+    }
+}
+
+/// Deletes a queue taken out of the registry: drops its messages, wakes its waiters, and
+/// tells the store, so the journal forgets the queue and every message it held. Shared by
+/// auto-delete and explicit deletion ([`BrokerCore::delete_destination`]).
+pub(crate) fn retire_queue(store: &QueueStore) {
+    store.retiring.store(true, Ordering::SeqCst);
+    store.queue.delete();
+    if let Some(recorder) = store.queue.recorder() {
+        let name = Arc::from(store.queue.destination().name());
+        recorder.fire(Record::QueueDeleted(name));
     }
 }
 

@@ -3,6 +3,7 @@
 //! over it, and imports only point down from them into here.
 
 pub(crate) mod broker;
+pub(crate) mod deletion;
 pub(crate) mod envelope;
 pub(crate) mod expiry;
 pub(crate) mod housekeeping;

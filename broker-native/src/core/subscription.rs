@@ -213,6 +213,11 @@ impl Topic {
         self.deleted.load(Ordering::Relaxed)
     }
 
+    /// Its subscriptions.
+    pub fn subscriptions(&self) -> Vec<Arc<Subscription>> {
+        self.subscriptions.read().clone()
+    }
+
     /// Number of subscriptions.
     pub fn subscription_count(&self) -> usize {
         self.subscriptions.read().len()

@@ -219,6 +219,7 @@ impl ConnectionFactory for EmbeddedFactory {
             Durability::None
         };
         caps.max_message_size = Some(config.max_message_size);
+        caps.delete_destinations = true;
         caps
     }
 }

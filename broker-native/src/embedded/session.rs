@@ -407,6 +407,14 @@ impl Session for EmbeddedSession {
         Ok(())
     }
 
+    async fn delete_destination(&self, destination: &Destination) -> Result<()> {
+        self.shared.check_open()?;
+        let conn = &self.shared.connection;
+        destination.validate()?;
+        conn.grants.check(Operation::Delete, destination)?;
+        conn.broker.delete_destination(destination)
+    }
+
     async fn commit(&self) -> Result<()> {
         self.shared.check_open()?;
         if self.shared.mode != SessionMode::Transacted {

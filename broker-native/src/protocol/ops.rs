@@ -67,7 +67,7 @@ pub struct WireCapabilities {
 
 impl WireCapabilities {
     /// How many flags a version-1 peer sends.
-    pub const FLAGS: usize = 17;
+    pub const FLAGS: usize = 18;
 
     /// The wire form of `caps`.
     pub fn from_caps(c: &Capabilities) -> Self {
@@ -90,6 +90,7 @@ impl WireCapabilities {
                 c.access_control,
                 false,
                 false,
+                c.delete_destinations,
             ],
             durability: match c.persistent_durability {
                 Durability::Disk => 1,
@@ -121,6 +122,7 @@ impl WireCapabilities {
         c.exact_prefetch = f(12);
         c.client_id_exclusive = f(13);
         c.access_control = f(14);
+        c.delete_destinations = f(17);
         c.persistent_durability = match self.durability {
             1 => Durability::Disk,
             2 => Durability::Replicated,
@@ -324,6 +326,8 @@ pub enum Request {
     /// message per credit, each a [`Reply::Delivery`] under this request's correlation id,
     /// held until [`Request::Settle`]d.
     Stream(u64, u32),
+    /// `Session::delete_destination`.
+    DeleteDestination(u64, Destination),
 }
 
 /// A delivered message with its per-delivery state, which the message encoding leaves out.

@@ -414,6 +414,7 @@ async fn dispatch(conn: &Arc<Conn>, id: u64, request: Request, permit: OwnedSema
             | Request::CreateBrowser(s, _, _)
             | Request::CreateTemporary(s, _)
             | Request::DeleteTemporary(s, _)
+            | Request::DeleteDestination(s, _)
             | Request::Commit(s)
             | Request::Rollback(s)
             | Request::Recover(s)
@@ -884,6 +885,9 @@ async fn session_op(
             Ok(Reply::Destination(d))
         }
         Request::DeleteTemporary(_, d) => session.delete_temporary(&d).await.map(|()| Reply::Done),
+        Request::DeleteDestination(_, d) => {
+            session.delete_destination(&d).await.map(|()| Reply::Done)
+        }
         Request::Commit(_) => session.commit().await.map(|()| Reply::Done),
         Request::Rollback(_) => session.rollback().await.map(|()| Reply::Done),
         Request::Recover(_) => session.recover().await.map(|()| Reply::Done),
