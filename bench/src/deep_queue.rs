@@ -32,9 +32,11 @@ pub(crate) async fn run(
     factory: &dyn ConnectionFactory,
     name: &str,
     spec: &DeepQueueSpec,
+    made: &mut Vec<Destination>,
 ) -> Result<Measurement> {
     let clock = Clock::start();
     let queue = Destination::queue(unique_name(name, "queue"));
+    made.push(queue.clone());
     let maker = MessageMaker::new(spec.message_size, Some(spec.keys))?;
     let fill_time = fill(
         factory,

@@ -129,6 +129,7 @@ pub(crate) async fn run(
     factory: &dyn ConnectionFactory,
     name: &str,
     spec: &FlowSpec,
+    made: &mut Vec<Destination>,
 ) -> Result<Measurement> {
     let clock = Clock::start();
     let (producers, consumers) = spec.topology.participants();
@@ -147,6 +148,10 @@ pub(crate) async fn run(
             (input.clone(), output, Some(input))
         }
     };
+    made.push(send_to.clone());
+    if send_to != receive_from {
+        made.push(receive_from.clone());
+    }
     let maker = Arc::new(MessageMaker::new(spec.message_size, spec.selector_keys)?);
     let groups = Groups::plan(&spec.topology, spec.selector_keys);
     let abort = Abort::new();

@@ -66,9 +66,11 @@ pub(crate) async fn run(
     factory: &dyn ConnectionFactory,
     name: &str,
     spec: &MemorySpec,
+    made: &mut Vec<Destination>,
 ) -> Result<Measurement> {
     let clock = Clock::start();
     let queue = Destination::queue(unique_name(name, "queue"));
+    made.push(queue.clone());
     let maker = MessageMaker::new(spec.message_size, None)?;
     let rss_before = settled_resident_bytes()?;
     let fill_time = fill(

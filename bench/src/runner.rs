@@ -1,6 +1,6 @@
 //! Running a workload: against a backend, against the raw-channel ceiling, or both.
 
-use courier_api::{ConnectionFactory, Result};
+use courier_api::{ConnectionFactory, Destination, Error, Result, SessionMode};
 
 use super::measurement::Measurement;
 use super::report::Report;
@@ -15,14 +15,53 @@ use super::{baseline, deep_queue, flow, memory};
 /// [`Measurement::check`](crate::Measurement::check). The memory workload wants a
 /// fresh backend, as [`measure`] gives it.
 ///
+/// Afterwards the run's destinations are deleted, with whatever they still hold, when the
+/// backend can delete destinations ([`courier_api::Capabilities::delete_destinations`]), so
+/// benchmarks leave nothing behind on a shared broker. A failed deletion fails a run that
+/// succeeded; after a failed run the run's own error is reported.
+///
 /// Must be called within a multi-threaded tokio runtime: participants are tokio tasks.
 pub async fn run(factory: &dyn ConnectionFactory, workload: &Workload) -> Result<Measurement> {
     workload.validate()?;
-    match &workload.scenario {
-        Scenario::Flow(spec) => flow::run(factory, &workload.name, spec).await,
-        Scenario::DeepQueue(spec) => deep_queue::run(factory, &workload.name, spec).await,
-        Scenario::Memory(spec) => memory::run(factory, &workload.name, spec).await,
+    let mut made = Vec::new();
+    let measured = match &workload.scenario {
+        Scenario::Flow(spec) => flow::run(factory, &workload.name, spec, &mut made).await,
+        Scenario::DeepQueue(spec) => {
+            deep_queue::run(factory, &workload.name, spec, &mut made).await
+        }
+        Scenario::Memory(spec) => memory::run(factory, &workload.name, spec, &mut made).await,
+    };
+    let deleted = delete_all(factory, &made).await;
+    let measured = measured?;
+    deleted?;
+    Ok(measured)
+}
+
+/// Deletes the destinations a run made, when the backend can; one it no longer has (never
+/// made at the broker, or auto-deleted) is no error.
+async fn delete_all(factory: &dyn ConnectionFactory, made: &[Destination]) -> Result<()> {
+    if made.is_empty() || !factory.capabilities().delete_destinations {
+        return Ok(());
     }
+    let connection = factory.create_connection().await?;
+    if !connection.capabilities().delete_destinations {
+        return connection.close().await;
+    }
+    let session = connection
+        .create_session(SessionMode::AutoAcknowledge)
+        .await?;
+    let mut outcome = Ok(());
+    for destination in made {
+        match session.delete_destination(destination).await {
+            Ok(()) | Err(Error::InvalidDestination { .. }) => {}
+            Err(e) => {
+                outcome = Err(e);
+                break;
+            }
+        }
+    }
+    let closed = connection.close().await;
+    outcome.and(closed)
 }
 
 /// Runs `workload` over raw `tokio::sync::mpsc` channels carrying the same messages: the

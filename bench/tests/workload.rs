@@ -189,6 +189,40 @@ async fn deep_queue_selectors_and_the_memory_workload_check_out() {
     }
 }
 
+/// A run deletes the destinations it made, with what they still hold: the broker is left
+/// as it was (only the dead-letter queue it always has).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_deletes_its_destinations() {
+    use courier::broker::{BrokerConfig, EmbeddedFactory};
+    let factory = EmbeddedFactory::new(BrokerConfig::default());
+    let before = factory.broker().stats();
+    let forward = flow(
+        "forward",
+        small(Topology::Forward {
+            producers: 1,
+            consumers: 1,
+            commit_every: 10,
+        }),
+    );
+    let topic = flow(
+        "topic",
+        small(Topology::Topic {
+            producers: 1,
+            subscriptions: 2,
+        }),
+    );
+    for w in [forward, topic] {
+        workload::run(&factory, &w).await.unwrap();
+        let after = factory.broker().stats();
+        assert_eq!(
+            (after.queues, after.topics, after.stored_messages),
+            (before.queues, before.topics, 0),
+            "{} left destinations behind",
+            w.name
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_workloads_are_refused_before_running() {
     let factory = courier::connect("embedded:").await.unwrap();
@@ -367,6 +401,9 @@ mod faulty {
         }
         async fn delete_temporary(&self, d: &Destination) -> Result<()> {
             self.inner.delete_temporary(d).await
+        }
+        async fn delete_destination(&self, d: &Destination) -> Result<()> {
+            self.inner.delete_destination(d).await
         }
         async fn commit(&self) -> Result<()> {
             self.inner.commit().await

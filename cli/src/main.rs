@@ -12,6 +12,7 @@ mod bench;
 mod browse;
 mod completions;
 mod config;
+mod delete;
 mod endpoint;
 mod purge;
 mod receive;
@@ -52,6 +53,7 @@ enum Command {
     Browse(browse::BrowseArgs),
     Stats(stats::StatsArgs),
     Purge(purge::PurgeArgs),
+    Delete(delete::DeleteArgs),
     Bench(bench::BenchArgs),
     Completions(completions::CompletionsArgs),
 }
@@ -70,6 +72,7 @@ async fn dispatch(command: Command) -> courier::Result<ExitCode> {
         Command::Browse(a) => &a.url.url,
         Command::Stats(a) => &a.url.url,
         Command::Purge(a) => &a.url.url,
+        Command::Delete(a) => &a.url.url,
         Command::Bench(a) => return bench::run(a, &mut out).await,
         Command::Serve(_) | Command::User(_) => {
             return Err(courier::Error::invalid_argument(
@@ -91,6 +94,7 @@ async fn dispatch(command: Command) -> courier::Result<ExitCode> {
             Command::Browse(a) => browse::run(f, a, &mut out).await.map(drop),
             Command::Stats(a) => stats::run(f, a, &mut out).await,
             Command::Purge(a) => purge::run(f, a, &mut out).await.map(drop),
+            Command::Delete(a) => delete::run(f, a, &mut out).await,
             Command::Bench(_) | Command::Completions(_) | Command::Serve(_) | Command::User(_) => {
                 Ok(())
             }

@@ -8,7 +8,7 @@ use clap::Parser;
 use courier::ConnectionFactory;
 use serde_json::Value as Json;
 
-use crate::{browse, purge, receive, send, stats, Cli, Command};
+use crate::{browse, delete, purge, receive, send, stats, Cli, Command};
 
 /// Runs one command line on `factory` and returns its output, or its error's text.
 async fn courier(factory: &Arc<dyn ConnectionFactory>, line: &[&str]) -> Result<String, String> {
@@ -22,6 +22,7 @@ async fn courier(factory: &Arc<dyn ConnectionFactory>, line: &[&str]) -> Result<
         Command::Browse(a) => browse::run(f, &a, &mut out).await.map(drop),
         Command::Stats(a) => stats::run(f, &a, &mut out).await,
         Command::Purge(a) => purge::run(f, &a, &mut out).await.map(drop),
+        Command::Delete(a) => delete::run(f, &a, &mut out).await,
         other => panic!("not a broker command: {other:?}"),
     };
     done.map_err(|e| e.to_string())?;
@@ -301,6 +302,40 @@ async fn purge_empties_a_queue() {
     assert_eq!(out, "purged 10 messages from queue://q\n");
     let stats = courier(&b, &["stats", URL, "--queue", "q"]).await.unwrap();
     assert!(stats.contains("queue q  depth 0"), "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_removes_a_queue_and_its_messages() {
+    let b = broker().await;
+    courier(&b, &["send", URL, "--queue", "q", "--count", "3", "m"])
+        .await
+        .unwrap();
+    let out = courier(&b, &["delete", URL, "--queue", "q"]).await.unwrap();
+    assert_eq!(out, "deleted queue://q\n");
+    let again = courier(&b, &["delete", URL, "--queue", "q"]).await;
+    assert!(
+        again
+            .as_ref()
+            .is_err_and(|e| e.contains("no such destination")),
+        "{again:?}"
+    );
+    let out = courier(
+        &b,
+        &[
+            "receive",
+            URL,
+            "--queue",
+            "q",
+            "--count",
+            "1",
+            "--timeout",
+            "100ms",
+        ],
+    )
+    .await;
+    assert!(out.is_err(), "the deleted messages are gone: {out:?}");
+    let both = courier(&b, &["delete", URL, "--queue", "q", "--topic", "t"]).await;
+    assert!(both.is_err(), "one destination at a time: {both:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
