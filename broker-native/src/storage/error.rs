@@ -70,6 +70,13 @@ pub enum JournalError {
     /// The journal is closed.
     #[error("journal closed")]
     Closed,
+    /// Another journal holds the directory's lock: another process (or another broker in this
+    /// one) has it open. One process per directory.
+    #[error("journal directory {} is in use by another process (its lock file is held)", dir.display())]
+    Locked {
+        /// The directory.
+        dir: PathBuf,
+    },
 }
 
 /// Result alias of the storage module.
@@ -103,6 +110,7 @@ impl From<JournalError> for courier_api::Error {
         match e {
             JournalError::ResourceLimit(reason) => courier_api::Error::ResourceLimit(reason),
             JournalError::TooLarge { .. } => courier_api::Error::ResourceLimit(e.to_string()),
+            JournalError::Locked { .. } => courier_api::Error::illegal_state(e.to_string()),
             other => courier_api::Error::backend("embedded", other),
         }
     }

@@ -146,6 +146,8 @@ pub(crate) struct Shared {
     pub budget: Semaphore,
     pub stats: Counters,
     pub failed: Mutex<Option<JournalError>>,
+    /// The directory's lock file, locked exclusively while open; `None` once closed.
+    pub lock: Mutex<Option<std::fs::File>>,
 }
 
 impl Shared {
@@ -231,6 +233,7 @@ impl Journal {
                 options.compact_ratio
             )));
         }
+        let lock = lock_dir(&dir)?;
         let replayed = replay::replay(&dir, &options)?;
         let mut index = replayed.index;
         let recovered = recovered(&mut index, replayed.report, options.memory_limit);
@@ -251,6 +254,7 @@ impl Journal {
             budget: Semaphore::new(budget),
             stats: Counters::default(),
             failed: Mutex::new(None),
+            lock: Mutex::new(Some(lock)),
         });
         let writer = Writer::new(
             shared.clone(),
@@ -445,6 +449,32 @@ impl Journal {
         for t in self.threads.lock().drain(..) {
             let _ = t.join();
         }
+        // Released only once nothing writes any more: the next opener may start at once.
+        drop(self.shared.lock.lock().take());
+    }
+}
+
+/// The name of the lock file in a journal directory.
+pub(crate) const LOCK_FILE: &str = "lock";
+
+/// Creates `dir` if needed and locks its lock file exclusively, without waiting: a directory
+/// another journal holds is [`JournalError::Locked`]. The lock lives as long as the file.
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    std::fs::create_dir_all(dir).map_err(|e| JournalError::io("create directory", dir, e))?;
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| JournalError::io("open", &path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(JournalError::Locked {
+            dir: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(JournalError::io("lock", &path, e)),
     }
 }
 

@@ -38,8 +38,11 @@
 //! (replay, [`Journal::read`] for paged messages) are independent of the writer.
 //!
 //! One process per directory: `embedded:/dir` shares one broker per directory within a
-//! process, but nothing stops two processes from opening the same directory (no file lock
-//! yet); don't.
+//! process, and [`Journal::open`] takes an exclusive lock on the file `lock` in the directory,
+//! so a second process (or a second journal in one process) is refused with
+//! [`JournalError::Locked`] naming the directory. The lock is the operating system's (`flock`):
+//! released when the journal closes or is dropped, and by the kernel when the process dies,
+//! even by SIGKILL, so a crash never leaves a stale lock behind.
 
 mod compaction;
 mod error;
