@@ -14,6 +14,7 @@ const SUBCOMMANDS: &[&str] = &[
     "browse",
     "stats",
     "purge",
+    "delete",
     "bench",
     "completions",
 ];
