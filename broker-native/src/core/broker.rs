@@ -1171,7 +1171,7 @@ impl BrokerCore {
 }
 
 /// Tells the store a durable subscription was deleted, when it is recorded.
-pub(crate) fn forget_subscription(sub: &Subscription) {
+fn forget_subscription(sub: &Subscription) {
     if let Some(recorder) = sub.queue.recorder() {
         if let StoreKey::Subscription(id) = recorder.key() {
             recorder.fire(Record::SubscriptionDeleted(*id));

@@ -6,19 +6,23 @@
 //! a topic with a subscription that has a consumer (or unacknowledged messages) answers
 //! `IllegalState`. A topic's inactive durable subscriptions go with it, their stored messages
 //! too. A queue's removal reaches the store, so a durable broker's journal forgets the queue
-//! and its messages; a later send makes the destination afresh, empty.
+//! and its messages; a later send makes the destination afresh, empty. The deletion returns
+//! the store's tickets: a caller that waits for them knows the deletion survives a crash
+//! (otherwise a kill right after could bring the messages back).
 
 use std::sync::Arc;
 
 use courier_api::{Destination, Error, Result};
 
-use super::broker::{forget_subscription, BrokerCore};
+use super::broker::BrokerCore;
 use super::housekeeping::retire_queue;
+use super::store::{Record, StoreKey, Ticket};
 
 impl BrokerCore {
     /// Deletes the plain queue or topic `destination` with everything it stores; see the
-    /// module docs for what is refused.
-    pub fn delete_destination(&self, destination: &Destination) -> Result<()> {
+    /// module docs for what is refused. Deleted in memory on return; the tickets resolve once
+    /// the store has the deletion.
+    pub fn delete_destination(&self, destination: &Destination) -> Result<Vec<Ticket>> {
         destination.validate()?;
         if destination.is_temporary() {
             return Err(Error::invalid_destination(
@@ -33,7 +37,7 @@ impl BrokerCore {
         }
     }
 
-    fn delete_queue(&self, destination: &Destination) -> Result<()> {
+    fn delete_queue(&self, destination: &Destination) -> Result<Vec<Ticket>> {
         let mut queues = self.queues.write();
         let Some(store) = queues.get(destination) else {
             return Err(missing(destination));
@@ -49,12 +53,12 @@ impl BrokerCore {
                 "{destination} has messages delivered but not acknowledged"
             )));
         }
-        retire_queue(store);
+        let ticket = retire_queue(store);
         queues.remove(destination);
-        Ok(())
+        Ok(vec![ticket?])
     }
 
-    fn delete_topic(&self, destination: &Destination) -> Result<()> {
+    fn delete_topic(&self, destination: &Destination) -> Result<Vec<Ticket>> {
         // The order `subscribe` takes them in: subscription maps, then the topic registry.
         let mut durable = self.durable.lock();
         let mut shared = self.shared.lock();
@@ -79,11 +83,16 @@ impl BrokerCore {
         durable.retain(|_, s| !ours(s));
         shared.retain(|_, s| !ours(s));
         topic.delete();
-        for sub in &subscriptions {
-            forget_subscription(sub);
-        }
         topics.remove(destination);
-        Ok(())
+        let mut tickets = Vec::new();
+        for sub in &subscriptions {
+            if let Some(recorder) = sub.queue.recorder() {
+                if let StoreKey::Subscription(id) = recorder.key() {
+                    tickets.push(recorder.store().record(Record::SubscriptionDeleted(*id))?);
+                }
+            }
+        }
+        Ok(tickets)
     }
 }
 

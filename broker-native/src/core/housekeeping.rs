@@ -16,7 +16,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use super::broker::{BrokerCore, QueueStore};
-use super::store::Record;
+use super::store::{Record, Ticket};
 use super::subscription::Topic;
 
 /// Shortest and longest time between sweeps.
@@ -118,7 +118,10 @@ impl BrokerCore {
                 // again (after this write lock is released).
                 store.retiring.store(true, Ordering::SeqCst);
                 if unused_queue(store) {
-                    retire_queue(store);
+                    // Not waited for: an auto-deleted queue was empty.
+                    if let Err(e) = retire_queue(store) {
+                        tracing::error!(error = %e, "the store refused a queue deletion");
+                    }
                     queues.remove(&destination);
                 } else {
                     store.retiring.store(false, Ordering::SeqCst);
@@ -157,13 +160,17 @@ impl BrokerCore {
 
 /// Deletes a queue taken out of the registry: drops its messages, wakes its waiters, and
 /// tells the store, so the journal forgets the queue and every message it held. Shared by
-/// auto-delete and explicit deletion ([`BrokerCore::delete_destination`]).
-pub(crate) fn retire_queue(store: &QueueStore) {
+/// auto-delete and explicit deletion ([`BrokerCore::delete_destination`]). The ticket
+/// resolves once the store has the deletion (at once for a queue it does not keep).
+pub(crate) fn retire_queue(store: &QueueStore) -> courier_api::Result<Ticket> {
     store.retiring.store(true, Ordering::SeqCst);
     store.queue.delete();
-    if let Some(recorder) = store.queue.recorder() {
-        let name = Arc::from(store.queue.destination().name());
-        recorder.fire(Record::QueueDeleted(name));
+    match store.queue.recorder() {
+        Some(recorder) => {
+            let name = Arc::from(store.queue.destination().name());
+            recorder.store().record(Record::QueueDeleted(name))
+        }
+        None => Ok(Ticket::done()),
     }
 }
 

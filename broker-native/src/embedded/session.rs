@@ -412,7 +412,10 @@ impl Session for EmbeddedSession {
         let conn = &self.shared.connection;
         destination.validate()?;
         conn.grants.check(Operation::Delete, destination)?;
-        conn.broker.delete_destination(destination)
+        for ticket in conn.broker.delete_destination(destination)? {
+            ticket.await?;
+        }
+        Ok(())
     }
 
     async fn commit(&self) -> Result<()> {
