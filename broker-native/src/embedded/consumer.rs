@@ -354,6 +354,21 @@ impl Settle for HeldMessage {
     }
 }
 
+/// Gives a delivery back to its queue when dropped armed: the receive that took it was
+/// cancelled before the application saw the message.
+struct GiveBack<'a> {
+    session: &'a SessionShared,
+    tag: Option<u64>,
+}
+
+impl Drop for GiveBack<'_> {
+    fn drop(&mut self) {
+        if let Some(tag) = self.tag {
+            self.session.give_back(tag);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use crate::EmbeddedFactory;
@@ -469,20 +484,5 @@ mod tests {
         let again = consumer.receive().await.unwrap().unwrap();
         assert!(again.redelivered());
         assert_eq!(again.body(), &Body::Empty);
-    }
-}
-
-/// Gives a delivery back to its queue when dropped armed: the receive that took it was
-/// cancelled before the application saw the message.
-struct GiveBack<'a> {
-    session: &'a SessionShared,
-    tag: Option<u64>,
-}
-
-impl Drop for GiveBack<'_> {
-    fn drop(&mut self) {
-        if let Some(tag) = self.tag {
-            self.session.give_back(tag);
-        }
     }
 }
