@@ -1,0 +1,281 @@
+-- Courier over Redis: every state change of the data model, run atomically inside Redis.
+-- See keys.rs for the layout. ARGV[1] names the operation; KEYS[1] is the slot root R of the
+-- destination (all of a destination's keys share R's hash tag).
+--
+-- R:seq          counter of message ids
+-- R:m:<id>       hash: e = encoded message, p = priority, x = expiration (ms, 0 = never),
+--                c = deliveries so far, s = ready score
+-- B:r            ready index (zset, score = (9 - priority) * 1e13 + id), B = R or R:s:<sub>
+-- B:d            delayed index (zset, score = due time in ms)
+-- B:h:<conn>     ids held (in flight) by a connection;  B:hs  connections holding any
+-- R:l:<conn>     a connection's lease (expires unless renewed while the connection lives)
+-- R:subs         topic subscriptions: sub id -> "owner\tnolocal" (owner "" durable, "*" shared)
+-- B:a            consumer tokens "conn|consumer" open on a subscription
+-- R:owner        the connection owning a temporary destination
+
+local op = ARGV[1]
+local STEP = 10000000000000
+
+local function num(v)
+  if not v then return 0 end
+  return tonumber(v) or 0
+end
+
+local function enqueue(root, base, enc, prio, exp, due, now)
+  local id = redis.call('INCR', root .. ':seq')
+  local s = (9 - prio) * STEP + id
+  redis.call('HSET', root .. ':m:' .. id, 'e', enc, 'p', prio, 'x', exp, 'c', 0, 's', s)
+  if due > now then
+    redis.call('ZADD', base .. ':d', due, id)
+  else
+    redis.call('ZADD', base .. ':r', s, id)
+  end
+  return id
+end
+
+local function notify(root)
+  redis.call('PUBLISH', root .. ':n', '1')
+end
+
+-- Gives a message back to its index, or to the dead-letter queue after too many attempts.
+local function requeue(root, base, id, max, dlq)
+  local m = root .. ':m:' .. id
+  local f = redis.call('HMGET', m, 'e', 'p', 'x', 'c', 's')
+  if not f[1] then return end
+  if max > 0 and num(f[4]) >= max and dlq ~= '' then
+    redis.call('DEL', m)
+    enqueue(dlq, dlq, f[1], num(f[2]), num(f[3]), 0, 0)
+    notify(dlq)
+  else
+    redis.call('ZADD', base .. ':r', f[5], id)
+  end
+end
+
+-- Returns what connections that are gone (lease expired) held.
+local function recover_dead(root, base, max, dlq)
+  local back = false
+  for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do
+    if redis.call('EXISTS', root .. ':l:' .. c) == 0 then
+      for _, id in ipairs(redis.call('SMEMBERS', base .. ':h:' .. c)) do
+        requeue(root, base, id, max, dlq)
+        back = true
+      end
+      redis.call('DEL', base .. ':h:' .. c)
+      redis.call('SREM', base .. ':hs', c)
+    end
+  end
+  return back
+end
+
+local function move_due(root, base, now)
+  local due = redis.call('ZRANGEBYSCORE', base .. ':d', '-inf', now)
+  for _, id in ipairs(due) do
+    local s = redis.call('HGET', root .. ':m:' .. id, 's')
+    if s then redis.call('ZADD', base .. ':r', s, id) end
+    redis.call('ZREM', base .. ':d', id)
+  end
+end
+
+local function next_due(base)
+  local d = redis.call('ZRANGE', base .. ':d', 0, 0, 'WITHSCORES')
+  if #d == 0 then return '-1' end
+  return d[2]
+end
+
+local function delete_ids(root, ids)
+  for _, id in ipairs(ids) do redis.call('DEL', root .. ':m:' .. id) end
+end
+
+local function destroy_sub(root, sub)
+  local base = root .. ':s:' .. sub
+  delete_ids(root, redis.call('ZRANGE', base .. ':r', 0, -1))
+  delete_ids(root, redis.call('ZRANGE', base .. ':d', 0, -1))
+  for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do
+    delete_ids(root, redis.call('SMEMBERS', base .. ':h:' .. c))
+    redis.call('DEL', base .. ':h:' .. c)
+  end
+  redis.call('DEL', base .. ':r', base .. ':d', base .. ':hs', base .. ':a')
+  redis.call('HDEL', root .. ':subs', sub)
+end
+
+local function live_tokens(root, base)
+  local live = 0
+  for _, t in ipairs(redis.call('SMEMBERS', base .. ':a')) do
+    local c = string.match(t, '^([^|]*)')
+    if redis.call('EXISTS', root .. ':l:' .. c) == 1 then
+      live = live + 1
+    else
+      redis.call('SREM', base .. ':a', t)
+    end
+  end
+  return live
+end
+
+-- Adds one message to a queue, or to every live subscription of a topic.
+local function publish(root, kind, enc, prio, exp, due, now, tag)
+  if kind == 'q' then
+    enqueue(root, root, enc, prio, exp, due, now)
+  else
+    local subs = redis.call('HGETALL', root .. ':subs')
+    for i = 1, #subs, 2 do
+      local sub, v = subs[i], subs[i + 1]
+      local owner, nolocal = string.match(v, '^([^\t]*)\t(.*)$')
+      local base = root .. ':s:' .. sub
+      local alive = true
+      if owner == '*' then
+        alive = live_tokens(root, base) > 0
+      elseif owner ~= '' then
+        alive = redis.call('EXISTS', root .. ':l:' .. owner) == 1
+      end
+      if not alive then
+        destroy_sub(root, sub)
+      elseif nolocal == '' or nolocal ~= tag then
+        enqueue(root, base, enc, prio, exp, due, now)
+      end
+    end
+  end
+  notify(root)
+end
+
+local function take(root, base, conn, now, lease, max, dlq, want)
+  recover_dead(root, base, max, dlq)
+  move_due(root, base, now)
+  while true do
+    local id
+    if want ~= '' then
+      if not redis.call('ZSCORE', base .. ':r', want) then return {0, next_due(base)} end
+      id = want
+    else
+      local top = redis.call('ZRANGE', base .. ':r', 0, 0)
+      if #top == 0 then return {0, next_due(base)} end
+      id = top[1]
+    end
+    redis.call('ZREM', base .. ':r', id)
+    local m = root .. ':m:' .. id
+    local f = redis.call('HMGET', m, 'e', 'x')
+    if f[1] then
+      local exp = num(f[2])
+      if exp > 0 and exp <= now then
+        redis.call('DEL', m)
+      else
+        local c = redis.call('HINCRBY', m, 'c', 1)
+        redis.call('SADD', base .. ':h:' .. conn, id)
+        redis.call('SADD', base .. ':hs', conn)
+        redis.call('SET', root .. ':l:' .. conn, '1', 'PX', lease)
+        return {1, id, f[1], c}
+      end
+    end
+    if want ~= '' then return {0, next_due(base)} end
+  end
+end
+
+local R = KEYS[1]
+
+if op == 'commit' then
+  -- now, conn, tag, max, dlq, nsends, [root kind enc prio exp due]*, nacks, [root base id]*
+  local now, conn, tag = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+  local i = 8
+  local nsends = tonumber(ARGV[7])
+  local sends_at = i
+  i = i + nsends * 6
+  local nacks = tonumber(ARGV[i])
+  i = i + 1
+  for k = 0, nacks - 1 do
+    local j = i + k * 3
+    if redis.call('SISMEMBER', ARGV[j + 1] .. ':h:' .. conn, ARGV[j + 2]) == 0 then
+      return {0, ARGV[j + 2]}
+    end
+  end
+  for k = 0, nsends - 1 do
+    local j = sends_at + k * 6
+    publish(ARGV[j], ARGV[j + 1], ARGV[j + 2], tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4]),
+      tonumber(ARGV[j + 5]), now, tag)
+  end
+  for k = 0, nacks - 1 do
+    local j = i + k * 3
+    local root, base, id = ARGV[j], ARGV[j + 1], ARGV[j + 2]
+    redis.call('SREM', base .. ':h:' .. conn, id)
+    redis.call('DEL', root .. ':m:' .. id)
+    if redis.call('SCARD', base .. ':h:' .. conn) == 0 then
+      redis.call('SREM', base .. ':hs', conn)
+    end
+  end
+  return {1}
+elseif op == 'take' then
+  -- base, conn, now, lease, max, dlq, want
+  return take(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8])
+elseif op == 'release' then
+  -- base, conn, max, dlq, ids...
+  local base, conn, max, dlq = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+  for k = 6, #ARGV do
+    if redis.call('SREM', base .. ':h:' .. conn, ARGV[k]) == 1 then
+      requeue(R, base, ARGV[k], max, dlq)
+    end
+  end
+  if redis.call('SCARD', base .. ':h:' .. conn) == 0 then
+    redis.call('SREM', base .. ':hs', conn)
+  end
+  notify(R)
+  return 1
+elseif op == 'browse' then
+  -- base, now, after (exclusive score), limit: {score, id, enc}* of ready, unexpired messages
+  local base, now = ARGV[2], tonumber(ARGV[3])
+  move_due(R, base, now)
+  local page = redis.call('ZRANGEBYSCORE', base .. ':r', '(' .. ARGV[4], '+inf', 'WITHSCORES',
+    'LIMIT', 0, tonumber(ARGV[5]))
+  local out = {}
+  for k = 1, #page, 2 do
+    local f = redis.call('HMGET', R .. ':m:' .. page[k], 'e', 'x')
+    local exp = num(f[2])
+    table.insert(out, page[k + 1])
+    table.insert(out, page[k])
+    if f[1] and not (exp > 0 and exp <= now) then
+      table.insert(out, f[1])
+    else
+      table.insert(out, '')
+    end
+  end
+  return out
+elseif op == 'prepare' then
+  -- base, now, max, dlq: recovers and moves due messages; answers the next due time
+  local base = ARGV[2]
+  recover_dead(R, base, tonumber(ARGV[4]), ARGV[5])
+  move_due(R, base, tonumber(ARGV[3]))
+  return next_due(base)
+elseif op == 'drop' then
+  -- base, id: deletes a ready message a subscription's selector does not match
+  if redis.call('ZREM', ARGV[2] .. ':r', ARGV[3]) == 1 then
+    redis.call('DEL', R .. ':m:' .. ARGV[3])
+  end
+  return 1
+elseif op == 'subscribe' then
+  -- sub, owner, nolocal, token, conn, lease, exclusive: creates the subscription if new, joins it
+  local sub = ARGV[2]
+  if ARGV[8] == '1' and live_tokens(R, R .. ':s:' .. sub) > 0 then return 0 end
+  if redis.call('HEXISTS', R .. ':subs', sub) == 0 then
+    redis.call('HSET', R .. ':subs', sub, ARGV[3] .. '\t' .. ARGV[4])
+  end
+  redis.call('SET', R .. ':l:' .. ARGV[6], '1', 'PX', ARGV[7])
+  redis.call('SADD', R .. ':s:' .. sub .. ':a', ARGV[5])
+  return 1
+elseif op == 'leave' then
+  -- sub, token, destroy ('1' = non-durable: destroy when no live consumer is left)
+  local sub = ARGV[2]
+  local base = R .. ':s:' .. sub
+  redis.call('SREM', base .. ':a', ARGV[3])
+  if ARGV[4] == '1' and live_tokens(R, base) == 0 then destroy_sub(R, sub) end
+  return 1
+elseif op == 'unsubscribe' then
+  -- sub: refuses while a live consumer is open
+  local sub = ARGV[2]
+  local base = R .. ':s:' .. sub
+  if live_tokens(R, base) > 0 then return 0 end
+  for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do
+    if redis.call('EXISTS', R .. ':l:' .. c) == 1 then return 0 end
+  end
+  destroy_sub(R, sub)
+  return 1
+elseif op == 'depth' then
+  return redis.call('ZCARD', R .. ':r')
+end
+return redis.error_reply('courier: unknown operation ' .. tostring(op))
