@@ -56,7 +56,10 @@ pub(crate) struct Shared {
     pub caps: Capabilities,
     pub cmd: MultiplexedConnection,
     script: redis::Script,
-    redis_id: i64,
+    /// This connection's id at the server (`CLIENT ID`).
+    pub redis_id: i64,
+    /// The server process's `run_id`: client ids are unique only within one run.
+    pub run_id: String,
     state: watch::Sender<State>,
     started: watch::Sender<bool>,
     /// Held for reading by each take, for writing by `stop` (which so waits for them).
@@ -117,6 +120,17 @@ impl RedisConnection {
             .query_async(&mut cmd)
             .await
             .map_err(redis_error)?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(&mut cmd)
+            .await
+            .map_err(redis_error)?;
+        let run_id = info
+            .lines()
+            .find_map(|l| l.strip_prefix("run_id:"))
+            .unwrap_or_default()
+            .trim()
+            .to_string();
         let durability = server_durability(&mut cmd).await?;
         if durability.0 < config.required {
             return Err(Error::illegal_state(format!(
@@ -151,6 +165,7 @@ impl RedisConnection {
             cmd,
             script: redis::Script::new(SCRIPT),
             redis_id,
+            run_id,
             state: watch::channel(State::Open).0,
             started: watch::channel(false).0,
             delivering: tokio::sync::RwLock::new(()),
@@ -449,6 +464,29 @@ impl Shared {
             .map_err(|e| self.fail(e, None))
     }
 
+    /// Whether the connection that `owner` (`run_id:client_id`) names is connected to this
+    /// server now: the server's own client list decides, not a lease.
+    pub async fn owner_alive(&self, owner: &str) -> Result<bool> {
+        let Some((run, id)) = owner.split_once(':') else {
+            return Ok(false);
+        };
+        if run != self.run_id {
+            return Ok(false);
+        }
+        let Ok(id) = id.parse::<i64>() else {
+            return Ok(false);
+        };
+        let mut cmd = self.cmd.clone();
+        let list: String = redis::cmd("CLIENT")
+            .arg("LIST")
+            .arg("ID")
+            .arg(id)
+            .query_async(&mut cmd)
+            .await
+            .map_err(|e| self.fail(e, None))?;
+        Ok(!list.trim().is_empty())
+    }
+
     /// Takes the client id for this connection, refusing one held elsewhere.
     async fn claim_client_id(&self, id: &str) -> Result<()> {
         let name_ok = !id.is_empty() && id.len() <= 256 && !id.chars().any(char::is_control);
@@ -459,10 +497,11 @@ impl Shared {
         }
         let mut cmd = self.cmd.clone();
         let key = keys::client_id(id);
+        let me = format!("{}:{}", self.run_id, self.redis_id);
         for attempt in 0..2 {
             let set: Option<String> = redis::cmd("SET")
                 .arg(&key)
-                .arg(self.redis_id)
+                .arg(&me)
                 .arg("NX")
                 .arg("PX")
                 .arg(self.lease_ms())
@@ -479,18 +518,9 @@ impl Shared {
                 .query_async(&mut cmd)
                 .await
                 .map_err(|e| self.fail(e, None))?;
-            let alive = match holder.as_deref().map(str::parse::<i64>) {
-                Some(Ok(holder)) => {
-                    let list: String = redis::cmd("CLIENT")
-                        .arg("LIST")
-                        .arg("ID")
-                        .arg(holder)
-                        .query_async(&mut cmd)
-                        .await
-                        .map_err(|e| self.fail(e, None))?;
-                    !list.trim().is_empty()
-                }
-                _ => false,
+            let alive = match holder.as_deref() {
+                Some(holder) => self.owner_alive(holder).await?,
+                None => false,
             };
             if alive || attempt == 1 {
                 return Err(Error::InvalidClientId(id.to_string()));

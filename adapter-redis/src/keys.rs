@@ -39,13 +39,6 @@ pub fn hash_tag(key: &str) -> &str {
     key
 }
 
-/// The connection that made a temporary destination, from its name `tmp-<conn>-<unique>`.
-pub fn temporary_owner(name: &str) -> Option<&str> {
-    name.strip_prefix("tmp-")?
-        .split_once('-')
-        .map(|(owner, _)| owner)
-}
-
 /// The key holding a client id while a connection uses it.
 pub fn client_id(id: &str) -> String {
     format!("courier:cid:{id}")

@@ -70,19 +70,22 @@ impl Producer for RedisProducer {
         let destination = resolve_destination(self.destination.as_ref(), destination)?.clone();
         let conn = &self.session.conn;
         if destination.is_temporary() && !conn.owns_temporary(&destination) {
-            // A temporary destination of another connection: it must still exist.
+            // A temporary destination of another connection: it lives while its connection does.
             let root = keys::root(&destination);
-            let owner = keys::temporary_owner(destination.name()).unwrap_or("-");
             let mut cmd = conn.cmd.clone();
-            let owner: i64 = redis::cmd("EXISTS")
-                .arg(format!("{root}:l:{owner}"))
+            let owner: Option<String> = redis::cmd("GET")
+                .arg(format!("{root}:owner"))
                 .query_async(&mut cmd)
                 .await
                 .map_err(|e| conn.fail(e, None))?;
-            if owner == 0 {
+            let alive = match owner {
+                Some(owner) => conn.owner_alive(&owner).await?,
+                None => false,
+            };
+            if !alive {
                 return Err(Error::invalid_destination(
                     destination.to_string(),
-                    "the temporary destination was deleted",
+                    "the temporary destination was deleted (or its connection ended)",
                 ));
             }
         }

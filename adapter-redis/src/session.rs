@@ -496,11 +496,17 @@ impl RedisSession {
         );
         let root = keys::root(&destination);
         let mut cmd = conn.cmd.clone();
-        let _: () = redis::cmd("SET")
+        let _: () = redis::pipe()
+            .cmd("SET")
             .arg(format!("{root}:l:{}", conn.id))
             .arg(1)
             .arg("PX")
             .arg(conn.lease_ms())
+            .ignore()
+            .cmd("SET")
+            .arg(format!("{root}:owner"))
+            .arg(format!("{}:{}", conn.run_id, conn.redis_id))
+            .ignore()
             .query_async(&mut cmd)
             .await
             .map_err(|e| conn.fail(e, None))?;
