@@ -30,7 +30,14 @@ use crate::factory::{capabilities, Config};
 use crate::keys;
 use crate::session::{RedisSession, SessionShared};
 
-const SCRIPT: &str = include_str!("courier.lua");
+/// The script: the selector runtime of the api, then Courier's operations.
+pub(crate) static SCRIPT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "local K = {}\n{}",
+        courier_api::selector::LUA_RUNTIME,
+        include_str!("courier.lua")
+    )
+});
 
 /// Where a connection is in its life.
 #[derive(Debug, Clone)]
@@ -163,7 +170,7 @@ impl RedisConnection {
             config: config.clone(),
             caps,
             cmd,
-            script: redis::Script::new(SCRIPT),
+            script: redis::Script::new(&SCRIPT),
             redis_id,
             run_id,
             state: watch::channel(State::Open).0,

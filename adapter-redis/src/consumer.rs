@@ -79,6 +79,8 @@ pub struct RedisConsumer {
     destination: Destination,
     selector_text: Option<String>,
     selector: Option<Selector>,
+    /// The selector compiled to Lua, evaluated by the take script.
+    lua: Option<String>,
     root: String,
     base: String,
     joined: Option<Joined>,
@@ -150,6 +152,7 @@ impl RedisConsumer {
             session,
             destination: destination.clone(),
             selector_text,
+            lua: selector.as_ref().map(Selector::to_lua),
             selector,
             root,
             base,
@@ -169,54 +172,53 @@ impl RedisConsumer {
     async fn take(&self) -> Result<Taken> {
         let conn = self.conn();
         let (max, dlq) = conn.dead_letter(&self.root);
-        let Some(selector) = &self.selector else {
+        let (Some(selector), Some(source)) = (&self.selector, &self.lua) else {
             return self.take_id(max, &dlq, "").await;
         };
-        let due = conn
-            .eval(
-                &self.root,
-                Args::op("prepare")
-                    .add(&self.base)
-                    .add(conn.now())
-                    .add(max)
-                    .add(&dlq)
-                    .0,
-                None,
-            )
-            .await?;
-        let next_due = u64::try_from(args::int(&due)?).ok();
         let mut after = "-inf".to_string();
         loop {
-            let page = self.page(&after).await?;
-            let Some(last) = page.last() else {
-                return Ok(Taken::Empty(next_due));
-            };
-            after = last.0.clone();
-            let full = page.len() == PAGE;
-            for (_, id, message) in page {
-                let Some(message) = message else { continue };
-                if selector.matches(&message) {
-                    if let Taken::Message(m, held) = self.take_id(max, &dlq, &id).await? {
-                        return Ok(Taken::Message(m, held));
-                    }
-                } else if self.joined.is_some() {
-                    conn.eval(
-                        &self.root,
-                        Args::op("drop").add(&self.base).add(&id).0,
-                        None,
-                    )
-                    .await?;
-                }
+            let reply = args::array(
+                conn.eval(
+                    &self.root,
+                    Args::op("take_matching")
+                        .add(&self.base)
+                        .add(&conn.id)
+                        .add(conn.now())
+                        .add(conn.lease_ms())
+                        .add(max)
+                        .add(&dlq)
+                        .add(source)
+                        .add(&after)
+                        .add(if self.joined.is_some() { 1 } else { 0 })
+                        .0,
+                    None,
+                )
+                .await?,
+            )?;
+            if reply.first().map(args::int).transpose()? != Some(2) {
+                return self.taken(reply).await;
             }
-            if !full {
-                return Ok(Taken::Empty(next_due));
+            // Lua could not decide (64-bit arithmetic beyond 2^53): the api's evaluator does.
+            let (Some(id), Some(score), Some(encoded)) = (reply.get(1), reply.get(2), reply.get(3))
+            else {
+                return Err(Error::protocol("an undecided reply without its message"));
+            };
+            let id = args::text(id)?;
+            after = args::text(score)?;
+            let message = Message::decode(args::bytes(encoded)?)?;
+            if selector.matches(&message) {
+                if let Taken::Message(m, held) = self.take_id(max, &dlq, &id).await? {
+                    return Ok(Taken::Message(m, held));
+                }
+            } else if self.joined.is_some() {
+                conn.eval(
+                    &self.root,
+                    Args::op("drop").add(&self.base).add(&id).0,
+                    None,
+                )
+                .await?;
             }
         }
-    }
-
-    /// A page of ready messages after a score: (score, id, message unless expired).
-    async fn page(&self, after: &str) -> Result<Vec<(String, String, Option<Message>)>> {
-        browse_page(self.conn(), &self.root, &self.base, after).await
     }
 
     async fn take_id(&self, max: u32, dlq: &str, want: &str) -> Result<Taken> {
@@ -237,6 +239,11 @@ impl RedisConsumer {
             )
             .await?,
         )?;
+        self.taken(reply).await
+    }
+
+    /// Reads a take reply: {1, id, encoded, count} or {0, next due}.
+    async fn taken(&self, reply: Vec<redis::Value>) -> Result<Taken> {
         if reply.first().map(args::int).transpose()? != Some(1) {
             let due = reply.get(1).map(args::int).transpose()?.unwrap_or(-1);
             return Ok(Taken::Empty(u64::try_from(due).ok()));
@@ -269,20 +276,22 @@ impl RedisConsumer {
         Ok(Taken::Message(message, held))
     }
 
-    /// Settles a message handed to the application: acknowledged now in the automatic
-    /// modes, kept for the session's acknowledge or commit otherwise.
-    async fn settle(&self, held: Held) -> Result<()> {
+    /// Settles a message about to be handed to the application: acknowledged now in the
+    /// automatic modes, kept for the session's acknowledge or commit otherwise. False when
+    /// the message was no longer held (this connection's lease lapsed and it went to another
+    /// consumer): it is then not handed over, so it is not delivered twice.
+    async fn settle(&self, held: Held) -> Result<bool> {
         match self.session.mode {
             SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
                 self.session
                     .commit_ops(&[], &[held], InDoubtOperation::Acknowledge)
-                    .await?;
+                    .await
             }
             SessionMode::ClientAcknowledge | SessionMode::Transacted => {
                 self.session.held.lock().push(held);
+                Ok(true)
             }
         }
-        Ok(())
     }
 
     /// Receives and settles.
@@ -291,12 +300,15 @@ impl RedisConsumer {
         deadline: Option<Instant>,
         no_wait: bool,
     ) -> Result<Option<Message>> {
-        match self.receive_until(deadline, no_wait).await? {
-            Some((message, held)) => {
-                self.settle(held).await?;
-                Ok(Some(message))
+        loop {
+            match self.receive_until(deadline, no_wait).await? {
+                Some((message, held)) => {
+                    if self.settle(held).await? {
+                        return Ok(Some(message));
+                    }
+                }
+                None => return Ok(None),
             }
-            None => Ok(None),
         }
     }
 
@@ -474,7 +486,11 @@ impl Consumer for RedisConsumer {
         };
         match spi::body_for_receive_body(&message) {
             Ok(body) => {
-                self.settle(held).await?;
+                if !self.settle(held).await? {
+                    return Err(Error::illegal_state(
+                        "the message went to another consumer (this connection's lease lapsed)",
+                    ));
+                }
                 Ok(Some(body))
             }
             Err(e) => {

@@ -21,10 +21,12 @@ local function num(v)
   return tonumber(v) or 0
 end
 
-local function enqueue(root, base, enc, prio, exp, due, now)
+local function enqueue(root, base, enc, prio, exp, due, now, fields)
   local id = redis.call('INCR', root .. ':seq')
   local s = (9 - prio) * STEP + id
-  redis.call('HSET', root .. ':m:' .. id, 'e', enc, 'p', prio, 'x', exp, 'c', 0, 's', s)
+  local m = root .. ':m:' .. id
+  redis.call('HSET', m, 'e', enc, 'p', prio, 'x', exp, 'c', 0, 's', s)
+  if fields and #fields > 0 then redis.call('HSET', m, unpack(fields)) end
   if due > now then
     redis.call('ZADD', base .. ':d', due, id)
   else
@@ -43,8 +45,16 @@ local function requeue(root, base, id, max, dlq)
   local f = redis.call('HMGET', m, 'e', 'p', 'x', 'c', 's')
   if not f[1] then return end
   if max > 0 and num(f[4]) >= max and dlq ~= '' then
+    local all = redis.call('HGETALL', m)
+    local fields = {}
+    for k = 1, #all, 2 do
+      if string.sub(all[k], 1, 2) == 'v:' then
+        fields[#fields + 1] = all[k]
+        fields[#fields + 1] = all[k + 1]
+      end
+    end
     redis.call('DEL', m)
-    enqueue(dlq, dlq, f[1], num(f[2]), num(f[3]), 0, 0)
+    enqueue(dlq, dlq, f[1], num(f[2]), num(f[3]), 0, 0, fields)
     notify(dlq)
   else
     redis.call('ZADD', base .. ':r', f[5], id)
@@ -112,9 +122,9 @@ local function live_tokens(root, base)
 end
 
 -- Adds one message to a queue, or to every live subscription of a topic.
-local function publish(root, kind, enc, prio, exp, due, now, tag)
+local function publish(root, kind, enc, prio, exp, due, now, tag, fields)
   if kind == 'q' then
-    enqueue(root, root, enc, prio, exp, due, now)
+    enqueue(root, root, enc, prio, exp, due, now, fields)
   else
     local subs = redis.call('HGETALL', root .. ':subs')
     for i = 1, #subs, 2 do
@@ -130,11 +140,92 @@ local function publish(root, kind, enc, prio, exp, due, now, tag)
       if not alive then
         destroy_sub(root, sub)
       elseif nolocal == '' or nolocal ~= tag then
-        enqueue(root, base, enc, prio, exp, due, now)
+        enqueue(root, base, enc, prio, exp, due, now, fields)
       end
     end
   end
   notify(root)
+end
+
+-- Marks a ready message in flight for a connection and returns it.
+local function claim(root, base, conn, lease, id, m, enc)
+  redis.call('ZREM', base .. ':r', id)
+  local c = redis.call('HINCRBY', m, 'c', 1)
+  redis.call('SADD', base .. ':h:' .. conn, id)
+  redis.call('SADD', base .. ':hs', conn)
+  redis.call('SET', root .. ':l:' .. conn, '1', 'PX', lease)
+  return {1, id, enc, c}
+end
+
+-- The values a selector sees: message hash fields v:<name>, typed by a first letter, read
+-- through `lookup(field)`; the priority is field p, the delivery count is passed.
+local function values_from(lookup, count)
+  local memo = {}
+  return function(name)
+    if name == 'JMSXDeliveryCount' then
+      if count > 0 then return K.long(tostring(count)) end
+      return nil
+    end
+    local field = 'v:' .. name
+    if name == 'JMSPriority' then field = 'p' end
+    local raw = memo[name]
+    if raw == nil then
+      raw = lookup(field) or false
+      memo[name] = raw
+    end
+    if not raw then return nil end
+    if name == 'JMSPriority' then return K.long(raw) end
+    local t, rest = string.sub(raw, 1, 1), string.sub(raw, 2)
+    if t == 'b' then return {'b', rest == '1'}
+    elseif t == 's' then return {'s', rest}
+    elseif t == 'l' then return K.long(rest)
+    elseif t == 'd' then return K.dbl(rest) end
+    return nil
+  end
+end
+
+-- Takes the first ready message after score `after` that the compiled selector matches.
+-- A message the selector cannot decide in Lua goes back to the client as {2, id, score, e}.
+local function take_matching(root, base, conn, now, lease, max, dlq, source, after, drop)
+  recover_dead(root, base, max, dlq)
+  move_due(root, base, now)
+  local pred = assert(loadstring(source))
+  local function values_of(m, count)
+    return values_from(function(field) return redis.call('HGET', m, field) end, count)
+  end
+  local cursor = after
+  while true do
+    local page = redis.call('ZRANGEBYSCORE', base .. ':r', '(' .. cursor, '+inf', 'WITHSCORES',
+      'LIMIT', 0, 100)
+    if #page == 0 then return {0, next_due(base)} end
+    for k = 1, #page, 2 do
+      local id, score = page[k], page[k + 1]
+      cursor = score
+      local m = root .. ':m:' .. id
+      local f = redis.call('HMGET', m, 'x', 'c')
+      local exp = num(f[1])
+      if not f[2] then
+        redis.call('ZREM', base .. ':r', id)
+      elseif exp > 0 and exp <= now then
+        redis.call('ZREM', base .. ':r', id)
+        redis.call('DEL', m)
+      else
+        local ok, res = pcall(pred, K, values_of(m, num(f[2])))
+        if not ok then
+          if res == K.UNDECIDED then
+            return {2, id, score, redis.call('HGET', m, 'e')}
+          end
+          return redis.error_reply('courier: selector failed: ' .. tostring(res))
+        end
+        if res == true then
+          return claim(root, base, conn, lease, id, m, redis.call('HGET', m, 'e'))
+        elseif drop then
+          redis.call('ZREM', base .. ':r', id)
+          redis.call('DEL', m)
+        end
+      end
+    end
+  end
 end
 
 local function take(root, base, conn, now, lease, max, dlq, want)
@@ -158,11 +249,7 @@ local function take(root, base, conn, now, lease, max, dlq, want)
       if exp > 0 and exp <= now then
         redis.call('DEL', m)
       else
-        local c = redis.call('HINCRBY', m, 'c', 1)
-        redis.call('SADD', base .. ':h:' .. conn, id)
-        redis.call('SADD', base .. ':hs', conn)
-        redis.call('SET', root .. ':l:' .. conn, '1', 'PX', lease)
-        return {1, id, f[1], c}
+        return claim(root, base, conn, lease, id, m, f[1])
       end
     end
     if want ~= '' then return {0, next_due(base)} end
@@ -172,30 +259,40 @@ end
 local R = KEYS[1]
 
 if op == 'commit' then
-  -- now, conn, tag, max, dlq, nsends, [root kind enc prio exp due]*, nacks, [root base id]*
-  local now, conn, tag = tonumber(ARGV[2]), ARGV[3], ARGV[4]
+  -- now, conn, tag, strict, -, nsends, [root kind enc prio exp due nfields field*]*,
+  -- nacks, [root base id]*. Strict: all or nothing when an ack's message is no longer held;
+  -- otherwise the acks of messages still held are done and the others skipped.
+  local now, conn, tag, strict = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5] == '1'
+
   local i = 8
   local nsends = tonumber(ARGV[7])
-  local sends_at = i
-  i = i + nsends * 6
+  local sends = {}
+  for k = 1, nsends do
+    local nf = tonumber(ARGV[i + 6])
+    local fields = {}
+    for x = 1, nf do fields[x] = ARGV[i + 6 + x] end
+    sends[k] = {i, fields}
+    i = i + 7 + nf
+  end
   local nacks = tonumber(ARGV[i])
   i = i + 1
   for k = 0, nacks - 1 do
     local j = i + k * 3
-    if redis.call('SISMEMBER', ARGV[j + 1] .. ':h:' .. conn, ARGV[j + 2]) == 0 then
+    if strict and redis.call('SISMEMBER', ARGV[j + 1] .. ':h:' .. conn, ARGV[j + 2]) == 0 then
       return {0, ARGV[j + 2]}
     end
   end
-  for k = 0, nsends - 1 do
-    local j = sends_at + k * 6
+  for k = 1, nsends do
+    local j, fields = sends[k][1], sends[k][2]
     publish(ARGV[j], ARGV[j + 1], ARGV[j + 2], tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4]),
-      tonumber(ARGV[j + 5]), now, tag)
+      tonumber(ARGV[j + 5]), now, tag, fields)
   end
   for k = 0, nacks - 1 do
     local j = i + k * 3
     local root, base, id = ARGV[j], ARGV[j + 1], ARGV[j + 2]
-    redis.call('SREM', base .. ':h:' .. conn, id)
-    redis.call('DEL', root .. ':m:' .. id)
+    if redis.call('SREM', base .. ':h:' .. conn, id) == 1 then
+      redis.call('DEL', root .. ':m:' .. id)
+    end
     if redis.call('SCARD', base .. ':h:' .. conn) == 0 then
       redis.call('SREM', base .. ':hs', conn)
     end
@@ -204,6 +301,24 @@ if op == 'commit' then
 elseif op == 'take' then
   -- base, conn, now, lease, max, dlq, want
   return take(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8])
+elseif op == 'take_matching' then
+  -- base, conn, now, lease, max, dlq, source, after, drop
+  return take_matching(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]),
+    ARGV[7], ARGV[8], ARGV[9], ARGV[10] == '1')
+elseif op == 'evaluate' then
+  -- source, count, [field value]*: a compiled selector on these values, nothing stored:
+  -- 1 true, 0 false, -1 unknown, 2 undecided in Lua
+  local pred = assert(loadstring(ARGV[2]))
+  local values = {}
+  for k = 4, #ARGV, 2 do values[ARGV[k]] = ARGV[k + 1] end
+  local get = values_from(function(field) return values[field] end, tonumber(ARGV[3]))
+  local ok, res = pcall(pred, K, get)
+  if not ok then
+    if res == K.UNDECIDED then return 2 end
+    return redis.error_reply('courier: selector failed: ' .. tostring(res))
+  end
+  if res == true then return 1 elseif res == false then return 0 end
+  return -1
 elseif op == 'release' then
   -- base, conn, max, dlq, ids...
   local base, conn, max, dlq = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]

@@ -32,8 +32,11 @@ mod args;
 mod connection;
 mod consumer;
 mod factory;
+mod fields;
 pub mod keys;
 mod producer;
+#[cfg(test)]
+mod selector_tests;
 mod session;
 
 use std::sync::Arc;

@@ -107,8 +107,10 @@ impl Producer for RedisProducer {
                 crate::MAX_MESSAGE_BYTES
             )));
         }
+        let fields = crate::fields::selector_fields(message);
         let h = message.header();
         let outgoing = Outgoing {
+            fields,
             root: keys::root(&destination),
             topic: destination.is_topic(),
             encoded,

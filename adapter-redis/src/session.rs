@@ -38,6 +38,8 @@ pub(crate) struct Outgoing {
     pub priority: u8,
     pub expiration: u64,
     pub due: u64,
+    /// The values selectors see (see `fields.rs`).
+    pub fields: Vec<Vec<u8>>,
 }
 
 /// What a session's handles share.
@@ -64,12 +66,25 @@ impl SessionShared {
         self.closed.load(Ordering::Acquire) || self.conn.is_closed()
     }
 
-    /// Runs sends and acks in one script. False when an ack's message is no longer held.
+    /// Runs sends and acks in one script, all or nothing: false (and nothing done) when an
+    /// ack's message is no longer held.
     pub async fn commit_ops(
         &self,
         sends: &[Outgoing],
         acks: &[Held],
         in_doubt: InDoubtOperation,
+    ) -> Result<bool> {
+        self.run_ops(sends, acks, in_doubt, true).await
+    }
+
+    /// Runs sends and acks in one script; with `strict` false, acks of messages no longer held
+    /// are skipped and the rest done.
+    pub async fn run_ops(
+        &self,
+        sends: &[Outgoing],
+        acks: &[Held],
+        in_doubt: InDoubtOperation,
+        strict: bool,
     ) -> Result<bool> {
         let conn = &self.conn;
         let root = sends
@@ -81,7 +96,7 @@ impl SessionShared {
             .add(conn.now())
             .add(&conn.id)
             .add(&conn.id)
-            .add(0)
+            .add(u8::from(strict))
             .add("")
             .add(sends.len());
         for s in sends {
@@ -91,6 +106,10 @@ impl SessionShared {
             a.push(s.priority);
             a.push(s.expiration);
             a.push(s.due);
+            a.push(s.fields.len());
+            for f in &s.fields {
+                a = a.bytes(f);
+            }
         }
         a.push(acks.len());
         for h in acks {
@@ -472,8 +491,9 @@ impl Session for RedisSession {
         if held.is_empty() {
             return Ok(());
         }
+        // A message whose lease lapsed went to another consumer; the rest are acknowledged.
         self.shared
-            .commit_ops(&[], &held, InDoubtOperation::Acknowledge)
+            .run_ops(&[], &held, InDoubtOperation::Acknowledge, false)
             .await?;
         Ok(())
     }

@@ -107,7 +107,7 @@ struct PersistenceHarness {
 impl PersistenceHarness {
     fn new() -> Self {
         let server = Server::start();
-        let url = format!("{}?heartbeat=200ms&durability=always", server.url());
+        let url = format!("{}?durability=always", server.url());
         PersistenceHarness {
             factory: Arc::new(courier_redis::factory_for(&url).expect("a valid URL")),
             server,
@@ -124,6 +124,11 @@ impl courier_conformance::Harness for PersistenceHarness {
 
     fn namespace(&self) -> &str {
         self.namespace.as_str()
+    }
+
+    /// What a dead connection held comes back when its lease (three 1 s heartbeats) lapses.
+    fn wait(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(10)
     }
 
     /// The server and its files go away with the harness.
