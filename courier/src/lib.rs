@@ -27,7 +27,7 @@
 //! |---|---|---|
 //! | `native` (default) | `embedded:`, `courier://` | Courier's own broker ([`broker`]) |
 //! | `amqp` | `amqp://`, `amqps://` | RabbitMQ (not built yet: refused as unsupported) |
-//! | `redis` | `redis://`, `rediss://` | Redis Streams (not built yet: refused as unsupported) |
+//! | `redis` | `redis://`, `rediss://` | Redis 7 (module `redis`: every state change a Lua script in Redis) |
 //!
 //! The workload runner that measures backends is the separate crate `courier-bench`.
 
@@ -51,6 +51,6 @@ pub use courier_space as space;
 #[cfg(feature = "amqp")]
 pub use courier_amqp as amqp;
 
-/// The Redis Streams backend (feature `redis`; not built yet).
+/// The Redis backend (feature `redis`).
 #[cfg(feature = "redis")]
 pub use courier_redis as redis;

@@ -67,7 +67,7 @@ pub fn schemes() -> Vec<&'static str> {
 /// | `embedded:/path` | durable storage: refused with [`Error::Unsupported`] (not built yet) | `native` |
 /// | `courier://host` | Courier's broker over the network: [`Error::Unsupported`] (not built yet) | `native` |
 /// | `amqp://`, `amqps://` | RabbitMQ: [`Error::Unsupported`] (not built yet) | `amqp` |
-/// | `redis://`, `rediss://` | Redis Streams: [`Error::Unsupported`] (not built yet) | `redis` |
+/// | `redis://`, `rediss://` | Redis (`courier-redis`): queues and topics kept by Lua scripts in Redis 7 | `redis` |
 ///
 /// A scheme whose feature is off is refused with [`Error::Unsupported`] naming the feature; an
 /// unknown scheme or a malformed URL (empty, over 4 KiB, whitespace or control characters,
