@@ -49,7 +49,8 @@ pub use factory::{RedisFactory, EXTRA_KEYS};
 pub use producer::RedisProducer;
 pub use session::RedisSession;
 
-/// The URL schemes of this backend: `redis://` and, over TLS, `rediss://`.
+/// The URL schemes of this backend: `redis://` and, over TLS, `rediss://` (refused as
+/// [`Error::Unsupported`]: this build has no TLS for Redis).
 pub const SCHEMES: &[&str] = &["redis", "rediss"];
 
 /// The largest encoded message a send accepts (Redis strings go to 512 MiB; a queue of such
@@ -74,9 +75,11 @@ pub async fn connect(url: &str) -> Result<Arc<dyn ConnectionFactory>> {
 pub fn factory_for(url: &str) -> Result<RedisFactory> {
     let scheme = url.split_once(':').map(|(scheme, _)| scheme);
     match scheme {
-        Some(s) if SCHEMES.iter().any(|known| s.eq_ignore_ascii_case(known)) => {
-            RedisFactory::from_url(url)
-        }
+        Some(s) if s.eq_ignore_ascii_case("rediss") => Err(Error::unsupported(
+            "redis",
+            "TLS (rediss://): this build has no TLS for Redis connections",
+        )),
+        Some(s) if s.eq_ignore_ascii_case("redis") => RedisFactory::from_url(url),
         _ => Err(Error::invalid_argument(format!(
             "not a redis:// or rediss:// URL ({} bytes, scheme {:?})",
             url.len(),
@@ -97,6 +100,12 @@ mod tests {
             assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
             assert!(e.to_string().len() < 200);
         }
+    }
+
+    #[tokio::test]
+    async fn tls_is_refused_as_unsupported() {
+        let e = connect("rediss://127.0.0.1").await.err().expect("no TLS");
+        assert!(e.is_unsupported(), "{e}");
     }
 
     #[tokio::test]
