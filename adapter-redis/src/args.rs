@@ -25,6 +25,14 @@ impl Args {
         self
     }
 
+    /// Adds values by their text.
+    pub fn extend<T: ToString>(mut self, values: impl IntoIterator<Item = T>) -> Args {
+        for v in values {
+            self.0.push(v.to_string().into_bytes());
+        }
+        self
+    }
+
     /// Adds a value by its text, in place.
     pub fn push(&mut self, value: impl ToString) {
         self.0.push(value.to_string().into_bytes());

@@ -60,6 +60,33 @@ pub(crate) async fn leave(conn: &Shared, joined: &Joined) -> Result<()> {
     .map(|_| ())
 }
 
+/// The first equality the selector requires of a property (`key = 'a'`, `key IN (…)`), as
+/// typed index values; the destination then indexes that property (once, backfilled).
+async fn equality_index(
+    conn: &Shared,
+    root: &str,
+    base: &str,
+    selector: &Selector,
+) -> Result<Option<(String, Vec<String>)>> {
+    let found = selector
+        .required_equalities()
+        .into_iter()
+        .find_map(|(name, values)| {
+            if name.starts_with("JMSPriority") || name == "JMSXDeliveryCount" {
+                return None;
+            }
+            let typed: Option<Vec<String>> =
+                values.iter().map(crate::fields::typed_value).collect();
+            typed.map(|t| (name, t))
+        });
+    let Some((name, values)) = found else {
+        return Ok(None);
+    };
+    conn.eval(root, Args::op("index").add(base).add(&name).0, None)
+        .await?;
+    Ok(Some((name, values)))
+}
+
 /// Whether this connection has a consumer open on a destination root.
 pub(crate) fn has_open_consumer(conn: &Shared, root: &str) -> bool {
     conn.consumers.lock().get(root).is_some_and(|n| *n > 0)
@@ -81,6 +108,9 @@ pub struct RedisConsumer {
     selector: Option<Selector>,
     /// The selector compiled to Lua, evaluated by the take script.
     lua: Option<String>,
+    /// A property the selector requires equal to one of these typed values: the take script
+    /// reads only that property's equality indexes.
+    index: Option<(String, Vec<String>)>,
     root: String,
     base: String,
     joined: Option<Joined>,
@@ -147,12 +177,17 @@ impl RedisConsumer {
                 (keys::subscription_base(&root, &s.sub), Some(joined))
             }
         };
+        let index = match &selector {
+            Some(selector) => equality_index(&conn, &root, &base, selector).await?,
+            None => None,
+        };
         *conn.consumers.lock().entry(root.clone()).or_default() += 1;
         Ok(RedisConsumer {
             session,
             destination: destination.clone(),
             selector_text,
             lua: selector.as_ref().map(Selector::to_lua),
+            index,
             selector,
             root,
             base,
@@ -190,6 +225,8 @@ impl RedisConsumer {
                         .add(source)
                         .add(&after)
                         .add(if self.joined.is_some() { 1 } else { 0 })
+                        .add(self.index.as_ref().map_or("", |(name, _)| name.as_str()))
+                        .extend(self.index.iter().flat_map(|(_, values)| values.iter()))
                         .0,
                     None,
                 )

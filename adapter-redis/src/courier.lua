@@ -21,6 +21,37 @@ local function num(v)
   return tonumber(v) or 0
 end
 
+-- Equality indexes: for each property name a selector consumer registered (B:ix), one sorted
+-- set per value (B:x:<name>:<typed value>, scored like B:r) of the ready messages having it.
+local function ix_key(base, name, raw)
+  if raw == 'd-0e0' then raw = 'd0e0' end
+  return base .. ':x:' .. name .. ':' .. raw
+end
+
+local function ix_add(root, base, id, s)
+  local names = redis.call('SMEMBERS', base .. ':ix')
+  if #names == 0 then return end
+  local m = root .. ':m:' .. id
+  for _, name in ipairs(names) do
+    local raw = redis.call('HGET', m, 'v:' .. name)
+    if raw then
+      local key = ix_key(base, name, raw)
+      redis.call('ZADD', key, s, id)
+      redis.call('SADD', base .. ':xk', key)
+    end
+  end
+end
+
+local function ix_del(root, base, id)
+  local names = redis.call('SMEMBERS', base .. ':ix')
+  if #names == 0 then return end
+  local m = root .. ':m:' .. id
+  for _, name in ipairs(names) do
+    local raw = redis.call('HGET', m, 'v:' .. name)
+    if raw then redis.call('ZREM', ix_key(base, name, raw), id) end
+  end
+end
+
 local function enqueue(root, base, enc, prio, exp, due, now, fields)
   local id = redis.call('INCR', root .. ':seq')
   local s = (9 - prio) * STEP + id
@@ -31,6 +62,7 @@ local function enqueue(root, base, enc, prio, exp, due, now, fields)
     redis.call('ZADD', base .. ':d', due, id)
   else
     redis.call('ZADD', base .. ':r', s, id)
+    ix_add(root, base, id, s)
   end
   return id
 end
@@ -58,6 +90,7 @@ local function requeue(root, base, id, max, dlq)
     notify(dlq)
   else
     redis.call('ZADD', base .. ':r', f[5], id)
+    ix_add(root, base, id, f[5])
   end
 end
 
@@ -81,7 +114,10 @@ local function move_due(root, base, now)
   local due = redis.call('ZRANGEBYSCORE', base .. ':d', '-inf', now)
   for _, id in ipairs(due) do
     local s = redis.call('HGET', root .. ':m:' .. id, 's')
-    if s then redis.call('ZADD', base .. ':r', s, id) end
+    if s then
+      redis.call('ZADD', base .. ':r', s, id)
+      ix_add(root, base, id, s)
+    end
     redis.call('ZREM', base .. ':d', id)
   end
 end
@@ -104,7 +140,9 @@ local function destroy_sub(root, sub)
     delete_ids(root, redis.call('SMEMBERS', base .. ':h:' .. c))
     redis.call('DEL', base .. ':h:' .. c)
   end
-  redis.call('DEL', base .. ':r', base .. ':d', base .. ':hs', base .. ':a')
+  for _, key in ipairs(redis.call('SMEMBERS', base .. ':xk')) do redis.call('DEL', key) end
+  redis.call('DEL', base .. ':r', base .. ':d', base .. ':hs', base .. ':a', base .. ':ix',
+    base .. ':xk')
   redis.call('HDEL', root .. ':subs', sub)
 end
 
@@ -150,6 +188,7 @@ end
 -- Marks a ready message in flight for a connection and returns it.
 local function claim(root, base, conn, lease, id, m, enc)
   redis.call('ZREM', base .. ':r', id)
+  ix_del(root, base, id)
   local c = redis.call('HINCRBY', m, 'c', 1)
   redis.call('SADD', base .. ':h:' .. conn, id)
   redis.call('SADD', base .. ':hs', conn)
@@ -186,12 +225,69 @@ end
 
 -- Takes the first ready message after score `after` that the compiled selector matches.
 -- A message the selector cannot decide in Lua goes back to the client as {2, id, score, e}.
-local function take_matching(root, base, conn, now, lease, max, dlq, source, after, drop)
+local function take_matching(root, base, conn, now, lease, max, dlq, source, after, drop, keys)
   recover_dead(root, base, max, dlq)
   move_due(root, base, now)
   local pred = assert(loadstring(source))
   local function values_of(m, count)
     return values_from(function(field) return redis.call('HGET', m, field) end, count)
+  end
+  -- One candidate: its verdict, or a reply to return.
+  local function consider(id, score)
+    local m = root .. ':m:' .. id
+    local f = redis.call('HMGET', m, 'x', 'c')
+    local exp = num(f[1])
+    if not f[2] then
+      redis.call('ZREM', base .. ':r', id)
+      ix_del(root, base, id)
+    elseif exp > 0 and exp <= now then
+      redis.call('ZREM', base .. ':r', id)
+      ix_del(root, base, id)
+      redis.call('DEL', m)
+    else
+      local ok, res = pcall(pred, K, values_of(m, num(f[2])))
+      if not ok then
+        if res == K.UNDECIDED then
+          return {2, id, score, redis.call('HGET', m, 'e')}
+        end
+        return redis.error_reply('courier: selector failed: ' .. tostring(res))
+      end
+      if res == true then
+        return claim(root, base, conn, lease, id, m, redis.call('HGET', m, 'e'))
+      elseif drop then
+        redis.call('ZREM', base .. ':r', id)
+        ix_del(root, base, id)
+        redis.call('DEL', m)
+      end
+    end
+    return nil
+  end
+  if #keys > 0 then
+    -- Only messages in one of the equality indexes can match: merge them in score order.
+    local heads = {}
+    local function advance(i, from)
+      local h = redis.call('ZRANGEBYSCORE', keys[i], '(' .. from, '+inf', 'WITHSCORES',
+        'LIMIT', 0, 1)
+      if #h == 0 then heads[i] = false else heads[i] = {h[1], h[2]} end
+    end
+    for i = 1, #keys do advance(i, after) end
+    while true do
+      local best = nil
+      for i = 1, #keys do
+        if heads[i] and (best == nil or tonumber(heads[i][2]) < tonumber(heads[best][2])) then
+          best = i
+        end
+      end
+      if best == nil then return {0, next_due(base)} end
+      local id, score = heads[best][1], heads[best][2]
+      advance(best, score)
+      if redis.call('ZSCORE', base .. ':r', id) then
+        local reply = consider(id, score)
+        if reply then return reply end
+      else
+        redis.call('ZREM', keys[best], id)
+      end
+    end
   end
   local cursor = after
   while true do
@@ -201,29 +297,8 @@ local function take_matching(root, base, conn, now, lease, max, dlq, source, aft
     for k = 1, #page, 2 do
       local id, score = page[k], page[k + 1]
       cursor = score
-      local m = root .. ':m:' .. id
-      local f = redis.call('HMGET', m, 'x', 'c')
-      local exp = num(f[1])
-      if not f[2] then
-        redis.call('ZREM', base .. ':r', id)
-      elseif exp > 0 and exp <= now then
-        redis.call('ZREM', base .. ':r', id)
-        redis.call('DEL', m)
-      else
-        local ok, res = pcall(pred, K, values_of(m, num(f[2])))
-        if not ok then
-          if res == K.UNDECIDED then
-            return {2, id, score, redis.call('HGET', m, 'e')}
-          end
-          return redis.error_reply('courier: selector failed: ' .. tostring(res))
-        end
-        if res == true then
-          return claim(root, base, conn, lease, id, m, redis.call('HGET', m, 'e'))
-        elseif drop then
-          redis.call('ZREM', base .. ':r', id)
-          redis.call('DEL', m)
-        end
-      end
+      local reply = consider(id, score)
+      if reply then return reply end
     end
   end
 end
@@ -247,6 +322,7 @@ local function take(root, base, conn, now, lease, max, dlq, want)
     if f[1] then
       local exp = num(f[2])
       if exp > 0 and exp <= now then
+        ix_del(root, base, id)
         redis.call('DEL', m)
       else
         return claim(root, base, conn, lease, id, m, f[1])
@@ -302,9 +378,30 @@ elseif op == 'take' then
   -- base, conn, now, lease, max, dlq, want
   return take(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8])
 elseif op == 'take_matching' then
-  -- base, conn, now, lease, max, dlq, source, after, drop
-  return take_matching(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]),
-    ARGV[7], ARGV[8], ARGV[9], ARGV[10] == '1')
+  -- base, conn, now, lease, max, dlq, source, after, drop, name, typed values...: the
+  -- selector's required equality on `name` (if any) picks candidates from its indexes
+  local base = ARGV[2]
+  local keys = {}
+  if ARGV[11] and ARGV[11] ~= '' then
+    for k = 12, #ARGV do keys[#keys + 1] = ix_key(base, ARGV[11], ARGV[k]) end
+  end
+  return take_matching(R, base, ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]),
+    ARGV[7], ARGV[8], ARGV[9], ARGV[10] == '1', keys)
+elseif op == 'index' then
+  -- base, name: indexes the ready messages by this property from now on (once per name)
+  local base, name = ARGV[2], ARGV[3]
+  if redis.call('SADD', base .. ':ix', name) == 1 then
+    local ready = redis.call('ZRANGE', base .. ':r', 0, -1, 'WITHSCORES')
+    for k = 1, #ready, 2 do
+      local raw = redis.call('HGET', R .. ':m:' .. ready[k], 'v:' .. name)
+      if raw then
+        local key = ix_key(base, name, raw)
+        redis.call('ZADD', key, ready[k + 1], ready[k])
+        redis.call('SADD', base .. ':xk', key)
+      end
+    end
+  end
+  return 1
 elseif op == 'evaluate' then
   -- source, count, [field value]*: a compiled selector on these values, nothing stored:
   -- 1 true, 0 false, -1 unknown, 2 undecided in Lua
@@ -360,6 +457,7 @@ elseif op == 'prepare' then
 elseif op == 'drop' then
   -- base, id: deletes a ready message a subscription's selector does not match
   if redis.call('ZREM', ARGV[2] .. ':r', ARGV[3]) == 1 then
+    ix_del(R, ARGV[2], ARGV[3])
     redis.call('DEL', R .. ':m:' .. ARGV[3])
   end
   return 1

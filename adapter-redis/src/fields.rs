@@ -34,6 +34,19 @@ fn typed(value: &Value) -> Option<String> {
     })
 }
 
+/// A selector literal as the typed text its equal property values are indexed under (`-0`
+/// as `0`, as the script does); `None` for a value no property can be stored as.
+pub(crate) fn typed_value(value: &courier_api::selector::SelectorValue) -> Option<String> {
+    use courier_api::selector::SelectorValue;
+    Some(match value {
+        SelectorValue::Bool(b) => format!("b{}", u8::from(*b)),
+        SelectorValue::Long(n) => format!("l{n}"),
+        SelectorValue::Double(d) if *d == 0.0 => "d0e0".to_string(),
+        SelectorValue::Double(d) => format!("d{}", double_text(*d)),
+        SelectorValue::String(s) => format!("s{s}"),
+    })
+}
+
 /// The selector-visible values of a message, as alternating field names and values.
 pub(crate) fn selector_fields(message: &Message) -> Vec<Vec<u8>> {
     let mut out = Vec::new();
