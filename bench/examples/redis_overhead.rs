@@ -203,8 +203,16 @@ async fn selector_receive(
     Ok(per)
 }
 
-/// Deletes this run's keys.
+/// Deletes this run's keys, and the workload runner's queues (`courier.bench.*`).
 async fn cleanup(url: &str, run: &str) -> Fallible<()> {
+    for pattern in [format!("*{run}*"), "courier:{q:courier.bench.*".to_string()] {
+        delete_matching(url, &pattern).await?;
+    }
+    Ok(())
+}
+
+/// Deletes the keys matching a SCAN pattern.
+async fn delete_matching(url: &str, pattern: &str) -> Fallible<()> {
     let client = redis::Client::open(url)?;
     let mut c = client.get_multiplexed_async_connection().await?;
     let mut cursor = 0_u64;
@@ -212,7 +220,7 @@ async fn cleanup(url: &str, run: &str) -> Fallible<()> {
         let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(cursor)
             .arg("MATCH")
-            .arg(format!("*{run}*"))
+            .arg(pattern)
             .arg("COUNT")
             .arg(10_000)
             .query_async(&mut c)
