@@ -288,6 +288,61 @@ async fn heartbeat(shared: Weak<Shared>) {
 }
 
 impl Shared {
+    /// After a loss, what the connection held goes back at once when the server can still be
+    /// reached (the server dropped the connection, say): over a fresh connection, its held
+    /// messages are given back and its leases and client id released, as a broker does when
+    /// it sees a connection close. Where the server cannot be reached, the leases lapse.
+    fn abandon(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let roots: Vec<String> = self.roots.lock().iter().cloned().collect();
+        let config = self.config.clone();
+        let id = self.id.clone();
+        let client_id = self.client_id.lock().clone();
+        let me = format!("{}:{}", self.run_id, self.redis_id);
+        let dead_letters: Vec<(u32, String)> = roots.iter().map(|r| self.dead_letter(r)).collect();
+        let script = self.script.clone();
+        runtime.spawn(async move {
+            let Ok(client) = redis::Client::open(config.redis_url.as_str()) else {
+                return;
+            };
+            let connecting = client.get_multiplexed_async_connection();
+            let Ok(Ok(mut cmd)) = tokio::time::timeout(config.connect_timeout, connecting).await
+            else {
+                return;
+            };
+            for (root, (max, dlq)) in roots.iter().zip(dead_letters) {
+                let mut invocation = script.prepare_invoke();
+                invocation
+                    .key(root)
+                    .arg("abandon")
+                    .arg(&id)
+                    .arg(max)
+                    .arg(dlq);
+                let run = invocation.invoke_async::<Value>(&mut cmd);
+                if !matches!(
+                    tokio::time::timeout(config.request_timeout, run).await,
+                    Ok(Ok(_))
+                ) {
+                    return;
+                }
+            }
+            if let Some(client_id) = client_id {
+                let release = redis::Script::new(
+                    "if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end",
+                );
+                let mut invocation = release.prepare_invoke();
+                invocation.key(keys::client_id(&client_id)).arg(&me);
+                let _ = tokio::time::timeout(
+                    config.request_timeout,
+                    invocation.invoke_async::<Value>(&mut cmd),
+                )
+                .await;
+            }
+        });
+    }
+
     /// Fails when the connection is closed or lost.
     pub fn check(&self) -> Result<()> {
         match &*self.state.borrow() {
@@ -318,6 +373,7 @@ impl Shared {
             for notify in self.channels.lock().values() {
                 notify.notify_waiters();
             }
+            self.abandon();
             let listener = self.listener.lock().clone();
             if let Some(listener) = listener {
                 listener(&error);

@@ -488,6 +488,24 @@ elseif op == 'unsubscribe' then
   end
   destroy_sub(R, sub)
   return 1
+elseif op == 'abandon' then
+  -- conn, max, dlq: a lost connection's holdings go back now (the queue and every
+  -- subscription under this root), and its lease goes
+  local conn, max, dlq = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+  local bases = {R}
+  for _, sub in ipairs(redis.call('HKEYS', R .. ':subs')) do
+    bases[#bases + 1] = R .. ':s:' .. sub
+  end
+  for _, base in ipairs(bases) do
+    for _, id in ipairs(redis.call('SMEMBERS', base .. ':h:' .. conn)) do
+      requeue(R, base, id, max, dlq)
+    end
+    redis.call('DEL', base .. ':h:' .. conn)
+    redis.call('SREM', base .. ':hs', conn)
+  end
+  redis.call('DEL', R .. ':l:' .. conn)
+  notify(R)
+  return 1
 elseif op == 'depth' then
   return redis.call('ZCARD', R .. ':r')
 end

@@ -10,7 +10,7 @@
 //! [`StampBounds`] admit; any other stamp was never sent by the run and is counted as
 //! unexpected on the spot, whatever producer or sequence it claims.
 
-use courier_api::Message;
+use courier_api::{DeliveryMode, Destination, Message};
 use std::fmt;
 
 use super::bounds::StampBounds;
@@ -88,7 +88,10 @@ impl fmt::Display for Violation {
             Violation::Unexpected { producer, sequence } => {
                 write!(f, "unexpected: producer {producer} message {sequence}")
             }
-            Violation::Malformed => f.write_str("malformed: a message without a stamp"),
+            Violation::Malformed => f.write_str(
+                "malformed: a message without a stamp, or damaged (body past the stamp, \
+                 properties, or the destination and delivery-mode headers)",
+            ),
         }
     }
 }
@@ -175,6 +178,8 @@ pub struct DeliveryLog {
     unexpected: u64,
     malformed: u64,
     examples: Vec<Violation>,
+    /// The destination and delivery mode every message's headers must carry, when checked.
+    headers: Option<(Destination, DeliveryMode)>,
 }
 
 impl DeliveryLog {
@@ -189,7 +194,16 @@ impl DeliveryLog {
             unexpected: 0,
             malformed: 0,
             examples: Vec::new(),
+            headers: None,
         }
+    }
+
+    /// Also checks that every message's `JMSDestination` is `destination` and its delivery
+    /// mode `mode`: what a backend's consumer must see (the raw-channel ceiling, which has no
+    /// broker to set headers, is not checked this way).
+    pub fn expecting_headers(mut self, destination: Destination, mode: DeliveryMode) -> Self {
+        self.headers = Some((destination, mode));
+        self
     }
 
     /// Records the receipt of `producer`'s message `sequence`; a stamp outside the run's
@@ -235,9 +249,13 @@ impl DeliveryLog {
     }
 
     /// Records the receipt of `message` by its stamp; returns the stamp, or `None` (recorded
-    /// as malformed) when the message has none.
+    /// as malformed) when the message has none, or is damaged (see [`Stamp::of`] and
+    /// [`DeliveryLog::expecting_headers`]).
     pub fn observe_message(&mut self, message: &Message) -> Option<Stamp> {
-        match Stamp::of(message) {
+        let headers_ok = self.headers.as_ref().is_none_or(|(destination, mode)| {
+            message.destination() == Some(destination) && message.delivery_mode() == *mode
+        });
+        match Stamp::of(message).filter(|_| headers_ok) {
             Some(stamp) => {
                 self.observe(stamp.producer, stamp.sequence);
                 Some(stamp)

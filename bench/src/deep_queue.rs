@@ -60,6 +60,8 @@ pub(crate) async fn run(
         .enumerate()
         .map(|(c, (endpoint, consumer))| {
             let wanted = expectation(spec, c).count();
+            let log = DeliveryLog::new(StampBounds::fixed(&[spec.depth]))
+                .expecting_headers(consumer.destination().clone(), spec.delivery_mode);
             spawn_guarded(
                 &abort,
                 take_own(
@@ -67,7 +69,7 @@ pub(crate) async fn run(
                     consumer,
                     c,
                     wanted,
-                    DeliveryLog::new(StampBounds::fixed(&[spec.depth])),
+                    log,
                     spec.stall_timeout,
                     abort.clone(),
                 ),

@@ -1,7 +1,9 @@
 //! Flow workloads through the api: producers and consumers running together on a queue, on a
 //! topic, or through a transacted forwarding stage.
 
-use courier_api::{ConnectionFactory, Consumer, Destination, Producer, Result, SessionMode};
+use courier_api::{
+    ConnectionFactory, Consumer, DeliveryMode, Destination, Producer, Result, SessionMode,
+};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -214,6 +216,7 @@ pub(crate) async fn run(
                 clock,
                 group,
                 bounds: bounds.clone(),
+                delivery_mode: spec.delivery_mode,
             };
             spawn_guarded(&abort, receiver.run())
         })
@@ -398,11 +401,14 @@ struct Receiver {
     group: usize,
     /// The stamps the run's producers can send.
     bounds: StampBounds,
+    /// The delivery mode every message must arrive with.
+    delivery_mode: DeliveryMode,
 }
 
 impl Receiver {
     async fn run(self) -> Result<ConsumerOutcome> {
-        let mut log = DeliveryLog::new(self.bounds.clone());
+        let mut log = DeliveryLog::new(self.bounds.clone())
+            .expecting_headers(self.consumer.destination().clone(), self.delivery_mode);
         let mut latency = LatencyRecorder::new();
         let mut last_receive = None;
         let mut unacknowledged = 0;

@@ -1,8 +1,8 @@
 //! # courier-bench
 //!
 //! The workload runner: measures any Courier backend with the same code. It is a crate of its
-//! own so the user-facing `courier` crate carries no benchmarking code; the `bench` example
-//! (and later the command-line tool) drive it. It reaches backends through
+//! own so the user-facing `courier` crate carries no benchmarking code; the command line's
+//! `courier bench` (crate `courier-cli`) drives it. It reaches backends through
 //! [`courier::connect`], so its features `native`, `amqp` and `redis` are those of `courier`.
 //!
 //! A [`Workload`] describes producers and consumers on a queue or a topic — message size, count
@@ -36,7 +36,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! `cargo run --release -p courier-bench --example bench -- --help` runs the [`standard`] set.
+//! `cargo run --release -p courier-cli -- bench --url embedded:` runs the [`standard`] set.
 
 // Denied, not forbidden: `memory::release_free_memory` calls glibc's `malloc_trim`, the
 // crate's one `unsafe` block, allowed there alone.

@@ -61,9 +61,24 @@ impl Stamp {
         })
     }
 
-    /// Reads the stamp of a received message; `None` unless it has a stamped bytes body.
+    /// Reads the stamp of a received message and checks the rest of it: `None` (malformed)
+    /// unless it has a stamped bytes body whose filler arrived byte for byte and, for
+    /// properties, nothing but a `key` with a value the runner makes. So a backend that
+    /// damages the body past the stamp, or mangles or invents properties, fails the delivery
+    /// check instead of passing on its first 20 bytes. (Headers are not checked here: the
+    /// raw-channel ceiling carries the same messages and has no broker to stamp them.)
     pub fn of(message: &Message) -> Option<Stamp> {
-        Self::read(message.body_bytes()?)
+        let body = message.body_bytes()?;
+        let stamp = Self::read(body)?;
+        let filler_intact = body[Self::LEN..].iter().all(|&b| b == Self::FILL);
+        let key_ok = match message.raw_property(KEY_PROPERTY) {
+            None => message.properties().is_empty(),
+            Some(courier_api::Value::String(key)) => key
+                .strip_prefix('k')
+                .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| key_value(n) == **key)),
+            Some(_) => false,
+        };
+        (filler_intact && key_ok).then_some(stamp)
     }
 }
 
@@ -153,5 +168,39 @@ mod tests {
         assert_eq!(key_of(23, 10), 3);
         assert_eq!(key_selector(3), "key = 'k3'");
         assert_eq!(Stamp::of(&m).unwrap().sequence, 23);
+    }
+
+    #[test]
+    fn damaged_messages_are_malformed() {
+        let stamp = Stamp {
+            producer: 1,
+            sequence: 2,
+            sent_at_ns: 3,
+        };
+        let received = |body: Vec<u8>, property: Option<(&str, &str)>| {
+            let mut m = Message::bytes(body);
+            if let Some((k, v)) = property {
+                m.set_property(k, v).unwrap();
+            }
+            m
+        };
+        let good = stamp.payload(64).to_vec();
+        assert_eq!(Stamp::of(&received(good.clone(), None)), Some(stamp));
+        assert_eq!(
+            Stamp::of(&received(good.clone(), Some(("key", "k7")))),
+            Some(stamp)
+        );
+        let mut flipped = good.clone();
+        flipped[40] ^= 1;
+        assert_eq!(Stamp::of(&received(flipped, None)), None);
+        assert_eq!(
+            Stamp::of(&received(good.clone(), Some(("key", "k07")))),
+            None
+        );
+        assert_eq!(
+            Stamp::of(&received(good.clone(), Some(("extra", "x")))),
+            None
+        );
+        assert_eq!(Stamp::of(&Message::text("stamp")), None);
     }
 }

@@ -18,8 +18,11 @@ enum Quota {
 /// At a fixed rate a message is sent at its due time or, when the producer is behind, at once:
 /// the producer catches up rather than skipping. Tokio's timers tick every millisecond, so a
 /// paced producer sends each millisecond's messages together and sleeps in between; it does
-/// not spin, which on a small machine would take the CPU the backend needs. Latency is measured
-/// from the actual send, and the achieved send rate shows when a backend could not keep up.
+/// not spin, which on a small machine would take the CPU the backend needs. A paced message is
+/// stamped with its *intended* send time, not the moment it went: when the sender stalls
+/// (the backend pushed back, the machine was busy), the messages that should have gone
+/// meanwhile carry that wait in their latency instead of hiding it (no coordinated omission).
+/// The achieved send rate shows when a backend could not keep up.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Schedule {
     quota: Quota,
@@ -52,8 +55,9 @@ impl Schedule {
         }
     }
 
-    /// Waits until message number `sent` (from 0) is due; returns the time it may go, or
-    /// `None` once the producer is done.
+    /// Waits until message number `sent` (from 0) is due; returns the time to stamp it with
+    /// — its due time when paced (earlier than now when the producer is behind), else now —
+    /// or `None` once the producer is done.
     pub async fn next(&self, sent: u64) -> Option<Instant> {
         if let Quota::Count(n) = self.quota {
             if sent >= n {
@@ -61,16 +65,18 @@ impl Schedule {
             }
         }
         let mut now = Instant::now();
+        let mut stamp = now;
         if let Some((start, gap_ns)) = self.pace {
             let due = start + Duration::from_nanos((sent as f64 * gap_ns) as u64);
             if due > now {
                 tokio::time::sleep_until(due.into()).await;
                 now = Instant::now();
             }
+            stamp = due;
         }
         match self.quota {
             Quota::Until(end) if now >= end => None,
-            _ => Some(now),
+            _ => Some(stamp),
         }
     }
 }
@@ -105,6 +111,17 @@ mod tests {
             [4, 3, 3]
         );
         assert_eq!((0..4).map(|i| share(10, 4, i)).sum::<u64>(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_paced_producer_behind_its_schedule_stamps_the_intended_time() {
+        // 1 000 msgs/s: message 50 was due 50 ms after the start, long before now.
+        let start = Instant::now() - Duration::from_secs(1);
+        let s = Schedule::new(Limit::Messages(100), Some(1_000), 1, 0, start);
+        let stamped = s.next(50).await.unwrap();
+        assert_eq!(stamped, start + Duration::from_millis(50));
+        let unpaced = Schedule::new(Limit::Messages(100), None, 1, 0, start);
+        assert!(unpaced.next(50).await.unwrap() >= start + Duration::from_secs(1));
     }
 
     #[tokio::test]

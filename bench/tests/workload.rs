@@ -226,8 +226,13 @@ mod faulty {
         Drop(u64),
         Duplicate(u64),
         Swap(u64),
-        /// Hands out a message this stamp before the `n`-th: (n, producer, sequence).
+        /// Hands out a message this stamp before the `n`-th: (n, producer, sequence), with
+        /// the headers of a real one.
         Forge(u64, u32, u64),
+        /// Hands out the `n`-th message with its destination header changed.
+        Misaddress(u64),
+        /// Hands out the `n`-th message with one byte of its body past the stamp flipped.
+        Corrupt(u64),
     }
 
     pub struct Factory {
@@ -422,9 +427,23 @@ mod faulty {
                         sequence,
                         sent_at_ns: 0,
                     };
-                    Ok(Some(Message::with_body(courier::Body::Bytes(
-                        stamp.payload(100),
-                    ))))
+                    let mut forged = Message::with_body(courier::Body::Bytes(stamp.payload(100)));
+                    *courier::spi::header_mut(&mut forged) =
+                        self.held.lock().unwrap().as_ref().unwrap().header().clone();
+                    Ok(Some(forged))
+                }
+                Fault::Misaddress(k) if n == k => {
+                    let mut moved = message;
+                    courier::spi::header_mut(&mut moved).destination =
+                        Some(courier::Destination::queue("elsewhere"));
+                    Ok(Some(moved))
+                }
+                Fault::Corrupt(k) if n == k => {
+                    let mut body = message.body_bytes().unwrap().to_vec();
+                    body[courier_bench::Stamp::LEN + 1] ^= 0x01;
+                    let mut damaged = Message::with_body(courier::Body::Bytes(body.into()));
+                    *courier::spi::header_mut(&mut damaged) = message.header().clone();
+                    Ok(Some(damaged))
                 }
                 _ => Ok(Some(message)),
             }
@@ -488,6 +507,20 @@ async fn the_runner_reports_a_reordered_message() {
     assert!(m.check.exactly_once(), "{}", m.check);
     assert!(!m.check.in_order());
     assert_eq!(m.check.reordered, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_runner_reports_damaged_headers_and_bodies_as_malformed() {
+    for fault in [faulty::Fault::Misaddress(500), faulty::Fault::Corrupt(500)] {
+        let m = run_faulty(fault).await;
+        assert!(!m.check.passed(), "{fault:?}: {}", m.check);
+        assert_eq!(
+            (m.check.malformed, m.check.missing, m.check.duplicates),
+            (1, 1, 0),
+            "{fault:?}: {}",
+            m.check
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

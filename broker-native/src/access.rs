@@ -42,7 +42,7 @@ use std::ops::BitOr;
 use std::sync::{Arc, OnceLock};
 
 use crate::config::BrokerConfig;
-use crate::policy::words_specificity;
+use crate::core::policy::words_specificity;
 
 /// The one answer to a wrong password and an unknown user, so neither tells which it was.
 pub const AUTHENTICATION_FAILED: &str = "invalid user name or password";

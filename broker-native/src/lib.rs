@@ -15,27 +15,24 @@
 //! permissions ([`BrokerConfig::users`], [`BrokerConfig::anonymous`], [`access`]); the default
 //! broker has no users and lets every in-process caller do everything.
 //!
-//! The core keeps messages in memory; storage is confined to one module (the queue store) so a durable
-//! journal can be placed under it.
+//! The core keeps messages in memory and tells a pluggable [`store::Store`] of every durable
+//! event (persistent sends, acknowledgements, expiry, dead letters, delivery counts, commits,
+//! queue and durable-subscription lifecycle) in one place; [`Broker::with_store`] rebuilds a
+//! broker from what the store replays. The in-memory broker's [`store::NoStore`] keeps
+//! nothing and costs nothing.
 
 #![forbid(unsafe_code)]
 
 pub mod access;
-mod broker;
 mod config;
+mod core;
 mod embedded;
-mod expiry;
-mod housekeeping;
-mod limits;
-mod policy;
-mod queue;
-mod ready;
 mod registry;
-mod subscription;
-mod waiters;
+pub mod storage;
 
+pub use crate::core::broker::{Broker, BrokerStats};
+pub use crate::core::store;
 pub use access::{AccessRule, Operation, Permissions, User};
-pub use broker::{Broker, BrokerStats};
 pub use config::{
     default_max_memory, BrokerConfig, DeadLetter, DestinationPolicy, PolicyRule,
     SubscriptionLimits, WhenFull, FALLBACK_MAX_MEMORY,

@@ -5,7 +5,12 @@ use std::sync::Arc;
 
 use courier_api::{ConnectionFactory, ConnectionOptions, Error, Result};
 
-use crate::EmbeddedFactory;
+use crate::core::broker::BrokerCore;
+use crate::storage::{open_broker, JournalOptions};
+use crate::{Broker, BrokerConfig, EmbeddedFactory};
+use parking_lot::Mutex;
+use std::path::PathBuf;
+use std::sync::Weak;
 
 /// The URL schemes of Courier's own broker: `embedded:` (in this process) and `courier://`
 /// (a broker over the network, not built yet).
@@ -20,7 +25,7 @@ const QUOTED_CHARS: usize = 64;
 /// |---|---|
 /// | `embedded:` | a new in-process, in-memory broker |
 /// | `embedded:?client_id=app1&prefetch=100` | the same, with [connection options](courier_api::options) |
-/// | `embedded:/path` | [`Error::Unsupported`]: durable storage is not built yet |
+/// | `embedded:/path` | the durable broker whose journal is in directory `/path` (made if missing); the same one for every call in this process while it is open |
 /// | `courier://host:port` | [`Error::Unsupported`]: the network client is not built yet |
 ///
 /// `embedded:` takes the shared options of [`ConnectionOptions`] and applies them as
@@ -33,7 +38,9 @@ const QUOTED_CHARS: usize = 64;
 /// # async fn main() -> courier_api::Result<()> {
 /// let factory = courier_broker::connect("embedded:").await?;
 /// assert_eq!(factory.capabilities().backend, "embedded");
-/// assert!(courier_broker::connect("embedded:/var/lib/courier").await.is_err());
+/// let dir = tempfile::tempdir().unwrap();
+/// let durable = courier_broker::connect(&format!("embedded:{}", dir.path().display())).await?;
+/// assert!(durable.capabilities().durable_storage);
 /// # Ok(()) }
 /// ```
 pub async fn connect(url: &str) -> Result<Arc<dyn ConnectionFactory>> {
@@ -83,14 +90,43 @@ fn embedded(rest: &str) -> Result<Arc<dyn ConnectionFactory>> {
             quoted(&rest[at..])
         )));
     }
-    Err(Error::unsupported(
-        "embedded",
-        format!(
-            "a data directory ({}): durable storage is not built yet; use \"embedded:\" for \
-             an in-memory broker",
-            quoted(rest)
-        ),
-    ))
+    durable(std::path::Path::new(rest))
+}
+
+/// Brokers opened on a data directory, so a second `connect` in this process shares the first
+/// one's journal instead of writing the same files from two writers.
+static DURABLE: Mutex<Vec<(PathBuf, Weak<BrokerCore>)>> = Mutex::new(Vec::new());
+
+/// The durable broker of data directory `dir`.
+fn durable(dir: &std::path::Path) -> Result<Arc<dyn ConnectionFactory>> {
+    std::fs::create_dir_all(dir).map_err(|e| {
+        Error::invalid_argument(format!(
+            "data directory {}: {e}",
+            quoted(&dir.display().to_string())
+        ))
+    })?;
+    let key = std::fs::canonicalize(dir).map_err(|e| {
+        Error::invalid_argument(format!(
+            "data directory {}: {e}",
+            quoted(&dir.display().to_string())
+        ))
+    })?;
+    let mut open = DURABLE.lock();
+    open.retain(|(_, core)| core.strong_count() > 0);
+    if let Some(core) = open
+        .iter()
+        .find(|(p, _)| *p == key)
+        .and_then(|(_, c)| c.upgrade())
+    {
+        return Ok(Arc::new(EmbeddedFactory::from_broker(Broker { core })));
+    }
+    let (broker, _, report) =
+        open_broker(&key, BrokerConfig::default(), JournalOptions::default())?;
+    if let Some(torn) = &report.torn_tail {
+        tracing::warn!(file = %torn.file.display(), bytes = torn.bytes_cut, "journal: torn tail cut at start-up");
+    }
+    open.push((key, Arc::downgrade(&broker.core)));
+    Ok(Arc::new(EmbeddedFactory::from_broker(broker)))
 }
 
 /// `text` in quotes for an error message, cut to [`QUOTED_CHARS`] characters.
@@ -119,16 +155,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_data_directory_is_unsupported_for_now() {
-        for url in [
-            "embedded:/var/lib/courier",
-            "embedded:data",
-            "embedded:%FF%FE",
-        ] {
-            let e = error_of(url).await;
-            assert!(e.is_unsupported(), "{url}: {e}");
-            assert!(e.to_string().contains("durable storage"), "{e}");
-        }
+    async fn a_data_directory_opens_one_durable_broker_per_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("embedded:{}", dir.path().display());
+        let a = connect(&url).await.unwrap();
+        assert!(a.capabilities().durable_storage);
+        // A second connect shares the first broker (one writer per journal).
+        let b = connect(&format!("embedded:{}/.", dir.path().display()))
+            .await
+            .unwrap();
+        let queue = courier_api::Destination::queue("q");
+        let conn = a.create_connection().await.unwrap();
+        let session = conn
+            .create_session(courier_api::SessionMode::AutoAcknowledge)
+            .await
+            .unwrap();
+        session
+            .create_producer(Some(&queue))
+            .await
+            .unwrap()
+            .send(&mut courier_api::Message::text("shared"))
+            .await
+            .unwrap();
+        let conn_b = b.create_connection().await.unwrap();
+        conn_b.start().await.unwrap();
+        let got = conn_b
+            .create_session(courier_api::SessionMode::AutoAcknowledge)
+            .await
+            .unwrap()
+            .create_consumer(&queue, courier_api::ConsumerOptions::default())
+            .await
+            .unwrap()
+            .receive_timeout(std::time::Duration::from_secs(5))
+            .await
+            .unwrap();
+        assert_eq!(got.unwrap().body_text(), Some("shared"));
+        // A file where the directory should be is a clear error.
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"x").unwrap();
+        let e = error_of(&format!("embedded:{}", file.display())).await;
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
     }
 
     #[tokio::test]
@@ -193,7 +259,7 @@ mod tests {
     async fn errors_quote_little_of_a_huge_url() {
         let huge = format!("embedded:/{}", "é".repeat(1 << 20));
         let e = error_of(&huge).await;
-        assert!(e.is_unsupported());
+        assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
         assert!(e.to_string().len() < 400, "{}", e.to_string().len());
         let e = error_of(&format!("embedded:?{}", "x".repeat(1 << 20))).await;
         assert!(e.to_string().len() < 400);

@@ -64,7 +64,7 @@ pub fn schemes() -> Vec<&'static str> {
 /// |---|---|---|
 /// | `embedded:` | a new in-process, in-memory broker | `native` (default) |
 /// | `embedded:?client_id=app1&prefetch=100` | the same, with [connection options](courier_api::options) | `native` |
-/// | `embedded:/path` | durable storage: refused with [`Error::Unsupported`] (not built yet) | `native` |
+/// | `embedded:/path` | Courier's broker in this process, durable: its journal in directory `/path` | `native` |
 /// | `courier://host` | Courier's broker over the network: [`Error::Unsupported`] (not built yet) | `native` |
 /// | `amqp://`, `amqps://` | RabbitMQ: [`Error::Unsupported`] (not built yet) | `amqp` |
 /// | `redis://`, `rediss://` | Redis (`courier-redis`): queues and topics kept by Lua scripts in Redis 7 | `redis` |

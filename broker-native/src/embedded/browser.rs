@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::session::SessionShared;
-use crate::queue::{BrowseFilter, Queue};
-use crate::ready::OrderKey;
+use crate::core::queue::{BrowseFilter, Queue};
+use crate::core::ready::OrderKey;
 
 /// Browses a queue with a cursor: each `next` finds the first deliverable message after the
 /// last one returned (through the selector index when one serves the selector), so browsing

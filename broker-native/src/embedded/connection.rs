@@ -13,8 +13,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::session::{EmbeddedSession, SessionShared};
 use crate::access::Grants;
-use crate::broker::BrokerCore;
-use crate::queue::Origin;
+use crate::core::broker::BrokerCore;
+use crate::core::queue::Origin;
 
 /// Start/stop of delivery without a lock on the receive path: a receive announces itself
 /// in `in_flight` before it checks `started`, so `stop` can wait until none is taking a message.

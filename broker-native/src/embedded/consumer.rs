@@ -14,8 +14,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::session::SessionShared;
-use crate::queue::{ConsumerSlot, Envelope, Queue, Take};
-use crate::subscription::Subscription;
+use crate::core::queue::{ConsumerSlot, Envelope, Queue, Take};
+use crate::core::session::Delivered;
+use crate::core::subscription::Subscription;
 
 /// A consumer's state, shared with its session so the session can close it.
 pub(crate) struct ConsumerInner {
@@ -97,17 +98,11 @@ impl ConsumerInner {
     }
 
     /// The next message, held by the session as unacknowledged in every mode until
-    /// `SessionShared::settle_held` settles it, with its queue and sequence number.
-    async fn next_held(
-        &self,
-        deadline: Option<Instant>,
-    ) -> Result<Option<(Message, Arc<Queue>, u64)>> {
+    /// `SessionShared::settle_held` settles it by its tag.
+    async fn next_held(&self, deadline: Option<Instant>) -> Result<Option<Delivered>> {
         let session = &self.session;
         self.next_by(deadline, true, |queue, env| {
-            let seq = env.seq;
-            session
-                .deliver_held(queue, env)
-                .map(|message| (message, queue.clone(), seq))
+            session.deliver_held(queue, env)
         })
         .await
     }
@@ -285,15 +280,15 @@ impl Consumer for EmbeddedConsumer {
             };
             return received.map(|m| body_for_receive_body(&m)).transpose();
         }
-        let Some((message, queue, seq)) = self
+        let Some(held) = self
             .inner
             .next_held(timeout.and_then(deadline_after))
             .await?
         else {
             return Ok(None);
         };
-        let body = body_for_receive_body(&message);
-        session.settle_held(&queue, seq, body.is_ok());
+        let body = body_for_receive_body(&held.message);
+        session.settle_held(held.tag, body.is_ok());
         body.map(Some)
     }
 
@@ -302,32 +297,30 @@ impl Consumer for EmbeddedConsumer {
     async fn receive_delivery(&self) -> Result<Option<Delivery>> {
         let session = &self.inner.session;
         let held = self.inner.next_held(None).await?;
-        Ok(held.map(|(message, queue, seq)| {
+        Ok(held.map(|held| {
             let settle = HeldMessage {
                 session: session.clone(),
-                queue,
-                seq,
+                tag: held.tag,
             };
-            Delivery::new(message, Box::new(settle))
+            Delivery::new(held.message, Box::new(settle))
         }))
     }
 }
 
-/// A message a listener holds: settled through its session after the handler.
+/// A message a listener holds, by its tag: settled through its session after the handler.
 struct HeldMessage {
     session: Arc<SessionShared>,
-    queue: Arc<Queue>,
-    seq: u64,
+    tag: u64,
 }
 
 impl Settle for HeldMessage {
     fn acknowledge(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
-        self.session.settle_held(&self.queue, self.seq, true);
+        self.session.settle_held(self.tag, true);
         futures::future::ready(Ok(())).boxed()
     }
 
     fn redeliver(self: Box<Self>) {
-        self.session.settle_held(&self.queue, self.seq, false);
+        self.session.settle_held(self.tag, false);
     }
 }
 

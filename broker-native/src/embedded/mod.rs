@@ -18,6 +18,13 @@ use crate::{Broker, BrokerConfig};
 use connection::ConnectionShared;
 pub use connection::EmbeddedConnection;
 
+impl Broker {
+    /// A connection factory that talks to this broker in-process.
+    pub fn factory(&self) -> EmbeddedFactory {
+        EmbeddedFactory::from_broker(self.clone())
+    }
+}
+
 /// Connects to a broker running in this process.
 ///
 /// ```
@@ -203,9 +210,14 @@ impl ConnectionFactory for EmbeddedFactory {
         let mut caps = Capabilities::full("embedded");
         caps.max_delivery_attempts = config.max_delivery_attempts;
         caps.dead_letter_queue = Some(config.dead_letter_queue.clone());
-        // In memory only: nothing outlives the process.
-        caps.durable_storage = false;
-        caps.persistent_durability = Durability::None;
+        // In memory only nothing outlives the process; with a journal (`embedded:/dir`)
+        // a confirmed persistent send is on disk.
+        caps.durable_storage = self.broker.is_durable();
+        caps.persistent_durability = if caps.durable_storage {
+            Durability::Disk
+        } else {
+            Durability::None
+        };
         caps.max_message_size = Some(config.max_message_size);
         caps
     }

@@ -8,8 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::session::SessionShared;
-use crate::broker::Route;
-use crate::queue::Origin;
+use crate::core::broker::Route;
+use crate::core::queue::Origin;
 
 /// A producer on an in-process broker.
 pub(crate) struct EmbeddedProducer {

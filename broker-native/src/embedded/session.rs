@@ -1,8 +1,8 @@
-//! Embedded sessions: acknowledgement bookkeeping and the local transaction.
+//! Embedded sessions: the api's `Session` over the core session, which keeps the
+//! acknowledgement bookkeeping and the local transaction.
 
 use async_trait::async_trait;
 use courier_api::selector::Selector;
-use courier_api::spi;
 use courier_api::{
     Browser, Consumer, ConsumerOptions, Destination, DestinationKind, Error, Message, Producer,
     Result, Session, SessionMode,
@@ -17,59 +17,42 @@ use super::connection::ConnectionShared;
 use super::consumer::{ConsumerInner, EmbeddedConsumer};
 use super::producer::EmbeddedProducer;
 use crate::access::Operation;
-use crate::broker::{Route, SubscriptionRequest};
-use crate::queue::{ConsumerSlot, Envelope, Origin, Queue};
-use crate::subscription::SubscriptionKind;
-
-/// A message sent in a transaction, waiting for commit.
-struct PendingSend {
-    route: Route,
-    message: Message,
-    origin: Arc<Origin>,
-}
+use crate::core::broker::{Route, SubscriptionRequest};
+use crate::core::queue::{ConsumerSlot, Envelope, Origin, Queue};
+use crate::core::session::{CoreSession, Delivered, PendingSend};
+use crate::core::subscription::SubscriptionKind;
 
 #[derive(Default)]
 struct SessionState {
-    /// Delivered and not yet acknowledged (client-ack and transacted sessions), oldest first.
-    unacked: Vec<(Arc<Queue>, Envelope)>,
-    /// Sends of the open transaction.
-    pending: Vec<PendingSend>,
     /// The session's consumers, closed with it; entries of dropped consumers are pruned.
     consumers: Vec<Weak<ConsumerInner>>,
     /// Length of `consumers` at which the next prune happens: twice what survived the last
     /// one, so registering stays amortised O(1) however many consumers the session has.
     prune_at: usize,
-    closed: bool,
 }
 
-/// The messages a commit received, redelivered if the commit is dropped before it ends.
-struct RollbackOnDrop<'a>(&'a SessionShared, Option<Vec<(Arc<Queue>, Envelope)>>);
-
-impl Drop for RollbackOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(unacked) = self.1.take() {
-            self.0.redeliver_all(unacked);
-        }
-    }
-}
-
-/// State shared by a session and its producers, consumers and browsers.
+/// State shared by a session and its producers, consumers and browsers: the core session
+/// (tags, unacknowledged deliveries, the transaction) plus what only the embedded adapter
+/// needs (its consumers, the close token).
 pub(crate) struct SessionShared {
     pub connection: Arc<ConnectionShared>,
     pub mode: SessionMode,
     closed: AtomicBool,
     pub token: CancellationToken,
+    core: CoreSession,
     state: Mutex<SessionState>,
 }
 
 impl SessionShared {
     pub fn new(connection: Arc<ConnectionShared>, mode: SessionMode) -> Arc<Self> {
         let token = connection.token.child_token();
+        let core = CoreSession::new(connection.broker.clone());
         Arc::new(SessionShared {
             connection,
             mode,
             closed: AtomicBool::new(false),
             token,
+            core,
             state: Mutex::new(SessionState::default()),
         })
     }
@@ -91,82 +74,39 @@ impl SessionShared {
         )
     }
 
-    /// Hands a taken message to the application: stamps the delivery headers and, in
-    /// client-ack and transacted sessions, remembers it until acknowledged. A message taken
-    /// while the session closed goes back untouched and `None` is returned.
+    /// Hands a taken message to the application through the core session, which remembers
+    /// it until acknowledged in client-ack and transacted sessions. A message taken while
+    /// the session closed goes back untouched and `None` is returned.
     pub fn deliver(&self, queue: &Arc<Queue>, env: Envelope) -> Option<Message> {
-        self.deliver_keeping(queue, env, self.keeps_unacked())
+        self.core
+            .deliver(queue, env, self.keeps_unacked())
+            .map(|d| d.message)
     }
 
     /// Hands a taken message to a listener: like [`Self::deliver`], but remembered as
     /// unacknowledged in every mode (auto-acknowledge included) until [`Self::settle_held`]
-    /// — or the session's recover, rollback or close — settles it.
-    pub fn deliver_held(&self, queue: &Arc<Queue>, env: Envelope) -> Option<Message> {
-        self.deliver_keeping(queue, env, true)
+    /// — or the session's recover, rollback or close — settles it. Returns its tag.
+    pub fn deliver_held(&self, queue: &Arc<Queue>, env: Envelope) -> Option<Delivered> {
+        self.core.deliver(queue, env, true)
     }
 
-    /// Settles a message a listener held (`seq` on `queue`) after its handler: `handled`
-    /// (returned `Ok`) or not (failed, panicked, cancelled). Auto- and dups-ok sessions
-    /// acknowledge it or redeliver it alone; a client-ack session keeps it for
-    /// `acknowledge` on success and recovers on failure; a transacted session leaves it to
-    /// commit or rollback. A message already settled by recover or close is left alone.
-    pub fn settle_held(&self, queue: &Arc<Queue>, seq: u64, handled: bool) {
+    /// Settles the delivery `tag` a listener held, after its handler: `handled` (returned
+    /// `Ok`) or not (failed, panicked, cancelled). Auto- and dups-ok sessions acknowledge it
+    /// or redeliver it alone; a client-ack session keeps it for `acknowledge` on success and
+    /// recovers on failure; a transacted session leaves it to commit or rollback. A delivery
+    /// already settled by recover or close is left alone.
+    pub fn settle_held(&self, tag: u64, handled: bool) {
         match self.mode {
             SessionMode::Transacted => {}
             SessionMode::ClientAcknowledge => {
                 if !handled {
-                    self.recover();
+                    self.core.recover();
                 }
             }
             SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
-                let held = {
-                    let mut state = self.state.lock();
-                    let at = state
-                        .unacked
-                        .iter()
-                        .position(|(q, env)| Arc::ptr_eq(q, queue) && env.seq == seq);
-                    at.map(|at| state.unacked.remove(at))
-                };
-                if let Some((queue, env)) = held {
-                    if handled {
-                        Self::acknowledge_all(vec![(queue, env)]);
-                    } else {
-                        self.redeliver_all(vec![(queue, env)]);
-                    }
-                }
+                self.core.settle(tag, handled);
             }
         }
-    }
-
-    fn deliver_keeping(
-        &self,
-        queue: &Arc<Queue>,
-        mut env: Envelope,
-        keep: bool,
-    ) -> Option<Message> {
-        let mut state = self.state.lock();
-        if state.closed {
-            drop(state);
-            queue.put_back(env);
-            return None;
-        }
-        env.delivery_count += 1;
-        let count = env.delivery_count;
-        let (mut message, kept) = if keep {
-            (Message::clone(&env.message), Some(env))
-        } else {
-            let only = Arc::try_unwrap(env.message).unwrap_or_else(|m| Message::clone(&m));
-            (only, None)
-        };
-        let header = spi::header_mut(&mut message);
-        header.delivery_count = count;
-        header.redelivered = count > 1;
-        spi::mark_received(&mut message);
-        if let Some(env) = kept {
-            queue.delivered_unacked();
-            state.unacked.push((queue.clone(), env));
-        }
-        Some(message)
     }
 
     /// Sends now, or at commit in a transacted session; `now` is the send time. Waits for
@@ -187,87 +127,32 @@ impl SessionShared {
             ));
         }
         if self.mode == SessionMode::Transacted {
-            let mut state = self.state.lock();
-            if state.closed {
-                drop(state);
-                return Err(self
-                    .connection
-                    .lost_or(Error::illegal_state("the session is closed")));
-            }
-            state.pending.push(PendingSend {
+            let send = PendingSend {
                 route: route.clone(),
                 message,
                 origin: origin.clone(),
-            });
-            return Ok(());
+            };
+            return self
+                .core
+                .send_later(send)
+                .map_err(|e| self.connection.lost_or(e));
         }
         // A send waiting for room is cut short by the session's close; after a loss it
         // reports the loss.
-        self.connection
-            .broker
-            .publish(route, message, origin, now, &self.token)
+        // Confirmed once durable (at once for an in-memory broker or a non-persistent
+        // message).
+        self.core
+            .send_now(route, message, origin, now, &self.token)
             .await
             .map_err(|e| self.connection.lost_or(e))
     }
 
-    fn redeliver_all(&self, unacked: Vec<(Arc<Queue>, Envelope)>) {
-        for (queue, env) in unacked {
-            self.connection.broker.redeliver(&queue, env);
-        }
-    }
-
-    fn acknowledge_all(unacked: Vec<(Arc<Queue>, Envelope)>) {
-        for (queue, _) in unacked {
-            queue.acknowledged();
-        }
-    }
-
     async fn commit(&self) -> Result<()> {
-        let (pending, unacked) = {
-            let mut state = self.state.lock();
-            (
-                std::mem::take(&mut state.pending),
-                std::mem::take(&mut state.unacked),
-            )
-        };
-        // All or nothing: a temporary destination deleted since the send, or a send that
-        // cannot get room under its destination's policy, fails the whole transaction.
-        let sends = pending
-            .into_iter()
-            .map(|p| (p.route, p.message, p.origin))
-            .collect();
-        // A commit dropped while it waits for room rolls back: its messages come back.
-        let mut received = RollbackOnDrop(self, Some(unacked));
-        let published = self.connection.broker.publish_all(sends, &self.token).await;
-        let unacked = received.1.take().unwrap_or_default();
-        if let Err(e) = published {
-            self.redeliver_all(unacked);
-            // Cut short by a loss: the loss, which rolled the transaction back.
-            return Err(self
-                .connection
-                .lost_or(Error::TransactionRolledBack(e.to_string())));
-        }
-        Self::acknowledge_all(unacked);
-        Ok(())
-    }
-
-    fn rollback(&self) {
-        let unacked = {
-            let mut state = self.state.lock();
-            state.pending.clear();
-            std::mem::take(&mut state.unacked)
-        };
-        self.redeliver_all(unacked);
-    }
-
-    fn recover(&self) {
-        let unacked = std::mem::take(&mut self.state.lock().unacked);
-        self.redeliver_all(unacked);
-    }
-
-    fn acknowledge(&self) {
-        let unacked = std::mem::take(&mut self.state.lock().unacked);
-        Self::acknowledge_all(unacked);
+        // Cut short by a loss: the loss, which rolled the transaction back.
+        self.core
+            .commit(&self.token)
+            .await
+            .map_err(|e| self.connection.lost_or(e))
     }
 
     fn register(&self, consumer: &Arc<ConsumerInner>) {
@@ -283,26 +168,20 @@ impl SessionShared {
         state.consumers.push(Arc::downgrade(consumer));
     }
 
-    /// Closes the session: consumers close, the transaction rolls back, unacknowledged
-    /// messages become available again.
+    /// Closes the session: the transaction rolls back, unacknowledged messages become
+    /// available again, consumers close.
     pub fn close(&self) {
         if self.closed.swap(true, Ordering::AcqRel) {
             return;
         }
         self.token.cancel();
-        let (consumers, unacked) = {
-            let mut state = self.state.lock();
-            state.closed = true;
-            state.pending.clear();
-            (
-                std::mem::take(&mut state.consumers),
-                std::mem::take(&mut state.unacked),
-            )
-        };
+        // The core session first: a consumer of this session taking a returned message
+        // before it is shut down gives it back.
+        self.core.close();
+        let consumers = std::mem::take(&mut self.state.lock().consumers);
         for consumer in consumers.iter().filter_map(Weak::upgrade) {
             consumer.shutdown();
         }
-        self.redeliver_all(unacked);
     }
 }
 
@@ -329,7 +208,7 @@ impl EmbeddedSession {
         queue: Arc<Queue>,
         slot_selector: Option<Selector>,
         selector_text: Option<String>,
-        subscription: Option<(Arc<crate::subscription::Subscription>, Option<String>)>,
+        subscription: Option<(Arc<crate::core::subscription::Subscription>, Option<String>)>,
     ) -> Box<dyn Consumer> {
         let slot = Arc::new(ConsumerSlot::new(slot_selector));
         queue.add_slot(slot.clone());
@@ -541,7 +420,7 @@ impl Session for EmbeddedSession {
         if self.shared.mode != SessionMode::Transacted {
             return Err(Error::illegal_state("rollback on a non-transacted session"));
         }
-        self.shared.rollback();
+        self.shared.core.rollback();
         Ok(())
     }
 
@@ -552,14 +431,14 @@ impl Session for EmbeddedSession {
                 "recover on a transacted session (use rollback)",
             ));
         }
-        self.shared.recover();
+        self.shared.core.recover();
         Ok(())
     }
 
     async fn acknowledge(&self) -> Result<()> {
         self.shared.check_open()?;
         if self.shared.mode == SessionMode::ClientAcknowledge {
-            self.shared.acknowledge();
+            self.shared.core.acknowledge_all();
         }
         Ok(())
     }

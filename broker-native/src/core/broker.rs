@@ -12,19 +12,23 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::limits::{Budget, Charge, Full, Memory, StorePolicy, ENVELOPE_OVERHEAD};
+use super::policy::policy_for;
+use super::queue::{Envelope, Origin, Queue};
+use super::session::PendingSend;
+use super::store::{
+    DurableSubscription, NoStore, Record, Recorder, Recovered, Removal, Store, StoreKey,
+    StoredMessage, Ticket,
+};
+use super::subscription::{NoLocal, Subscription, SubscriptionKind, Topic};
 use crate::config::{BrokerConfig, DeadLetter, WhenFull};
-use crate::embedded::EmbeddedFactory;
-use crate::limits::{Budget, Charge, Full, Memory, StorePolicy, ENVELOPE_OVERHEAD};
-use crate::policy::policy_for;
-use crate::queue::{Envelope, Origin, Queue};
-use crate::subscription::{NoLocal, Subscription, SubscriptionKind, Topic};
 
 /// Key of a named subscription: client id (if any) and name.
 type SubscriptionKey = (Option<Arc<str>>, String);
 
 /// Courier's broker, running in this process.
 ///
-/// Cheap to clone: clones share one broker. Connect to it through [`Broker::factory`].
+/// Cheap to clone: clones share one broker. Connect to it through `Broker::factory` (the embedded adapter).
 ///
 /// ```
 /// use courier_broker::{Broker, BrokerConfig};
@@ -47,9 +51,25 @@ impl Broker {
         Broker { core }
     }
 
-    /// A connection factory that talks to this broker in-process.
-    pub fn factory(&self) -> EmbeddedFactory {
-        EmbeddedFactory::from_broker(self.clone())
+    /// Starts a broker whose durable events go to `store`, with the state the store
+    /// replayed (see [`crate::store`]): its queues, durable subscriptions and messages, and
+    /// id counters that go on after the largest ids recorded. Fails on a recovered message
+    /// that does not decode or names a store the state does not hold.
+    pub fn with_store(
+        config: BrokerConfig,
+        store: Arc<dyn Store>,
+        recovered: Recovered,
+    ) -> Result<Self> {
+        let core = Arc::new(BrokerCore::with_store(config, store));
+        core.restore(recovered)?;
+        core.start_housekeeping();
+        Ok(Broker { core })
+    }
+
+    /// Whether the broker's store keeps anything (a journal), so persistent messages
+    /// survive a restart.
+    pub fn is_durable(&self) -> bool {
+        self.core.persists
     }
 
     /// The broker's settings.
@@ -115,8 +135,15 @@ pub(crate) struct BrokerCore {
     durable: Mutex<HashMap<SubscriptionKey, Arc<Subscription>>>,
     shared: Mutex<HashMap<SubscriptionKey, Arc<Subscription>>>,
     client_ids: Mutex<HashSet<String>>,
+    /// The next message id (arrival sequence number); stable across restarts.
     seq: AtomicU64,
+    /// The next durable-subscription id; stable across restarts.
+    subscription_ids: AtomicU64,
     next_id: AtomicU64,
+    /// Where durable events go.
+    store: Arc<dyn Store>,
+    /// Whether `store` keeps anything: when not, no record is made at all.
+    persists: bool,
     /// Distinguishes this broker's message ids and temporary names from any other's.
     pub instance: String,
     /// The broker-wide memory account.
@@ -190,9 +217,34 @@ pub(crate) struct Admitted {
 
 impl Admitted {
     /// Stores the message; `now` is the time the send happens.
-    fn store(self, core: &BrokerCore, now: u64) {
+    /// The durable stores among its targets.
+    fn durable_stores(&self) -> Vec<StoreKey> {
+        let key = |q: &Arc<Queue>| q.recorder().map(|r| r.key().clone());
+        match &self.targets {
+            Targets::None => Vec::new(),
+            Targets::One(queue, _) => key(queue).into_iter().collect(),
+            Targets::Many(targets) => targets.iter().filter_map(|(q, _)| key(q)).collect(),
+        }
+    }
+
+    /// The record of this message for a durable store: `None` unless it is persistent and
+    /// goes to at least one durable store. Its id must be assigned.
+    pub(crate) fn stored(&self, core: &BrokerCore) -> Option<StoredMessage> {
+        if !core.persists || !self.env.is_persistent() {
+            return None;
+        }
+        let stores = self.durable_stores();
+        (!stores.is_empty()).then(|| StoredMessage {
+            id: self.env.seq,
+            stores,
+            bytes: self.env.message.encode(),
+        })
+    }
+
+    /// Stores the message in its targets (it becomes deliverable); `now` is the time the
+    /// send happens. Its id must be assigned.
+    pub(crate) fn store(self, now: u64) {
         let mut env = self.env;
-        env.seq = core.seq.fetch_add(1, Ordering::Relaxed);
         match self.targets {
             Targets::None => {}
             Targets::One(queue, charge) => {
@@ -223,9 +275,17 @@ pub(crate) struct SubscriptionRequest<'a> {
 }
 
 impl BrokerCore {
-    fn new(config: BrokerConfig) -> Self {
+    pub(crate) fn new(config: BrokerConfig) -> Self {
+        BrokerCore::with_store(config, Arc::new(NoStore))
+    }
+
+    /// A core whose durable events go to `store`.
+    pub(crate) fn with_store(config: BrokerConfig, store: Arc<dyn Store>) -> Self {
         BrokerCore {
             access: crate::access::Access::new(&config),
+            persists: store.is_durable(),
+            store,
+            subscription_ids: AtomicU64::new(1),
             memory: Arc::new(Memory::new(config.max_memory)),
             dropped: AtomicU64::new(0),
             epoch: AtomicU64::new(0),
@@ -273,13 +333,19 @@ impl BrokerCore {
     fn new_queue_store(&self, destination: &Destination, auto_delete: bool) -> Arc<QueueStore> {
         let policy = policy_for(&self.config, destination.name());
         let is_dlq = destination.name() == self.config.dead_letter_queue;
+        let recorder = (self.persists && !destination.is_temporary()).then(|| {
+            Recorder::new(
+                self.store.clone(),
+                StoreKey::Queue(Arc::from(destination.name())),
+            )
+        });
         let store_policy = if is_dlq {
             StorePolicy::dead_letter_queue(policy)
         } else {
             StorePolicy::of(policy)
         };
         Arc::new(QueueStore {
-            queue: Arc::new(Queue::new(destination.clone())),
+            queue: Arc::new(Queue::recorded(destination.clone(), recorder)),
             budget: Budget::new(store_policy, self.memory.clone()),
             auto_delete: auto_delete && policy.auto_delete && !is_dlq,
             touched: AtomicU64::new(self.epoch.load(Ordering::Relaxed)),
@@ -305,11 +371,18 @@ impl BrokerCore {
             DestinationKind::Queue => {
                 destination.validate()?;
                 let mut queues = self.queues.write();
-                let store = queues
-                    .entry(destination.clone())
-                    .or_insert_with(|| self.new_queue_store(destination, true));
-                self.touch(&store.touched);
-                Ok(store.clone())
+                if let Some(store) = queues.get(destination) {
+                    self.touch(&store.touched);
+                    return Ok(store.clone());
+                }
+                let store = self.new_queue_store(destination, true);
+                if let Some(recorder) = store.queue.recorder() {
+                    // Not waited for: the records of its messages come after this one.
+                    let name = Arc::from(destination.name());
+                    drop(recorder.store().record(Record::QueueCreated(name))?);
+                }
+                queues.insert(destination.clone(), store.clone());
+                Ok(store)
             }
             DestinationKind::TemporaryQueue => Err(Error::invalid_destination(
                 destination.to_string(),
@@ -373,6 +446,10 @@ impl BrokerCore {
     /// Delivers a stamped message along `route` (looked up again if it was auto-deleted);
     /// `now` is the time the send happens. Waits for room under a blocking policy;
     /// `cancel` ends the wait (the session closed).
+    ///
+    /// Resolves once the send is confirmed: after the durability ticket of its record, when
+    /// the message is persistent and goes to a durable store (it may be delivered before
+    /// that); at once otherwise. A store refusing or failing the record fails the send.
     pub async fn publish(
         &self,
         route: &Route,
@@ -381,27 +458,71 @@ impl BrokerCore {
         now: u64,
         cancel: &CancellationToken,
     ) -> Result<()> {
-        let admitted = self.admit(route, message, origin, cancel).await?;
-        admitted.store(self, now);
+        let mut admitted = self.admit(route, message, origin, cancel).await?;
+        admitted.env.seq = self.next_seq();
+        if self.persists {
+            if let Some(stored) = admitted.stored(self) {
+                let ticket = self.store.record(Record::Message(stored))?;
+                admitted.store(now);
+                return ticket.await;
+            }
+        }
+        admitted.store(now);
         Ok(())
     }
 
-    /// Delivers a transaction's sends, all or none: each is admitted first (waiting for room
-    /// under a blocking policy), then all are stored.
-    pub async fn publish_all(
+    /// Admits a transaction's sends, all or none (each waits for room under a blocking
+    /// policy), and gives them their ids; the commit then records and stores them.
+    pub async fn admit_all(
         &self,
-        sends: Vec<(Route, Message, Arc<Origin>)>,
+        sends: Vec<PendingSend>,
         cancel: &CancellationToken,
-    ) -> Result<()> {
+    ) -> Result<Vec<Admitted>> {
         let mut admitted = Vec::with_capacity(sends.len());
-        for (route, message, origin) in sends {
-            admitted.push(self.admit(&route, message, &origin, cancel).await?);
+        for send in sends {
+            admitted.push(
+                self.admit(&send.route, send.message, &send.origin, cancel)
+                    .await?,
+            );
         }
-        let now = now_millis();
-        for a in admitted {
-            a.store(self, now);
+        for a in &mut admitted {
+            a.env.seq = self.next_seq();
         }
-        Ok(())
+        Ok(admitted)
+    }
+
+    /// Records a commit of the admitted `sends` acknowledging `acks` (queue and message):
+    /// one record with the persistent ones that touch durable stores. `None` (nothing to
+    /// wait for) when there are none.
+    pub fn record_commit<'a>(
+        &self,
+        sends: &[Admitted],
+        acks: impl Iterator<Item = (&'a Arc<Queue>, &'a Envelope)>,
+    ) -> Option<Result<Ticket>> {
+        if !self.persists {
+            return None;
+        }
+        let sends: Vec<StoredMessage> = sends.iter().filter_map(|a| a.stored(self)).collect();
+        let acks: Vec<(StoreKey, u64)> = acks
+            .filter(|(_, env)| env.is_persistent())
+            .filter_map(|(q, env)| q.recorder().map(|r| (r.key().clone(), env.seq)))
+            .collect();
+        if sends.is_empty() && acks.is_empty() {
+            return None;
+        }
+        Some(self.store.record(Record::Commit { sends, acks }))
+    }
+
+    /// Tells the store that `env`, delivered from `queue`, was acknowledged.
+    pub fn acknowledged(&self, queue: &Queue, env: &Envelope) {
+        if let Some(recorder) = queue.recorder() {
+            recorder.removed(env, Removal::Acknowledged);
+        }
+    }
+
+    /// The next message id.
+    fn next_seq(&self) -> u64 {
+        self.seq.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Reserves room for `message` in every store `route` leads to, under each store's
@@ -477,6 +598,9 @@ impl BrokerCore {
                 let Some(oldest) = queue.take_oldest() else {
                     break;
                 };
+                if let Some(recorder) = queue.recorder() {
+                    recorder.removed(&oldest, Removal::Dropped);
+                }
                 drop(oldest);
                 self.dropped.fetch_add(1, Ordering::Relaxed);
                 if let Ok(charge) = budget.try_charge(bytes) {
@@ -688,19 +812,35 @@ impl BrokerCore {
             (true, SubscriptionKind::Durable) => req.client_id.clone().map(NoLocal::ClientId),
             (true, _) => Some(NoLocal::Connection(req.connection)),
         };
-        let store_name = |name: &str| {
-            format!(
-                "subscription.{}.{}.{}",
-                req.client_id.as_deref().unwrap_or(""),
-                name,
-                self.next_id()
-            )
-        };
-        let new_sub = |store: String, selector: Option<Selector>| {
-            let policy = if req.kind.is_durable() {
-                StorePolicy::of(&topic.policy)
+        let new_sub = |name: &str, selector: Option<Selector>| {
+            let client_id = req.client_id.as_deref().unwrap_or("");
+            let (policy, recorder, store) = if req.kind.is_durable() {
+                // Durable stores are named by an id that stays unique across restarts.
+                let id = self.subscription_ids.fetch_add(1, Ordering::Relaxed);
+                let recorder = self
+                    .persists
+                    .then(|| Recorder::new(self.store.clone(), StoreKey::Subscription(id)));
+                if let Some(recorder) = &recorder {
+                    let definition = DurableSubscription {
+                        id,
+                        topic: Arc::from(req.topic.name()),
+                        client_id: req.client_id.clone(),
+                        name: name.to_owned(),
+                        selector: selector_text.clone(),
+                        no_local: req.no_local,
+                        shared: req.kind.is_shared(),
+                    };
+                    drop(
+                        recorder
+                            .store()
+                            .record(Record::SubscriptionCreated(definition))?,
+                    );
+                }
+                let store = format!("subscription.{client_id}.{name}.{id}");
+                (StorePolicy::of(&topic.policy), recorder, store)
             } else {
-                StorePolicy::non_durable(&topic.policy)
+                let store = format!("subscription.{client_id}.{name}.{}", self.next_id());
+                (StorePolicy::non_durable(&topic.policy), None, store)
             };
             let sub = Arc::new(Subscription::new(
                 req.kind,
@@ -708,6 +848,7 @@ impl BrokerCore {
                 selector,
                 no_local.clone(),
                 store,
+                recorder,
                 Budget::new(policy, self.memory.clone()),
             ));
             // A topic auto-deleted since the lookup is made afresh.
@@ -719,8 +860,7 @@ impl BrokerCore {
             Ok::<_, Error>(sub)
         };
         let Some(name) = req.name else {
-            let store = store_name("");
-            return new_sub(store, req.selector);
+            return new_sub("", req.selector);
         };
         check_subscription_name(name)?;
         if req.kind == SubscriptionKind::Durable && req.client_id.is_none() {
@@ -766,8 +906,9 @@ impl BrokerCore {
             // Inactive with another definition: unsubscribe and make it afresh (§6.11.1).
             self.topic(&existing.topic)?.remove(&existing);
             map.remove(&key);
+            forget_subscription(&existing);
         }
-        let sub = new_sub(store_name(name), req.selector)?;
+        let sub = new_sub(name, req.selector)?;
         map.insert(key, sub.clone());
         Ok(sub)
     }
@@ -828,10 +969,162 @@ impl BrokerCore {
             Ok(topic) => topic.remove(&sub),
             Err(_) => sub.queue.delete(),
         }
+        forget_subscription(&sub);
         Ok(())
     }
 
     // ---- redelivery -------------------------------------------------------------------
+
+    /// Tells the store that message `id` of `from` moved to the dead-letter queue `to` as
+    /// `dead`: one record when both are durable, an add when only the dead-letter queue is.
+    fn record_dead_letter(&self, from: &Queue, to: &Queue, id: u64, dead: &Envelope) {
+        let Some(to) = to.recorder() else { return };
+        if !dead.is_persistent() {
+            return;
+        }
+        let record = match from.recorder() {
+            Some(from) => Record::DeadLettered {
+                from: from.key().clone(),
+                id,
+                to: to.key().clone(),
+                new_id: dead.seq,
+            },
+            None => Record::Message(StoredMessage {
+                id: dead.seq,
+                stores: vec![to.key().clone()],
+                bytes: dead.message.encode(),
+            }),
+        };
+        to.fire(record);
+    }
+
+    // ---- start-up ---------------------------------------------------------------------
+
+    /// Rebuilds what a store replayed, on a core nobody uses yet, without recording it
+    /// again: plain queues, durable subscriptions (inactive), the messages of each with
+    /// their delivery counts, and the id counters after the largest ids seen.
+    pub fn restore(&self, recovered: Recovered) -> Result<()> {
+        let Recovered {
+            queues,
+            subscriptions,
+            mut messages,
+            max_message_id,
+            max_subscription_id,
+        } = recovered;
+        let max_message = messages.iter().map(|m| m.id).fold(max_message_id, u64::max);
+        let max_subscription = subscriptions
+            .iter()
+            .map(|s| s.id)
+            .fold(max_subscription_id, u64::max);
+        let after = |max: u64| {
+            max.checked_add(1)
+                .ok_or_else(|| Error::Decode("a recovered id is u64::MAX".into()))
+        };
+        self.seq.store(after(max_message)?, Ordering::Relaxed);
+        self.subscription_ids
+            .store(after(max_subscription)?, Ordering::Relaxed);
+
+        let mut stores: HashMap<StoreKey, (Arc<Queue>, Arc<Budget>)> = HashMap::new();
+        for name in queues {
+            let store = self.restore_queue(&name)?;
+            stores.insert(StoreKey::Queue(name), store);
+        }
+        for def in subscriptions {
+            let sub = self.restore_subscription(&def)?;
+            stores.insert(
+                StoreKey::Subscription(def.id),
+                (sub.queue.clone(), sub.budget.clone()),
+            );
+        }
+        // In id order, so each store appends in arrival order.
+        messages.sort_unstable_by_key(|m| m.id);
+        let origin = Arc::new(Origin {
+            connection: 0,
+            client_id: None,
+        });
+        let now = now_millis();
+        for m in messages {
+            let (queue, budget) = match (&m.store, stores.get(&m.store)) {
+                (_, Some(store)) => store.clone(),
+                (StoreKey::Queue(name), None) => {
+                    let store = self.restore_queue(name)?;
+                    stores.insert(m.store.clone(), store.clone());
+                    store
+                }
+                (StoreKey::Subscription(id), None) => {
+                    return Err(Error::Decode(format!(
+                        "recovered message {} is in subscription store {id}, which does not exist",
+                        m.id
+                    )))
+                }
+            };
+            let message = Message::decode(&m.bytes)?;
+            let bytes = message.size_hint().saturating_add(ENVELOPE_OVERHEAD);
+            let env = Envelope {
+                seq: m.id,
+                delivery_count: m.delivery_count,
+                message: Arc::new(message),
+                origin: origin.clone(),
+                charge: Some(budget.force_charge(bytes)),
+            };
+            queue.enqueue(env, now);
+        }
+        Ok(())
+    }
+
+    /// Makes the plain queue `name` again, unrecorded.
+    fn restore_queue(&self, name: &str) -> Result<(Arc<Queue>, Arc<Budget>)> {
+        let destination = Destination::queue(name);
+        destination.validate()?;
+        let store = self
+            .queues
+            .write()
+            .entry(destination.clone())
+            .or_insert_with(|| self.new_queue_store(&destination, true))
+            .clone();
+        Ok((store.queue.clone(), store.budget.clone()))
+    }
+
+    /// Makes a durable subscription again, unrecorded and inactive.
+    fn restore_subscription(&self, def: &DurableSubscription) -> Result<Arc<Subscription>> {
+        let topic_name = Destination::topic(def.topic.as_ref());
+        check_subscription_name(&def.name)?;
+        let selector = def.selector.as_deref().map(Selector::parse).transpose()?;
+        let kind = if def.shared {
+            SubscriptionKind::SharedDurable
+        } else {
+            SubscriptionKind::Durable
+        };
+        let no_local = match (def.no_local, &def.client_id) {
+            (true, Some(id)) => Some(NoLocal::ClientId(id.clone())),
+            _ => None,
+        };
+        let recorder = self
+            .persists
+            .then(|| Recorder::new(self.store.clone(), StoreKey::Subscription(def.id)));
+        let mut topic = self.topic(&topic_name)?;
+        let store = format!(
+            "subscription.{}.{}.{}",
+            def.client_id.as_deref().unwrap_or(""),
+            def.name,
+            def.id
+        );
+        let sub = Arc::new(Subscription::new(
+            kind,
+            topic_name.clone(),
+            selector,
+            no_local,
+            store,
+            recorder,
+            Budget::new(StorePolicy::of(&topic.policy), self.memory.clone()),
+        ));
+        while !topic.add(sub.clone()) {
+            topic = self.topic(&topic_name)?;
+        }
+        let key = (def.client_id.clone(), def.name.clone());
+        self.durable.lock().insert(key, sub.clone());
+        Ok(sub)
+    }
 
     /// Puts a delivered, unacknowledged message back, or dead-letters it once it has used
     /// its delivery attempts.
@@ -845,6 +1138,9 @@ impl BrokerCore {
         let exhausted = limit.is_some_and(|max| env.delivery_count >= max);
         // The dead-letter queue itself redelivers for ever: a dead letter is never dropped.
         if !exhausted || queue.destination() == &dlq {
+            if let Some(recorder) = queue.recorder() {
+                recorder.returned(&env);
+            }
             queue.requeue(env);
             return;
         }
@@ -858,16 +1154,27 @@ impl BrokerCore {
                     Charge::bytes,
                 );
                 let charge = Some(q.budget.force_charge(bytes));
-                q.queue.enqueue(
-                    Envelope {
-                        delivery_count: 0,
-                        charge,
-                        ..env
-                    },
-                    now_millis(),
-                )
+                // A new id in the dead-letter queue: copies of one topic message dead-lettered
+                // from several subscriptions are distinct messages there.
+                let dead = Envelope {
+                    seq: self.next_seq(),
+                    delivery_count: 0,
+                    charge,
+                    ..env
+                };
+                self.record_dead_letter(queue, &q.queue, env.seq, &dead);
+                q.queue.enqueue(dead, now_millis())
             }
             Err(e) => tracing::error!(error = %e, "dead-letter queue unusable; message dropped"),
+        }
+    }
+}
+
+/// Tells the store a durable subscription was deleted, when it is recorded.
+fn forget_subscription(sub: &Subscription) {
+    if let Some(recorder) = sub.queue.recorder() {
+        if let StoreKey::Subscription(id) = recorder.key() {
+            recorder.fire(Record::SubscriptionDeleted(*id));
         }
     }
 }

@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use crate::broker::{BrokerCore, QueueStore};
-use crate::subscription::Topic;
+use super::broker::{BrokerCore, QueueStore};
+use super::store::Record;
+use super::subscription::Topic;
 
 /// Shortest and longest time between sweeps.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -118,6 +119,9 @@ impl BrokerCore {
                 store.retiring.store(true, Ordering::SeqCst);
                 if unused_queue(store) {
                     store.queue.delete();
+                    if let Some(recorder) = store.queue.recorder() {
+                        recorder.fire(Record::QueueDeleted(Arc::from(destination.name())));
+                    }
                     queues.remove(&destination);
                 } else {
                     store.retiring.store(false, Ordering::SeqCst);

@@ -1,7 +1,7 @@
 //! A queue's message store: ready messages by priority then arrival, delayed messages by due
-//! time, the consumers waiting on it (see [`crate::waiters`]), the index that lets selector
+//! time, the consumers waiting on it (see [`super::waiters`]), the index that lets selector
 //! consumers find their next message without scanning, and the expiry index its reaper
-//! works from (see [`crate::expiry`]). Topic subscriptions are queues too.
+//! works from (see [`super::expiry`]). Topic subscriptions are queues too.
 
 use courier_api::selector::{Selector, SelectorSource, SelectorValue};
 use courier_api::{Destination, Message};
@@ -11,105 +11,16 @@ use std::ops::Bound;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use crate::expiry::{ExpiryIndex, ReaperState, ReaperWake, REAP_BATCH};
-use crate::limits::Charge;
-use crate::ready::{order_key, OrderKey, Ready};
-pub(crate) use crate::waiters::ConsumerSlot;
-use crate::waiters::{Offer, Waiters};
-
-/// Who sent a message, for no-local subscriptions.
-#[derive(Debug, Clone)]
-pub(crate) struct Origin {
-    /// Id of the sending connection.
-    pub connection: u64,
-    /// Client id of the sending connection, if set.
-    pub client_id: Option<Arc<str>>,
-}
-
-/// The current time in ms since the epoch, read from the clock at most once and only when a
-/// message with an expiration or a delivery time needs it.
-pub(crate) struct LazyNow(std::cell::Cell<Option<u64>>);
-
-impl LazyNow {
-    /// A clock not read yet.
-    pub fn new() -> Self {
-        LazyNow(std::cell::Cell::new(None))
-    }
-
-    /// The time, reading the clock on first use.
-    pub fn get(&self) -> u64 {
-        self.0.get().unwrap_or_else(|| {
-            let now = courier_api::spi::now_millis();
-            self.0.set(Some(now));
-            now
-        })
-    }
-}
-
-/// A message as the broker keeps it: the stamped message, shared by every subscription it
-/// was published to, plus per-copy delivery state.
-#[derive(Debug, Clone)]
-pub(crate) struct Envelope {
-    /// Arrival order within the broker; ties within a priority are broken by it.
-    pub seq: u64,
-    /// How many times this copy was delivered so far.
-    pub delivery_count: u32,
-    /// The stamped message.
-    pub message: Arc<Message>,
-    /// Its sender.
-    pub origin: Arc<Origin>,
-    /// This copy's account on its store's limits and the broker's memory, released when
-    /// the copy is dropped (acknowledged, expired, dead-lettered, dropped, deleted).
-    pub charge: Option<Charge>,
-}
-
-impl Envelope {
-    /// A copy of `message` as a test stores it: sequence `seq`, never delivered, sent by
-    /// connection 1, charged to nothing.
-    #[cfg(test)]
-    pub fn unsent(seq: u64, message: Message) -> Envelope {
-        Envelope {
-            seq,
-            delivery_count: 0,
-            message: Arc::new(message),
-            origin: Arc::new(Origin {
-                connection: 1,
-                client_id: None,
-            }),
-            charge: None,
-        }
-    }
-
-    /// Its place in delivery order.
-    pub(crate) fn key(&self) -> OrderKey {
-        order_key(self)
-    }
-
-    fn expired(&self, now: &LazyNow) -> bool {
-        let e = self.message.expiration();
-        e != 0 && e <= now.get()
-    }
-
-    fn due_at(&self) -> u64 {
-        self.message.delivery_time()
-    }
-}
-
-/// Selectors see the delivery count this copy would carry if delivered now.
-impl SelectorSource for Envelope {
-    fn selector_value(&self, identifier: &str) -> Option<SelectorValue> {
-        if identifier == DELIVERY_COUNT {
-            return Some(SelectorValue::Long(self.delivery_count as i64 + 1));
-        }
-        self.message.selector_value(identifier)
-    }
-}
+pub(crate) use super::envelope::{Envelope, LazyNow, Origin};
+use super::envelope::{OrderKey, DELIVERY_COUNT};
+use super::expiry::{ExpiryIndex, ReaperState, ReaperWake, REAP_BATCH};
+use super::ready::Ready;
+use super::store::{Recorder, Removal};
+pub(crate) use super::waiters::ConsumerSlot;
+use super::waiters::{Offer, Waiters};
 
 /// Most indexes a queue keeps; beyond it, unused ones make room.
 const MAX_INDEXES: usize = 8;
-
-/// The one identifier whose value changes while a message is stored; never indexed.
-const DELIVERY_COUNT: &str = "JMSXDeliveryCount";
 
 /// A value as the index keys it. Numbers are keyed by their `f64` value so that `5` and
 /// `5.0` share a bucket, as they compare equal in selectors; rare collisions between large
@@ -259,6 +170,8 @@ pub(crate) struct QueueState {
     index: HashMap<Arc<str>, IdentifierIndex>,
     /// How often consumers asked for an identifier that has no index yet.
     asked: HashMap<Arc<str>, u32>,
+    /// Hears of the persistent messages expiring here, when the queue is durable.
+    recorder: Option<Recorder>,
 }
 
 impl QueueState {
@@ -283,9 +196,18 @@ impl QueueState {
     pub(crate) fn drop_expired(&mut self, now: u64, max: usize) -> usize {
         let expired = self.expiry.expired(now, max);
         for key in &expired {
-            self.remove_ready(key);
+            self.remove_expired(key);
         }
         expired.len()
+    }
+
+    /// Removes the expired ready message at `key`, telling the store.
+    fn remove_expired(&mut self, key: &OrderKey) {
+        if let Some(env) = self.remove_ready(key) {
+            if let Some(recorder) = &self.recorder {
+                recorder.removed(&env, Removal::Expired);
+            }
+        }
     }
 
     /// Moves delayed messages that are due to the ready store, offering each to the waiting
@@ -355,7 +277,7 @@ impl QueueState {
     }
 
     /// Wakes the longest-waiting consumer registered before `offer.bound` that may take the
-    /// offered message, if it is still ready. See [`crate::waiters`].
+    /// offered message, if it is still ready. See [`super::waiters`].
     fn offer(&mut self, offer: Offer) {
         let Some(env) = self.ready.get(&offer.key) else {
             return;
@@ -444,18 +366,36 @@ pub(crate) struct Queue {
     reaper_wake: ReaperWake,
     unacked: AtomicUsize,
     deleted: AtomicBool,
+    /// Hears of the persistent messages leaving it, when the queue is durable.
+    recorder: Option<Recorder>,
 }
 
 impl Queue {
-    /// An empty queue.
+    /// An empty queue whose contents no store hears of.
+    #[cfg(test)]
     pub fn new(destination: Destination) -> Self {
+        Queue::recorded(destination, None)
+    }
+
+    /// An empty queue; `recorder`, if any, hears of its persistent messages expiring.
+    pub fn recorded(destination: Destination, recorder: Option<Recorder>) -> Self {
+        let state = QueueState {
+            recorder: recorder.clone(),
+            ..QueueState::default()
+        };
         Queue {
             destination,
-            state: Arc::default(),
+            state: Arc::new(Mutex::new(state)),
             reaper_wake: ReaperWake::default(),
             unacked: AtomicUsize::new(0),
             deleted: AtomicBool::new(false),
+            recorder,
         }
+    }
+
+    /// The store's handle on this queue, when it is durable.
+    pub fn recorder(&self) -> Option<&Recorder> {
+        self.recorder.as_ref()
     }
 
     /// The destination this queue serves.
@@ -479,7 +419,7 @@ impl Queue {
             }
         } else {
             st.arrive(env);
-            crate::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
+            super::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
         }
     }
 
@@ -496,7 +436,7 @@ impl Queue {
         }
         let mut st = self.state.lock();
         st.arrive(env);
-        crate::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
+        super::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
     }
 
     /// Takes the first deliverable message `slot` accepts, dropping expired ones on the way.
@@ -516,7 +456,7 @@ impl Queue {
             st = self.state.lock();
         }
         st.promote_due(&now);
-        crate::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
+        super::expiry::schedule(&mut st, &self.state, &self.reaper_wake);
         let offers = slot.take_offers();
         let taken = if will_wait && slot.is_waiting() {
             // Still on the wait list (its selector is costly): it has seen every other ready
@@ -551,7 +491,7 @@ impl Queue {
             let mut expired = Vec::new();
             let found = st.find(slot, &now, &mut expired);
             for key in &expired {
-                st.remove_ready(key);
+                st.remove_expired(key);
             }
             let taken = found.and_then(|key| st.remove_ready(&key));
             if taken.is_none() && will_wait {

@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32};
 use std::sync::Arc;
 use tokio::sync::Notify;
 
-use crate::queue::{Envelope, IndexKey, IndexPlan};
-use crate::ready::OrderKey;
+use super::queue::{Envelope, IndexKey, IndexPlan};
+use super::ready::OrderKey;
 
 /// Most work (selector length × message text length) a sender spends evaluating one
 /// waiting consumer's selector; dearer selectors are evaluated by the consumer itself.
@@ -317,7 +317,7 @@ fn first_candidate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::{Queue, Take};
+    use crate::core::queue::{Queue, Take};
     use courier_api::{Destination, Message};
     use std::cell::Cell;
 

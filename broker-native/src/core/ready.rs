@@ -12,10 +12,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::iter::Peekable;
 use std::ops::Bound;
 
-use crate::queue::Envelope;
-
-/// Delivery order: higher priority first, then arrival.
-pub(crate) type OrderKey = (Reverse<u8>, u64);
+use super::envelope::Envelope;
+pub(crate) use super::envelope::OrderKey;
 
 /// Number of JMS priority levels (0–9).
 const PRIORITIES: usize = 10;
@@ -206,11 +204,6 @@ impl Ready {
     pub fn clear(&mut self) {
         *self = Ready::default();
     }
-}
-
-/// The delivery-order key of a stored message.
-pub(crate) fn order_key(env: &Envelope) -> OrderKey {
-    (Reverse(lane_of(env) as u8), env.seq)
 }
 
 #[cfg(test)]

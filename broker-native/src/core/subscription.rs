@@ -8,9 +8,10 @@ use parking_lot::RwLock;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+use super::limits::Budget;
+use super::queue::{Envelope, Origin, Queue};
+use super::store::Recorder;
 use crate::config::DestinationPolicy;
-use crate::limits::Budget;
-use crate::queue::{Envelope, Origin, Queue};
 
 /// The four kinds of topic subscription.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,11 +87,12 @@ impl Subscription {
         selector: Option<Selector>,
         no_local: Option<NoLocal>,
         store_name: String,
+        recorder: Option<Recorder>,
         budget: Arc<Budget>,
     ) -> Self {
         Subscription {
             kind,
-            queue: Arc::new(Queue::new(Destination::queue(store_name))),
+            queue: Arc::new(Queue::recorded(Destination::queue(store_name), recorder)),
             budget,
             topic,
             selector,

@@ -10,8 +10,8 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::Notify;
 
-use crate::queue::{Envelope, QueueState};
-use crate::ready::OrderKey;
+use super::queue::{Envelope, QueueState};
+use super::ready::OrderKey;
 
 /// Most expired messages dropped under one hold of the queue lock.
 pub(crate) const REAP_BATCH: usize = 1024;

@@ -1,0 +1,506 @@
+//! The [`Journal`] handle: open (replay), append (tickets), read (paging), stats, close.
+
+use super::compaction;
+use super::error::{JournalError, Result};
+use super::faults::FaultInjector;
+use super::index::Index;
+use super::record::{DurableSubscription, Owner, Record, BATCH_HEADER_LEN};
+use super::replay::{self, ReplayReport};
+use super::segment::{self, HEADER_LEN};
+use super::writer::{Done, Pending, Writer};
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use std::future::Future;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::thread::JoinHandle;
+use tokio::sync::{oneshot, Semaphore};
+
+/// How a journal is laid out and behaves.
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    /// Size at which a segment is sealed and a new one started (default 64 MiB; at least
+    /// 4 KiB, at most 4 GiB). The largest record is this less a few dozen bytes.
+    pub segment_size: u64,
+    /// Skip damaged records before the journal's end instead of refusing to start; the replay
+    /// report (and the log) names what was lost. Off by default: damage is the operator's call.
+    pub skip_corrupt: bool,
+    /// Bytes of appends waiting for the writer before [`Journal::append`] waits (default
+    /// 64 MiB): producers faster than the disk are slowed, not buffered without bound.
+    pub max_pending_bytes: usize,
+    /// Compact a prefix of old segments once at most this fraction of its bytes is live
+    /// (default 0.5).
+    pub compact_ratio: f64,
+    /// Run background compaction (default on; dead segments are deleted either way).
+    pub compaction: bool,
+    /// Message bodies to load at start-up, in bytes (default: all). Messages past this are
+    /// left on disk and read back with [`Journal::read`] when their turn comes.
+    pub memory_limit: Option<u64>,
+    /// Write fault injection, for tests (see [`FaultInjector`]).
+    pub faults: Option<Arc<FaultInjector>>,
+}
+
+impl Default for JournalOptions {
+    fn default() -> Self {
+        JournalOptions {
+            segment_size: 64 << 20,
+            skip_corrupt: false,
+            max_pending_bytes: 64 << 20,
+            compact_ratio: 0.5,
+            compaction: true,
+            memory_limit: None,
+            faults: None,
+        }
+    }
+}
+
+/// A live stored copy found at start-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecoveredMessage {
+    /// Its queue or durable subscription.
+    pub owner: Owner,
+    /// The core's id.
+    pub id: u64,
+    /// How often it was delivered before (non-zero: it comes back redelivered).
+    pub delivery_count: u32,
+    /// Its bytes, or `None` when it was left on disk (past [`JournalOptions::memory_limit`]):
+    /// read it with [`Journal::read`].
+    pub body: Option<Bytes>,
+}
+
+/// The live state found at start-up, for the core to rebuild from.
+#[derive(Debug, Clone, Default)]
+pub struct Recovered {
+    /// Live plain queues, in creation order.
+    pub queues: Vec<Arc<str>>,
+    /// Live durable subscriptions, in creation order.
+    pub subscriptions: Vec<DurableSubscription>,
+    /// Live messages in the order they were stored (per owner: arrival order).
+    pub messages: Vec<RecoveredMessage>,
+    /// The highest message id ever stored: new ids must be above it.
+    pub max_message_id: u64,
+    /// The highest durable subscription id ever stored: new ids must be above it.
+    pub max_subscription_id: u64,
+    /// What replay cut, skipped or cleaned up.
+    pub report: ReplayReport,
+}
+
+/// Counters of a running journal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct JournalStats {
+    /// Records appended and confirmed.
+    pub appends: u64,
+    /// Batches written.
+    pub batches: u64,
+    /// `fdatasync` calls made for batches.
+    pub syncs: u64,
+    /// Bytes written by the writer.
+    pub bytes: u64,
+    /// Segments deleted because nothing in them was live.
+    pub segments_deleted: u64,
+    /// Compactions done.
+    pub compactions: u64,
+    /// Segments making up the journal now.
+    pub segments: u64,
+    /// Live messages now.
+    pub live_messages: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub appends: AtomicU64,
+    pub batches: AtomicU64,
+    pub syncs: AtomicU64,
+    pub bytes: AtomicU64,
+    pub segments_deleted: AtomicU64,
+    pub compactions: AtomicU64,
+}
+
+#[derive(Default)]
+pub(crate) struct Queue {
+    pub items: Vec<Pending>,
+    pub closed: bool,
+    /// The writer is waiting for work (appenders wake it only then).
+    pub idle: bool,
+}
+
+#[derive(Default)]
+pub(crate) struct Maintenance {
+    pub dirty: bool,
+    pub closed: bool,
+}
+
+/// What the journal's handle, writer and maintenance threads share.
+pub(crate) struct Shared {
+    pub dir: PathBuf,
+    pub options: JournalOptions,
+    pub queue: Mutex<Queue>,
+    pub queue_cv: Condvar,
+    pub index: Mutex<Index>,
+    pub maintenance: Mutex<Maintenance>,
+    pub maintenance_cv: Condvar,
+    pub budget: Semaphore,
+    pub stats: Counters,
+    pub failed: Mutex<Option<JournalError>>,
+}
+
+impl Shared {
+    /// The body of a live copy, read from its segment.
+    pub fn read(&self, owner: &Owner, id: u64) -> Result<Bytes> {
+        let (file, offset, frame_len, seg) = {
+            let index = self.index.lock();
+            let e = index
+                .owner_id(owner)
+                .and_then(|o| index.msgs.get(&(o, id)))
+                .ok_or(JournalError::UnknownMessage(id))?;
+            let s = &index.segs[&e.seg];
+            (s.file.clone(), e.offset, e.frame_len, e.seg)
+        };
+        let path = segment::path(&self.dir, seg);
+        let mut buf = vec![0u8; frame_len as usize];
+        file.read_exact_at(&mut buf, offset)
+            .map_err(|e| JournalError::io("read", &path, e))?;
+        compaction::message_at(&Bytes::from(buf), 0, frame_len, id)
+            .map(|m| m.body)
+            .ok_or(JournalError::Corrupt {
+                file: path,
+                offset,
+                reason: format!("message {id} does not read back"),
+            })
+    }
+
+    pub fn poke_maintenance(&self) {
+        self.maintenance.lock().dirty = true;
+        self.maintenance_cv.notify_one();
+    }
+}
+
+/// Resolves once the record's batch is on disk (`Ok`), or with why it is not.
+///
+/// Dropping a ticket does not cancel the append.
+#[must_use = "a ticket tells whether the record is durable"]
+pub struct Ticket(oneshot::Receiver<Result<()>>);
+
+impl Future for Ticket {
+    type Output = Result<()>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        Pin::new(&mut self.0)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(JournalError::Closed)))
+    }
+}
+
+impl Ticket {
+    /// Waits for the outcome on a thread that is not running async tasks.
+    pub fn wait(self) -> Result<()> {
+        self.0.blocking_recv().unwrap_or(Err(JournalError::Closed))
+    }
+}
+
+/// A durable, segmented, append-only journal; see the [module docs](super).
+pub struct Journal {
+    shared: Arc<Shared>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.shared.dir)
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal in `dir`, replays it, and starts its writer.
+    pub fn open(dir: impl AsRef<Path>, options: JournalOptions) -> Result<(Journal, Recovered)> {
+        let dir = dir.as_ref().to_owned();
+        if !(4096..=u32::MAX as u64).contains(&options.segment_size) {
+            return Err(JournalError::InvalidOptions(format!(
+                "segment_size {} is outside 4 KiB ..= 4 GiB",
+                options.segment_size
+            )));
+        }
+        if !(options.compact_ratio > 0.0 && options.compact_ratio < 1.0) {
+            return Err(JournalError::InvalidOptions(format!(
+                "compact_ratio {} is outside (0, 1)",
+                options.compact_ratio
+            )));
+        }
+        let replayed = replay::replay(&dir, &options)?;
+        let mut index = replayed.index;
+        let recovered = recovered(&mut index, replayed.report, options.memory_limit);
+        let active = index.active;
+        let file = index.segs[&active].file.clone();
+        let budget = options.max_pending_bytes.clamp(1, Semaphore::MAX_PERMITS);
+        let shared = Arc::new(Shared {
+            dir,
+            options,
+            queue: Mutex::default(),
+            queue_cv: Condvar::new(),
+            index: Mutex::new(index),
+            maintenance: Mutex::new(Maintenance {
+                dirty: true,
+                closed: false,
+            }),
+            maintenance_cv: Condvar::new(),
+            budget: Semaphore::new(budget),
+            stats: Counters::default(),
+            failed: Mutex::new(None),
+        });
+        let writer = Writer::new(
+            shared.clone(),
+            active,
+            file,
+            replayed.active_len,
+            replayed.active_batch,
+        );
+        let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+            std::thread::Builder::new()
+                .name(name.into())
+                .spawn(f)
+                .map_err(|e| JournalError::io("start thread for", &shared.dir, e))
+        };
+        let w = spawn("journal-writer", Box::new(move || writer.run()))?;
+        let s2 = shared.clone();
+        let m = spawn("journal-maintenance", Box::new(move || compaction::run(s2)))?;
+        Ok((
+            Journal {
+                shared,
+                threads: Mutex::new(vec![w, m]),
+            },
+            recovered,
+        ))
+    }
+
+    /// The largest record this journal accepts, in encoded bytes.
+    pub fn max_record_size(&self) -> usize {
+        (self.shared.options.segment_size as usize) - HEADER_LEN - BATCH_HEADER_LEN
+    }
+
+    /// Queues `record` for the next batch; the returned [`Ticket`] resolves once it is on
+    /// disk. Waits only when [`JournalOptions::max_pending_bytes`] of appends are already
+    /// queued. Records are written in the order their appends return.
+    pub async fn append(&self, record: Record) -> Result<Ticket> {
+        let size = record.frame_len();
+        if size > self.max_record_size() {
+            return Err(JournalError::TooLarge {
+                size,
+                max: self.max_record_size(),
+            });
+        }
+        if let Some(e) = self.shared.failed.lock().clone() {
+            return Err(e);
+        }
+        let mut frame = Vec::with_capacity(size);
+        record.encode_frame(&mut frame);
+        let permits = size.clamp(1, self.shared.options.max_pending_bytes.max(1));
+        let permits = permits.min(u32::MAX as usize);
+        self.shared
+            .budget
+            .acquire_many(permits as u32)
+            .await
+            .map_err(|_| JournalError::Closed)?
+            .forget();
+        let (done, rx) = oneshot::channel();
+        let wake = {
+            let mut q = self.shared.queue.lock();
+            if q.closed {
+                drop(q);
+                self.shared.budget.add_permits(permits);
+                return Err(JournalError::Closed);
+            }
+            q.items.push(Pending {
+                frame,
+                record,
+                done: Done::Channel(done),
+                permits,
+            });
+            std::mem::take(&mut q.idle)
+        };
+        if wake {
+            self.shared.queue_cv.notify_one();
+        }
+        Ok(Ticket(rx))
+    }
+
+    /// Queues `record` without ever waiting, for callers that must not block (the core's
+    /// storage hook calls it under queue locks); `done` hears the outcome once the record's
+    /// batch is on disk or failed. Past [`JournalOptions::max_pending_bytes`] the record is
+    /// taken anyway: such callers await their outcomes, which bounds what they queue.
+    pub fn submit(&self, record: Record, done: Box<dyn FnOnce(Result<()>) + Send>) -> Result<()> {
+        let size = record.frame_len();
+        if size > self.max_record_size() {
+            return Err(JournalError::TooLarge {
+                size,
+                max: self.max_record_size(),
+            });
+        }
+        if let Some(e) = self.shared.failed.lock().clone() {
+            return Err(e);
+        }
+        let mut frame = Vec::with_capacity(size);
+        record.encode_frame(&mut frame);
+        let wanted = size.clamp(1, self.shared.options.max_pending_bytes.max(1));
+        let permits = match self
+            .shared
+            .budget
+            .try_acquire_many(wanted.min(u32::MAX as usize) as u32)
+        {
+            Ok(p) => {
+                p.forget();
+                wanted
+            }
+            Err(_) => 0,
+        };
+        let wake = {
+            let mut q = self.shared.queue.lock();
+            if q.closed {
+                drop(q);
+                self.shared.budget.add_permits(permits);
+                return Err(JournalError::Closed);
+            }
+            q.items.push(Pending {
+                frame,
+                record,
+                done: Done::Callback(done),
+                permits,
+            });
+            std::mem::take(&mut q.idle)
+        };
+        if wake {
+            self.shared.queue_cv.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Stops at once, as if the process were killed: records queued and not yet being
+    /// written are dropped (their tickets fail), the batch being written finishes, nothing
+    /// else is flushed. For crash tests of what is built on the journal.
+    pub fn halt(&self) {
+        let dropped = {
+            let mut q = self.shared.queue.lock();
+            q.closed = true;
+            std::mem::take(&mut q.items)
+        };
+        drop(dropped);
+        self.close();
+    }
+
+    /// Reads back the body of the live copy of message `id` held by `owner` (for messages
+    /// kept on disk only).
+    pub fn read(&self, owner: &Owner, id: u64) -> Result<Bytes> {
+        self.shared.read(owner, id)
+    }
+
+    /// Current counters.
+    pub fn stats(&self) -> JournalStats {
+        let s = &self.shared.stats;
+        let index = self.shared.index.lock();
+        JournalStats {
+            appends: s.appends.load(Ordering::Relaxed),
+            batches: s.batches.load(Ordering::Relaxed),
+            syncs: s.syncs.load(Ordering::Relaxed),
+            bytes: s.bytes.load(Ordering::Relaxed),
+            segments_deleted: s.segments_deleted.load(Ordering::Relaxed),
+            compactions: s.compactions.load(Ordering::Relaxed),
+            segments: index.order.len() as u64,
+            live_messages: index.msgs.len() as u64,
+        }
+    }
+
+    /// The directory holding the journal.
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Runs maintenance now, on the caller's thread: deletes dead segments and compacts while
+    /// there is a sparse prefix. Returns the number of compactions done.
+    pub fn maintain(&self) -> Result<u64> {
+        compaction::delete_dead(&self.shared)?;
+        let mut n = 0;
+        if self.shared.options.compaction {
+            while compaction::compact(&self.shared)? {
+                n += 1;
+                compaction::delete_dead(&self.shared)?;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Writes what is queued, stops the writer and maintenance threads, and waits for them.
+    pub fn close(&self) {
+        self.shared.queue.lock().closed = true;
+        self.shared.queue_cv.notify_all();
+        self.shared.budget.close();
+        {
+            let mut m = self.shared.maintenance.lock();
+            m.closed = true;
+        }
+        self.shared.maintenance_cv.notify_all();
+        for t in self.threads.lock().drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+/// The live state of a freshly replayed index, bodies loaded up to `memory_limit`.
+fn recovered(index: &mut Index, report: ReplayReport, memory_limit: Option<u64>) -> Recovered {
+    let bodies = index.replay_bodies.take().unwrap_or_default();
+    let mut budget = memory_limit.unwrap_or(u64::MAX);
+    let mut dense = (u64::MAX, false);
+    let mut messages = Vec::with_capacity(index.msgs.len());
+    // Bodies come in journal order; the live ones are those the index still holds with the
+    // same sequence number.
+    for (seq, key, b) in bodies {
+        let Some(e) = index.msgs.get(&key).filter(|e| e.seq == seq) else {
+            continue;
+        };
+        let len = b.len() as u64;
+        let body = if len > budget {
+            budget = 0;
+            None
+        } else {
+            budget -= len;
+            // A slice keeps its whole segment in memory: only worth it if the segment is
+            // mostly live. (Bodies come segment by segment: decide once per segment.)
+            if dense.0 != e.seg {
+                let seg = &index.segs[&e.seg];
+                dense = (e.seg, seg.live_bytes * 2 >= seg.file_len);
+            }
+            Some(if dense.1 {
+                b
+            } else {
+                Bytes::copy_from_slice(&b)
+            })
+        };
+        messages.push(RecoveredMessage {
+            owner: index.owner_names[key.0 as usize].clone(),
+            id: key.1,
+            delivery_count: e.count,
+            body,
+        });
+    }
+    let mut queues: Vec<_> = index.queues.iter().collect();
+    queues.sort_by_key(|(_, p)| p.seq);
+    let mut subs: Vec<_> = index.subs.values().collect();
+    subs.sort_by_key(|(_, p)| p.seq);
+    Recovered {
+        queues: queues.into_iter().map(|(k, _)| k.clone()).collect(),
+        subscriptions: subs.into_iter().map(|(s, _)| s.clone()).collect(),
+        messages,
+        max_message_id: index.max_id,
+        max_subscription_id: index.max_subscription_id,
+        report,
+    }
+}

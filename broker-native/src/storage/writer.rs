@@ -1,0 +1,289 @@
+//! The one writer: group commit without timers.
+//!
+//! Appenders encode their record (on their own thread) and push it onto a shared queue; the
+//! writer thread takes *everything* queued, writes it as one batch with one `pwrite`, calls
+//! `fdatasync` once, applies the batch to the index and resolves every ticket in it. While it
+//! waits on the disk, new appends pile up and become the next batch: a lone append waits one
+//! `fdatasync`, and under load batches grow so throughput follows the disk's bandwidth instead
+//! of its latency.
+//!
+//! A batch never spans two segments: when the next record does not fit, what is gathered so
+//! far is written and synced first, then a new segment is created. A failed write or
+//! `fdatasync` fails the tickets of that batch only: the segment is cut back to where the
+//! batch started (shrinking a file needs no space), so the journal stays consistent and a full
+//! disk (`ResourceLimit`) heals once space is freed. If the cut itself fails, the journal
+//! refuses further appends rather than risk a hole in the middle of a segment.
+
+use super::error::{JournalError, Result};
+use super::faults;
+use super::record::{self, Record, StoredMessage, BATCH_HEADER_LEN};
+use super::segment::{self, SegmentId, HEADER_LEN};
+use super::Shared;
+use std::fs::File;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// Who hears how an append ended.
+pub(crate) enum Done {
+    /// A [`Ticket`](super::Ticket) waiting on a channel.
+    Channel(oneshot::Sender<Result<()>>),
+    /// A callback (the core's storage hook resolves its own ticket type with it).
+    Callback(Box<dyn FnOnce(Result<()>) + Send>),
+}
+
+/// One queued append.
+pub(crate) struct Pending {
+    pub frame: Vec<u8>,
+    pub record: Record,
+    pub done: Done,
+    pub permits: usize,
+}
+
+/// The writer thread's own state: the segment being written.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    active: SegmentId,
+    file: Arc<File>,
+    len: u64,
+    batch: u64,
+    buf: Vec<u8>,
+}
+
+impl Writer {
+    pub fn new(
+        shared: Arc<Shared>,
+        active: SegmentId,
+        file: Arc<File>,
+        len: u64,
+        batch: u64,
+    ) -> Self {
+        Writer {
+            shared,
+            active,
+            file,
+            len,
+            batch,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Runs until the journal is closed and the queue drained.
+    pub fn run(mut self) {
+        loop {
+            let items = {
+                let mut q = self.shared.queue.lock();
+                while q.items.is_empty() && !q.closed {
+                    q.idle = true;
+                    self.shared.queue_cv.wait(&mut q);
+                }
+                q.idle = false;
+                if q.items.is_empty() {
+                    return;
+                }
+                std::mem::take(&mut q.items)
+            };
+            self.process(items);
+        }
+    }
+
+    fn path(&self) -> std::path::PathBuf {
+        segment::path(&self.shared.dir, self.active)
+    }
+
+    fn process(&mut self, items: Vec<Pending>) {
+        if let Some(e) = self.shared.failed.lock().clone() {
+            return self.finish(items, Err(e));
+        }
+        let room_total = self.shared.options.segment_size;
+        let mut chunk = Vec::new();
+        let mut size = 0u64;
+        for mut p in items {
+            if matches!(p.record, Record::DeadLettered { .. }) {
+                // The move needs the bytes of the copy, which may be in what is gathered.
+                if !chunk.is_empty() {
+                    self.write(std::mem::take(&mut chunk), size);
+                    size = 0;
+                }
+                if let Err(e) = self.dead_letter(&mut p) {
+                    self.finish(vec![p], Err(e));
+                    continue;
+                }
+            }
+            let need = p.frame.len() as u64;
+            if self.len + BATCH_HEADER_LEN as u64 + size + need > room_total {
+                if !chunk.is_empty() {
+                    self.write(std::mem::take(&mut chunk), size);
+                    size = 0;
+                }
+                if self.len > HEADER_LEN as u64 {
+                    if let Err(e) = self.roll() {
+                        self.finish(vec![p], Err(e));
+                        continue;
+                    }
+                }
+            }
+            size += need;
+            chunk.push(p);
+        }
+        if !chunk.is_empty() {
+            self.write(chunk, size);
+        }
+    }
+
+    fn write(&mut self, chunk: Vec<Pending>, size: u64) {
+        let faults = self.shared.options.faults.as_deref();
+        self.buf.clear();
+        record::encode_batch_header(&mut self.buf, self.batch + 1, size as u32);
+        let mut offsets = Vec::with_capacity(chunk.len());
+        for p in &chunk {
+            offsets.push(self.len + self.buf.len() as u64);
+            self.buf.extend_from_slice(&p.frame);
+        }
+        let outcome = faults::write_at(faults, &self.file, &self.buf, self.len)
+            .map_err(|e| JournalError::io("append to", self.path(), e))
+            .and_then(|()| {
+                self.shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
+                faults::sync_data(faults, &self.file)
+                    .map_err(|e| JournalError::io("fdatasync", self.path(), e))
+            });
+        if let Err(e) = outcome {
+            self.cut_back();
+            return self.finish(chunk, Err(e));
+        }
+        self.batch += 1;
+        self.len += self.buf.len() as u64;
+        let stats = &self.shared.stats;
+        stats.batches.fetch_add(1, Ordering::Relaxed);
+        stats
+            .appends
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        stats
+            .bytes
+            .fetch_add(self.buf.len() as u64, Ordering::Relaxed);
+        let mut removes = false;
+        {
+            let mut index = self.shared.index.lock();
+            for (p, offset) in chunk.iter().zip(&offsets) {
+                removes |= !matches!(
+                    p.record,
+                    Record::Send(_) | Record::QueueCreated(_) | Record::SubscriptionCreated(_)
+                );
+                index.apply(self.active, *offset, p.frame.len() as u32, &p.record);
+            }
+            if let Some(s) = index.segs.get_mut(&self.active) {
+                s.file_len = self.len;
+            }
+        }
+        if removes {
+            self.shared.poke_maintenance();
+        }
+        self.finish(chunk, Ok(()));
+    }
+
+    /// Turns a dead-lettering into a record that stands alone: a commit adding the new copy
+    /// (with the bytes of the old one) and removing the old copy.
+    fn dead_letter(&self, p: &mut Pending) -> Result<()> {
+        let Record::DeadLettered {
+            from,
+            id,
+            to,
+            new_id,
+        } = &p.record
+        else {
+            return Ok(());
+        };
+        let record = match self.shared.read(from, *id) {
+            Ok(body) => Record::Commit {
+                sends: vec![StoredMessage {
+                    id: *new_id,
+                    owners: vec![to.clone()],
+                    body,
+                }],
+                acks: vec![(from.clone(), *id)],
+            },
+            // Nothing to move (never stored, or gone): the removal is all that is left.
+            Err(JournalError::UnknownMessage(_)) => Record::Remove {
+                owner: from.clone(),
+                id: *id,
+            },
+            Err(e) => return Err(e),
+        };
+        let max = self.shared.options.segment_size as usize - HEADER_LEN - BATCH_HEADER_LEN;
+        if record.frame_len() > max {
+            return Err(JournalError::TooLarge {
+                size: record.frame_len(),
+                max,
+            });
+        }
+        p.frame.clear();
+        record.encode_frame(&mut p.frame);
+        p.record = record;
+        Ok(())
+    }
+
+    /// Cuts the segment back to its last synced length after a failed write or sync.
+    fn cut_back(&mut self) {
+        let faults = self.shared.options.faults.as_deref();
+        let cut = self
+            .file
+            .set_len(self.len)
+            .and_then(|()| faults::sync_data(faults, &self.file));
+        if let Err(e) = cut {
+            let reason = format!(
+                "could not cut {} back to {} bytes after a failed write: {e}",
+                self.path().display(),
+                self.len
+            );
+            tracing::error!("journal: {reason}; refusing further appends");
+            *self.shared.failed.lock() = Some(JournalError::Failed(reason));
+        }
+    }
+
+    /// Starts a new segment after the current one (already synced).
+    fn roll(&mut self) -> Result<()> {
+        let dir = &self.shared.dir;
+        let faults = self.shared.options.faults.as_deref();
+        let id = {
+            let mut index = self.shared.index.lock();
+            let id = index.next_segment;
+            index.next_segment += 1;
+            id
+        };
+        let path = segment::path(dir, id);
+        let file = Arc::new(segment::create(faults, &path, id, 0)?);
+        let listed = segment::sync_dir(dir).and_then(|()| {
+            let mut index = self.shared.index.lock();
+            let mut order = index.order.clone();
+            order.push(id);
+            index.manifest_with(&order).write(dir, faults)?;
+            index.push_segment(id, file.clone(), HEADER_LEN as u64, Vec::new());
+            index.active = id;
+            Ok(())
+        });
+        if let Err(e) = listed {
+            let _ = std::fs::remove_file(&path);
+            return Err(e);
+        }
+        self.active = id;
+        self.file = file;
+        self.len = HEADER_LEN as u64;
+        self.batch = 0;
+        self.shared.poke_maintenance();
+        Ok(())
+    }
+
+    fn finish(&self, items: Vec<Pending>, outcome: Result<()>) {
+        let mut permits = 0;
+        for p in items {
+            permits += p.permits;
+            match p.done {
+                Done::Channel(tx) => {
+                    let _ = tx.send(outcome.clone());
+                }
+                Done::Callback(f) => f(outcome.clone()),
+            }
+        }
+        self.shared.budget.add_permits(permits);
+    }
+}
