@@ -28,7 +28,7 @@
 //! | `native` (default) | `embedded:` | Courier's own broker in this process ([`broker`]) |
 //! | `tcp` (default) | `courier://` | Courier's own broker over TCP (a `courier serve` server) |
 //! | `amqp` | `amqp://`, `amqps://` | RabbitMQ (not built yet: refused as unsupported) |
-//! | `redis` | `redis://`, `rediss://` | Redis Streams (not built yet: refused as unsupported) |
+//! | `redis` | `redis://`, `rediss://` | Redis 7 (module `redis`: every state change a Lua script in Redis) |
 //!
 //! The workload runner that measures backends is the separate crate `courier-bench`.
 
@@ -52,6 +52,6 @@ pub use courier_space as space;
 #[cfg(feature = "amqp")]
 pub use courier_amqp as amqp;
 
-/// The Redis Streams backend (feature `redis`; not built yet).
+/// The Redis backend (feature `redis`).
 #[cfg(feature = "redis")]
 pub use courier_redis as redis;
