@@ -26,7 +26,7 @@
 //! | feature | URLs | backend |
 //! |---|---|---|
 //! | `native` (default) | `embedded:`, `courier://` | Courier's own broker ([`broker`]) |
-//! | `amqp` | `amqp://`, `amqps://` | RabbitMQ (not built yet: refused as unsupported) |
+//! | `amqp` | `amqp://`, `amqps://` | RabbitMQ (`courier-amqp`) |
 //! | `redis` | `redis://`, `rediss://` | Redis Streams (not built yet: refused as unsupported) |
 //!
 //! The workload runner that measures backends is the separate crate `courier-bench`.
@@ -47,7 +47,7 @@ pub use courier_broker as broker;
 /// Tuple spaces (JavaSpaces / Linda) over any backend.
 pub use courier_space as space;
 
-/// The RabbitMQ backend (feature `amqp`; not built yet).
+/// The RabbitMQ backend (feature `amqp`).
 #[cfg(feature = "amqp")]
 pub use courier_amqp as amqp;
 

@@ -66,7 +66,7 @@ pub fn schemes() -> Vec<&'static str> {
 /// | `embedded:?client_id=app1&prefetch=100` | the same, with [connection options](courier_api::options) | `native` |
 /// | `embedded:/path` | durable storage: refused with [`Error::Unsupported`] (not built yet) | `native` |
 /// | `courier://host` | Courier's broker over the network: [`Error::Unsupported`] (not built yet) | `native` |
-/// | `amqp://`, `amqps://` | RabbitMQ: [`Error::Unsupported`] (not built yet) | `amqp` |
+/// | `amqp://`, `amqps://` | RabbitMQ (`courier-amqp`, over lapin) | `amqp` |
 /// | `redis://`, `rediss://` | Redis Streams: [`Error::Unsupported`] (not built yet) | `redis` |
 ///
 /// A scheme whose feature is off is refused with [`Error::Unsupported`] naming the feature; an
