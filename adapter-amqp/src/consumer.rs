@@ -245,6 +245,16 @@ impl ConsumerCore {
                     error = link.ended() => break end(error),
                 }
             }
+            if self.standing.is_none() && feed.stream.is_none() && feed.stashed.is_none() {
+                // No consumer yet: take what is ready with one basic.get, so a busy queue
+                // costs one round trip per receive; only an empty one needs a consumer.
+                match self.get().await {
+                    Ok(Some(d)) => feed.stashed = Some(d),
+                    Ok(None) if no_wait => break Ok(None),
+                    Ok(None) => {}
+                    Err(e) => break Err(e),
+                }
+            }
             let delivery = match feed.stashed.take() {
                 Some(d) => d,
                 None => {
@@ -309,6 +319,33 @@ impl ConsumerCore {
         }
         guard.generation = None;
         outcome
+    }
+
+    /// One `basic.get`: the next ready message of the queue, if any. Cancel-safe: the request
+    /// runs on a task of its own, and a message it takes for a receive that was dropped
+    /// meanwhile goes back to the queue.
+    async fn get(&self) -> Result<Option<Delivery>> {
+        let session = self.session.clone();
+        let queue = short("a queue name", &self.queue)?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let got = session
+                .link
+                .call(
+                    "basic.get",
+                    session
+                        .channel
+                        .basic_get(queue, lapin::options::BasicGetOptions { no_ack: false }),
+                )
+                .await
+                .map(|m| m.map(|m| m.delivery));
+            if let Err(Ok(Some(orphan))) = answer.send(got) {
+                let _ = session.nack(orphan.delivery_tag, true).await;
+            }
+        });
+        answered
+            .await
+            .unwrap_or_else(|_| Err(Error::illegal_state("the basic.get task ended")))
     }
 
     /// How many messages the consumer's queue has ready (a passive declare: a round trip on

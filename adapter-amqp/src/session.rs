@@ -153,11 +153,17 @@ impl SessionCore {
             .await
     }
 
-    /// Acknowledges every recorded delivery.
+    /// Acknowledges every recorded delivery. Once the first acknowledgement left, a failure
+    /// is [`Error::InDoubt`]: RabbitMQ may have acted on some of them.
     async fn ack_handed(&self) -> Result<()> {
         let handed = std::mem::take(&mut self.unsettled.lock().handed);
         for h in handed {
-            self.ack(h.tag).await?;
+            self.ack(h.tag).await.map_err(|e| {
+                Error::in_doubt(
+                    courier_api::InDoubtOperation::Acknowledge,
+                    format!("the acknowledgement was cut off: {e}"),
+                )
+            })?;
         }
         Ok(())
     }
@@ -631,14 +637,20 @@ impl Session for AmqpSession {
         self.core.check()?;
         self.transacted()?;
         let _settling = self.core.settling.lock().await;
-        self.core.nack_all(false).await?;
-        self.core.ack_handed().await?;
+        // Inside the transaction nothing takes effect before tx.commit: a failure up to it
+        // leaves the transaction to roll back.
+        let in_tx = |e: Error| match e {
+            Error::InDoubt { reason, .. } => Error::connection_lost(reason),
+            e => e,
+        };
+        self.core.nack_all(false).await.map_err(in_tx)?;
+        self.core.ack_handed().await.map_err(in_tx)?;
         let link = &self.core.link;
+        link.check()?;
         match link.call("tx.commit", self.core.channel.tx_commit()).await {
-            Err(e @ Error::ConnectionLost { .. }) => Err(e),
-            Err(Error::Timeout(_)) => Err(Error::in_doubt(
+            Err(e @ (Error::ConnectionLost { .. } | Error::Timeout(_))) => Err(Error::in_doubt(
                 courier_api::InDoubtOperation::Commit,
-                "RabbitMQ did not answer tx.commit in time",
+                format!("tx.commit was cut off: {e}"),
             )),
             other => other,
         }
