@@ -186,6 +186,11 @@ impl ConsumerCore {
         }
     }
 
+    /// Whether the consumer keeps an AMQP consumer with a prefetch for its whole life.
+    pub fn is_standing(&self) -> bool {
+        self.standing.is_some()
+    }
+
     /// Marks the consumer closed: pending receives return `None`.
     pub fn closing(&self) {
         self.closed.send_replace(true);

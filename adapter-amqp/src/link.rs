@@ -266,13 +266,33 @@ impl Link {
     }
 
     /// Deletes the queue `name` on a scratch channel; `if_unused` refuses while it has
-    /// consumers.
+    /// consumers (checked with a passive declare first: quorum queues do not take
+    /// `queue.delete` with `if-unused`, and refusing it closes the whole connection).
     pub async fn delete_queue(&self, name: &str, if_unused: bool) -> Result<()> {
         let queue = short("a queue name", name)?;
-        let options = QueueDeleteOptions {
-            if_unused,
-            ..QueueDeleteOptions::default()
-        };
+        if if_unused {
+            let passive = QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            };
+            let probe = queue.clone();
+            let found = self
+                .on_scratch("queue.declare", |c| async move {
+                    c.queue_declare(probe, passive, FieldTable::default()).await
+                })
+                .await;
+            match found {
+                Ok(q) if q.consumer_count() > 0 => {
+                    return Err(Error::illegal_state(format!(
+                        "queue {name:?} has {} consumer(s)",
+                        q.consumer_count()
+                    )))
+                }
+                Ok(_) | Err(Error::InvalidDestination { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let options = QueueDeleteOptions::default();
         self.on_scratch("queue.delete", |c| async move {
             c.queue_delete(queue, options).await
         })

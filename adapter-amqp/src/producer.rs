@@ -123,6 +123,7 @@ impl AmqpProducer {
     ) -> Result<Option<PublisherConfirm>> {
         self.check()?;
         let destination = spi::resolve_destination(self.destination.as_ref(), destination)?;
+        options.validate()?;
         let caps = &self.session.capabilities;
         if options.priority != courier_api::message::DEFAULT_PRIORITY && !caps.priority {
             return Err(Link::unsupported("message priority on quorum queues"));

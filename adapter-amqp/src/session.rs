@@ -111,20 +111,31 @@ impl SessionCore {
     /// application holds and what the consumers prefetched.
     pub async fn recover(&self) -> Result<()> {
         let _settling = self.settling.lock().await;
-        for consumer in self.live_consumers() {
+        let consumers = self.live_consumers();
+        for consumer in &consumers {
             consumer.forget_held();
         }
-        let handed = std::mem::take(&mut self.unsettled.lock().handed);
+        let mut handed = std::mem::take(&mut self.unsettled.lock().handed);
+        handed.sort_by_key(|h| h.tag);
         for h in &handed {
             self.link.count_redelivery(h.message_id.as_ref());
         }
-        self.link
-            .call(
-                "basic.recover",
-                self.channel
-                    .basic_recover(BasicRecoverOptions { requeue: true }),
-            )
-            .await
+        // What the application held goes back first, oldest first.
+        for h in &handed {
+            self.nack(h.tag, true).await?;
+        }
+        // Then what standing consumers prefetched (lazy ones hold nothing; a basic.recover
+        // racing one of their basic.gets would requeue a message about to be handed out).
+        if consumers.iter().any(|c| c.is_standing()) {
+            self.link
+                .call(
+                    "basic.recover",
+                    self.channel
+                        .basic_recover(BasicRecoverOptions { requeue: true }),
+                )
+                .await?;
+        }
+        Ok(())
     }
 
     /// Records a delivery a consumer closed inside a transaction gives back.
@@ -157,13 +168,30 @@ impl SessionCore {
     /// is [`Error::InDoubt`]: RabbitMQ may have acted on some of them.
     async fn ack_handed(&self) -> Result<()> {
         let handed = std::mem::take(&mut self.unsettled.lock().handed);
+        if handed.is_empty() {
+            return Ok(());
+        }
+        let in_doubt = |e: Error| {
+            Error::in_doubt(
+                courier_api::InDoubtOperation::Acknowledge,
+                format!("the acknowledgement was cut off: {e}"),
+            )
+        };
         for h in handed {
-            self.ack(h.tag).await.map_err(|e| {
-                Error::in_doubt(
-                    courier_api::InDoubtOperation::Acknowledge,
-                    format!("the acknowledgement was cut off: {e}"),
+            self.ack(h.tag).await.map_err(in_doubt)?;
+        }
+        if self.mode != SessionMode::Transacted {
+            // basic.ack has no answer: a request that has one, after the acks on the same
+            // channel, returns once RabbitMQ processed them. (Every consumer sets its own
+            // basic.qos before it starts, so this one changes nothing.)
+            self.link
+                .call(
+                    "basic.qos",
+                    self.channel
+                        .basic_qos(1, lapin::options::BasicQosOptions { global: false }),
                 )
-            })?;
+                .await
+                .map_err(in_doubt)?;
         }
         Ok(())
     }
@@ -466,6 +494,23 @@ impl AmqpSession {
         Ok(Box::new(AmqpConsumer::new(core)))
     }
 
+    /// How many consumers the queue `name` has, once a cancel just made has reached it: a
+    /// quorum queue reports a cancelled consumer for a moment after `basic.cancel-ok`, so a
+    /// count above zero is asked again for up to half a second.
+    async fn settled_consumer_count(&self, name: &str) -> Result<u32> {
+        let mut count = self.consumer_count(name).await?;
+        if self.core.link.topology.queue_type() == crate::topology::QueueType::Quorum {
+            for _ in 0..5 {
+                if count == 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                count = self.consumer_count(name).await?;
+            }
+        }
+        Ok(count)
+    }
+
     /// How many consumers the queue `name` has; 0 when it does not exist.
     async fn consumer_count(&self, name: &str) -> Result<u32> {
         let queue = short("a queue name", name)?;
@@ -572,7 +617,7 @@ impl Session for AmqpSession {
             if !self.core.link.queue_exists(&queue).await? {
                 continue;
             }
-            if self.consumer_count(&queue).await? > 0 {
+            if self.settled_consumer_count(&queue).await? > 0 {
                 return Err(Error::illegal_state(format!(
                     "durable subscription {name:?} has an active consumer"
                 )));

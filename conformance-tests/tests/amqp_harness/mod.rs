@@ -124,6 +124,49 @@ pub async fn delete_queues(queues: &[String]) -> Result<()> {
     connection.close(200, "OK".into()).await.map_err(backend)
 }
 
+/// Runs `rabbitmqctl` with `args` (two minutes at most); its output, or an error.
+async fn rabbitmqctl(args: &[&str]) -> Result<String> {
+    let run = tokio::process::Command::new("rabbitmqctl")
+        .args(["--timeout", "120"])
+        .args(args)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(150), run)
+        .await
+        .map_err(|_| Error::Timeout(Duration::from_secs(150)))?
+        .map_err(|e| Error::backend("amqp", e))?;
+    if !output.status.success() {
+        return Err(Error::illegal_state(format!(
+            "rabbitmqctl {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        )));
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Waits (two minutes at most) until RabbitMQ runs and has booted: `await_startup` fails at
+/// once while the node is not yet registered, so it is asked again every half second.
+async fn wait_up() -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        match rabbitmqctl(&["await_startup"]).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
+
+/// The OS process id of RabbitMQ's Erlang VM, from `rabbitmqctl status`.
+async fn status_pid() -> Result<u32> {
+    let status = rabbitmqctl(&["status"]).await?;
+    status
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("OS PID: "))
+        .and_then(|pid| pid.trim().parse().ok())
+        .ok_or_else(|| Error::illegal_state("rabbitmqctl status names no OS PID"))
+}
+
 #[async_trait]
 impl courier_conformance::Harness for AmqpHarness {
     fn factory(&self) -> Arc<dyn ConnectionFactory> {
@@ -143,6 +186,45 @@ impl courier_conformance::Harness for AmqpHarness {
             .map_err(|_| Error::Timeout(Duration::from_secs(30)))?
     }
 
+    /// `rabbitmqctl stop_app` then `start_app`: RabbitMQ stops gracefully and comes back with
+    /// what it stored durably.
+    async fn restart(&self) -> Result<()> {
+        wait_up().await?;
+        rabbitmqctl(&["stop_app"]).await?;
+        rabbitmqctl(&["start_app"]).await?;
+        wait_up().await
+    }
+
+    /// Kills RabbitMQ's Erlang VM with SIGKILL (no chance to flush), then starts the server
+    /// again and waits for it.
+    async fn crash(&self) -> Result<()> {
+        wait_up().await?;
+        let pid = status_pid().await?;
+        let killed = tokio::process::Command::new("kill")
+            .args(["-9", &pid.to_string()])
+            .status()
+            .await
+            .map_err(|e| Error::backend("amqp", e))?;
+        if !killed.success() {
+            return Err(Error::illegal_state(format!("kill -9 {pid} failed")));
+        }
+        for _ in 0..100 {
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let started = tokio::process::Command::new("rabbitmq-server")
+            .arg("-detached")
+            .status()
+            .await
+            .map_err(|e| Error::backend("amqp", e))?;
+        if !started.success() {
+            return Err(Error::illegal_state("rabbitmq-server -detached failed"));
+        }
+        wait_up().await
+    }
+
     fn quiet(&self) -> Duration {
         Duration::from_millis(300)
     }
@@ -160,4 +242,59 @@ impl courier_conformance::Harness for AmqpHarness {
             AmqpFactory::clone(&self.factory).with_client_id(client_id),
         ))
     }
+}
+
+/// The RabbitMQ suite for queues of `$queue_type`: every area but persistence, acknowledge
+/// and messages (each binary adds those two: quorum queues leave out their two cases that
+/// need a message given back to keep its place), and of the tuple-space cases only
+/// `open_needs_queue_selectors` (see the test binaries' docs).
+#[macro_export]
+macro_rules! amqp_suite {
+    ($queue_type:expr) => {
+        courier_conformance::browsing_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::cases!(
+            AmqpHarness::new($queue_type).await,
+            concurrency,
+            [
+                queue_4x4_exactly_once_in_order_6_2_9,
+                topic_concurrent_publishers_all_subscribers_get_all_6_2_9,
+                transacted_competing_consumers_commit_once_6_2_9,
+                cancelled_receive_passes_wakeup_on_timeout,
+                cancelled_receive_passes_wakeup_on_select,
+                worker_pool_with_timeouts_gets_every_message_promptly,
+            ]
+        );
+        courier_conformance::connection_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::connection_loss_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::cases!(
+            AmqpHarness::new($queue_type).await,
+            dead_letter,
+            [
+                rolled_back_message_dead_lettered_6_2_10,
+                acknowledged_before_limit_never_dead_lettered_6_2_10,
+                poison_message_does_not_block_queue_6_2_10,
+                unacknowledged_close_counts_as_failed_attempt_6_2_10,
+            ]
+        );
+        courier_conformance::delivery_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::errors_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::headers_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::in_doubt_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::listener_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::ordering_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::pipelining_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::properties_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::queues_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::security_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::selector_index_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::selectors_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::temporary_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::topics_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::transactions_cases!(AmqpHarness::new($queue_type).await);
+        courier_conformance::cases!(
+            AmqpHarness::new($queue_type).await,
+            space,
+            [open_needs_queue_selectors]
+        );
+    };
 }
