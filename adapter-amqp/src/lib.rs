@@ -1,44 +1,73 @@
 //! # courier-amqp
 //!
-//! The Courier model over RabbitMQ (AMQP 0-9-1). Not built yet: this crate offers no backend. It already
-//! takes its place in `courier::connect`'s registry (feature `amqp` of `courier`): it names
-//! its URL schemes, and its [`connect`] answers [`Error::Unsupported`] until the backend
-//! exists. See the README's backend matrix.
+//! The Courier model over RabbitMQ (AMQP 0-9-1), with lapin. [`connect`] takes an
+//! `amqp://` or `amqps://` URL (`courier::connect` does, with its feature `amqp`):
+//!
+//! ```no_run
+//! # async fn demo() -> courier_api::Result<()> {
+//! let factory = courier_amqp::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await?;
+//! let connection = factory.create_connection().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! How the model maps onto exchanges and queues is in [`topology`]; what a send, an
+//! acknowledgement and a transaction become is in the docs of the private modules
+//! `session`, `producer` and `consumer`, summarised here:
+//!
+//! - sends outside transactions wait for publisher confirms (pipelined by `send_async`); a
+//!   nack or an unroutable message is an error, a confirm cut off by a loss is `InDoubt`;
+//! - transacted sessions are `tx.select` channels; a rollback requeues what was received;
+//! - acknowledgement is manual, with `basic.qos` bounding what a consumer holds;
+//! - expiry is RabbitMQ's per-message `expiration`, checked again on receipt; topic
+//!   selectors and no-local are evaluated by the client on the subscription's own queue.
+//!
+//! Not offered (`Unsupported`, false in the capabilities): selectors on queues, browsing,
+//! delivery delay, per-connection credentials, dead-lettering after N attempts; priority on
+//! quorum queues.
 
 #![forbid(unsafe_code)]
+
+mod codec;
+mod connection;
+mod consumer;
+mod factory;
+mod failure;
+mod link;
+mod producer;
+mod session;
+pub mod topology;
 
 use std::sync::Arc;
 
 use courier_api::{ConnectionFactory, Error, Result};
 
-/// The URL schemes of this backend: `amqp://` and, over amqps, `amqps://`.
+pub use connection::AmqpConnection;
+pub use factory::{AmqpFactory, EXTRA_KEYS};
+pub use topology::QueueType;
+
+/// The URL schemes of this backend: `amqp://` and, over TLS, `amqps://`.
 pub const SCHEMES: &[&str] = &["amqp", "amqps"];
 
-/// Opens a connection factory for a URL of one of [`SCHEMES`].
-///
-/// Today every such URL is refused with [`Error::Unsupported`] (the backend is not built yet),
-/// and a URL of another scheme with [`Error::InvalidArgument`].
+/// Opens a connection factory for a URL of one of [`SCHEMES`]. A URL of another scheme is
+/// [`Error::InvalidArgument`], as is a malformed one. Nothing is connected until the factory
+/// makes a connection.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() {
-/// let refused = courier_amqp::connect("amqp://127.0.0.1").await.err().unwrap();
-/// assert!(refused.is_unsupported());
+/// let refused = courier_amqp::connect("http://127.0.0.1").await.err().unwrap();
+/// assert!(matches!(refused, courier_api::Error::InvalidArgument(_)));
+/// assert!(courier_amqp::connect("amqp://127.0.0.1/?queue_type=stream").await.is_err());
 /// # }
 /// ```
 pub async fn connect(url: &str) -> Result<Arc<dyn ConnectionFactory>> {
     let scheme = url.split_once(':').map(|(scheme, _)| scheme);
     match scheme {
         Some(s) if SCHEMES.iter().any(|known| s.eq_ignore_ascii_case(known)) => {
-            Err(Error::unsupported(
-                "amqp",
-                "the RabbitMQ (AMQP 0-9-1) backend is not built yet (courier-amqp has no client)",
-            ))
+            Ok(Arc::new(AmqpFactory::new(url)?))
         }
         _ => Err(Error::invalid_argument(format!(
-            "not a amqp:// or amqps:// URL ({} bytes, scheme {:?})",
-            url.len(),
-            scheme.map(|s| s.chars().take(32).collect::<String>())
+            "not an amqp:// or amqps:// URL: {url:?}"
         ))),
     }
 }
@@ -48,25 +77,47 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn its_schemes_are_unsupported_until_the_backend_exists() {
+    async fn hostile_urls_are_invalid_without_connecting() {
+        let huge = format!("amqp://h/?x={}", "x".repeat(1 << 20));
         for url in [
-            "amqp://127.0.0.1",
-            "AMQPS://user:pw@host:1/x?y=%FF",
+            "",
+            "embedded:",
+            "amqp",
             "amqp:",
+            huge.as_str(),
+            "amqp://127.0.0.1/?queue_type=stream",
+            "amqp://127.0.0.1/?queue_type=",
+            "amqp://127.0.0.1/?nosuch=1",
+            "amqp://127.0.0.1/?heartbeat=forever",
+            "amqp://127.0.0.1/?prefetch=-1",
         ] {
-            let e = connect(url).await.err().expect("no backend yet");
-            assert!(e.is_unsupported(), "{url}: {e}");
-            assert!(e.to_string().contains("not built yet"), "{e}");
+            let e = connect(url).await.err().expect("refused");
+            assert!(matches!(e, Error::InvalidArgument(_)), "{url:.60}: {e}");
+            assert!(e.to_string().len() < 300, "{e}");
         }
     }
 
     #[tokio::test]
-    async fn other_urls_are_invalid() {
-        let huge = "x".repeat(1 << 20);
-        for url in ["", "embedded:", "amqp", huge.as_str()] {
-            let e = connect(url).await.err().expect("not a url of this backend");
-            assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
-            assert!(e.to_string().len() < 200);
-        }
+    async fn queue_type_is_a_url_option() {
+        let classic = AmqpFactory::new("amqp://127.0.0.1/%2f").unwrap();
+        assert_eq!(classic.queue_type(), QueueType::Classic);
+        assert!(classic.capabilities().priority);
+        let quorum = AmqpFactory::new("AMQP://u:p@127.0.0.1:5672/%2f?queue_type=quorum").unwrap();
+        assert_eq!(quorum.queue_type(), QueueType::Quorum);
+        assert!(!quorum.capabilities().priority);
+        assert!(quorum.capabilities().exact_delivery_count);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_an_error_not_a_hang() {
+        let factory = connect("amqp://127.0.0.1:1/%2f?connect_timeout=2s")
+            .await
+            .unwrap();
+        let e = factory
+            .create_connection()
+            .await
+            .err()
+            .expect("nothing listens on port 1");
+        assert!(!e.is_unsupported(), "{e}");
     }
 }

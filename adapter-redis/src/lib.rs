@@ -1,40 +1,85 @@
 //! # courier-redis
 //!
-//! The Courier model over Redis Streams. Not built yet: this crate offers no backend. It already
-//! takes its place in `courier::connect`'s registry (feature `redis` of `courier`): it names
-//! its URL schemes, and its [`connect`] answers [`Error::Unsupported`] until the backend
-//! exists. See the README's backend matrix.
+//! The Courier model over Redis (7.0 or later): queues, topics with durable, shared and
+//! no-local subscriptions, priority, expiry, delivery delay, browsing, temporary destinations,
+//! transactions, dead-lettering and redelivery of what a dead connection held.
+//!
+//! ## Data model
+//!
+//! Not Redis Streams: a JMS queue needs priority, consumers with selectors that take the first
+//! *matching* message while the rest keep their order, browsing without taking, and exact
+//! delivery counts, which a stream and its consumer groups do not give. Instead each
+//! destination has an ordered index (a sorted set scored by priority, then arrival) and one
+//! hash per message (the encoded message, its expiration and delivery count), as the embedded
+//! broker keeps them. Every state change runs inside Redis as one call of the script in
+//! `courier.lua`: take-and-mark-in-flight, acknowledge, a transaction's sends and acks,
+//! moving due delayed messages, expiring, dead-lettering and giving back what a dead
+//! connection held. A topic's publish copies the message into one such index per live
+//! subscription. The key layout is in [`keys`]: all keys of a destination share one hash
+//! tag, so a destination lives in one Redis Cluster slot.
+//!
+//! ## Durability
+//!
+//! At connect the backend reads `appendonly`/`appendfsync`: with AOF `always` a persistent
+//! send that returned `Ok` survives a crash ([`courier_api::Durability::Disk`]); with
+//! `everysec` up to a second of sends can be lost and without AOF everything can, so both
+//! report no durable storage. The URL option `durability=everysec|always` refuses to connect
+//! to a weaker server.
 
 #![forbid(unsafe_code)]
+
+mod args;
+mod connection;
+mod consumer;
+mod factory;
+mod fields;
+pub mod keys;
+mod producer;
+#[cfg(test)]
+mod selector_tests;
+mod session;
 
 use std::sync::Arc;
 
 use courier_api::{ConnectionFactory, Error, Result};
 
-/// The URL schemes of this backend: `redis://` and, over rediss, `rediss://`.
+pub use connection::RedisConnection;
+pub use consumer::{RedisBrowser, RedisConsumer};
+pub use factory::{RedisFactory, EXTRA_KEYS};
+pub use producer::RedisProducer;
+pub use session::RedisSession;
+
+/// The URL schemes of this backend: `redis://` and, over TLS, `rediss://` (refused as
+/// [`Error::Unsupported`]: this build has no TLS for Redis).
 pub const SCHEMES: &[&str] = &["redis", "rediss"];
 
-/// Opens a connection factory for a URL of one of [`SCHEMES`].
+/// The largest encoded message a send accepts (Redis strings go to 512 MiB; a queue of such
+/// messages would not fit anyone's memory).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Opens a connection factory for a URL of one of [`SCHEMES`]: `redis://host:port/db?options`
+/// (see [`RedisFactory::from_url`]). A URL of another scheme is [`Error::InvalidArgument`].
 ///
-/// Today every such URL is refused with [`Error::Unsupported`] (the backend is not built yet),
-/// and a URL of another scheme with [`Error::InvalidArgument`].
-///
-/// ```
+/// ```no_run
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
-/// let refused = courier_redis::connect("redis://127.0.0.1").await.err().unwrap();
-/// assert!(refused.is_unsupported());
-/// # }
+/// # async fn main() -> courier_api::Result<()> {
+/// let factory = courier_redis::connect("redis://127.0.0.1:6379/0").await?;
+/// let connection = factory.create_connection().await?;
+/// # Ok(()) }
 /// ```
 pub async fn connect(url: &str) -> Result<Arc<dyn ConnectionFactory>> {
+    Ok(Arc::new(factory_for(url)?))
+}
+
+/// The factory for a URL, as its concrete type (for tests that sever its connections).
+pub fn factory_for(url: &str) -> Result<RedisFactory> {
     let scheme = url.split_once(':').map(|(scheme, _)| scheme);
     match scheme {
-        Some(s) if SCHEMES.iter().any(|known| s.eq_ignore_ascii_case(known)) => {
-            Err(Error::unsupported(
-                "redis",
-                "the Redis Streams backend is not built yet (courier-redis has no client)",
-            ))
-        }
+        Some(s) if s.eq_ignore_ascii_case("rediss") => Err(Error::unsupported(
+            "redis",
+            "TLS (rediss://): this build has no TLS for Redis connections",
+        )),
+        Some(s) if s.eq_ignore_ascii_case("redis") => RedisFactory::from_url(url),
         _ => Err(Error::invalid_argument(format!(
             "not a redis:// or rediss:// URL ({} bytes, scheme {:?})",
             url.len(),
@@ -48,19 +93,6 @@ mod tests {
     use super::*;
 
     #[tokio::test]
-    async fn its_schemes_are_unsupported_until_the_backend_exists() {
-        for url in [
-            "redis://127.0.0.1",
-            "REDISS://user:pw@host:1/x?y=%FF",
-            "redis:",
-        ] {
-            let e = connect(url).await.err().expect("no backend yet");
-            assert!(e.is_unsupported(), "{url}: {e}");
-            assert!(e.to_string().contains("not built yet"), "{e}");
-        }
-    }
-
-    #[tokio::test]
     async fn other_urls_are_invalid() {
         let huge = "x".repeat(1 << 20);
         for url in ["", "embedded:", "redis", huge.as_str()] {
@@ -68,5 +100,45 @@ mod tests {
             assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
             assert!(e.to_string().len() < 200);
         }
+    }
+
+    #[tokio::test]
+    async fn tls_is_refused_as_unsupported() {
+        let e = connect("rediss://127.0.0.1").await.err().expect("no TLS");
+        assert!(e.is_unsupported(), "{e}");
+    }
+
+    #[tokio::test]
+    async fn hostile_options_are_refused() {
+        for url in [
+            "redis://127.0.0.1/?durability=maybe",
+            "redis://127.0.0.1/?max_delivery_attempts=-1",
+            "redis://127.0.0.1/?max_delivery_attempts=99999999999",
+            "redis://127.0.0.1/?dead_letter_queue=a%20b",
+            "redis://127.0.0.1/?nope=1",
+            "redis://127.0.0.1/?heartbeat=99999h",
+        ] {
+            let e = connect(url).await.err().expect("refused");
+            assert!(
+                matches!(
+                    e,
+                    Error::InvalidArgument(_) | Error::InvalidDestination { .. }
+                ),
+                "{url}: {e}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_server_is_a_connection_loss_not_a_hang() {
+        let factory = connect("redis://127.0.0.1:1/?connect_timeout=1s")
+            .await
+            .unwrap();
+        let e = factory
+            .create_connection()
+            .await
+            .err()
+            .expect("nobody listens");
+        assert!(matches!(e, Error::ConnectionLost { .. }), "{e}");
     }
 }

@@ -27,8 +27,8 @@
 //! |---|---|---|
 //! | `native` (default) | `embedded:` | Courier's own broker in this process ([`broker`]) |
 //! | `tcp` (default) | `courier://` | Courier's own broker over TCP (a `courier serve` server) |
-//! | `amqp` | `amqp://`, `amqps://` | RabbitMQ (not built yet: refused as unsupported) |
-//! | `redis` | `redis://`, `rediss://` | Redis Streams (not built yet: refused as unsupported) |
+//! | `amqp` | `amqp://`, `amqps://` | RabbitMQ (`courier-amqp`) |
+//! | `redis` | `redis://`, `rediss://` | Redis 7 (module `redis`: every state change a Lua script in Redis) |
 //!
 //! The workload runner that measures backends is the separate crate `courier-bench`.
 
@@ -48,10 +48,10 @@ pub use courier_broker as broker;
 /// Tuple spaces (JavaSpaces / Linda) over any backend.
 pub use courier_space as space;
 
-/// The RabbitMQ backend (feature `amqp`; not built yet).
+/// The RabbitMQ backend (feature `amqp`).
 #[cfg(feature = "amqp")]
 pub use courier_amqp as amqp;
 
-/// The Redis Streams backend (feature `redis`; not built yet).
+/// The Redis backend (feature `redis`).
 #[cfg(feature = "redis")]
 pub use courier_redis as redis;

@@ -71,8 +71,8 @@ pub fn schemes() -> Vec<&'static str> {
 /// | `embedded:?client_id=app1&prefetch=100` | the same, with [connection options](courier_api::options) | `native` |
 /// | `embedded:/path` | Courier's broker in this process, durable: its journal in directory `/path` | `native` |
 /// | `courier://user:pass@host:7672` | Courier's broker over TCP (a `courier serve` server) | `tcp` (default) |
-/// | `amqp://`, `amqps://` | RabbitMQ: [`Error::Unsupported`] (not built yet) | `amqp` |
-/// | `redis://`, `rediss://` | Redis Streams: [`Error::Unsupported`] (not built yet) | `redis` |
+/// | `amqp://`, `amqps://` | RabbitMQ (`courier-amqp`, over lapin) | `amqp` |
+/// | `redis://`, `rediss://` | Redis (`courier-redis`): queues and topics kept by Lua scripts in Redis 7 | `redis` |
 ///
 /// A scheme whose feature is off is refused with [`Error::Unsupported`] naming the feature; an
 /// unknown scheme or a malformed URL (empty, over 4 KiB, whitespace or control characters,

@@ -559,7 +559,7 @@ impl SpaceInner {
             .create_consumer(&self.topic(template.type_name()), options)
             .await?;
         let browse_session = session.unwrap_or(&*lane.session);
-        let outcome = async {
+        let outcome: courier_api::Result<Option<courier_api::Message>> = async {
             if let Some(found) = self.browse_first(browse_session, template).await? {
                 return Ok(Some(found));
             }

@@ -37,7 +37,7 @@ impl SpaceInner {
             .connection()
             .create_session(SessionMode::Transacted)
             .await?;
-        let outcome = async {
+        let outcome: courier_api::Result<Vec<_>> = async {
             let producer = session.create_producer(None).await?;
             let mut kept = Vec::with_capacity(failed.len());
             for entry in &failed {

@@ -21,6 +21,11 @@ pub struct Selector {
 }
 
 impl Selector {
+    /// The parsed expression; `None` for the empty selector.
+    pub(super) fn root(&self) -> Option<&Expr> {
+        self.root.as_deref()
+    }
+
     /// Parses selector text.
     ///
     /// Empty or whitespace-only text gives a selector that matches every message.

@@ -292,10 +292,23 @@ struct AfterPercent {
 /// A compiled `LIKE` pattern.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct LikePattern {
+    /// The pattern as tokens, for compiling it elsewhere (see `lua.rs`).
+    tokens: Box<[LikeToken]>,
     /// The segment before the first `%` (the whole pattern if it has none), possibly empty.
     head: AnchoredSegment,
     /// `None` for a pattern without `%`, which must match the whole text.
     after_percent: Option<AfterPercent>,
+}
+
+/// One token of a `LIKE` pattern, escapes resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum LikeToken {
+    /// This exact character.
+    Char(char),
+    /// `_`: exactly one character.
+    One,
+    /// `%`: any run of characters.
+    Any,
 }
 
 /// The pattern ends with an escape character that has nothing to escape.
@@ -308,6 +321,7 @@ impl LikePattern {
     pub(super) fn compile(pattern: &str, escape: Option<char>) -> Result<Self, DanglingEscape> {
         let mut segments: Vec<Vec<Element>> = Vec::new();
         let mut current = Vec::new();
+        let mut tokens = Vec::new();
         let mut chars = pattern.chars();
         while let Some(c) = chars.next() {
             let element = if Some(c) == escape {
@@ -316,12 +330,17 @@ impl LikePattern {
                 match c {
                     '_' => Element::AnyOne,
                     '%' => {
+                        tokens.push(LikeToken::Any);
                         segments.push(std::mem::take(&mut current));
                         continue;
                     }
                     other => Element::Char(other),
                 }
             };
+            tokens.push(match element {
+                Element::Char(c) => LikeToken::Char(c),
+                Element::AnyOne => LikeToken::One,
+            });
             current.push(element);
         }
         segments.push(current);
@@ -338,9 +357,15 @@ impl LikePattern {
             tail: AnchoredSegment::new(tail),
         });
         Ok(LikePattern {
+            tokens: tokens.into_boxed_slice(),
             head,
             after_percent,
         })
+    }
+
+    /// The pattern's tokens, escapes resolved.
+    pub(super) fn tokens(&self) -> &[LikeToken] {
+        &self.tokens
     }
 
     /// Whether the whole of `text` matches the pattern.

@@ -51,6 +51,7 @@ mod eval;
 mod in_list;
 mod lexer;
 mod like;
+mod lua;
 mod parser;
 mod required;
 #[cfg(test)]
@@ -58,6 +59,7 @@ mod tests;
 mod value_set;
 
 pub use compiled::Selector;
+pub use lua::LUA_RUNTIME;
 
 /// A value an identifier takes during selector evaluation.
 ///

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::broker::{Admitted, BrokerCore, Route};
 use super::envelope::{Envelope, Origin};
 use super::queue::Queue;
+use super::store::Ticket;
 
 /// A message sent in a transaction, waiting for commit.
 pub(crate) struct PendingSend {
@@ -49,6 +50,10 @@ pub(crate) struct Delivered {
     pub tag: u64,
     /// The message with its delivery headers stamped.
     pub message: Message,
+    /// Resolves once the delivery's count is durable (a persistent message kept for a later
+    /// acknowledgement, on a durable broker). Await it before the application sees the
+    /// message: a crash in between must bring the message back `redelivered`.
+    pub recorded: Option<Ticket>,
 }
 
 #[derive(Default)]
@@ -116,13 +121,12 @@ impl CoreSession {
         let tag = state.last_tag;
         env.delivery_count += 1;
         let count = env.delivery_count;
+        let mut recorded = None;
         let mut message = if keep {
             let message = Message::clone(&env.message);
             // Recorded now, not only when it comes back: a message delivered and not yet
             // acknowledged when the broker is killed returns redelivered, with this count.
-            if let Some(recorder) = queue.recorder() {
-                recorder.returned(&env);
-            }
+            recorded = queue.recorder().and_then(|r| r.delivered(&env));
             queue.delivered_unacked();
             state.unacked.push(Unacked {
                 tag,
@@ -139,7 +143,11 @@ impl CoreSession {
         header.delivery_count = count;
         header.redelivered = count > 1;
         spi::mark_received(&mut message);
-        Some(Delivered { tag, message })
+        Some(Delivered {
+            tag,
+            message,
+            recorded,
+        })
     }
 
     /// Settles the kept delivery `tag` alone: acknowledged when `ack`, else returned to its

@@ -302,6 +302,29 @@ impl Recorder {
         }
     }
 
+    /// Records the delivery count of `env`, handed out for a later acknowledgement, if it
+    /// is persistent: the ticket resolves once the count is durable. The message must not
+    /// reach the application before it does, or a crash could bring it back without
+    /// `redelivered`. `None` when nothing is recorded (or the store refused: logged, and the
+    /// delivery goes on — the message is still kept, only its count may come back short).
+    pub fn delivered(&self, env: &Envelope) -> Option<Ticket> {
+        if !env.is_persistent() {
+            return None;
+        }
+        let record = Record::DeliveryCount {
+            store: self.key.clone(),
+            id: env.seq,
+            count: env.delivery_count,
+        };
+        match self.store.record(record) {
+            Ok(ticket) => Some(ticket),
+            Err(e) => {
+                tracing::error!(error = %e, "the store refused a delivery count");
+                None
+            }
+        }
+    }
+
     /// Records `env` going back to this store after a delivery, if it is persistent.
     pub fn returned(&self, env: &Envelope) {
         if env.is_persistent() {
@@ -685,6 +708,65 @@ mod tests {
         store.open_gate();
         commit.await.unwrap();
         assert_eq!(broker.queue_depth("q"), Some(3));
+    }
+
+    #[tokio::test]
+    async fn a_kept_delivery_waits_for_its_count_to_be_durable() {
+        let store = Arc::new(Fake {
+            gated: true,
+            ..Fake::default()
+        });
+        let broker = Broker::with_store(config(), store.clone(), Recovered::default()).unwrap();
+        let connection = broker.factory().create_connection().await.unwrap();
+        connection.start().await.unwrap();
+        let q = Destination::queue("q");
+        let sender = connection
+            .create_session(SessionMode::AutoAcknowledge)
+            .await
+            .unwrap();
+        let producer = sender.create_producer(Some(&q)).await.unwrap();
+        let mut a = Message::text("a");
+        let mut send = Box::pin(producer.send(&mut a));
+        assert!(tokio::time::timeout(Duration::from_millis(20), &mut send)
+            .await
+            .is_err());
+        store.open_gate();
+        send.await.unwrap();
+        let session = connection
+            .create_session(SessionMode::ClientAcknowledge)
+            .await
+            .unwrap();
+        let consumer = session
+            .create_consumer(&q, ConsumerOptions::default())
+            .await
+            .unwrap();
+        // The count is not durable yet: the application must not see the message, or a
+        // crash now would bring it back without `redelivered`.
+        let waited = tokio::time::timeout(Duration::from_millis(50), consumer.receive()).await;
+        assert!(
+            waited.is_err(),
+            "handed out before its delivery count was durable"
+        );
+        // The cancelled receive gave the message back; once the records are durable it
+        // arrives, redelivered (its first delivery was counted).
+        store.open_gate();
+        let mut receive = Box::pin(consumer.receive());
+        let message = loop {
+            tokio::select! {
+                got = &mut receive => break got.unwrap().unwrap(),
+                _ = tokio::time::sleep(Duration::from_millis(5)) => store.open_gate(),
+            }
+        };
+        assert_eq!(message.body_text(), Some("a"));
+        assert!(message.redelivered());
+        assert_eq!(message.delivery_count(), 2);
+        let counted = store
+            .records
+            .lock()
+            .iter()
+            .filter(|r| matches!(r, Record::DeliveryCount { .. }))
+            .count();
+        assert!(counted >= 2, "each kept delivery records its count");
     }
 
     #[tokio::test]

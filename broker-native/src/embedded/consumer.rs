@@ -91,20 +91,50 @@ impl ConsumerInner {
     /// is dropped while the consumer is registered as waiting, the guard unregisters it and
     /// hands any wakeup meant for it to another waiting consumer.
     async fn next(&self, deadline: Option<Instant>, wait: bool) -> Result<Option<Message>> {
-        self.next_by(deadline, wait, |queue, env| {
-            self.session.deliver(queue, env)
-        })
-        .await
+        let delivered = self
+            .next_by(deadline, wait, |queue, env| {
+                self.session.deliver(queue, env)
+            })
+            .await?;
+        match delivered {
+            Some(delivered) => Ok(Some(self.recorded(delivered).await.message)),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits until `delivered`'s count is durable (see [`Delivered::recorded`]) before the
+    /// application may see it. Cancelled while waiting, the delivery goes back to its queue
+    /// rather than staying held by a session that never handed it out. A store that fails
+    /// the record is logged and the message delivered anyway: it is still kept, and a crash
+    /// could only bring it back with a count short by one.
+    async fn recorded(&self, mut delivered: Delivered) -> Delivered {
+        let Some(ticket) = delivered.recorded.take() else {
+            return delivered;
+        };
+        let mut unseen = GiveBack {
+            session: &self.session,
+            tag: Some(delivered.tag),
+        };
+        if let Err(e) = ticket.await {
+            tracing::warn!(error = %e, "a delivery count was not made durable");
+        }
+        unseen.tag = None;
+        delivered
     }
 
     /// The next message, held by the session as unacknowledged in every mode until
     /// `SessionShared::settle_held` settles it by its tag.
     async fn next_held(&self, deadline: Option<Instant>) -> Result<Option<Delivered>> {
         let session = &self.session;
-        self.next_by(deadline, true, |queue, env| {
-            session.deliver_held(queue, env)
-        })
-        .await
+        let delivered = self
+            .next_by(deadline, true, |queue, env| {
+                session.deliver_held(queue, env)
+            })
+            .await?;
+        match delivered {
+            Some(delivered) => Ok(Some(self.recorded(delivered).await)),
+            None => Ok(None),
+        }
     }
 
     /// [`Self::next`] handing the taken message over with `deliver` (which returns `None`
@@ -321,6 +351,21 @@ impl Settle for HeldMessage {
 
     fn redeliver(self: Box<Self>) {
         self.session.settle_held(self.tag, false);
+    }
+}
+
+/// Gives a delivery back to its queue when dropped armed: the receive that took it was
+/// cancelled before the application saw the message.
+struct GiveBack<'a> {
+    session: &'a SessionShared,
+    tag: Option<u64>,
+}
+
+impl Drop for GiveBack<'_> {
+    fn drop(&mut self) {
+        if let Some(tag) = self.tag {
+            self.session.give_back(tag);
+        }
     }
 }
 

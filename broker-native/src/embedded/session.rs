@@ -77,10 +77,14 @@ impl SessionShared {
     /// Hands a taken message to the application through the core session, which remembers
     /// it until acknowledged in client-ack and transacted sessions. A message taken while
     /// the session closed goes back untouched and `None` is returned.
-    pub fn deliver(&self, queue: &Arc<Queue>, env: Envelope) -> Option<Message> {
-        self.core
-            .deliver(queue, env, self.keeps_unacked())
-            .map(|d| d.message)
+    pub fn deliver(&self, queue: &Arc<Queue>, env: Envelope) -> Option<Delivered> {
+        self.core.deliver(queue, env, self.keeps_unacked())
+    }
+
+    /// Gives a delivery the application never saw back to its queue (its receive was
+    /// cancelled while the delivery's count was being made durable).
+    pub fn give_back(&self, tag: u64) {
+        self.core.settle(tag, false);
     }
 
     /// Hands a taken message to a listener: like [`Self::deliver`], but remembered as

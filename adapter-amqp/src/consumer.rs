@@ -1,0 +1,660 @@
+//! Consumers: `basic.consume` on the session's channel.
+//!
+//! **Credit.** lapin buffers deliveries without bound, so what a consumer holds is bounded
+//! only by its `basic.qos` (per consumer):
+//! - with the default prefetch (`None`) a consumer holds nothing while no receive waits: a
+//!   receive starts an AMQP consumer with a credit of one and cancels it once a message
+//!   came (or the receive ends without one, or is dropped), giving back whatever arrived
+//!   in between. A message is never stranded on a consumer that is not receiving, and a
+//!   cancelled receive passes its message on.
+//! - with `Some(n)` the AMQP consumer stands for the consumer's life with a credit of `n`
+//!   (plus [`HELD_ALLOWANCE`] in CLIENT_ACKNOWLEDGE and transacted sessions, whose
+//!   handed-out messages stay unacknowledged and count against it) — the fast path.
+//!
+//! **Checks on receipt.** An expired message (its `JMSExpiration` passed on the way) is
+//! acknowledged and dropped; on a topic subscription so is a message the selector rejects,
+//! or that a no-local consumer's own connection sent. Each subscription owns its queue, so
+//! this filtering is exact.
+//!
+//! **Delivery count.** `JMSXDeliveryCount` is RabbitMQ's `x-delivery-count` plus one where
+//! the queue type keeps it (quorum). A classic queue keeps only the redelivered flag: the
+//! count is then exact for redeliveries this connection caused (it counts what it gives
+//! back), and 2 for any other redelivery.
+
+use async_trait::async_trait;
+use courier_api::listener::Settle;
+use courier_api::{
+    spi, Body, Consumer, Delivery as ListenerDelivery, Destination, Error, Message, Result,
+    Selector, SessionMode,
+};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::codec::{self, short};
+use crate::session::{Handed, SessionCore};
+use crate::topology::QueueType;
+
+/// How many handed-out, unacknowledged messages a CLIENT_ACKNOWLEDGE or transacted
+/// consumer with a prefetch may hold on top of it before RabbitMQ stops delivering to it.
+pub const HELD_ALLOWANCE: u16 = 4096;
+
+/// How long `receive_no_wait` waits for messages the broker reports ready but has not yet
+/// pushed.
+const NO_WAIT_GRACE: Duration = Duration::from_millis(200);
+
+/// The lapin consumer while one is active, and a delivery taken from it but not yet handed
+/// out.
+struct Feed {
+    stream: Option<lapin::Consumer>,
+    stashed: Option<Delivery>,
+    /// Counts activations, so a stale deactivation leaves a newer consumer alone.
+    generation: u64,
+}
+
+/// A message taken for the application, not yet settled.
+pub(crate) struct Held {
+    message: Message,
+    handed: Handed,
+}
+
+/// A consumer's state, shared with its session (recover, close).
+pub(crate) struct ConsumerCore {
+    session: Arc<SessionCore>,
+    destination: Destination,
+    queue: Arc<str>,
+    selector_text: Option<String>,
+    filter: Option<Selector>,
+    no_local: bool,
+    /// `None`: a consumer only while a receive waits; `Some(credit)`: a standing consumer.
+    standing: Option<u16>,
+    feed: tokio::sync::Mutex<Feed>,
+    closed: watch::Sender<bool>,
+}
+
+impl ConsumerCore {
+    /// A consumer of `queue`; with a prefetch, consuming starts now.
+    pub async fn start(
+        session: Arc<SessionCore>,
+        destination: Destination,
+        queue: String,
+        selector_text: Option<String>,
+        filter: Option<Selector>,
+        no_local: bool,
+        prefetch: Option<u32>,
+    ) -> Result<Arc<ConsumerCore>> {
+        short("a queue name", &queue)?;
+        let standing = prefetch.map(|n| {
+            let base = u16::try_from(n.max(1)).unwrap_or(u16::MAX);
+            match session.mode {
+                SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => base,
+                _ => base.saturating_add(HELD_ALLOWANCE),
+            }
+        });
+        let core = Arc::new(ConsumerCore {
+            session,
+            destination,
+            queue: queue.into(),
+            selector_text,
+            filter,
+            no_local,
+            standing,
+            feed: tokio::sync::Mutex::new(Feed {
+                stream: None,
+                stashed: None,
+                generation: 0,
+            }),
+            closed: watch::channel(false).0,
+        });
+        if let Some(credit) = standing {
+            let mut feed = core.feed.lock().await;
+            core.activate(&mut feed, credit).await?;
+        }
+        Ok(core)
+    }
+
+    /// Starts an AMQP consumer with `credit`, unless one is active.
+    async fn activate(&self, feed: &mut Feed, credit: u16) -> Result<()> {
+        if feed.stream.is_some() {
+            return Ok(());
+        }
+        let session = &self.session;
+        let link = &session.link;
+        link.call(
+            "basic.qos",
+            session
+                .channel
+                .basic_qos(credit, BasicQosOptions { global: false }),
+        )
+        .await?;
+        let stream = link
+            .call(
+                "basic.consume",
+                session.channel.basic_consume(
+                    short("a queue name", &self.queue)?,
+                    "".into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                ),
+            )
+            .await?;
+        feed.stream = Some(stream);
+        feed.generation += 1;
+        Ok(())
+    }
+
+    /// Cancels the AMQP consumer, if one is active, and gives back what arrived for it.
+    async fn deactivate(&self, feed: &mut Feed) -> Result<()> {
+        let Some(mut stream) = feed.stream.take() else {
+            return Ok(());
+        };
+        let session = &self.session;
+        session
+            .link
+            .call(
+                "basic.cancel",
+                session
+                    .channel
+                    .basic_cancel(stream.tag(), BasicCancelOptions::default()),
+            )
+            .await?;
+        let mut extra = Vec::new();
+        while let Some(Some(Ok(d))) = stream.next().now_or_never() {
+            extra.push(d.delivery_tag);
+        }
+        for tag in extra {
+            self.give_back(tag).await?;
+        }
+        Ok(())
+    }
+
+    /// Returns a delivery never handed out to its queue.
+    async fn give_back(&self, tag: u64) -> Result<()> {
+        if self.session.mode == SessionMode::Transacted {
+            self.session.release_later(tag);
+            Ok(())
+        } else {
+            self.session.nack(tag, true).await
+        }
+    }
+
+    /// Whether the consumer keeps an AMQP consumer with a prefetch for its whole life.
+    pub fn is_standing(&self) -> bool {
+        self.standing.is_some()
+    }
+
+    /// Marks the consumer closed: pending receives return `None`.
+    pub fn closing(&self) {
+        self.closed.send_replace(true);
+    }
+
+    /// Drops the delivery taken but not handed out (the session's `recover` gives it back at
+    /// the broker).
+    pub fn forget_held(&self) {
+        // A receive holding the feed has nothing stashed that it will not hand out itself.
+        if let Ok(mut feed) = self.feed.try_lock() {
+            feed.stashed = None;
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        self.session.check()?;
+        if *self.closed.borrow() {
+            return Err(Error::illegal_state("the consumer is closed"));
+        }
+        Ok(())
+    }
+
+    /// Resolves when the consumer or its session is closed.
+    async fn closed_signal(&self) {
+        let mut mine = self.closed.subscribe();
+        let mut session = self.session.closed.subscribe();
+        tokio::select! {
+            _ = mine.wait_for(|c| *c) => {}
+            _ = session.wait_for(|c| *c) => {}
+        }
+    }
+
+    /// The next message for the application, unsettled, waiting until `deadline` (`None`:
+    /// forever; `no_wait`: only for what is there now).
+    async fn next_held(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        no_wait: bool,
+    ) -> Result<Option<Held>> {
+        self.check()?;
+        let link = self.session.link.clone();
+        let mut feed = tokio::select! {
+            feed = self.feed.lock() => feed,
+            () = self.closed_signal() => return Ok(None),
+        };
+        let mut guard = CancelGuard {
+            core: self.clone(),
+            generation: None,
+        };
+        let mut grace: Option<Instant> = None;
+        let outcome = loop {
+            if !*link.started.borrow() {
+                tokio::select! {
+                    () = link.wait_started() => {}
+                    () = sleep_until(if no_wait { Some(Instant::now()) } else { deadline }) => break Ok(None),
+                    () = self.closed_signal() => break Ok(None),
+                    error = link.ended() => break end(error),
+                }
+            }
+            if self.standing.is_none() && feed.stream.is_none() && feed.stashed.is_none() {
+                // No consumer yet: take what is ready with one basic.get, so a busy queue
+                // costs one round trip per receive; only an empty one needs a consumer.
+                match self.get().await {
+                    Ok(Some(d)) => feed.stashed = Some(d),
+                    Ok(None) if no_wait => break Ok(None),
+                    Ok(None) => {}
+                    Err(e) => break Err(e),
+                }
+            }
+            let delivery = match feed.stashed.take() {
+                Some(d) => d,
+                None => {
+                    self.activate(&mut feed, self.standing.unwrap_or(1)).await?;
+                    guard.generation = Some(feed.generation);
+                    let stream = feed.stream.as_mut().expect("activated");
+                    if no_wait && grace.is_none() {
+                        if let Some(item) = stream.next().now_or_never() {
+                            match item {
+                                Some(Ok(d)) => {
+                                    feed.stashed = Some(d);
+                                    continue;
+                                }
+                                Some(Err(e)) => break Err(stream_error(&link, e)),
+                                None => break link.lost().map_or(Ok(None), Err),
+                            }
+                        }
+                        // A round trip: deliveries the broker sent before it are here after.
+                        let ready = self.ready_at_broker().await?;
+                        let wait = if ready > 0 {
+                            NO_WAIT_GRACE
+                        } else {
+                            Duration::from_millis(5)
+                        };
+                        grace = Some(Instant::now() + wait);
+                        continue;
+                    }
+                    let wait_until = if no_wait { grace } else { deadline };
+                    let next = tokio::select! {
+                        item = stream.next() => item,
+                        () = sleep_until(wait_until) => break Ok(None),
+                        () = self.closed_signal() => break Ok(None),
+                        error = link.ended() => break end(error),
+                    };
+                    match next {
+                        Some(Ok(d)) => d,
+                        Some(Err(e)) => break Err(stream_error(&link, e)),
+                        None => break link.lost().map_or(Ok(None), Err),
+                    }
+                }
+            };
+            if !*link.started.borrow() {
+                feed.stashed = Some(delivery);
+                continue;
+            }
+            if self.standing.is_none() {
+                // Hold nothing beyond this message: cancel before settling it frees credit.
+                if let Err(e) = self.deactivate(&mut feed).await {
+                    feed.stashed = Some(delivery);
+                    break Err(e);
+                }
+                guard.generation = None;
+            }
+            match self.admit(delivery).await {
+                Ok(Some(held)) => break Ok(Some(held)),
+                Ok(None) => continue,
+                Err(e) => break Err(e),
+            }
+        };
+        if self.standing.is_none() && feed.stream.is_some() && link.check().is_ok() {
+            self.deactivate(&mut feed).await?;
+        }
+        guard.generation = None;
+        outcome
+    }
+
+    /// One `basic.get`: the next ready message of the queue, if any. Cancel-safe: the request
+    /// runs on a task of its own, and a message it takes for a receive that was dropped
+    /// meanwhile goes back to the queue.
+    async fn get(&self) -> Result<Option<Delivery>> {
+        let session = self.session.clone();
+        let queue = short("a queue name", &self.queue)?;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let got = session
+                .link
+                .call(
+                    "basic.get",
+                    session
+                        .channel
+                        .basic_get(queue, lapin::options::BasicGetOptions { no_ack: false }),
+                )
+                .await
+                .map(|m| m.map(|m| m.delivery));
+            if let Err(Ok(Some(orphan))) = answer.send(got) {
+                let _ = session.nack(orphan.delivery_tag, true).await;
+            }
+        });
+        answered
+            .await
+            .unwrap_or_else(|_| Err(Error::illegal_state("the basic.get task ended")))
+    }
+
+    /// How many messages the consumer's queue has ready (a passive declare: a round trip on
+    /// the session's channel, after which deliveries sent before it have arrived).
+    async fn ready_at_broker(&self) -> Result<u32> {
+        let passive = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let queue = self
+            .session
+            .link
+            .call(
+                "queue.declare",
+                self.session.channel.queue_declare(
+                    short("a queue name", &self.queue)?,
+                    passive,
+                    FieldTable::default(),
+                ),
+            )
+            .await?;
+        Ok(queue.message_count())
+    }
+
+    /// Checks one delivery: the message to hand out, or `None` when it was dropped (expired,
+    /// rejected by the selector, no-local).
+    async fn admit(&self, delivery: Delivery) -> Result<Option<Held>> {
+        let tag = delivery.delivery_tag;
+        let session = &self.session;
+        let decoded = match codec::decode(&delivery.properties, delivery.data) {
+            Ok(d) => d,
+            Err(e) => {
+                // Malformed: never handed out, never redelivered in a loop.
+                session.nack(tag, false).await?;
+                return Err(e);
+            }
+        };
+        let mut message = decoded.message;
+        let handed = Handed {
+            tag,
+            queue: self.queue.clone(),
+            message_id: message.message_id().map(Arc::from),
+        };
+        let expiration = message.expiration();
+        let expired = expiration != 0 && spi::now_millis() >= expiration;
+        let own = self.no_local && decoded.connection.as_deref() == Some(session.link.tag.as_str());
+        let rejected = self.filter.as_ref().is_some_and(|f| !f.matches(&message));
+        if expired || own || rejected {
+            if session.mode == SessionMode::Transacted {
+                session.hand(handed);
+            } else {
+                session.ack(tag).await?;
+            }
+            return Ok(None);
+        }
+        let count = match (session.link.topology.queue_type(), decoded.delivery_count) {
+            (QueueType::Quorum, Some(before)) => before.saturating_add(1),
+            _ => session
+                .link
+                .delivery_count(message.message_id(), delivery.redelivered),
+        };
+        let header = spi::header_mut(&mut message);
+        header.delivery_count = count;
+        header.redelivered = delivery.redelivered || count > 1;
+        spi::mark_received(&mut message);
+        Ok(Some(Held { message, handed }))
+    }
+
+    /// Settles a message handed to the application as the session's mode says.
+    async fn settle_received(&self, handed: Handed) -> Result<()> {
+        match self.session.mode {
+            SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
+                self.session.ack(handed.tag).await
+            }
+            SessionMode::ClientAcknowledge | SessionMode::Transacted => {
+                self.session.hand(handed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Gives a message the application refused back, as the session's mode says.
+    async fn settle_refused(&self, handed: Handed) -> Result<()> {
+        match self.session.mode {
+            SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
+                self.session
+                    .link
+                    .count_redelivery(handed.message_id.as_ref());
+                self.session.nack(handed.tag, true).await
+            }
+            SessionMode::ClientAcknowledge | SessionMode::Transacted => {
+                self.session.hand(handed);
+                Ok(())
+            }
+        }
+    }
+
+    /// Cancels the consumer and gives back what it holds.
+    pub async fn close(&self) -> Result<()> {
+        if self.closed.send_replace(true) {
+            return Ok(());
+        }
+        let session = &self.session;
+        let link = &session.link;
+        if let Some(count) = link.temporaries.lock().get_mut(self.destination.name()) {
+            *count = count.saturating_sub(1);
+        }
+        if session.check().is_err() {
+            return Ok(());
+        }
+        let mut feed = self.feed.lock().await;
+        let stashed = feed.stashed.take();
+        self.deactivate(&mut feed).await?;
+        if let Some(d) = stashed {
+            self.give_back(d.delivery_tag).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Cancels the AMQP consumer of a receive dropped while waiting, so the message that comes
+/// for it goes to another consumer.
+struct CancelGuard {
+    core: Arc<ConsumerCore>,
+    /// The activation to cancel, while the receive waits on it.
+    generation: Option<u64>,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        let Some(generation) = self.generation else {
+            return;
+        };
+        if self.core.standing.is_some() {
+            return;
+        }
+        let core = self.core.clone();
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let mut feed = core.feed.lock().await;
+                if feed.generation == generation && core.session.check().is_ok() {
+                    let _ = core.deactivate(&mut feed).await;
+                }
+            });
+        }
+    }
+}
+
+/// A consumer stream's error: the connection's loss, or the request's failure.
+fn stream_error(link: &crate::link::Link, e: lapin::Error) -> Error {
+    link.lost()
+        .unwrap_or_else(|| crate::failure::map("basic.consume", e))
+}
+
+/// Sleeps until `deadline`; forever for `None`.
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => futures::future::pending().await,
+    }
+}
+
+/// What a receive returns when the connection ended: `None` after a close, the loss after a
+/// loss.
+fn end<T>(error: Error) -> Result<Option<T>> {
+    match error {
+        Error::IllegalState(_) => Ok(None),
+        e => Err(e),
+    }
+}
+
+/// How a listener's message is settled after its handler.
+struct Settler {
+    core: Arc<ConsumerCore>,
+    handed: Handed,
+}
+
+impl Settle for Settler {
+    fn acknowledge(self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        async move { self.core.settle_received(self.handed).await }.boxed()
+    }
+
+    fn redeliver(self: Box<Self>) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let core = self.core;
+        let handed = self.handed;
+        match core.session.mode {
+            SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
+                handle.spawn(async move {
+                    let _ = core.settle_refused(handed).await;
+                });
+            }
+            SessionMode::ClientAcknowledge => {
+                core.session.hand(handed);
+                handle.spawn(async move {
+                    let _ = core.session.recover().await;
+                });
+            }
+            SessionMode::Transacted => core.session.hand(handed),
+        }
+    }
+}
+
+/// A consumer handle.
+pub(crate) struct AmqpConsumer {
+    core: Arc<ConsumerCore>,
+}
+
+impl AmqpConsumer {
+    /// The handle of `core`.
+    pub fn new(core: Arc<ConsumerCore>) -> Self {
+        AmqpConsumer { core }
+    }
+
+    async fn take(&self, deadline: Option<Instant>, no_wait: bool) -> Result<Option<Message>> {
+        let Some(held) = self.core.next_held(deadline, no_wait).await? else {
+            return Ok(None);
+        };
+        self.core.settle_received(held.handed).await?;
+        Ok(Some(held.message))
+    }
+}
+
+/// The deadline `timeout` from now; `None` (never) when it is too far to represent.
+fn deadline_in(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+#[async_trait]
+impl Consumer for AmqpConsumer {
+    fn destination(&self) -> &Destination {
+        &self.core.destination
+    }
+
+    fn selector(&self) -> Option<&str> {
+        self.core.selector_text.as_deref()
+    }
+
+    async fn receive(&self) -> Result<Option<Message>> {
+        self.take(None, false).await
+    }
+
+    async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
+        self.take(deadline_in(timeout), false).await
+    }
+
+    async fn receive_no_wait(&self) -> Result<Option<Message>> {
+        self.take(None, true).await
+    }
+
+    async fn receive_body(&self, timeout: Option<Duration>) -> Result<Option<Body>> {
+        let deadline = timeout.and_then(deadline_in);
+        let Some(held) = self.core.next_held(deadline, false).await? else {
+            return Ok(None);
+        };
+        match spi::body_for_receive_body(&held.message) {
+            Ok(body) => {
+                self.core.settle_received(held.handed).await?;
+                Ok(Some(body))
+            }
+            Err(e) => {
+                self.core.settle_refused(held.handed).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// The listener's next message; `None` once the consumer is closed, which ends the
+    /// listener.
+    async fn receive_delivery(&self) -> Result<Option<ListenerDelivery>> {
+        self.core.session.check()?;
+        if *self.core.closed.borrow() {
+            return Ok(None);
+        }
+        let Some(held) = self.core.next_held(None, false).await? else {
+            return Ok(None);
+        };
+        let settle = Settler {
+            core: self.core.clone(),
+            handed: held.handed,
+        };
+        Ok(Some(ListenerDelivery::new(held.message, Box::new(settle))))
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.core.close().await
+    }
+}
+
+impl Drop for AmqpConsumer {
+    fn drop(&mut self) {
+        if *self.core.closed.borrow() {
+            return;
+        }
+        let core = self.core.clone();
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let _ = core.close().await;
+                });
+            }
+            Err(_) => core.closing(),
+        }
+    }
+}

@@ -1,0 +1,282 @@
+//! Producers: publishes on the session's channel.
+//!
+//! A queue is declared before the first send to it on a connection (sending to a queue
+//! creates it, as in JMS) and published to through the default exchange, `mandatory`, so a
+//! message RabbitMQ cannot route (a deleted temporary queue) comes back as an error. A topic
+//! is published to through the topics exchange; a message no subscription takes is dropped,
+//! as JMS wants.
+//!
+//! Outside transactions a send returns once RabbitMQ confirmed it. The confirm is awaited
+//! bounded: when the connection is lost, the channel closes or RabbitMQ does not answer in
+//! the request timeout, the send is [`Error::InDoubt`] — never hung, never silently lost.
+//! `send_async` publishes at once and completes its receipt when the confirm arrives, so
+//! many sends are in flight together.
+
+use async_trait::async_trait;
+use courier_api::{
+    spi, Destination, DestinationKind, Error, InDoubtOperation, Message, Producer, Result,
+    SendCompletion, SendOptions, SendReceipt, SessionMode,
+};
+use lapin::options::BasicPublishOptions;
+use lapin::{Confirmation, PublisherConfirm};
+use parking_lot::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::codec::{self, short};
+use crate::link::Link;
+use crate::session::SessionCore;
+use crate::topology::TOPICS;
+
+/// The largest body RabbitMQ accepts by default (`max_message_size`, 128 MiB).
+pub const MAX_BODY: usize = 128 * 1024 * 1024;
+
+/// How many pipelined sends a producer keeps unconfirmed before `send_async` waits.
+pub const MAX_OUTSTANDING: usize = 4096;
+
+/// A pipelined send waiting for its confirm, or a flush waiting for all before it.
+enum Waiting {
+    /// A send: its confirm, the message sent and the receipt to complete.
+    Send(Box<(PublisherConfirm, Message, SendCompletion)>),
+    /// A flush: answered once every send before it completed.
+    Flush(oneshot::Sender<()>),
+}
+
+/// A producer.
+pub(crate) struct AmqpProducer {
+    session: Arc<SessionCore>,
+    destination: Option<Destination>,
+    options: Mutex<SendOptions>,
+    closed: AtomicBool,
+    /// The confirms of pipelined sends, awaited in send order by one task, so receipts
+    /// resolve in send order.
+    pipeline: Mutex<Option<mpsc::Sender<Waiting>>>,
+}
+
+impl AmqpProducer {
+    /// A producer of `session`, with a default destination or none.
+    pub fn new(session: Arc<SessionCore>, destination: Option<Destination>) -> Self {
+        AmqpProducer {
+            session,
+            destination,
+            options: Mutex::new(SendOptions::default()),
+            closed: AtomicBool::new(false),
+            pipeline: Mutex::new(None),
+        }
+    }
+
+    /// The queue of the confirm task, started on first use.
+    fn pipeline(&self) -> mpsc::Sender<Waiting> {
+        let mut pipeline = self.pipeline.lock();
+        if let Some(sender) = pipeline.as_ref() {
+            return sender.clone();
+        }
+        let (sender, mut waiting) = mpsc::channel::<Waiting>(MAX_OUTSTANDING);
+        let link = self.session.link.clone();
+        tokio::spawn(async move {
+            while let Some(next) = waiting.recv().await {
+                match next {
+                    Waiting::Send(send) => {
+                        let (confirm, message, completion) = *send;
+                        let name = message
+                            .destination()
+                            .map(ToString::to_string)
+                            .unwrap_or_default();
+                        let outcome = confirmed(&link, name, confirm).await.map(|()| message);
+                        completion.complete(outcome);
+                    }
+                    Waiting::Flush(done) => {
+                        let _ = done.send(());
+                    }
+                }
+            }
+        });
+        *pipeline = Some(sender.clone());
+        sender
+    }
+
+    /// Waits until every pipelined send before it has its outcome.
+    async fn wait_pipeline(&self) {
+        let sender = self.pipeline.lock().clone();
+        let Some(sender) = sender else { return };
+        let (done, flushed) = oneshot::channel();
+        if sender.send(Waiting::Flush(done)).await.is_ok() {
+            let _ = flushed.await;
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        self.session.check()?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::illegal_state("the producer is closed"));
+        }
+        Ok(())
+    }
+
+    /// Stamps and publishes `message`; the confirm to wait for, if the channel confirms.
+    async fn publish(
+        &self,
+        destination: Option<&Destination>,
+        message: &mut Message,
+        options: &SendOptions,
+    ) -> Result<Option<PublisherConfirm>> {
+        self.check()?;
+        let destination = spi::resolve_destination(self.destination.as_ref(), destination)?;
+        options.validate()?;
+        let caps = &self.session.capabilities;
+        if options.priority != courier_api::message::DEFAULT_PRIORITY && !caps.priority {
+            return Err(Link::unsupported("message priority on quorum queues"));
+        }
+        if !options.delivery_delay.is_zero() && !caps.delivery_delay {
+            return Err(Link::unsupported("delivery delay"));
+        }
+        let id: Arc<str> = format!("ID:{}", uuid::Uuid::new_v4().simple()).into();
+        let now = spi::stamp(message, destination, options, Some(id))?;
+        let link = &self.session.link;
+        let (properties, body) = codec::encode(message, &link.tag, now)?;
+        if body.len() > MAX_BODY {
+            return Err(Error::ResourceLimit(format!(
+                "the body is {} bytes; RabbitMQ accepts at most {MAX_BODY}",
+                body.len()
+            )));
+        }
+        let channel = &self.session.channel;
+        let routing_key = short("a destination name", destination.name())?;
+        let (exchange, mandatory) = match destination.kind() {
+            DestinationKind::Queue => {
+                link.declare_queue(channel, destination.name()).await?;
+                ("", true)
+            }
+            DestinationKind::TemporaryQueue => ("", true),
+            DestinationKind::Topic => {
+                link.declare_topics(channel).await?;
+                (TOPICS, false)
+            }
+            DestinationKind::TemporaryTopic => {
+                let ours = link.temporaries.lock().contains_key(destination.name());
+                if !ours && !link.queue_exists(destination.name()).await? {
+                    return Err(Error::invalid_destination(
+                        destination.to_string(),
+                        "the temporary topic was deleted (its connection closed)",
+                    ));
+                }
+                link.declare_topics(channel).await?;
+                (TOPICS, false)
+            }
+        };
+        let publish = BasicPublishOptions {
+            mandatory,
+            immediate: false,
+        };
+        let confirm = link
+            .call(
+                "basic.publish",
+                channel.basic_publish(exchange.into(), routing_key, publish, &body, properties),
+            )
+            .await?;
+        if self.session.mode == SessionMode::Transacted {
+            return Ok(None);
+        }
+        Ok(Some(confirm))
+    }
+}
+
+/// Waits for `confirm`, bounded by the connection's end and the request timeout.
+async fn confirmed(link: &Link, destination: String, confirm: PublisherConfirm) -> Result<()> {
+    let in_doubt = |reason: String| Error::in_doubt(InDoubtOperation::Send, reason);
+    let outcome = tokio::select! {
+        outcome = confirm => outcome,
+        error = link.ended() => {
+            return Err(in_doubt(format!("the connection ended before RabbitMQ confirmed the send: {error}")))
+        }
+        () = tokio::time::sleep(link.request_timeout) => {
+            return Err(in_doubt("RabbitMQ did not confirm the send in time".into()))
+        }
+    };
+    match outcome {
+        Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => Ok(()),
+        Ok(Confirmation::Ack(Some(_returned))) => Err(Error::invalid_destination(
+            destination,
+            "RabbitMQ could not route the message (the queue does not exist)",
+        )),
+        Ok(Confirmation::Nack(_)) => Err(Error::ResourceLimit(
+            "RabbitMQ refused the message (nack)".into(),
+        )),
+        Err(e) => Err(in_doubt(format!(
+            "the channel failed before the confirm: {e}"
+        ))),
+    }
+}
+
+#[async_trait]
+impl Producer for AmqpProducer {
+    fn destination(&self) -> Option<&Destination> {
+        self.destination.as_ref()
+    }
+
+    fn options(&self) -> SendOptions {
+        *self.options.lock()
+    }
+
+    fn set_options(&self, options: SendOptions) -> Result<()> {
+        self.check()?;
+        options.validate()?;
+        *self.options.lock() = options;
+        Ok(())
+    }
+
+    async fn send_with(
+        &self,
+        destination: Option<&Destination>,
+        message: &mut Message,
+        options: &SendOptions,
+    ) -> Result<()> {
+        let confirm = self.publish(destination, message, options).await?;
+        match confirm {
+            None => Ok(()),
+            Some(confirm) => {
+                let name = message
+                    .destination()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                confirmed(&self.session.link, name, confirm).await
+            }
+        }
+    }
+
+    async fn send_async_with(
+        &self,
+        destination: Option<&Destination>,
+        message: Message,
+        options: &SendOptions,
+    ) -> Result<SendReceipt> {
+        let mut message = message;
+        let Some(confirm) = self.publish(destination, &mut message, options).await? else {
+            return Ok(SendReceipt::ready(Ok(message)));
+        };
+        let (completion, receipt) = SendReceipt::pending();
+        let waiting = Waiting::Send(Box::new((confirm, message, completion)));
+        // A full pipeline waits here: backpressure at MAX_OUTSTANDING unconfirmed sends.
+        if self.pipeline().send(waiting).await.is_err() {
+            return Err(Error::illegal_state("the producer's confirm task ended"));
+        }
+        Ok(receipt)
+    }
+
+    async fn flush(&self) -> Result<()> {
+        self.wait_pipeline().await;
+        Ok(())
+    }
+
+    fn max_outstanding(&self) -> usize {
+        MAX_OUTSTANDING
+    }
+
+    /// Closes the producer once every pipelined send has its outcome.
+    async fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        self.wait_pipeline().await;
+        Ok(())
+    }
+}

@@ -1,0 +1,707 @@
+//! [`RedisConsumer`] and [`RedisBrowser`].
+//!
+//! A consumer holds nothing ahead of its receives (an exact prefetch of zero): each receive
+//! runs the take script, which marks the message in flight for this connection. With nothing
+//! to take it waits for the destination's notification, the due time of its next delayed
+//! message, the end of the connection, or its own timeout, whichever comes first, and takes
+//! again.
+//!
+//! A consumer with a selector reads its destination's ready index in order, a page at a time,
+//! evaluates the selector with the api's evaluator on each message, and takes the first
+//! match by id (the take script takes it only if it is still ready, so two consumers never
+//! take one message). On a subscription, a message its selector does not match is dropped
+//! (the subscription exists only for that selector); on a queue it stays for others.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use courier_api::listener::{Delivery, Settle};
+use courier_api::{
+    spi, Browser, Consumer, ConsumerOptions, Destination, Error, InDoubtOperation, Message, Result,
+    Selector, SessionMode,
+};
+use futures::future::BoxFuture;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::args::{self, Args};
+use crate::connection::{Joined, Shared};
+use crate::keys;
+use crate::session::{Held, SessionShared};
+
+/// How many ready messages a selector consumer or a browser reads per round trip.
+const PAGE: usize = 100;
+
+/// The topic subscription a consumer reads.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    pub sub: String,
+    pub owner: String,
+    pub exclusive: bool,
+    pub destroy: bool,
+}
+
+/// Leaves a subscription (destroying a non-durable one with no consumer left).
+pub(crate) async fn leave(conn: &Shared, joined: &Joined) -> Result<()> {
+    conn.eval(
+        &joined.root,
+        Args::op("leave")
+            .add(&joined.sub)
+            .add(&joined.token)
+            .add(if joined.destroy { 1 } else { 0 })
+            .0,
+        None,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// The first equality the selector requires of a property (`key = 'a'`, `key IN (…)`), as
+/// typed index values; the destination then indexes that property (once, backfilled).
+async fn equality_index(
+    conn: &Shared,
+    root: &str,
+    base: &str,
+    selector: &Selector,
+) -> Result<Option<(String, Vec<String>)>> {
+    let found = selector
+        .required_equalities()
+        .into_iter()
+        .find_map(|(name, values)| {
+            if name.starts_with("JMSPriority") || name == "JMSXDeliveryCount" {
+                return None;
+            }
+            let typed: Option<Vec<String>> =
+                values.iter().map(crate::fields::typed_value).collect();
+            typed.map(|t| (name, t))
+        });
+    let Some((name, values)) = found else {
+        return Ok(None);
+    };
+    conn.eval(root, Args::op("index").add(base).add(&name).0, None)
+        .await?;
+    Ok(Some((name, values)))
+}
+
+/// Whether this connection has a consumer open on a destination root.
+pub(crate) fn has_open_consumer(conn: &Shared, root: &str) -> bool {
+    conn.consumers.lock().get(root).is_some_and(|n| *n > 0)
+}
+
+/// What one take found (short-lived, so the size of a message inline does not matter).
+#[allow(clippy::large_enum_variant)]
+enum Taken {
+    Message(Message, Held),
+    /// Nothing now; the next delayed message is due then (ms), if any.
+    Empty(Option<u64>),
+}
+
+/// A consumer on a Redis session.
+pub struct RedisConsumer {
+    session: Arc<SessionShared>,
+    destination: Destination,
+    selector_text: Option<String>,
+    selector: Option<Selector>,
+    /// The selector compiled to Lua, evaluated by the take script.
+    lua: Option<String>,
+    /// A property the selector requires equal to one of these typed values: the take script
+    /// reads only that property's equality indexes.
+    index: Option<(String, Vec<String>)>,
+    root: String,
+    base: String,
+    joined: Option<Joined>,
+    notify: Arc<Notify>,
+    closed: AtomicBool,
+    wake: Notify,
+    receiving: tokio::sync::Mutex<()>,
+}
+
+impl RedisConsumer {
+    pub(crate) async fn open(
+        session: Arc<SessionShared>,
+        destination: &Destination,
+        options: ConsumerOptions,
+        subscription: Option<Subscription>,
+    ) -> Result<RedisConsumer> {
+        let conn = session.conn.clone();
+        let selector_text = options.effective_selector().map(str::to_string);
+        let selector = selector_text.as_deref().map(Selector::parse).transpose()?;
+        if destination.is_temporary() && !conn.owns_temporary(destination) {
+            return Err(Error::invalid_destination(
+                destination.to_string(),
+                "only the connection that created a temporary destination consumes from it",
+            ));
+        }
+        let root = keys::root(destination);
+        let notify = conn.watch(&root).await?;
+        let (base, joined) = match subscription {
+            None => (root.clone(), None),
+            Some(s) => {
+                let token = format!("{}|{}", conn.id, uuid::Uuid::new_v4().simple());
+                let nolocal = if options.no_local {
+                    conn.id.clone()
+                } else {
+                    String::new()
+                };
+                let ok = conn
+                    .eval(
+                        &root,
+                        Args::op("subscribe")
+                            .add(&s.sub)
+                            .add(&s.owner)
+                            .add(&nolocal)
+                            .add(&token)
+                            .add(&conn.id)
+                            .add(conn.lease_ms())
+                            .add(if s.exclusive { 1 } else { 0 })
+                            .0,
+                        None,
+                    )
+                    .await?;
+                if args::int(&ok)? != 1 {
+                    return Err(Error::illegal_state(
+                        "the durable subscription already has an active consumer",
+                    ));
+                }
+                let joined = Joined {
+                    root: root.clone(),
+                    sub: s.sub.clone(),
+                    token,
+                    destroy: s.destroy,
+                };
+                conn.joined.lock().push(joined.clone());
+                (keys::subscription_base(&root, &s.sub), Some(joined))
+            }
+        };
+        let index = match &selector {
+            Some(selector) => equality_index(&conn, &root, &base, selector).await?,
+            None => None,
+        };
+        *conn.consumers.lock().entry(root.clone()).or_default() += 1;
+        Ok(RedisConsumer {
+            session,
+            destination: destination.clone(),
+            selector_text,
+            lua: selector.as_ref().map(Selector::to_lua),
+            index,
+            selector,
+            root,
+            base,
+            joined,
+            notify,
+            closed: AtomicBool::new(false),
+            wake: Notify::new(),
+            receiving: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn conn(&self) -> &Shared {
+        &self.session.conn
+    }
+
+    /// One attempt to take a message for this consumer.
+    async fn take(&self) -> Result<Taken> {
+        let conn = self.conn();
+        let (max, dlq) = conn.dead_letter(&self.root);
+        let (Some(selector), Some(source)) = (&self.selector, &self.lua) else {
+            return self.take_id(max, &dlq, "").await;
+        };
+        let mut after = "-inf".to_string();
+        loop {
+            let reply = args::array(
+                conn.eval(
+                    &self.root,
+                    Args::op("take_matching")
+                        .add(&self.base)
+                        .add(&conn.id)
+                        .add(conn.now())
+                        .add(conn.lease_ms())
+                        .add(max)
+                        .add(&dlq)
+                        .add(source)
+                        .add(&after)
+                        .add(if self.joined.is_some() { 1 } else { 0 })
+                        .add(self.index.as_ref().map_or("", |(name, _)| name.as_str()))
+                        .extend(self.index.iter().flat_map(|(_, values)| values.iter()))
+                        .0,
+                    None,
+                )
+                .await?,
+            )?;
+            if reply.first().map(args::int).transpose()? != Some(2) {
+                return self.taken(reply).await;
+            }
+            // Lua could not decide (64-bit arithmetic beyond 2^53): the api's evaluator does.
+            let (Some(id), Some(score), Some(encoded)) = (reply.get(1), reply.get(2), reply.get(3))
+            else {
+                return Err(Error::protocol("an undecided reply without its message"));
+            };
+            let id = args::text(id)?;
+            after = args::text(score)?;
+            let message = Message::decode(args::bytes(encoded)?)?;
+            if selector.matches(&message) {
+                if let Taken::Message(m, held) = self.take_id(max, &dlq, &id).await? {
+                    return Ok(Taken::Message(m, held));
+                }
+            } else if self.joined.is_some() {
+                conn.eval(
+                    &self.root,
+                    Args::op("drop").add(&self.base).add(&id).0,
+                    None,
+                )
+                .await?;
+            }
+        }
+    }
+
+    async fn take_id(&self, max: u32, dlq: &str, want: &str) -> Result<Taken> {
+        let conn = self.conn();
+        let reply = args::array(
+            conn.eval(
+                &self.root,
+                Args::op("take")
+                    .add(&self.base)
+                    .add(&conn.id)
+                    .add(conn.now())
+                    .add(conn.lease_ms())
+                    .add(max)
+                    .add(dlq)
+                    .add(want)
+                    .0,
+                None,
+            )
+            .await?,
+        )?;
+        self.taken(reply).await
+    }
+
+    /// Reads a take reply: {1, id, encoded, count} or {0, next due}.
+    async fn taken(&self, reply: Vec<redis::Value>) -> Result<Taken> {
+        if reply.first().map(args::int).transpose()? != Some(1) {
+            let due = reply.get(1).map(args::int).transpose()?.unwrap_or(-1);
+            return Ok(Taken::Empty(u64::try_from(due).ok()));
+        }
+        let (Some(id), Some(encoded), Some(count)) = (reply.get(1), reply.get(2), reply.get(3))
+        else {
+            return Err(Error::protocol("a take reply without its message"));
+        };
+        let id = args::text(id)?;
+        let count = args::int(count)?;
+        let held = Held {
+            root: self.root.clone(),
+            base: self.base.clone(),
+            id,
+        };
+        let mut message = match Message::decode(args::bytes(encoded)?) {
+            Ok(m) => m,
+            Err(e) => {
+                // An undecodable entry is removed rather than blocking the destination.
+                self.session
+                    .commit_ops(&[], &[held], InDoubtOperation::Acknowledge)
+                    .await?;
+                return Err(e);
+            }
+        };
+        let header = spi::header_mut(&mut message);
+        header.delivery_count = u32::try_from(count).unwrap_or(u32::MAX).max(1);
+        header.redelivered = count > 1;
+        spi::mark_received(&mut message);
+        Ok(Taken::Message(message, held))
+    }
+
+    /// Settles a message about to be handed to the application: acknowledged now in the
+    /// automatic modes, kept for the session's acknowledge or commit otherwise. False when
+    /// the message was no longer held (this connection's lease lapsed and it went to another
+    /// consumer): it is then not handed over, so it is not delivered twice.
+    async fn settle(&self, held: Held) -> Result<bool> {
+        match self.session.mode {
+            SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
+                self.session
+                    .commit_ops(&[], &[held], InDoubtOperation::Acknowledge)
+                    .await
+            }
+            SessionMode::ClientAcknowledge | SessionMode::Transacted => {
+                self.session.held.lock().push(held);
+                Ok(true)
+            }
+        }
+    }
+
+    /// Receives and settles.
+    async fn receive_settled(
+        &self,
+        deadline: Option<Instant>,
+        no_wait: bool,
+    ) -> Result<Option<Message>> {
+        loop {
+            match self.receive_until(deadline, no_wait).await? {
+                Some((message, held)) => {
+                    if self.settle(held).await? {
+                        return Ok(Some(message));
+                    }
+                }
+                None => return Ok(None),
+            }
+        }
+    }
+
+    fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire) || self.session.is_closed()
+    }
+
+    /// Receives with an optional deadline; `no_wait` looks once.
+    async fn receive_until(
+        &self,
+        deadline: Option<Instant>,
+        no_wait: bool,
+    ) -> Result<Option<(Message, Held)>> {
+        self.session.check()?;
+        if self.is_closed() {
+            return Err(Error::illegal_state("the consumer is closed"));
+        }
+        let _one = self.receiving.lock().await;
+        loop {
+            if self.is_closed() {
+                return Ok(None);
+            }
+            self.session.check()?;
+            let conn = self.conn();
+            let wake = self.wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let mut next_due = None;
+            if conn.started() {
+                let guard = conn.delivering.read().await;
+                if conn.started() && !self.is_closed() {
+                    match self.take().await? {
+                        Taken::Message(m, held) => return Ok(Some((m, held))),
+                        Taken::Empty(due) => next_due = due,
+                    }
+                }
+                drop(guard);
+            }
+            if no_wait {
+                return Ok(None);
+            }
+            let now_ms = conn.now();
+            let due_in = next_due.map(|d| Duration::from_millis(d.saturating_sub(now_ms) + 1));
+            let wait_until = match (deadline, due_in) {
+                (Some(d), Some(due)) => Some(d.min(Instant::now() + due)),
+                (Some(d), None) => Some(d),
+                (None, Some(due)) => Some(Instant::now() + due),
+                (None, None) => None,
+            };
+            let sleep = async {
+                match wait_until {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut notified => {}
+                _ = &mut wake => {}
+                _ = sleep => {}
+                e = conn.ended() => {
+                    if conn.is_closed() {
+                        return Ok(None);
+                    }
+                    return Err(e);
+                }
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                // One last look, as a receive that timed out at the moment a message came.
+                if conn.started() && !self.is_closed() {
+                    let _guard = conn.delivering.read().await;
+                    if let Taken::Message(m, held) = self.take().await? {
+                        return Ok(Some((m, held)));
+                    }
+                }
+                return Ok(None);
+            }
+        }
+    }
+
+    async fn close_inner(&self) -> Result<()> {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.wake.notify_waiters();
+        let conn = self.session.conn.clone();
+        if let Some(n) = conn.consumers.lock().get_mut(&self.root) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(joined) = &self.joined {
+            conn.joined.lock().retain(|j| j.token != joined.token);
+            if conn.check().is_ok() {
+                leave(&conn, joined).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads a page of a destination's ready index: (score, id, message unless expired).
+pub(crate) async fn browse_page(
+    conn: &Shared,
+    root: &str,
+    base: &str,
+    after: &str,
+) -> Result<Vec<(String, String, Option<Message>)>> {
+    let reply = args::array(
+        conn.eval(
+            root,
+            Args::op("browse")
+                .add(base)
+                .add(conn.now())
+                .add(after)
+                .add(PAGE)
+                .0,
+            None,
+        )
+        .await?,
+    )?;
+    let mut out = Vec::with_capacity(reply.len() / 3);
+    for triple in reply.chunks(3) {
+        let [score, id, encoded] = triple else {
+            return Err(Error::protocol("a browse reply of the wrong length"));
+        };
+        let encoded = args::bytes(encoded)?;
+        let message = if encoded.is_empty() {
+            None
+        } else {
+            Some(Message::decode(encoded)?)
+        };
+        out.push((args::text(score)?, args::text(id)?, message));
+    }
+    Ok(out)
+}
+
+fn deadline(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
+#[async_trait]
+impl Consumer for RedisConsumer {
+    fn destination(&self) -> &Destination {
+        &self.destination
+    }
+
+    fn selector(&self) -> Option<&str> {
+        self.selector_text.as_deref()
+    }
+
+    async fn receive(&self) -> Result<Option<Message>> {
+        self.receive_settled(None, false).await
+    }
+
+    async fn receive_timeout(&self, timeout: Duration) -> Result<Option<Message>> {
+        if timeout.is_zero() {
+            return self.receive_settled(None, false).await;
+        }
+        self.receive_settled(deadline(timeout), false).await
+    }
+
+    async fn receive_no_wait(&self) -> Result<Option<Message>> {
+        self.receive_settled(None, true).await
+    }
+
+    /// A message whose body cannot be returned whole stays: it goes back, redelivered.
+    async fn receive_body(&self, timeout: Option<Duration>) -> Result<Option<courier_api::Body>> {
+        let deadline = match timeout {
+            None | Some(Duration::ZERO) => None,
+            Some(t) => deadline(t),
+        };
+        let Some((message, held)) = self.receive_until(deadline, false).await? else {
+            return Ok(None);
+        };
+        match spi::body_for_receive_body(&message) {
+            Ok(body) => {
+                if !self.settle(held).await? {
+                    return Err(Error::illegal_state(
+                        "the message went to another consumer (this connection's lease lapsed)",
+                    ));
+                }
+                Ok(Some(body))
+            }
+            Err(e) => {
+                self.session.release(vec![held]).await?;
+                Err(e)
+            }
+        }
+    }
+
+    /// A closed consumer ends its listener: `None`, not an error.
+    async fn receive_delivery(&self) -> Result<Option<Delivery>> {
+        if self.is_closed() {
+            self.session.conn.check()?;
+            return Ok(None);
+        }
+        let Some((message, held)) = self.receive_until(None, false).await? else {
+            return Ok(None);
+        };
+        Ok(Some(Delivery::new(
+            message,
+            Box::new(Settlement {
+                session: self.session.clone(),
+                held: Some(held),
+            }),
+        )))
+    }
+
+    async fn close(&self) -> Result<()> {
+        if self.session.conn.check().is_err() {
+            self.closed.store(true, Ordering::Release);
+            self.wake.notify_waiters();
+            return Ok(());
+        }
+        self.close_inner().await
+    }
+}
+
+impl Drop for RedisConsumer {
+    fn drop(&mut self) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let conn = self.session.conn.clone();
+        if let Some(n) = conn.consumers.lock().get_mut(&self.root) {
+            *n = n.saturating_sub(1);
+        }
+        if let Some(joined) = self.joined.clone() {
+            conn.joined.lock().retain(|j| j.token != joined.token);
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if conn.check().is_ok() {
+                        let _ = leave(&conn, &joined).await;
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// How a listener's delivery is settled: acknowledged after its handler succeeded, given
+/// back (redelivered) when the handler failed or the delivery was dropped.
+struct Settlement {
+    session: Arc<SessionShared>,
+    held: Option<Held>,
+}
+
+impl Settle for Settlement {
+    fn acknowledge(mut self: Box<Self>) -> BoxFuture<'static, Result<()>> {
+        let held = self.held.take();
+        let session = self.session.clone();
+        Box::pin(async move {
+            let Some(held) = held else { return Ok(()) };
+            match session.mode {
+                SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
+                    session
+                        .commit_ops(&[], &[held], InDoubtOperation::Acknowledge)
+                        .await?;
+                }
+                SessionMode::ClientAcknowledge | SessionMode::Transacted => {
+                    session.held.lock().push(held);
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn redeliver(mut self: Box<Self>) {
+        let Some(held) = self.held.take() else { return };
+        let session = self.session.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = session.release(vec![held]).await;
+            });
+        }
+    }
+}
+
+/// A browser: reads a queue's ready index in delivery order without taking.
+pub struct RedisBrowser {
+    session: Arc<SessionShared>,
+    queue: Destination,
+    selector_text: Option<String>,
+    selector: Option<Selector>,
+    root: String,
+    state: tokio::sync::Mutex<(String, VecDeque<Message>, bool)>,
+    closed: AtomicBool,
+    _guard: Mutex<()>,
+}
+
+impl RedisBrowser {
+    pub(crate) fn new(
+        session: Arc<SessionShared>,
+        queue: &Destination,
+        selector: Option<&str>,
+    ) -> Result<RedisBrowser> {
+        let selector_text = selector
+            .filter(|s| !s.trim().is_empty())
+            .map(str::to_string);
+        let parsed = selector_text.as_deref().map(Selector::parse).transpose()?;
+        Ok(RedisBrowser {
+            session,
+            queue: queue.clone(),
+            selector_text,
+            selector: parsed,
+            root: keys::root(queue),
+            state: tokio::sync::Mutex::new(("-inf".to_string(), VecDeque::new(), false)),
+            closed: AtomicBool::new(false),
+            _guard: Mutex::new(()),
+        })
+    }
+}
+
+#[async_trait]
+impl Browser for RedisBrowser {
+    fn queue(&self) -> &Destination {
+        &self.queue
+    }
+
+    fn selector(&self) -> Option<&str> {
+        self.selector_text.as_deref()
+    }
+
+    async fn next(&self) -> Result<Option<Message>> {
+        self.session.check()?;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(Error::illegal_state("the browser is closed"));
+        }
+        let mut state = self.state.lock().await;
+        loop {
+            if let Some(m) = state.1.pop_front() {
+                return Ok(Some(m));
+            }
+            if state.2 {
+                return Ok(None);
+            }
+            let page = browse_page(&self.session.conn, &self.root, &self.root, &state.0).await?;
+            if page.len() < PAGE {
+                state.2 = true;
+            }
+            if let Some(last) = page.last() {
+                state.0 = last.0.clone();
+            }
+            for (_, _, message) in page {
+                let Some(mut message) = message else { continue };
+                if self.selector.as_ref().is_none_or(|s| s.matches(&message)) {
+                    spi::mark_received(&mut message);
+                    state.1.push_back(message);
+                }
+            }
+        }
+    }
+
+    async fn close(&self) -> Result<()> {
+        self.closed.store(true, Ordering::Release);
+        Ok(())
+    }
+}

@@ -1,0 +1,512 @@
+-- Courier over Redis: every state change of the data model, run atomically inside Redis.
+-- See keys.rs for the layout. ARGV[1] names the operation; KEYS[1] is the slot root R of the
+-- destination (all of a destination's keys share R's hash tag).
+--
+-- R:seq          counter of message ids
+-- R:m:<id>       hash: e = encoded message, p = priority, x = expiration (ms, 0 = never),
+--                c = deliveries so far, s = ready score
+-- B:r            ready index (zset, score = (9 - priority) * 1e13 + id), B = R or R:s:<sub>
+-- B:d            delayed index (zset, score = due time in ms)
+-- B:h:<conn>     ids held (in flight) by a connection;  B:hs  connections holding any
+-- R:l:<conn>     a connection's lease (expires unless renewed while the connection lives)
+-- R:subs         topic subscriptions: sub id -> "owner\tnolocal" (owner "" durable, "*" shared)
+-- B:a            consumer tokens "conn|consumer" open on a subscription
+-- R:owner        the connection owning a temporary destination
+
+local op = ARGV[1]
+local STEP = 10000000000000
+
+local function num(v)
+  if not v then return 0 end
+  return tonumber(v) or 0
+end
+
+-- Equality indexes: for each property name a selector consumer registered (B:ix), one sorted
+-- set per value (B:x:<name>:<typed value>, scored like B:r) of the ready messages having it.
+local function ix_key(base, name, raw)
+  if raw == 'd-0e0' then raw = 'd0e0' end
+  return base .. ':x:' .. name .. ':' .. raw
+end
+
+local function ix_add(root, base, id, s)
+  local names = redis.call('SMEMBERS', base .. ':ix')
+  if #names == 0 then return end
+  local m = root .. ':m:' .. id
+  for _, name in ipairs(names) do
+    local raw = redis.call('HGET', m, 'v:' .. name)
+    if raw then
+      local key = ix_key(base, name, raw)
+      redis.call('ZADD', key, s, id)
+      redis.call('SADD', base .. ':xk', key)
+    end
+  end
+end
+
+local function ix_del(root, base, id)
+  local names = redis.call('SMEMBERS', base .. ':ix')
+  if #names == 0 then return end
+  local m = root .. ':m:' .. id
+  for _, name in ipairs(names) do
+    local raw = redis.call('HGET', m, 'v:' .. name)
+    if raw then redis.call('ZREM', ix_key(base, name, raw), id) end
+  end
+end
+
+local function enqueue(root, base, enc, prio, exp, due, now, fields)
+  local id = redis.call('INCR', root .. ':seq')
+  local s = (9 - prio) * STEP + id
+  local m = root .. ':m:' .. id
+  redis.call('HSET', m, 'e', enc, 'p', prio, 'x', exp, 'c', 0, 's', s)
+  if fields and #fields > 0 then redis.call('HSET', m, unpack(fields)) end
+  if due > now then
+    redis.call('ZADD', base .. ':d', due, id)
+  else
+    redis.call('ZADD', base .. ':r', s, id)
+    ix_add(root, base, id, s)
+  end
+  return id
+end
+
+local function notify(root)
+  redis.call('PUBLISH', root .. ':n', '1')
+end
+
+-- Gives a message back to its index, or to the dead-letter queue after too many attempts.
+local function requeue(root, base, id, max, dlq)
+  local m = root .. ':m:' .. id
+  local f = redis.call('HMGET', m, 'e', 'p', 'x', 'c', 's')
+  if not f[1] then return end
+  if max > 0 and num(f[4]) >= max and dlq ~= '' then
+    local all = redis.call('HGETALL', m)
+    local fields = {}
+    for k = 1, #all, 2 do
+      if string.sub(all[k], 1, 2) == 'v:' then
+        fields[#fields + 1] = all[k]
+        fields[#fields + 1] = all[k + 1]
+      end
+    end
+    redis.call('DEL', m)
+    enqueue(dlq, dlq, f[1], num(f[2]), num(f[3]), 0, 0, fields)
+    notify(dlq)
+  else
+    redis.call('ZADD', base .. ':r', f[5], id)
+    ix_add(root, base, id, f[5])
+  end
+end
+
+-- Returns what connections that are gone (lease expired) held.
+local function recover_dead(root, base, max, dlq)
+  local back = false
+  for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do
+    if redis.call('EXISTS', root .. ':l:' .. c) == 0 then
+      for _, id in ipairs(redis.call('SMEMBERS', base .. ':h:' .. c)) do
+        requeue(root, base, id, max, dlq)
+        back = true
+      end
+      redis.call('DEL', base .. ':h:' .. c)
+      redis.call('SREM', base .. ':hs', c)
+    end
+  end
+  return back
+end
+
+local function move_due(root, base, now)
+  local due = redis.call('ZRANGEBYSCORE', base .. ':d', '-inf', now)
+  for _, id in ipairs(due) do
+    local s = redis.call('HGET', root .. ':m:' .. id, 's')
+    if s then
+      redis.call('ZADD', base .. ':r', s, id)
+      ix_add(root, base, id, s)
+    end
+    redis.call('ZREM', base .. ':d', id)
+  end
+end
+
+local function next_due(base)
+  local d = redis.call('ZRANGE', base .. ':d', 0, 0, 'WITHSCORES')
+  if #d == 0 then return '-1' end
+  return d[2]
+end
+
+local function delete_ids(root, ids)
+  for _, id in ipairs(ids) do redis.call('DEL', root .. ':m:' .. id) end
+end
+
+local function destroy_sub(root, sub)
+  local base = root .. ':s:' .. sub
+  delete_ids(root, redis.call('ZRANGE', base .. ':r', 0, -1))
+  delete_ids(root, redis.call('ZRANGE', base .. ':d', 0, -1))
+  for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do
+    delete_ids(root, redis.call('SMEMBERS', base .. ':h:' .. c))
+    redis.call('DEL', base .. ':h:' .. c)
+  end
+  for _, key in ipairs(redis.call('SMEMBERS', base .. ':xk')) do redis.call('DEL', key) end
+  redis.call('DEL', base .. ':r', base .. ':d', base .. ':hs', base .. ':a', base .. ':ix',
+    base .. ':xk')
+  redis.call('HDEL', root .. ':subs', sub)
+end
+
+local function live_tokens(root, base)
+  local live = 0
+  for _, t in ipairs(redis.call('SMEMBERS', base .. ':a')) do
+    local c = string.match(t, '^([^|]*)')
+    if redis.call('EXISTS', root .. ':l:' .. c) == 1 then
+      live = live + 1
+    else
+      redis.call('SREM', base .. ':a', t)
+    end
+  end
+  return live
+end
+
+-- Adds one message to a queue, or to every live subscription of a topic.
+local function publish(root, kind, enc, prio, exp, due, now, tag, fields)
+  if kind == 'q' then
+    enqueue(root, root, enc, prio, exp, due, now, fields)
+  else
+    local subs = redis.call('HGETALL', root .. ':subs')
+    for i = 1, #subs, 2 do
+      local sub, v = subs[i], subs[i + 1]
+      local owner, nolocal = string.match(v, '^([^\t]*)\t(.*)$')
+      local base = root .. ':s:' .. sub
+      local alive = true
+      if owner == '*' then
+        alive = live_tokens(root, base) > 0
+      elseif owner ~= '' then
+        alive = redis.call('EXISTS', root .. ':l:' .. owner) == 1
+      end
+      if not alive then
+        destroy_sub(root, sub)
+      elseif nolocal == '' or nolocal ~= tag then
+        enqueue(root, base, enc, prio, exp, due, now, fields)
+      end
+    end
+  end
+  notify(root)
+end
+
+-- Marks a ready message in flight for a connection and returns it.
+local function claim(root, base, conn, lease, id, m, enc)
+  redis.call('ZREM', base .. ':r', id)
+  ix_del(root, base, id)
+  local c = redis.call('HINCRBY', m, 'c', 1)
+  redis.call('SADD', base .. ':h:' .. conn, id)
+  redis.call('SADD', base .. ':hs', conn)
+  redis.call('SET', root .. ':l:' .. conn, '1', 'PX', lease)
+  return {1, id, enc, c}
+end
+
+-- The values a selector sees: message hash fields v:<name>, typed by a first letter, read
+-- through `lookup(field)`; the priority is field p, the delivery count is passed.
+local function values_from(lookup, count)
+  local memo = {}
+  return function(name)
+    if name == 'JMSXDeliveryCount' then
+      if count > 0 then return K.long(tostring(count)) end
+      return nil
+    end
+    local field = 'v:' .. name
+    if name == 'JMSPriority' then field = 'p' end
+    local raw = memo[name]
+    if raw == nil then
+      raw = lookup(field) or false
+      memo[name] = raw
+    end
+    if not raw then return nil end
+    if name == 'JMSPriority' then return K.long(raw) end
+    local t, rest = string.sub(raw, 1, 1), string.sub(raw, 2)
+    if t == 'b' then return {'b', rest == '1'}
+    elseif t == 's' then return {'s', rest}
+    elseif t == 'l' then return K.long(rest)
+    elseif t == 'd' then return K.dbl(rest) end
+    return nil
+  end
+end
+
+-- Takes the first ready message after score `after` that the compiled selector matches.
+-- A message the selector cannot decide in Lua goes back to the client as {2, id, score, e}.
+local function take_matching(root, base, conn, now, lease, max, dlq, source, after, drop, keys)
+  recover_dead(root, base, max, dlq)
+  move_due(root, base, now)
+  local pred = assert(loadstring(source))
+  local function values_of(m, count)
+    return values_from(function(field) return redis.call('HGET', m, field) end, count)
+  end
+  -- One candidate: its verdict, or a reply to return.
+  local function consider(id, score)
+    local m = root .. ':m:' .. id
+    local f = redis.call('HMGET', m, 'x', 'c')
+    local exp = num(f[1])
+    if not f[2] then
+      redis.call('ZREM', base .. ':r', id)
+      ix_del(root, base, id)
+    elseif exp > 0 and exp <= now then
+      redis.call('ZREM', base .. ':r', id)
+      ix_del(root, base, id)
+      redis.call('DEL', m)
+    else
+      local ok, res = pcall(pred, K, values_of(m, num(f[2])))
+      if not ok then
+        if res == K.UNDECIDED then
+          return {2, id, score, redis.call('HGET', m, 'e')}
+        end
+        return redis.error_reply('courier: selector failed: ' .. tostring(res))
+      end
+      if res == true then
+        return claim(root, base, conn, lease, id, m, redis.call('HGET', m, 'e'))
+      elseif drop then
+        redis.call('ZREM', base .. ':r', id)
+        ix_del(root, base, id)
+        redis.call('DEL', m)
+      end
+    end
+    return nil
+  end
+  if #keys > 0 then
+    -- Only messages in one of the equality indexes can match: merge them in score order.
+    local heads = {}
+    local function advance(i, from)
+      local h = redis.call('ZRANGEBYSCORE', keys[i], '(' .. from, '+inf', 'WITHSCORES',
+        'LIMIT', 0, 1)
+      if #h == 0 then heads[i] = false else heads[i] = {h[1], h[2]} end
+    end
+    for i = 1, #keys do advance(i, after) end
+    while true do
+      local best = nil
+      for i = 1, #keys do
+        if heads[i] and (best == nil or tonumber(heads[i][2]) < tonumber(heads[best][2])) then
+          best = i
+        end
+      end
+      if best == nil then return {0, next_due(base)} end
+      local id, score = heads[best][1], heads[best][2]
+      advance(best, score)
+      if redis.call('ZSCORE', base .. ':r', id) then
+        local reply = consider(id, score)
+        if reply then return reply end
+      else
+        redis.call('ZREM', keys[best], id)
+      end
+    end
+  end
+  local cursor = after
+  while true do
+    local page = redis.call('ZRANGEBYSCORE', base .. ':r', '(' .. cursor, '+inf', 'WITHSCORES',
+      'LIMIT', 0, 100)
+    if #page == 0 then return {0, next_due(base)} end
+    for k = 1, #page, 2 do
+      local id, score = page[k], page[k + 1]
+      cursor = score
+      local reply = consider(id, score)
+      if reply then return reply end
+    end
+  end
+end
+
+local function take(root, base, conn, now, lease, max, dlq, want)
+  recover_dead(root, base, max, dlq)
+  move_due(root, base, now)
+  while true do
+    local id
+    if want ~= '' then
+      if not redis.call('ZSCORE', base .. ':r', want) then return {0, next_due(base)} end
+      id = want
+    else
+      local top = redis.call('ZRANGE', base .. ':r', 0, 0)
+      if #top == 0 then return {0, next_due(base)} end
+      id = top[1]
+    end
+    redis.call('ZREM', base .. ':r', id)
+    local m = root .. ':m:' .. id
+    local f = redis.call('HMGET', m, 'e', 'x')
+    if f[1] then
+      local exp = num(f[2])
+      if exp > 0 and exp <= now then
+        ix_del(root, base, id)
+        redis.call('DEL', m)
+      else
+        return claim(root, base, conn, lease, id, m, f[1])
+      end
+    end
+    if want ~= '' then return {0, next_due(base)} end
+  end
+end
+
+local R = KEYS[1]
+
+if op == 'commit' then
+  -- now, conn, tag, strict, -, nsends, [root kind enc prio exp due nfields field*]*,
+  -- nacks, [root base id]*. Strict: all or nothing when an ack's message is no longer held;
+  -- otherwise the acks of messages still held are done and the others skipped.
+  local now, conn, tag, strict = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5] == '1'
+
+  local i = 8
+  local nsends = tonumber(ARGV[7])
+  local sends = {}
+  for k = 1, nsends do
+    local nf = tonumber(ARGV[i + 6])
+    local fields = {}
+    for x = 1, nf do fields[x] = ARGV[i + 6 + x] end
+    sends[k] = {i, fields}
+    i = i + 7 + nf
+  end
+  local nacks = tonumber(ARGV[i])
+  i = i + 1
+  for k = 0, nacks - 1 do
+    local j = i + k * 3
+    if strict and redis.call('SISMEMBER', ARGV[j + 1] .. ':h:' .. conn, ARGV[j + 2]) == 0 then
+      return {0, ARGV[j + 2]}
+    end
+  end
+  for k = 1, nsends do
+    local j, fields = sends[k][1], sends[k][2]
+    publish(ARGV[j], ARGV[j + 1], ARGV[j + 2], tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4]),
+      tonumber(ARGV[j + 5]), now, tag, fields)
+  end
+  for k = 0, nacks - 1 do
+    local j = i + k * 3
+    local root, base, id = ARGV[j], ARGV[j + 1], ARGV[j + 2]
+    if redis.call('SREM', base .. ':h:' .. conn, id) == 1 then
+      redis.call('DEL', root .. ':m:' .. id)
+    end
+    if redis.call('SCARD', base .. ':h:' .. conn) == 0 then
+      redis.call('SREM', base .. ':hs', conn)
+    end
+  end
+  return {1}
+elseif op == 'take' then
+  -- base, conn, now, lease, max, dlq, want
+  return take(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8])
+elseif op == 'take_matching' then
+  -- base, conn, now, lease, max, dlq, source, after, drop, name, typed values...: the
+  -- selector's required equality on `name` (if any) picks candidates from its indexes
+  local base = ARGV[2]
+  local keys = {}
+  if ARGV[11] and ARGV[11] ~= '' then
+    for k = 12, #ARGV do keys[#keys + 1] = ix_key(base, ARGV[11], ARGV[k]) end
+  end
+  return take_matching(R, base, ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]),
+    ARGV[7], ARGV[8], ARGV[9], ARGV[10] == '1', keys)
+elseif op == 'index' then
+  -- base, name: indexes the ready messages by this property from now on (once per name)
+  local base, name = ARGV[2], ARGV[3]
+  if redis.call('SADD', base .. ':ix', name) == 1 then
+    local ready = redis.call('ZRANGE', base .. ':r', 0, -1, 'WITHSCORES')
+    for k = 1, #ready, 2 do
+      local raw = redis.call('HGET', R .. ':m:' .. ready[k], 'v:' .. name)
+      if raw then
+        local key = ix_key(base, name, raw)
+        redis.call('ZADD', key, ready[k + 1], ready[k])
+        redis.call('SADD', base .. ':xk', key)
+      end
+    end
+  end
+  return 1
+elseif op == 'evaluate' then
+  -- source, count, [field value]*: a compiled selector on these values, nothing stored:
+  -- 1 true, 0 false, -1 unknown, 2 undecided in Lua
+  local pred = assert(loadstring(ARGV[2]))
+  local values = {}
+  for k = 4, #ARGV, 2 do values[ARGV[k]] = ARGV[k + 1] end
+  local get = values_from(function(field) return values[field] end, tonumber(ARGV[3]))
+  local ok, res = pcall(pred, K, get)
+  if not ok then
+    if res == K.UNDECIDED then return 2 end
+    return redis.error_reply('courier: selector failed: ' .. tostring(res))
+  end
+  if res == true then return 1 elseif res == false then return 0 end
+  return -1
+elseif op == 'release' then
+  -- base, conn, max, dlq, ids...
+  local base, conn, max, dlq = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
+  for k = 6, #ARGV do
+    if redis.call('SREM', base .. ':h:' .. conn, ARGV[k]) == 1 then
+      requeue(R, base, ARGV[k], max, dlq)
+    end
+  end
+  if redis.call('SCARD', base .. ':h:' .. conn) == 0 then
+    redis.call('SREM', base .. ':hs', conn)
+  end
+  notify(R)
+  return 1
+elseif op == 'browse' then
+  -- base, now, after (exclusive score), limit: {score, id, enc}* of ready, unexpired messages
+  local base, now = ARGV[2], tonumber(ARGV[3])
+  move_due(R, base, now)
+  local page = redis.call('ZRANGEBYSCORE', base .. ':r', '(' .. ARGV[4], '+inf', 'WITHSCORES',
+    'LIMIT', 0, tonumber(ARGV[5]))
+  local out = {}
+  for k = 1, #page, 2 do
+    local f = redis.call('HMGET', R .. ':m:' .. page[k], 'e', 'x')
+    local exp = num(f[2])
+    table.insert(out, page[k + 1])
+    table.insert(out, page[k])
+    if f[1] and not (exp > 0 and exp <= now) then
+      table.insert(out, f[1])
+    else
+      table.insert(out, '')
+    end
+  end
+  return out
+elseif op == 'prepare' then
+  -- base, now, max, dlq: recovers and moves due messages; answers the next due time
+  local base = ARGV[2]
+  recover_dead(R, base, tonumber(ARGV[4]), ARGV[5])
+  move_due(R, base, tonumber(ARGV[3]))
+  return next_due(base)
+elseif op == 'drop' then
+  -- base, id: deletes a ready message a subscription's selector does not match
+  if redis.call('ZREM', ARGV[2] .. ':r', ARGV[3]) == 1 then
+    ix_del(R, ARGV[2], ARGV[3])
+    redis.call('DEL', R .. ':m:' .. ARGV[3])
+  end
+  return 1
+elseif op == 'subscribe' then
+  -- sub, owner, nolocal, token, conn, lease, exclusive: creates the subscription if new, joins it
+  local sub = ARGV[2]
+  if ARGV[8] == '1' and live_tokens(R, R .. ':s:' .. sub) > 0 then return 0 end
+  if redis.call('HEXISTS', R .. ':subs', sub) == 0 then
+    redis.call('HSET', R .. ':subs', sub, ARGV[3] .. '\t' .. ARGV[4])
+  end
+  redis.call('SET', R .. ':l:' .. ARGV[6], '1', 'PX', ARGV[7])
+  redis.call('SADD', R .. ':s:' .. sub .. ':a', ARGV[5])
+  return 1
+elseif op == 'leave' then
+  -- sub, token, destroy ('1' = non-durable: destroy when no live consumer is left)
+  local sub = ARGV[2]
+  local base = R .. ':s:' .. sub
+  redis.call('SREM', base .. ':a', ARGV[3])
+  if ARGV[4] == '1' and live_tokens(R, base) == 0 then destroy_sub(R, sub) end
+  return 1
+elseif op == 'unsubscribe' then
+  -- sub: refuses while a live consumer is open
+  local sub = ARGV[2]
+  local base = R .. ':s:' .. sub
+  if live_tokens(R, base) > 0 then return 0 end
+  for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do
+    if redis.call('EXISTS', R .. ':l:' .. c) == 1 then return 0 end
+  end
+  destroy_sub(R, sub)
+  return 1
+elseif op == 'abandon' then
+  -- conn, max, dlq: a lost connection's holdings go back now (the queue and every
+  -- subscription under this root), and its lease goes
+  local conn, max, dlq = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+  local bases = {R}
+  for _, sub in ipairs(redis.call('HKEYS', R .. ':subs')) do
+    bases[#bases + 1] = R .. ':s:' .. sub
+  end
+  for _, base in ipairs(bases) do
+    for _, id in ipairs(redis.call('SMEMBERS', base .. ':h:' .. conn)) do
+      requeue(R, base, id, max, dlq)
+    end
+    redis.call('DEL', base .. ':h:' .. conn)
+    redis.call('SREM', base .. ':hs', conn)
+  end
+  redis.call('DEL', R .. ':l:' .. conn)
+  notify(R)
+  return 1
+elseif op == 'depth' then
+  return redis.call('ZCARD', R .. ':r')
+end
+return redis.error_reply('courier: unknown operation ' .. tostring(op))
