@@ -30,8 +30,8 @@ mod core;
 mod embedded;
 pub mod protocol;
 mod registry;
-pub mod storage;
 pub mod server;
+pub mod storage;
 
 pub use crate::core::broker::{Broker, BrokerStats};
 pub use crate::core::store;

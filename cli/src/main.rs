@@ -91,10 +91,9 @@ async fn dispatch(command: Command) -> courier::Result<ExitCode> {
             Command::Browse(a) => browse::run(f, a, &mut out).await.map(drop),
             Command::Stats(a) => stats::run(f, a, &mut out).await,
             Command::Purge(a) => purge::run(f, a, &mut out).await.map(drop),
-            Command::Bench(_)
-            | Command::Completions(_)
-            | Command::Serve(_)
-            | Command::User(_) => Ok(()),
+            Command::Bench(_) | Command::Completions(_) | Command::Serve(_) | Command::User(_) => {
+                Ok(())
+            }
         }
     };
     tokio::select! {
