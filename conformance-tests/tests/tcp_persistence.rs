@@ -219,3 +219,171 @@ impl courier_conformance::Harness for TcpDurableHarness {
 }
 
 courier_conformance::persistence_suite!(TcpDurableHarness::new().await);
+
+/// What the producers of the crash test attempted and saw confirmed, by body `cycle-p-seq`.
+#[derive(Default)]
+struct Ledger {
+    attempted: std::collections::BTreeSet<String>,
+    confirmed: std::collections::BTreeSet<String>,
+}
+
+/// Sends until the connection is lost: producer 0 pipelines `send_async` (a window of 8),
+/// producer 1 commits transactions of three.
+async fn produce(
+    factory: Arc<TcpFactory>,
+    queue: String,
+    p: u64,
+    cycle: u64,
+    ledger: Arc<Mutex<Ledger>>,
+) {
+    use courier_api::{Destination, Message, SessionMode};
+    let Ok(connection) = factory.create_connection().await else {
+        return;
+    };
+    let transacted = p == 1;
+    let mode = if transacted {
+        SessionMode::Transacted
+    } else {
+        SessionMode::AutoAcknowledge
+    };
+    let Ok(session) = connection.create_session(mode).await else {
+        return;
+    };
+    let Ok(producer) = session
+        .create_producer(Some(&Destination::queue(queue)))
+        .await
+    else {
+        return;
+    };
+    let mut window = std::collections::VecDeque::new();
+    for seq in 1u64.. {
+        let body = format!("{cycle}-{p}-{seq:06}");
+        ledger.lock().unwrap().attempted.insert(body.clone());
+        if transacted {
+            if producer
+                .send(&mut Message::text(body.clone()))
+                .await
+                .is_err()
+            {
+                return;
+            }
+            if seq % 3 == 0 {
+                if session.commit().await.is_err() {
+                    return;
+                }
+                let mut l = ledger.lock().unwrap();
+                for s in seq - 2..=seq {
+                    l.confirmed.insert(format!("{cycle}-{p}-{s:06}"));
+                }
+            }
+        } else {
+            let Ok(receipt) = producer.send_async(Message::text(body.clone())).await else {
+                return;
+            };
+            window.push_back((body, receipt));
+            if window.len() >= 8 {
+                let (body, receipt) = window.pop_front().unwrap();
+                if receipt.await.is_err() {
+                    return;
+                }
+                ledger.lock().unwrap().confirmed.insert(body);
+            }
+        }
+    }
+}
+
+/// Crash cycles: producers run, the server is SIGKILLed at a random moment and started
+/// again, and the queues are drained: every confirmed send is there exactly once (or
+/// redelivered), each producer's order holds, transactions are whole, and nothing but
+/// attempted sends appears.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_cycles_over_tcp() {
+    use courier_api::{ConsumerOptions, Destination, SessionMode};
+    let _server = courier_conformance::harness::SERVER_LOCK.write().await;
+    let cycles: u64 = std::env::var("COURIER_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let server = tokio::task::block_in_place(ServerProcess::new);
+    let factory = Arc::new(TcpFactory::new(server.addr.clone()));
+    let ledger = Arc::new(Mutex::new(Ledger::default()));
+    let mut seen: std::collections::BTreeSet<String> = Default::default();
+    for cycle in 0..cycles {
+        let tasks: Vec<_> = (0..2u64)
+            .map(|p| {
+                tokio::spawn(produce(
+                    factory.clone(),
+                    format!("crash-p{p}"),
+                    p,
+                    cycle,
+                    ledger.clone(),
+                ))
+            })
+            .collect();
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        tokio::time::sleep(Duration::from_millis(50 + u64::from(nanos % 250))).await;
+        tokio::task::block_in_place(|| server.bounce(true)).expect("restart after SIGKILL");
+        for task in tasks {
+            task.await.expect("a producer task");
+        }
+        // Drain both queues, acknowledging.
+        let connection = factory.create_connection().await.expect("reconnect");
+        connection.start().await.unwrap();
+        let session = connection
+            .create_session(SessionMode::AutoAcknowledge)
+            .await
+            .unwrap();
+        let l = ledger.lock().unwrap();
+        let (attempted, confirmed) = (l.attempted.clone(), l.confirmed.clone());
+        drop(l);
+        for p in 0..2u64 {
+            let consumer = session
+                .create_consumer(
+                    &Destination::queue(format!("crash-p{p}")),
+                    ConsumerOptions::default(),
+                )
+                .await
+                .unwrap();
+            let mut last: Option<String> = None;
+            let mut got = Vec::new();
+            while let Some(m) = consumer
+                .receive_timeout(Duration::from_millis(300))
+                .await
+                .unwrap()
+            {
+                let body = m.body_text().unwrap().to_owned();
+                assert!(attempted.contains(&body), "never sent: {body}");
+                if let Some(prev) = &last {
+                    assert!(prev < &body, "producer order broken: {prev} then {body}");
+                }
+                assert!(seen.insert(body.clone()), "delivered twice: {body}");
+                last = Some(body.clone());
+                got.push(body);
+            }
+            if p == 1 {
+                // Whole transactions: every batch of three in full or not at all.
+                for body in &got {
+                    let seq: u64 = body.rsplit('-').next().unwrap().parse().unwrap();
+                    let first = seq - (seq - 1) % 3;
+                    for s in first..first + 3 {
+                        let member = format!("{cycle}-1-{s:06}");
+                        assert!(
+                            got.contains(&member),
+                            "transaction torn: {body} without {member}"
+                        );
+                    }
+                }
+            }
+        }
+        connection.close().await.unwrap();
+        let lost: Vec<_> = confirmed.difference(&seen).collect();
+        assert!(
+            lost.is_empty(),
+            "cycle {cycle}: confirmed but lost: {lost:?}"
+        );
+    }
+    assert!(!seen.is_empty(), "the producers confirmed nothing");
+}
