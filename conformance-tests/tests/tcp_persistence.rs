@@ -336,9 +336,10 @@ async fn crash_cycles_over_tcp() {
             .create_session(SessionMode::AutoAcknowledge)
             .await
             .unwrap();
-        let l = ledger.lock().unwrap();
-        let (attempted, confirmed) = (l.attempted.clone(), l.confirmed.clone());
-        drop(l);
+        let (attempted, confirmed) = {
+            let l = ledger.lock().unwrap();
+            (l.attempted.clone(), l.confirmed.clone())
+        };
         for p in 0..2u64 {
             let consumer = session
                 .create_consumer(
