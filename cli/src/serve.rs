@@ -1,14 +1,24 @@
 //! `courier serve`: runs the broker behind a socket until SIGINT or SIGTERM, then shuts down
 //! gracefully — stops accepting, lets connections finish the requests they sent (sends and
-//! commits in flight complete and are answered), closes them — and exits 0.
+//! commits in flight complete and are answered), closes them, writes and syncs what the
+//! journal still holds and closes it — and exits 0.
+//!
+//! Messages are kept durably in a journal in the data directory (`--data`, default
+//! `./courier-data`); `--memory` runs an in-memory broker instead. One server per data
+//! directory: two processes must not share one.
 
 use clap::Args;
 use courier_broker::server::Server;
+use courier_broker::storage::{open_broker, JournalOptions, JournalStore};
 use courier_broker::Broker;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use crate::config::ConfigFile;
+
+/// The default data directory.
+const DEFAULT_DATA: &str = "courier-data";
 
 /// The default listen address.
 const DEFAULT_LISTEN: &str = "127.0.0.1:7672";
@@ -22,6 +32,9 @@ pub struct ServeArgs {
     /// Data directory for durable storage [default: ./courier-data].
     #[arg(long)]
     data: Option<PathBuf>,
+    /// Keep messages in memory only: nothing survives a restart.
+    #[arg(long, conflicts_with = "data")]
+    memory: bool,
     /// Configuration file (users, permissions, limits) [default: courier.toml, optional].
     #[arg(long)]
     config: Option<PathBuf>,
@@ -38,13 +51,6 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(file) => file,
         Err(e) => return fail(&e),
     };
-    if let Some(dir) = &args.data {
-        return fail(&format!(
-            "--data {}: durable storage is not built into the server yet; run without --data \
-             for an in-memory broker",
-            dir.display()
-        ));
-    }
     let broker_config = match file.broker_config() {
         Ok(c) => c,
         Err(e) => return fail(&e),
@@ -58,16 +64,27 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
     };
+    // The broker may spawn tasks as it is built.
+    let entered = runtime.enter();
+    let users = broker_config.users.len();
+    let (broker, store) = if args.memory {
+        tracing::warn!("--memory: messages are kept in memory only and lost at shutdown");
+        (Broker::new(broker_config), None)
+    } else {
+        let dir = args.data.unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+        match open_durable(&dir, broker_config) {
+            Ok((broker, store)) => (broker, Some(store)),
+            Err(e) => return fail(&e),
+        }
+    };
+    drop(entered);
     runtime.block_on(async move {
-        tracing::warn!(
-            "no data directory: messages are kept in memory only (durable storage comes with \
-             the storage engine)"
-        );
-        let users = broker_config.users.len();
-        let server = match Server::bind(&listen, Broker::new(broker_config), server_config).await
-        {
+        let server = match Server::bind(&listen, broker, server_config).await {
             Ok(server) => server,
-            Err(e) => return fail(&format!("cannot listen on {listen}: {e}")),
+            Err(e) => {
+                close_journal(store.as_deref());
+                return fail(&format!("cannot listen on {listen}: {e}"));
+            }
         };
         tracing::info!(addr = %server.local_addr(), users, config = %config_path.display(), "courier serve ready");
         // Printed for scripts and tests that start the server on port 0.
@@ -75,8 +92,33 @@ pub fn run(args: ServeArgs) -> ExitCode {
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;
+        close_journal(store.as_deref());
         ExitCode::SUCCESS
     })
+}
+
+/// Opens (or creates) the journal in `dir` and the broker it rebuilds.
+fn open_durable(
+    dir: &std::path::Path,
+    config: courier_broker::BrokerConfig,
+) -> Result<(Broker, Arc<JournalStore>), String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("data directory {}: {e}", dir.display()))?;
+    let (broker, store, report) = open_broker(dir, config, JournalOptions::default())
+        .map_err(|e| format!("data directory {}: {e}", dir.display()))?;
+    if let Some(torn) = &report.torn_tail {
+        tracing::warn!(file = %torn.file.display(), bytes = torn.bytes_cut,
+            "journal: torn tail cut at start-up (a crash in the middle of a write)");
+    }
+    tracing::info!(data = %dir.display(), "durable storage: journal opened");
+    Ok((broker, store))
+}
+
+/// Writes and syncs what the journal still holds, then stops its threads.
+fn close_journal(store: Option<&JournalStore>) {
+    if let Some(store) = store {
+        store.journal().close();
+        tracing::info!(data = %store.journal().dir().display(), "journal closed");
+    }
 }
 
 fn fail(message: &str) -> ExitCode {

@@ -24,7 +24,7 @@ fn add_user(config: &std::path::Path, name: &str, password: &str, allow: &str) {
 /// Starts `courier serve` on a free port; returns the child and its address.
 fn serve(config: &std::path::Path) -> (Child, String) {
     let mut child = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .args(["serve", "--memory", "--listen", "127.0.0.1:0", "--config"])
         .arg(config)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -141,13 +141,110 @@ async fn users_log_in_are_refused_and_audited_and_sigterm_exits_cleanly() {
     );
 }
 
+/// Starts `courier serve --data dir` on `listen`; returns the child and its address.
+fn serve_data(data: &std::path::Path, listen: &str) -> (Child, String) {
+    let mut child = Command::new(BIN)
+        .args(["serve", "--listen", listen, "--data"])
+        .arg(data)
+        .current_dir(data.parent().unwrap())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    (child, addr)
+}
+
+fn sigterm(child: &mut Child) -> Option<i32> {
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    child.wait().unwrap().code()
+}
+
+#[tokio::test]
+async fn a_durable_server_keeps_persistent_messages_across_sigterm_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let (mut child, addr) = serve_data(&data, "127.0.0.1:0");
+    let factory = TcpFactory::new(addr.clone());
+    let connection = factory.create_connection().await.unwrap();
+    let caps = factory.capabilities();
+    assert!(
+        caps.durable_storage,
+        "the handshake reports durable storage"
+    );
+    assert_eq!(caps.persistent_durability, Durability::Disk);
+    let queue = Destination::queue("kept");
+    let session = connection
+        .create_session(SessionMode::AutoAcknowledge)
+        .await
+        .unwrap();
+    let producer = session.create_producer(Some(&queue)).await.unwrap();
+    producer.send(&mut Message::text("kept 1")).await.unwrap();
+    producer
+        .set_delivery_mode(DeliveryMode::NonPersistent)
+        .unwrap();
+    producer.send(&mut Message::text("gone")).await.unwrap();
+    assert_eq!(sigterm(&mut child), Some(0), "graceful shutdown exits 0");
+    drop(connection);
+
+    let (mut child, addr) = serve_data(&data, &addr);
+    let factory = TcpFactory::new(addr);
+    let connection = factory.create_connection().await.unwrap();
+    connection.start().await.unwrap();
+    let session = connection
+        .create_session(SessionMode::AutoAcknowledge)
+        .await
+        .unwrap();
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await
+        .unwrap();
+    let got = consumer
+        .receive_timeout(Duration::from_secs(5))
+        .await
+        .unwrap();
+    assert_eq!(got.unwrap().body_text(), Some("kept 1"));
+    let none = consumer
+        .receive_timeout(Duration::from_millis(200))
+        .await
+        .unwrap();
+    assert!(none.is_none(), "a non-persistent message is not kept");
+    assert_eq!(sigterm(&mut child), Some(0));
+}
+
 #[test]
-fn a_data_directory_is_refused_clearly_until_storage_is_built() {
+fn an_unusable_data_directory_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
     let out = Command::new(BIN)
-        .args(["serve", "--listen", "127.0.0.1:0", "--data", "/tmp/nowhere"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(&file)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("durable storage"), "{err}");
+    assert!(err.contains("data directory"), "{err}");
+}
+
+#[test]
+fn memory_and_data_together_are_refused() {
+    let out = Command::new(BIN)
+        .args(["serve", "--memory", "--data", "/tmp/x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
