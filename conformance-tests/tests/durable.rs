@@ -5,11 +5,14 @@
 //! afterwards reaches the disk, as when the process is killed) and does the same. A real
 //! SIGKILL of a process running the durable broker is `broker-native/tests/durable_crash.rs`.
 
+mod secured_config;
+
 use async_trait::async_trait;
 use courier_api::{ConnectionFactory, Result};
 use courier_broker::storage::{open_broker, JournalOptions, JournalStore};
-use courier_broker::{BrokerConfig, EmbeddedFactory, Permissions, User};
-use courier_conformance::{AccessSpec, Grant, Namespace};
+use courier_broker::{BrokerConfig, EmbeddedFactory};
+use courier_conformance::{AccessSpec, Namespace};
+use secured_config::secured_config;
 use std::sync::{Arc, Mutex};
 
 /// A durable broker per case, with dead-lettering after three attempts.
@@ -81,28 +84,7 @@ impl courier_conformance::Harness for DurableHarness {
     /// A second, in-memory broker with the spec's users; access control is the same code
     /// with or without a journal.
     async fn secured_factory(&self, spec: &AccessSpec) -> Result<Arc<dyn ConnectionFactory>> {
-        let mut users = Vec::new();
-        for user in &spec.users {
-            let mut configured = User::with_password(user.name.as_str(), &user.password)?;
-            for (destination, grants) in &user.grants {
-                let permissions = grants
-                    .iter()
-                    .map(|grant| match grant {
-                        Grant::Send => Permissions::SEND,
-                        Grant::Receive => Permissions::RECEIVE,
-                        Grant::Browse => Permissions::BROWSE,
-                    })
-                    .fold(Permissions::NONE, |all, p| all | p);
-                configured = configured.allow(destination.name(), permissions);
-            }
-            users.push(configured);
-        }
-        let config = BrokerConfig {
-            users,
-            anonymous: None,
-            ..BrokerConfig::default()
-        };
-        Ok(Arc::new(EmbeddedFactory::new(config)))
+        Ok(Arc::new(EmbeddedFactory::new(secured_config(spec)?)))
     }
 
     async fn sever_connections(&self) -> Result<()> {

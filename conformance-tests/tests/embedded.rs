@@ -1,9 +1,12 @@
 //! The conformance suite against the embedded (in-process) broker.
 
+mod secured_config;
+
 use async_trait::async_trait;
 use courier_api::{ConnectionFactory, Result};
-use courier_broker::{BrokerConfig, EmbeddedFactory, Permissions, User};
-use courier_conformance::{AccessSpec, Grant, Namespace};
+use courier_broker::{BrokerConfig, EmbeddedFactory};
+use courier_conformance::{AccessSpec, Namespace};
+use secured_config::secured_config;
 use std::sync::Arc;
 
 /// A fresh in-memory broker per case, with dead-lettering after three attempts. It cannot
@@ -44,28 +47,7 @@ impl courier_conformance::Harness for EmbeddedHarness {
     /// A second broker of the case with the spec's users (each password hashed here with
     /// argon2id) and anonymous access off; each grant is a rule for the exact name.
     async fn secured_factory(&self, spec: &AccessSpec) -> Result<Arc<dyn ConnectionFactory>> {
-        let mut users = Vec::new();
-        for user in &spec.users {
-            let mut configured = User::with_password(user.name.as_str(), &user.password)?;
-            for (destination, grants) in &user.grants {
-                let permissions = grants
-                    .iter()
-                    .map(|grant| match grant {
-                        Grant::Send => Permissions::SEND,
-                        Grant::Receive => Permissions::RECEIVE,
-                        Grant::Browse => Permissions::BROWSE,
-                    })
-                    .fold(Permissions::NONE, |all, p| all | p);
-                configured = configured.allow(destination.name(), permissions);
-            }
-            users.push(configured);
-        }
-        let config = BrokerConfig {
-            users,
-            anonymous: None,
-            ..BrokerConfig::default()
-        };
-        Ok(Arc::new(EmbeddedFactory::new(config)))
+        Ok(Arc::new(EmbeddedFactory::new(secured_config(spec)?)))
     }
 
     async fn sever_connections(&self) -> Result<()> {

@@ -2,12 +2,15 @@
 //! started in this process for the case (on a free loopback port), through the same client
 //! an application uses.
 
+mod secured_config;
+
 use async_trait::async_trait;
 use courier_api::{Connection, ConnectionFactory, Result};
 use courier_broker::client::TcpFactory;
 use courier_broker::server::{Server, ServerConfig};
-use courier_broker::{Broker, BrokerConfig, Permissions, User};
-use courier_conformance::{AccessSpec, Grant, Namespace};
+use courier_broker::{Broker, BrokerConfig};
+use courier_conformance::{AccessSpec, Namespace};
+use secured_config::secured_config;
 use std::sync::Arc;
 
 /// A fresh in-memory broker behind a server per case, with dead-lettering after three
@@ -63,28 +66,7 @@ impl courier_conformance::Harness for TcpHarness {
 
     /// A second server with the spec's users (argon2id hashes) and anonymous access off.
     async fn secured_factory(&self, spec: &AccessSpec) -> Result<Arc<dyn ConnectionFactory>> {
-        let mut users = Vec::new();
-        for user in &spec.users {
-            let mut configured = User::with_password(user.name.as_str(), &user.password)?;
-            for (destination, grants) in &user.grants {
-                let permissions = grants
-                    .iter()
-                    .map(|grant| match grant {
-                        Grant::Send => Permissions::SEND,
-                        Grant::Receive => Permissions::RECEIVE,
-                        Grant::Browse => Permissions::BROWSE,
-                    })
-                    .fold(Permissions::NONE, |all, p| all | p);
-                configured = configured.allow(destination.name(), permissions);
-            }
-            users.push(configured);
-        }
-        let server = serve(BrokerConfig {
-            users,
-            anonymous: None,
-            ..BrokerConfig::default()
-        })
-        .await;
+        let server = serve(secured_config(spec)?).await;
         let factory = TcpFactory::new(server.local_addr().to_string());
         // The server lives as long as the test's runtime.
         std::mem::forget(server);
