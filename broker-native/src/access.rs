@@ -353,6 +353,19 @@ impl Grants {
         )
     }
 
+    /// Whether the broker's statistics may be read: by an unrestricted caller, or one
+    /// granted ADMIN by a rule for every destination (`#`).
+    pub fn may_read_stats(&self) -> bool {
+        match self {
+            Grants::Unrestricted => true,
+            Grants::Rules(rules) => rules.iter().any(|rule| {
+                rule.words.len() == 1
+                    && &*rule.words[0] == "#"
+                    && rule.permissions.contains(Permissions::ADMIN)
+            }),
+        }
+    }
+
     /// `Ok` when `operation` is allowed on `destination`, else [`Error::NotAuthorized`]
     /// naming only the operation and destination. Temporary destinations are not checked
     /// (see the module notes).

@@ -34,6 +34,7 @@ pub mod server;
 pub mod storage;
 
 pub use crate::core::broker::{Broker, BrokerStats};
+pub use crate::core::stats::{DestinationStats, DestinationType, StatsSnapshot, StoreStats};
 pub use crate::core::store;
 pub use access::{AccessRule, Operation, Permissions, User};
 pub use config::{
@@ -41,4 +42,4 @@ pub use config::{
     SubscriptionLimits, WhenFull, FALLBACK_MAX_MEMORY,
 };
 pub use embedded::{EmbeddedConnection, EmbeddedFactory};
-pub use registry::{connect, EMBEDDED_SCHEMES, SCHEMES, TCP_SCHEMES};
+pub use registry::{connect, embedded_factory, EMBEDDED_SCHEMES, SCHEMES, TCP_SCHEMES};

@@ -57,7 +57,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn ConnectionFactory>> {
         )));
     };
     if scheme.eq_ignore_ascii_case("embedded") {
-        embedded(rest)
+        Ok(Arc::new(embedded(rest)?))
     } else if scheme.eq_ignore_ascii_case("courier") {
         Ok(Arc::new(crate::client::TcpFactory::from_url(url)?))
     } else {
@@ -68,10 +68,23 @@ pub async fn connect(url: &str) -> Result<Arc<dyn ConnectionFactory>> {
     }
 }
 
+/// The concrete factory [`connect`] makes for an `embedded:` URL, for callers that need its
+/// broker (`courier stats` reads [`Broker::snapshot`] through it). Another scheme is
+/// [`Error::InvalidArgument`].
+pub fn embedded_factory(url: &str) -> Result<EmbeddedFactory> {
+    match url.split_once(':') {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("embedded") => embedded(rest),
+        _ => Err(Error::invalid_argument(format!(
+            "{} is not an embedded: URL",
+            quoted(url)
+        ))),
+    }
+}
+
 /// The factory for `embedded:` followed by `rest`.
-fn embedded(rest: &str) -> Result<Arc<dyn ConnectionFactory>> {
+fn embedded(rest: &str) -> Result<EmbeddedFactory> {
     if rest.is_empty() {
-        return Ok(Arc::new(EmbeddedFactory::default()));
+        return Ok(EmbeddedFactory::default());
     }
     if let Some(at) = rest.find('#') {
         return Err(Error::invalid_argument(format!(
@@ -81,9 +94,7 @@ fn embedded(rest: &str) -> Result<Arc<dyn ConnectionFactory>> {
     }
     if let Some(query) = rest.strip_prefix('?') {
         let parsed = ConnectionOptions::from_url(&format!("embedded:?{query}"), &[])?;
-        return Ok(Arc::new(
-            EmbeddedFactory::default().with_options(parsed.options)?,
-        ));
+        return EmbeddedFactory::default().with_options(parsed.options);
     }
     if let Some(at) = rest.find('?') {
         return Err(Error::invalid_argument(format!(
@@ -100,7 +111,7 @@ fn embedded(rest: &str) -> Result<Arc<dyn ConnectionFactory>> {
 static DURABLE: Mutex<Vec<(PathBuf, Weak<BrokerCore>)>> = Mutex::new(Vec::new());
 
 /// The durable broker of data directory `dir`.
-fn durable(dir: &std::path::Path) -> Result<Arc<dyn ConnectionFactory>> {
+fn durable(dir: &std::path::Path) -> Result<EmbeddedFactory> {
     std::fs::create_dir_all(dir).map_err(|e| {
         Error::invalid_argument(format!(
             "data directory {}: {e}",
@@ -120,7 +131,7 @@ fn durable(dir: &std::path::Path) -> Result<Arc<dyn ConnectionFactory>> {
         .find(|(p, _)| *p == key)
         .and_then(|(_, c)| c.upgrade())
     {
-        return Ok(Arc::new(EmbeddedFactory::from_broker(Broker { core })));
+        return Ok(EmbeddedFactory::from_broker(Broker { core }));
     }
     let (broker, _, report) =
         open_broker(&key, BrokerConfig::default(), JournalOptions::default())?;
@@ -128,7 +139,7 @@ fn durable(dir: &std::path::Path) -> Result<Arc<dyn ConnectionFactory>> {
         tracing::warn!(file = %torn.file.display(), bytes = torn.bytes_cut, "journal: torn tail cut at start-up");
     }
     open.push((key, Arc::downgrade(&broker.core)));
-    Ok(Arc::new(EmbeddedFactory::from_broker(broker)))
+    Ok(EmbeddedFactory::from_broker(broker))
 }
 
 /// `text` in quotes for an error message, cut to [`QUOTED_CHARS`] characters.

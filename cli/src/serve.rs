@@ -38,6 +38,10 @@ pub struct ServeArgs {
     /// Configuration file (users, permissions, limits) [default: courier.toml, optional].
     #[arg(long)]
     config: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDR/metrics [ADDR default: 127.0.0.1:9090].
+    #[arg(long, value_name = "ADDR", num_args = 0..=1,
+          default_missing_value = crate::metrics::DEFAULT_ADDR)]
+    metrics: Option<String>,
 }
 
 /// Runs the server; the exit code is 0 after a graceful shutdown.
@@ -60,6 +64,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
         .or_else(|| file.server.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
     let server_config = file.server_config();
+    let metrics_addr = args.metrics.clone();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => return fail(&format!("cannot start the runtime: {e}")),
@@ -86,9 +91,26 @@ pub fn run(args: ServeArgs) -> ExitCode {
                 return fail(&format!("cannot listen on {listen}: {e}"));
             }
         };
+        let metrics = match &metrics_addr {
+            Some(addr) => match tokio::net::TcpListener::bind(addr.as_str()).await {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    server.shutdown().await;
+                    close_journal(store.as_deref());
+                    return fail(&format!("cannot serve metrics on {addr}: {e}"));
+                }
+            },
+            None => None,
+        };
         tracing::info!(addr = %server.local_addr(), users, config = %config_path.display(), "courier serve ready");
         // Printed for scripts and tests that start the server on port 0.
         println!("listening on {}", server.local_addr());
+        if let Some(listener) = metrics {
+            if let Ok(addr) = listener.local_addr() {
+                println!("metrics on http://{addr}/metrics");
+            }
+            tokio::spawn(crate::metrics::serve(listener, server.broker().clone()));
+        }
         wait_for_signal().await;
         tracing::info!("shutting down");
         server.shutdown().await;

@@ -20,7 +20,8 @@ async fn courier(factory: &Arc<dyn ConnectionFactory>, line: &[&str]) -> Result<
         Command::Send(a) => send::run(f, &a, &mut out).await,
         Command::Receive(a) => receive::run(f, &a, &mut out).await,
         Command::Browse(a) => browse::run(f, &a, &mut out).await.map(drop),
-        Command::Stats(a) => stats::run(f, &a, &mut out).await,
+        // The client-API path, which every backend other than Courier's broker takes.
+        Command::Stats(a) => stats::client_stats(f, &a, &mut out).await,
         Command::Purge(a) => purge::run(f, &a, &mut out).await.map(drop),
         Command::Delete(a) => delete::run(f, &a, &mut out).await,
         other => panic!("not a broker command: {other:?}"),

@@ -38,6 +38,11 @@ pub struct TcpConnection {
 }
 
 impl TcpConnection {
+    /// The link to the server.
+    pub(crate) fn link(&self) -> &Arc<Link> {
+        &self.inner.link
+    }
+
     pub(crate) fn new(link: Arc<Link>, client_id: Option<String>, prefetch: Option<u32>) -> Self {
         TcpConnection {
             inner: Arc::new(ConnInner {

@@ -13,6 +13,7 @@ mod consumer;
 mod link;
 mod producer;
 mod session;
+mod stats;
 mod stream;
 
 use async_trait::async_trait;
@@ -126,7 +127,15 @@ impl TcpFactory {
         &self.address
     }
 
-    async fn connect(&self, credentials: Option<(String, String)>) -> Result<Box<dyn Connection>> {
+    /// The URL's user name and password, if it has them.
+    fn credentials(&self) -> Option<(String, String)> {
+        self.options
+            .username
+            .clone()
+            .map(|u| (u, self.options.password.clone().unwrap_or_default()))
+    }
+
+    async fn connect(&self, credentials: Option<(String, String)>) -> Result<TcpConnection> {
         let limit = self
             .options
             .connect_timeout
@@ -140,10 +149,7 @@ impl TcpFactory {
         }
     }
 
-    async fn handshake(
-        &self,
-        credentials: Option<(String, String)>,
-    ) -> Result<Box<dyn Connection>> {
+    async fn handshake(&self, credentials: Option<(String, String)>) -> Result<TcpConnection> {
         let stream = TcpStream::connect(&self.address).await.map_err(|e| {
             Error::connection_lost_from(format!("cannot connect to {}", self.address), e)
         })?;
@@ -196,11 +202,11 @@ impl TcpFactory {
                 writer.encoder_mut().set_max(max_frame);
                 let heartbeat = Duration::from_millis(heartbeat_ms.max(100));
                 let link = Link::start(reader, writer, heartbeat, caps, server_version, max_frame);
-                Ok(Box::new(TcpConnection::new(
+                Ok(TcpConnection::new(
                     link,
                     self.options.client_id.clone(),
                     self.options.prefetch,
-                )))
+                ))
             }
         }
     }
@@ -210,12 +216,7 @@ impl TcpFactory {
 impl ConnectionFactory for TcpFactory {
     /// Authenticates with the URL's credentials, or anonymously without any.
     async fn create_connection(&self) -> Result<Box<dyn Connection>> {
-        let credentials = self
-            .options
-            .username
-            .clone()
-            .map(|u| (u, self.options.password.clone().unwrap_or_default()));
-        self.connect(credentials).await
+        Ok(Box::new(self.connect(self.credentials()).await?))
     }
 
     async fn create_connection_with(
@@ -223,8 +224,10 @@ impl ConnectionFactory for TcpFactory {
         username: &str,
         password: &str,
     ) -> Result<Box<dyn Connection>> {
-        self.connect(Some((username.to_owned(), password.to_owned())))
-            .await
+        Ok(Box::new(
+            self.connect(Some((username.to_owned(), password.to_owned())))
+                .await?,
+        ))
     }
 
     /// What the server said in the last handshake; before any, the most a Courier server

@@ -141,7 +141,9 @@ pub(crate) struct BrokerCore {
     subscription_ids: AtomicU64,
     next_id: AtomicU64,
     /// Where durable events go.
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
+    /// Connections open now, for the statistics.
+    pub(crate) connections: super::stats::Gauge,
     /// Whether `store` keeps anything: when not, no record is made at all.
     persists: bool,
     /// Distinguishes this broker's message ids and temporary names from any other's.
@@ -249,6 +251,7 @@ impl Admitted {
             Targets::None => {}
             Targets::One(queue, charge) => {
                 env.charge = Some(charge);
+                queue.counters.enqueued();
                 queue.enqueue(env, now);
             }
             Targets::Many(targets) => {
@@ -256,6 +259,7 @@ impl Admitted {
                     // `env` carries no charge yet: the clone charges nothing.
                     let mut copy = env.clone();
                     copy.charge = Some(charge);
+                    queue.counters.enqueued();
                     queue.enqueue(copy, now);
                 }
             }
@@ -288,6 +292,7 @@ impl BrokerCore {
             subscription_ids: AtomicU64::new(1),
             memory: Arc::new(Memory::new(config.max_memory)),
             dropped: AtomicU64::new(0),
+            connections: Default::default(),
             epoch: AtomicU64::new(0),
             housekeeping: AtomicBool::new(false),
             config,
@@ -1145,6 +1150,7 @@ impl BrokerCore {
             return;
         }
         queue.acknowledged();
+        queue.counters.dead_lettered();
         tracing::debug!(message_id = ?env.message.message_id(), from = %queue.destination(), "dead-lettering");
         match self.queue_store(&dlq) {
             Ok(q) => {
@@ -1163,6 +1169,7 @@ impl BrokerCore {
                     ..env
                 };
                 self.record_dead_letter(queue, &q.queue, env.seq, &dead);
+                q.queue.counters.enqueued();
                 q.queue.enqueue(dead, now_millis())
             }
             Err(e) => tracing::error!(error = %e, "dead-letter queue unusable; message dropped"),

@@ -12,6 +12,7 @@ pub(crate) mod policy;
 pub(crate) mod queue;
 pub(crate) mod ready;
 pub(crate) mod session;
+pub(crate) mod stats;
 pub mod store;
 pub(crate) mod subscription;
 pub(crate) mod waiters;

@@ -368,6 +368,8 @@ pub(crate) struct Queue {
     deleted: AtomicBool,
     /// Hears of the persistent messages leaving it, when the queue is durable.
     recorder: Option<Recorder>,
+    /// Messages in and out, for the broker's statistics.
+    pub(crate) counters: super::stats::QueueCounters,
 }
 
 impl Queue {
@@ -390,6 +392,7 @@ impl Queue {
             unacked: AtomicUsize::new(0),
             deleted: AtomicBool::new(false),
             recorder,
+            counters: Default::default(),
         }
     }
 

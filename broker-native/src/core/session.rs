@@ -121,6 +121,7 @@ impl CoreSession {
         let tag = state.last_tag;
         env.delivery_count += 1;
         let count = env.delivery_count;
+        queue.counters.delivered(count);
         let mut recorded = None;
         let mut message = if keep {
             let message = Message::clone(&env.message);

@@ -163,6 +163,12 @@ pub trait Store: Send + Sync {
     /// Takes one record (see the module docs for the contract): a refusal now, or a ticket
     /// that resolves once the record is durable.
     fn record(&self, record: Record) -> Result<Ticket>;
+
+    /// Figures of its writes (fsyncs, batches) for the broker's statistics; `None` when it
+    /// keeps none.
+    fn stats(&self) -> Option<super::stats::StoreStats> {
+        None
+    }
 }
 
 /// The store of an in-memory broker: keeps nothing, confirms at once.

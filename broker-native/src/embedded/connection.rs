@@ -158,6 +158,7 @@ impl ConnectionShared {
             }
             *reason = lost.clone();
         }
+        self.broker.connections.down();
         self.token.cancel();
         self.delivery.changed.notify_waiters();
         let sessions = std::mem::take(&mut *self.sessions.lock());
@@ -192,6 +193,7 @@ impl EmbeddedConnection {
         capabilities: Capabilities,
     ) -> Self {
         broker.start_housekeeping();
+        broker.connections.up();
         let id = broker.next_id();
         EmbeddedConnection {
             shared: Arc::new(ConnectionShared {

@@ -6,6 +6,7 @@ mod connection;
 mod consumer;
 mod producer;
 mod session;
+mod stats;
 
 use async_trait::async_trait;
 use courier_api::{
@@ -17,6 +18,7 @@ use std::sync::{Arc, Weak};
 use crate::{Broker, BrokerConfig};
 use connection::ConnectionShared;
 pub use connection::EmbeddedConnection;
+pub(crate) use stats::StatsAccess;
 
 impl Broker {
     /// A connection factory that talks to this broker in-process.
@@ -143,6 +145,15 @@ impl EmbeddedFactory {
     /// verification is deliberately slow (argon2id), so it runs on a blocking thread, a
     /// bounded number at a time.
     async fn connect(&self, credentials: Option<(&str, &str)>) -> Result<Box<dyn Connection>> {
+        Ok(Box::new(self.connect_embedded(credentials).await?))
+    }
+
+    /// [`EmbeddedFactory::connect`] keeping the concrete connection (the server reads the
+    /// statistics its grants allow through it).
+    pub(crate) async fn connect_embedded(
+        &self,
+        credentials: Option<(&str, &str)>,
+    ) -> Result<EmbeddedConnection> {
         let core = self.broker.core.clone();
         let grants = core.access.login(credentials).await?;
         let connection = EmbeddedConnection::new(core, grants, self.capabilities());
@@ -151,7 +162,7 @@ impl EmbeddedFactory {
             connection.set_client_id(id).await?;
         }
         self.made.lock().add(connection.shared());
-        Ok(Box::new(connection))
+        Ok(connection)
     }
 
     /// A test hook that simulates a network failure: every live connection this factory (or a

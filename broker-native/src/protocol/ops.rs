@@ -328,6 +328,10 @@ pub enum Request {
     Stream(u64, u32),
     /// `Session::delete_destination`.
     DeleteDestination(u64, Destination),
+    /// The broker's statistics ([`crate::StatsSnapshot`]); replies [`Reply::Stats`]. Needs
+    /// ADMIN on every destination (`#`); destinations where a narrower rule withholds ADMIN
+    /// are left out.
+    Stats,
 }
 
 /// A delivered message with its per-delivery state, which the message encoding leaves out.
@@ -381,6 +385,8 @@ pub enum Reply {
     Destination(Destination),
     /// The request failed.
     Failed(WireError),
+    /// The answer to [`Request::Stats`].
+    Stats(crate::StatsSnapshot),
 }
 
 /// An [`Error`] on the wire: the kind and its text fields.

@@ -57,6 +57,8 @@ struct SessionEntry {
 /// A connection after its handshake.
 struct Conn {
     connection: Box<dyn Connection>,
+    /// What the connection's user may read of the broker's statistics ([`Request::Stats`]).
+    stats: crate::embedded::StatsAccess,
     user: String,
     peer: SocketAddr,
     handles: Mutex<Handles>,
@@ -143,17 +145,21 @@ pub(super) async fn serve(
         return;
     };
     let factory = &shared.factory;
-    let connected = match &hello.credentials {
-        Some((u, p)) => factory.create_connection_with(u, p).await,
-        None => factory.create_connection().await,
-    };
+    let credentials = hello.credentials.as_ref();
+    let connected = factory
+        .connect_embedded(credentials.map(|(u, p)| (u.as_str(), p.as_str())))
+        .await;
     let connection = match connected {
-        Ok(c) => c,
+        Ok(c) => {
+            let stats = c.stats_access();
+            (Box::new(c) as Box<dyn Connection>, stats)
+        }
         Err(e) => {
             refuse(&mut writer, peer, &user, e).await;
             return;
         }
     };
+    let (connection, stats) = connection;
     if let Some(id) = &hello.client_id {
         if let Err(e) = connection.set_client_id(id).await {
             refuse(&mut writer, peer, &user, e).await;
@@ -193,6 +199,7 @@ pub(super) async fn serve(
     let (out, out_rx) = mpsc::channel(OUT_QUEUE);
     let conn = Arc::new(Conn {
         connection,
+        stats,
         user,
         peer,
         handles: Mutex::new(Handles::default()),
@@ -526,6 +533,7 @@ async fn dispatch(conn: &Arc<Conn>, id: u64, request: Request, permit: OwnedSema
             };
             reply(conn, id, r).await;
         }
+        Request::Stats => reply(conn, id, conn.stats.read().map(Reply::Stats)).await,
         Request::Credit(consumer, n) => credit(conn, id, consumer, n, false, permit).await,
         Request::Stream(consumer, n) => credit(conn, id, consumer, n, true, permit).await,
         Request::Cancel(receive) => {

@@ -92,6 +92,18 @@ impl store::Store for JournalStore {
         true
     }
 
+    fn stats(&self) -> Option<crate::StoreStats> {
+        let s = self.journal.stats();
+        Some(crate::StoreStats {
+            fsyncs: s.syncs,
+            fsync_nanos: s.sync_nanos,
+            fsync_max_nanos: s.sync_max_nanos,
+            batches: s.batches,
+            records: s.appends,
+            bytes: s.bytes,
+        })
+    }
+
     fn record(&self, record: store::Record) -> Result<Ticket> {
         let (ticket, confirm) = Ticket::pending();
         self.journal

@@ -98,6 +98,10 @@ pub struct JournalStats {
     pub batches: u64,
     /// `fdatasync` calls made for batches.
     pub syncs: u64,
+    /// Their total time in nanoseconds (with `syncs`, the mean fsync latency).
+    pub sync_nanos: u64,
+    /// The longest one, in nanoseconds.
+    pub sync_max_nanos: u64,
     /// Bytes written by the writer.
     pub bytes: u64,
     /// Segments deleted because nothing in them was live.
@@ -115,6 +119,8 @@ pub(crate) struct Counters {
     pub appends: AtomicU64,
     pub batches: AtomicU64,
     pub syncs: AtomicU64,
+    pub sync_nanos: AtomicU64,
+    pub sync_max_nanos: AtomicU64,
     pub bytes: AtomicU64,
     pub segments_deleted: AtomicU64,
     pub compactions: AtomicU64,
@@ -409,6 +415,8 @@ impl Journal {
             appends: s.appends.load(Ordering::Relaxed),
             batches: s.batches.load(Ordering::Relaxed),
             syncs: s.syncs.load(Ordering::Relaxed),
+            sync_nanos: s.sync_nanos.load(Ordering::Relaxed),
+            sync_max_nanos: s.sync_max_nanos.load(Ordering::Relaxed),
             bytes: s.bytes.load(Ordering::Relaxed),
             segments_deleted: s.segments_deleted.load(Ordering::Relaxed),
             compactions: s.compactions.load(Ordering::Relaxed),

@@ -143,9 +143,14 @@ impl Writer {
         let outcome = faults::write_at(faults, &self.file, &self.buf, self.len)
             .map_err(|e| JournalError::io("append to", self.path(), e))
             .and_then(|()| {
-                self.shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
-                faults::sync_data(faults, &self.file)
-                    .map_err(|e| JournalError::io("fdatasync", self.path(), e))
+                let stats = &self.shared.stats;
+                stats.syncs.fetch_add(1, Ordering::Relaxed);
+                let started = std::time::Instant::now();
+                let synced = faults::sync_data(faults, &self.file);
+                let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                stats.sync_nanos.fetch_add(nanos, Ordering::Relaxed);
+                stats.sync_max_nanos.fetch_max(nanos, Ordering::Relaxed);
+                synced.map_err(|e| JournalError::io("fdatasync", self.path(), e))
             });
         if let Err(e) = outcome {
             self.cut_back();
