@@ -52,6 +52,10 @@ pub fn render(
             let _ = writeln!(out, "journal       none (in memory: nothing on disk)");
         }
     }
+    let _ = writeln!(
+        out,
+        "disk          not reported: the broker does not measure its data directory's size"
+    );
     if rates.is_none() {
         let _ = writeln!(
             out,
