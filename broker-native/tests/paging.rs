@@ -20,10 +20,13 @@ const MAX_MEMORY: usize = 600 * 1024;
 /// The paging threshold.
 const THRESHOLD: usize = 64 * 1024;
 
-fn config(paging: bool) -> BrokerConfig {
+/// No paging at all.
+const NEVER: usize = usize::MAX;
+
+fn config(threshold: usize) -> BrokerConfig {
     BrokerConfig {
         max_memory: MAX_MEMORY,
-        paging_threshold: Some(if paging { THRESHOLD } else { usize::MAX }),
+        paging_threshold: Some(threshold),
         default_policy: DestinationPolicy {
             when_full: WhenFull::Fail,
             ..DestinationPolicy::default()
@@ -40,8 +43,8 @@ fn options() -> JournalOptions {
     }
 }
 
-fn open(dir: &Path, paging: bool) -> (Broker, Arc<JournalStore>) {
-    let (broker, store, _) = open_broker(dir, config(paging), options()).expect("a broker");
+fn open(dir: &Path, threshold: usize) -> (Broker, Arc<JournalStore>) {
+    let (broker, store, _) = open_broker(dir, config(threshold), options()).expect("a broker");
     (broker, store)
 }
 
@@ -113,7 +116,7 @@ async fn receive_all(broker: &Broker, queue: &Destination, expected: impl Iterat
 #[tokio::test]
 async fn a_backlog_past_the_memory_limit_fits_paged_and_is_delivered_whole_in_order() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, _store) = open(dir.path(), true);
+    let (broker, _store) = open(dir.path(), THRESHOLD);
     let queue = Destination::queue("paged.order");
     send(&broker, &queue, 0..COUNT).await.unwrap();
     let stats = broker.stats();
@@ -132,7 +135,7 @@ async fn a_backlog_past_the_memory_limit_fits_paged_and_is_delivered_whole_in_or
 #[tokio::test]
 async fn without_paging_the_same_backlog_meets_the_memory_limit() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, _store) = open(dir.path(), false);
+    let (broker, _store) = open(dir.path(), NEVER);
     let queue = Destination::queue("unpaged");
     let err = send(&broker, &queue, 0..COUNT).await.unwrap_err();
     assert!(matches!(err, Error::FlowControl(_)), "{err:?}");
@@ -141,7 +144,7 @@ async fn without_paging_the_same_backlog_meets_the_memory_limit() {
 #[tokio::test]
 async fn selectors_find_paged_messages_through_the_index_and_by_evaluation() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, _store) = open(dir.path(), true);
+    let (broker, _store) = open(dir.path(), THRESHOLD);
     let queue = Destination::queue("paged.select");
     send(&broker, &queue, 0..COUNT).await.unwrap();
     let (_c, session) = session(&broker, SessionMode::AutoAcknowledge).await;
@@ -176,7 +179,7 @@ async fn selectors_find_paged_messages_through_the_index_and_by_evaluation() {
 #[tokio::test]
 async fn a_paged_message_redelivered_reads_back_again() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, _store) = open(dir.path(), true);
+    let (broker, _store) = open(dir.path(), THRESHOLD);
     let queue = Destination::queue("paged.recover");
     send(&broker, &queue, 0..COUNT).await.unwrap();
     let (_c, session) = session(&broker, SessionMode::ClientAcknowledge).await;
@@ -197,12 +200,12 @@ async fn a_paged_backlog_survives_restart_and_compaction() {
     let dir = tempfile::tempdir().unwrap();
     let queue = Destination::queue("paged.restart");
     {
-        let (broker, store) = open(dir.path(), true);
+        let (broker, store) = open(dir.path(), THRESHOLD);
         send(&broker, &queue, 0..COUNT).await.unwrap();
         drop(broker);
         store.journal().close();
     }
-    let (broker, store) = open(dir.path(), true);
+    let (broker, store) = open(dir.path(), THRESHOLD);
     let stats = broker.stats();
     assert_eq!(stats.stored_messages, COUNT as usize);
     assert!(
@@ -229,7 +232,7 @@ async fn a_paged_backlog_survives_restart_and_compaction() {
     drop(broker);
     store.journal().close();
     // And after a restart, from the compacted journal.
-    let (broker, _store) = open(dir.path(), true);
+    let (broker, _store) = open(dir.path(), THRESHOLD);
     receive_all(&broker, &queue, rest[30..].iter().copied()).await;
 }
 
@@ -261,7 +264,7 @@ async fn receive_all_some(broker: &Broker, queue: &Destination, expected: &[i64]
 #[tokio::test]
 async fn paged_copies_of_a_topic_message_reach_every_durable_subscription() {
     let dir = tempfile::tempdir().unwrap();
-    let (broker, _store) = open(dir.path(), true);
+    let (broker, _store) = open(dir.path(), THRESHOLD);
     let topic = Destination::topic("paged.topic");
     let connection = broker
         .factory()
@@ -287,4 +290,42 @@ async fn paged_copies_of_a_topic_message_reach_every_durable_subscription() {
     assert!(broker.stats().stored_bytes <= MAX_MEMORY);
     receive(a.as_ref(), 0..200).await;
     receive(b.as_ref(), (0..200).filter(|n| color(*n) == "green")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paged_messages_taken_before_their_record_is_written_read_back_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let (broker, _store) = open(dir.path(), 0);
+    let queue = Destination::queue("paged.race");
+    let (_c, session) = session(&broker, SessionMode::AutoAcknowledge).await;
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await
+        .unwrap();
+    // Every message paged (threshold 0). Eight producers at once: their sends share fsyncs, and the consumer, already waiting,
+    // takes each message as it arrives — usually before its batch is on disk.
+    let producers: Vec<_> = (0..8i64)
+        .map(|p| {
+            let broker = broker.clone();
+            let queue = queue.clone();
+            tokio::spawn(async move { send(&broker, &queue, p * 50..p * 50 + 50).await })
+        })
+        .collect();
+    let mut next = [0i64; 8];
+    for _ in 0..400 {
+        let m = consumer
+            .receive_timeout(PATIENCE)
+            .await
+            .unwrap()
+            .expect("a message");
+        let n = m.property::<i64>("n").unwrap().unwrap();
+        let p = (n / 50) as usize;
+        assert_eq!(n, p as i64 * 50 + next[p], "producer {p}'s order");
+        next[p] += 1;
+        check(&m, n);
+    }
+    for p in producers {
+        p.await.unwrap().unwrap();
+    }
+    assert_eq!(broker.stats().stored_messages, 0);
 }
