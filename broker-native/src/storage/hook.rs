@@ -55,7 +55,8 @@ impl JournalStore {
         options: JournalOptions,
     ) -> Result<(Arc<JournalStore>, store::Recovered, ReplayReport)> {
         let options = JournalOptions {
-            // The core keeps every message in memory for now: load them all.
+            // The core makes the stubs of the messages it pages from their replayed bytes
+            // (it needs their headers and properties): load them all.
             memory_limit: None,
             ..options
         };
