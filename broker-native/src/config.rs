@@ -34,6 +34,12 @@ pub struct BrokerConfig {
     /// acknowledged. When reached, each destination's [`WhenFull`] policy applies. Defaults
     /// to a quarter of the machine's memory ([`default_max_memory`]).
     pub max_memory: usize,
+    /// Memory charged (see [`BrokerConfig::max_memory`]) past which a durable broker pages:
+    /// persistent messages then stored in durable queues and subscriptions keep only their
+    /// headers and properties in memory (what selectors and delivery order need), their
+    /// bodies stay in the journal and are read back when delivered. `None` (the default):
+    /// half of `max_memory`. No effect on an in-memory broker, which has nowhere to page to.
+    pub paging_threshold: Option<usize>,
     /// The policy of destinations no rule of [`BrokerConfig::destination_policies`] matches.
     pub default_policy: DestinationPolicy,
     /// Policies by destination name pattern, like Artemis address settings: the most
@@ -77,6 +83,7 @@ impl Default for BrokerConfig {
             dead_letter_queue: "DLQ".to_owned(),
             max_message_size: 16 * 1024 * 1024,
             max_memory: default_max_memory(),
+            paging_threshold: None,
             default_policy: DestinationPolicy::default(),
             destination_policies: vec![BrokerConfig::space_rule()],
             auto_delete_delay: Some(Duration::from_secs(30)),
@@ -216,6 +223,14 @@ pub enum DeadLetter {
     Never,
     /// After this many failed delivery attempts.
     After(u32),
+}
+
+impl BrokerConfig {
+    /// The memory charge past which a durable broker pages persistent messages:
+    /// [`BrokerConfig::paging_threshold`], or half of [`BrokerConfig::max_memory`].
+    pub fn effective_paging_threshold(&self) -> usize {
+        self.paging_threshold.unwrap_or(self.max_memory / 2)
+    }
 }
 
 /// Memory limit used when the machine's memory cannot be read: 1 GiB.

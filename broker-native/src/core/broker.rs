@@ -12,7 +12,8 @@ use std::sync::Arc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::limits::{Budget, Charge, Full, Memory, StorePolicy, ENVELOPE_OVERHEAD};
+use super::limits::{Budget, Charge, Full, Memory, StorePolicy};
+use super::paging;
 use super::policy::policy_for;
 use super::queue::{Envelope, Origin, Queue};
 use super::session::PendingSend;
@@ -205,16 +206,18 @@ impl Route {
 enum Targets {
     /// Nowhere (a topic without accepting subscriptions, or a copy dropped by policy).
     None,
-    /// One queue.
-    One(Arc<Queue>, Charge),
-    /// Several subscriptions of a topic.
-    Many(Vec<(Arc<Queue>, Charge)>),
+    /// One queue; `true` when its copy is paged (stored as a stub, see [`super::paging`]).
+    One(Arc<Queue>, Charge, bool),
+    /// Several subscriptions of a topic, each with whether its copy is paged.
+    Many(Vec<(Arc<Queue>, Charge, bool)>),
 }
 
 /// A message admitted under the limits of every store it goes to, ready to be stored.
 pub(crate) struct Admitted {
     env: Envelope,
     targets: Targets,
+    /// The stub stored for paged copies, made when paging applies to the message.
+    stub: Option<Arc<Message>>,
 }
 
 impl Admitted {
@@ -224,8 +227,17 @@ impl Admitted {
         let key = |q: &Arc<Queue>| q.recorder().map(|r| r.key().clone());
         match &self.targets {
             Targets::None => Vec::new(),
-            Targets::One(queue, _) => key(queue).into_iter().collect(),
-            Targets::Many(targets) => targets.iter().filter_map(|(q, _)| key(q)).collect(),
+            Targets::One(queue, ..) => key(queue).into_iter().collect(),
+            Targets::Many(targets) => targets.iter().filter_map(|(q, ..)| key(q)).collect(),
+        }
+    }
+
+    /// Whether any copy is stored paged, to be read back from the store.
+    fn any_paged(&self) -> bool {
+        match &self.targets {
+            Targets::None => false,
+            Targets::One(_, _, paged) => *paged,
+            Targets::Many(targets) => targets.iter().any(|(_, _, paged)| *paged),
         }
     }
 
@@ -240,6 +252,7 @@ impl Admitted {
             id: self.env.seq,
             stores,
             bytes: self.env.message.encode(),
+            read_back: self.any_paged(),
         })
     }
 
@@ -247,19 +260,28 @@ impl Admitted {
     /// send happens. Its id must be assigned.
     pub(crate) fn store(self, now: u64) {
         let mut env = self.env;
+        let stub = self.stub;
+        let page = |env: &mut Envelope, paged: bool| {
+            if let (true, Some(stub)) = (paged, &stub) {
+                env.message = stub.clone();
+                env.paged = true;
+            }
+        };
         match self.targets {
             Targets::None => {}
-            Targets::One(queue, charge) => {
+            Targets::One(queue, charge, paged) => {
                 env.charge = Some(charge);
                 queue.counters.enqueued();
+                page(&mut env, paged);
                 queue.enqueue(env, now);
             }
             Targets::Many(targets) => {
-                for (queue, charge) in targets {
+                for (queue, charge, paged) in targets {
                     // `env` carries no charge yet: the clone charges nothing.
                     let mut copy = env.clone();
                     copy.charge = Some(charge);
                     queue.counters.enqueued();
+                    page(&mut copy, paged);
                     queue.enqueue(copy, now);
                 }
             }
@@ -540,13 +562,25 @@ impl BrokerCore {
         origin: &Arc<Origin>,
         cancel: &CancellationToken,
     ) -> Result<Admitted> {
-        let bytes = message.size_hint().saturating_add(ENVELOPE_OVERHEAD);
+        let bytes = paging::charge_of(&message);
+        // Past the paging threshold, copies in durable stores keep a stub and are charged
+        // its size; the body is in the send's record.
+        let stub = (self.persists
+            && message.delivery_mode() == courier_api::DeliveryMode::Persistent
+            && self.memory.used() >= self.config.effective_paging_threshold())
+        .then(|| Arc::new(paging::stub(&message)));
+        let stub_bytes = stub.as_deref().map(paging::charge_of);
+        let cost = |queue: &Queue| match stub_bytes {
+            Some(stub_bytes) if queue.recorder().is_some() => (stub_bytes, true),
+            _ => (bytes, false),
+        };
         let env = Envelope {
             seq: 0,
             message: Arc::new(message),
             origin: origin.clone(),
             delivery_count: 0,
             charge: None,
+            paged: false,
         };
         let mut route = route.clone();
         loop {
@@ -555,6 +589,7 @@ impl BrokerCore {
             }
             let targets = match &route {
                 Route::Queue(store) => {
+                    let (bytes, paged) = cost(&store.queue);
                     let charge = self
                         .charge(&store.budget, &store.queue, bytes, cancel)
                         .await?;
@@ -563,17 +598,18 @@ impl BrokerCore {
                         continue;
                     }
                     match charge {
-                        Some(charge) => Targets::One(store.queue.clone(), charge),
+                        Some(charge) => Targets::One(store.queue.clone(), charge, paged),
                         None => Targets::None,
                     }
                 }
                 Route::Topic(topic) => {
                     let mut charges = Vec::new();
                     for sub in topic.accepting(&env) {
+                        let (bytes, paged) = cost(&sub.queue);
                         if let Some(charge) =
                             self.charge(&sub.budget, &sub.queue, bytes, cancel).await?
                         {
-                            charges.push((sub.queue.clone(), charge));
+                            charges.push((sub.queue.clone(), charge, paged));
                         }
                     }
                     if charges.is_empty() {
@@ -583,7 +619,11 @@ impl BrokerCore {
                     }
                 }
             };
-            return Ok(Admitted { env, targets });
+            return Ok(Admitted {
+                env,
+                targets,
+                stub: stub.clone(),
+            });
         }
     }
 
@@ -998,6 +1038,7 @@ impl BrokerCore {
                 id: dead.seq,
                 stores: vec![to.key().clone()],
                 bytes: dead.message.encode(),
+                read_back: false,
             }),
         };
         to.fire(record);
@@ -1048,6 +1089,7 @@ impl BrokerCore {
             client_id: None,
         });
         let now = now_millis();
+        let threshold = self.config.effective_paging_threshold();
         for m in messages {
             let (queue, budget) = match (&m.store, stores.get(&m.store)) {
                 (_, Some(store)) => store.clone(),
@@ -1063,14 +1105,21 @@ impl BrokerCore {
                     )))
                 }
             };
-            let message = Message::decode(&m.bytes)?;
-            let bytes = message.size_hint().saturating_add(ENVELOPE_OVERHEAD);
+            let mut message = Message::decode(&m.bytes)?;
+            drop(m.bytes);
+            // Past the paging threshold, a replayed message keeps only its stub, like a sent one.
+            let paged = self.memory.used() >= threshold;
+            if paged {
+                message = paging::stub(&message);
+            }
+            let bytes = paging::charge_of(&message);
             let env = Envelope {
                 seq: m.id,
                 delivery_count: m.delivery_count,
                 message: Arc::new(message),
                 origin: origin.clone(),
                 charge: Some(budget.force_charge(bytes)),
+                paged,
             };
             queue.enqueue(env, now);
         }
@@ -1133,7 +1182,7 @@ impl BrokerCore {
 
     /// Puts a delivered, unacknowledged message back, or dead-letters it once it has used
     /// its delivery attempts.
-    pub fn redeliver(&self, queue: &Queue, env: Envelope) {
+    pub fn redeliver(&self, queue: &Queue, mut env: Envelope) {
         let dlq = Destination::queue(&self.config.dead_letter_queue);
         let limit = match env.charge.as_ref().map(|c| c.budget().policy.dead_letter) {
             None | Some(DeadLetter::Broker) => self.config.max_delivery_attempts,
@@ -1149,16 +1198,27 @@ impl BrokerCore {
             queue.requeue(env);
             return;
         }
+        // A paged message goes to the dead-letter queue whole, under its new id.
+        let was_paged = env.paged;
+        if let Err(e) = paging::unpage(queue.recorder(), &mut env) {
+            tracing::error!(error = %e, "a paged dead letter does not read back; kept in its queue");
+            if let Some(recorder) = queue.recorder() {
+                recorder.returned(&env);
+            }
+            queue.requeue(env);
+            return;
+        }
         queue.acknowledged();
         queue.counters.dead_lettered();
         tracing::debug!(message_id = ?env.message.message_id(), from = %queue.destination(), "dead-lettering");
         match self.queue_store(&dlq) {
             Ok(q) => {
-                // The dead letter moves its charge from its queue to the dead-letter queue.
-                let bytes = env.charge.as_ref().map_or_else(
-                    || env.message.size_hint().saturating_add(ENVELOPE_OVERHEAD),
-                    Charge::bytes,
-                );
+                // The dead letter moves its charge from its queue to the dead-letter queue
+                // (its whole size, when it was paged).
+                let bytes = match env.charge.as_ref() {
+                    Some(charge) if !was_paged => charge.bytes(),
+                    _ => paging::charge_of(&env.message),
+                };
                 let charge = Some(q.budget.force_charge(bytes));
                 // A new id in the dead-letter queue: copies of one topic message dead-lettered
                 // from several subscriptions are distinct messages there.

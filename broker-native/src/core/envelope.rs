@@ -56,6 +56,9 @@ pub(crate) struct Envelope {
     pub message: Arc<Message>,
     /// Its sender.
     pub origin: Arc<Origin>,
+    /// True when `message` is a page stub ([`super::paging`]): headers and properties only,
+    /// the body left in the store, read back when the copy is delivered or browsed.
+    pub paged: bool,
     /// This copy's account on its store's limits and the broker's memory, released when
     /// the copy is dropped (acknowledged, expired, dead-lettered, dropped, deleted).
     pub charge: Option<Charge>,
@@ -75,6 +78,7 @@ impl Envelope {
                 client_id: None,
             }),
             charge: None,
+            paged: false,
         }
     }
 

@@ -8,6 +8,7 @@ pub(crate) mod envelope;
 pub(crate) mod expiry;
 pub(crate) mod housekeeping;
 pub(crate) mod limits;
+pub(crate) mod paging;
 pub(crate) mod policy;
 pub(crate) mod queue;
 pub(crate) mod ready;

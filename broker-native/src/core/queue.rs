@@ -513,11 +513,31 @@ impl Queue {
 
     /// The first deliverable message after `after` that `filter` accepts, for a browser:
     /// found through the index when one serves the filter's selector, by a scan otherwise.
+    /// A paged message is read back from the store after the lock is let go; one that no
+    /// longer reads back (consumed meanwhile) is passed over.
     pub fn browse_next(
         &self,
         filter: &BrowseFilter,
-        after: Option<OrderKey>,
+        mut after: Option<OrderKey>,
     ) -> Option<(OrderKey, Message)> {
+        loop {
+            let (key, env) = self.browse_candidate(filter, after)?;
+            match super::paging::read_back(self.recorder.as_ref(), &env) {
+                Ok(message) => return Some((key, Message::clone(&message))),
+                Err(e) => {
+                    tracing::debug!(error = %e, "a paged message browsed does not read back");
+                    after = Some(key);
+                }
+            }
+        }
+    }
+
+    /// The next message a browser sees, as stored (a stub when paged).
+    fn browse_candidate(
+        &self,
+        filter: &BrowseFilter,
+        after: Option<OrderKey>,
+    ) -> Option<(OrderKey, Envelope)> {
         let now = LazyNow::new();
         let mut st = self.state.lock();
         st.promote_due(&now);
@@ -533,7 +553,15 @@ impl Queue {
                 .map(Envelope::key),
         };
         let env = st.ready.get(&found?)?;
-        Some((env.key(), Message::clone(&env.message)))
+        let copy = Envelope {
+            seq: env.seq,
+            delivery_count: env.delivery_count,
+            message: env.message.clone(),
+            origin: env.origin.clone(),
+            charge: None,
+            paged: env.paged,
+        };
+        Some((env.key(), copy))
     }
 
     /// Takes out the oldest stored message (ready first, by arrival; else the earliest

@@ -110,12 +110,32 @@ impl CoreSession {
     /// it is acknowledged ([`Self::settle`], [`Self::acknowledge_all`], commit) or returned
     /// (recover, rollback, close); otherwise it is acknowledged now. A message taken while
     /// the session closed goes back untouched and `None` is returned.
-    pub fn deliver(&self, queue: &Arc<Queue>, mut env: Envelope, keep: bool) -> Option<Delivered> {
+    ///
+    /// A paged message is read back from the store first, outside every lock (see
+    /// [`super::paging`]); kept, it stays a stub in the session. A read that fails puts the
+    /// message back and returns the store's error.
+    pub fn deliver(
+        &self,
+        queue: &Arc<Queue>,
+        mut env: Envelope,
+        keep: bool,
+    ) -> Result<Option<Delivered>> {
+        if self.state.lock().closed {
+            queue.put_back(env);
+            return Ok(None);
+        }
+        let whole = match super::paging::read_back(queue.recorder(), &env) {
+            Ok(whole) => whole,
+            Err(e) => {
+                queue.put_back(env);
+                return Err(e);
+            }
+        };
         let mut state = self.state.lock();
         if state.closed {
             drop(state);
             queue.put_back(env);
-            return None;
+            return Ok(None);
         }
         state.last_tag += 1;
         let tag = state.last_tag;
@@ -124,7 +144,7 @@ impl CoreSession {
         queue.counters.delivered(count);
         let mut recorded = None;
         let mut message = if keep {
-            let message = Message::clone(&env.message);
+            let message = Message::clone(&whole);
             // Recorded now, not only when it comes back: a message delivered and not yet
             // acknowledged when the broker is killed returns redelivered, with this count.
             recorded = queue.recorder().and_then(|r| r.delivered(&env));
@@ -138,17 +158,18 @@ impl CoreSession {
         } else {
             drop(state);
             self.broker.acknowledged(queue, &env);
-            Arc::try_unwrap(env.message).unwrap_or_else(|m| Message::clone(&m))
+            drop(env);
+            Arc::try_unwrap(whole).unwrap_or_else(|m| Message::clone(&m))
         };
         let header = spi::header_mut(&mut message);
         header.delivery_count = count;
         header.redelivered = count > 1;
         spi::mark_received(&mut message);
-        Some(Delivered {
+        Ok(Some(Delivered {
             tag,
             message,
             recorded,
-        })
+        }))
     }
 
     /// Settles the kept delivery `tag` alone: acknowledged when `ack`, else returned to its
@@ -350,7 +371,13 @@ mod tests {
         let (broker, queue) = broker_with(3);
         let session = CoreSession::new(broker);
         let tags: Vec<u64> = (0..3)
-            .map(|_| session.deliver(&queue, take(&queue), true).unwrap().tag)
+            .map(|_| {
+                session
+                    .deliver(&queue, take(&queue), true)
+                    .unwrap()
+                    .unwrap()
+                    .tag
+            })
             .collect();
         assert_eq!(tags, [1, 2, 3]);
         assert_eq!(queue.unacked(), 3);
@@ -360,7 +387,10 @@ mod tests {
         assert!(!session.settle(2, true), "a tag settles once");
         assert_eq!(queue.unacked(), 1);
         // Message 1 is back, redelivered; message 2 is gone for good.
-        let back = session.deliver(&queue, take(&queue), true).unwrap();
+        let back = session
+            .deliver(&queue, take(&queue), true)
+            .unwrap()
+            .unwrap();
         assert_eq!(back.tag, 4);
         assert_eq!(back.message.body_text(), Some("1"));
         assert!(back.message.redelivered());
@@ -372,11 +402,17 @@ mod tests {
     fn close_returns_messages_and_refuses_later_work() {
         let (broker, queue) = broker_with(2);
         let session = CoreSession::new(broker);
-        session.deliver(&queue, take(&queue), true).unwrap();
+        session
+            .deliver(&queue, take(&queue), true)
+            .unwrap()
+            .unwrap();
         assert_eq!(session.close(), 1);
         assert_eq!(queue.depth(), 2);
         // A message taken while the session closed goes back untouched.
-        assert!(session.deliver(&queue, take(&queue), true).is_none());
+        assert!(session
+            .deliver(&queue, take(&queue), true)
+            .unwrap()
+            .is_none());
         assert_eq!(queue.depth(), 2);
         let send = PendingSend {
             route: session.broker.route(&Destination::queue("q")).unwrap(),

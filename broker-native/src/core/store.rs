@@ -81,6 +81,10 @@ pub struct StoredMessage {
     pub stores: Vec<StoreKey>,
     /// The message in the api's frozen encoding.
     pub bytes: Bytes,
+    /// The core keeps only a stub of it in memory ([`crate::core::paging`]) and may ask for
+    /// it back with [`Store::read`] as soon as `record` returns — before the record is
+    /// durable: the store must keep these bytes readable until it can read them from disk.
+    pub read_back: bool,
 }
 
 /// A durable subscription's definition.
@@ -168,6 +172,17 @@ pub trait Store: Send + Sync {
     /// keeps none.
     fn stats(&self) -> Option<super::stats::StoreStats> {
         None
+    }
+
+    /// The bytes of the live copy of message `id` in `store`, for a paged message
+    /// ([`crate::core::paging`]): the core keeps its stub and reads the rest back when it is
+    /// delivered. A store that keeps nothing cannot serve it.
+    fn read(&self, store: &StoreKey, id: u64) -> Result<Bytes> {
+        let _ = (store, id);
+        Err(Error::unsupported(
+            "embedded",
+            "reading back a message from a store that keeps none",
+        ))
     }
 }
 
@@ -450,6 +465,7 @@ mod tests {
                         id: *new_id,
                         stores: vec![to.clone()],
                         bytes: m.bytes,
+                        read_back: false,
                     };
                     add(&mut messages, &stored);
                 }

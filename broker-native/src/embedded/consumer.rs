@@ -143,7 +143,7 @@ impl ConsumerInner {
         &self,
         deadline: Option<Instant>,
         wait: bool,
-        deliver: impl Fn(&Arc<Queue>, Envelope) -> Option<T>,
+        deliver: impl Fn(&Arc<Queue>, Envelope) -> Result<Option<T>>,
     ) -> Result<Option<T>> {
         self.check_open()?;
         // A ready message is returned without waiting; spend tokio's cooperative budget so a
@@ -183,9 +183,11 @@ impl ConsumerInner {
                 };
                 gate.end();
                 match delivered {
-                    Some(Some(message)) => return Ok(Some(message)),
+                    Some(Ok(Some(message))) => return Ok(Some(message)),
                     // Taken while the session closed, and put back.
-                    Some(None) => return self.ended(),
+                    Some(Ok(None)) => return self.ended(),
+                    // A paged message that did not read back (put back).
+                    Some(Err(e)) => return Err(e),
                     None => {}
                 }
             } else if waiting.registered {

@@ -76,8 +76,9 @@ impl SessionShared {
 
     /// Hands a taken message to the application through the core session, which remembers
     /// it until acknowledged in client-ack and transacted sessions. A message taken while
-    /// the session closed goes back untouched and `None` is returned.
-    pub fn deliver(&self, queue: &Arc<Queue>, env: Envelope) -> Option<Delivered> {
+    /// the session closed goes back untouched and `None` is returned; a paged message that
+    /// does not read back goes back too, and the store's error is returned.
+    pub fn deliver(&self, queue: &Arc<Queue>, env: Envelope) -> Result<Option<Delivered>> {
         self.core.deliver(queue, env, self.keeps_unacked())
     }
 
@@ -90,7 +91,7 @@ impl SessionShared {
     /// Hands a taken message to a listener: like [`Self::deliver`], but remembered as
     /// unacknowledged in every mode (auto-acknowledge included) until [`Self::settle_held`]
     /// — or the session's recover, rollback or close — settles it. Returns its tag.
-    pub fn deliver_held(&self, queue: &Arc<Queue>, env: Envelope) -> Option<Delivered> {
+    pub fn deliver_held(&self, queue: &Arc<Queue>, env: Envelope) -> Result<Option<Delivered>> {
         self.core.deliver(queue, env, true)
     }
 

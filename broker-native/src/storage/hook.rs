@@ -3,19 +3,41 @@
 //! with the same stable ids) and its replay into the core's [`crate::store::Recovered`].
 //!
 //! This is the one file of the storage module that knows the core; the journal itself does not.
+//!
+//! Paging: the core reads a paged message back with [`store::Store::read`], served from the
+//! journal's index ([`Journal::read`]: the copy's segment and offset, kept valid through
+//! compaction). A send the core marks [`store::StoredMessage::read_back`] may be read before
+//! its batch is on disk and in the index: its bytes wait in [`JournalStore`]'s `unwritten`
+//! map, from the record's submission until its outcome — on success the index serves it
+//! (the writer updates the index before it reports outcomes); on failure the bytes stay
+//! until every copy is removed, since the core still holds the stubs.
 
 use super::{
     DurableSubscription, Journal, JournalOptions, Owner, Record, ReplayReport, StoredMessage,
 };
 use crate::store::{self, StoreKey, Ticket};
 use crate::{Broker, BrokerConfig};
+use bytes::Bytes;
 use courier_api::{Error, Result};
+use parking_lot::Mutex;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
 /// The core's store, kept by a journal.
 pub struct JournalStore {
     journal: Journal,
+    /// Paged sends not readable from the journal yet, by message id.
+    unwritten: Arc<Mutex<HashMap<u64, Unwritten>>>,
+}
+
+/// A paged send whose record is not in the journal's index (yet, or ever: it failed).
+struct Unwritten {
+    bytes: Bytes,
+    /// Copies the core holds (the stores the send went to).
+    copies: usize,
+    /// Its record failed: the bytes stay until every copy is removed.
+    failed: bool,
 }
 
 impl std::fmt::Debug for JournalStore {
@@ -33,7 +55,8 @@ impl JournalStore {
         options: JournalOptions,
     ) -> Result<(Arc<JournalStore>, store::Recovered, ReplayReport)> {
         let options = JournalOptions {
-            // The core keeps every message in memory for now: load them all.
+            // The core makes the stubs of the messages it pages from their replayed bytes
+            // (it needs their headers and properties): load them all.
             memory_limit: None,
             ..options
         };
@@ -67,7 +90,11 @@ impl JournalStore {
             max_message_id: recovered.max_message_id,
             max_subscription_id: recovered.max_subscription_id,
         };
-        Ok((Arc::new(JournalStore { journal }), state, report))
+        let store = JournalStore {
+            journal,
+            unwritten: Arc::default(),
+        };
+        Ok((Arc::new(store), state, report))
     }
 
     /// The journal.
@@ -106,13 +133,79 @@ impl store::Store for JournalStore {
 
     fn record(&self, record: store::Record) -> Result<Ticket> {
         let (ticket, confirm) = Ticket::pending();
-        self.journal
-            .submit(
-                translate(record),
-                Box::new(move |outcome| confirm.resolve(outcome.map_err(Error::from))),
-            )
-            .map_err(Error::from)?;
+        let paged = self.note_unwritten(&record);
+        // A failed send stays stored in the core (as a stub when paged); a failed commit
+        // stores nothing.
+        let stays = matches!(record, store::Record::Message(_));
+        let unwritten = self.unwritten.clone();
+        let written = paged.clone();
+        let done = move |outcome: super::Result<()>| {
+            if !written.is_empty() {
+                let mut map = unwritten.lock();
+                for id in &written {
+                    match map.get_mut(id) {
+                        Some(u) if outcome.is_err() && stays => u.failed = true,
+                        _ => drop(map.remove(id)),
+                    }
+                }
+            }
+            confirm.resolve(outcome.map_err(Error::from))
+        };
+        if let Err(e) = self.journal.submit(translate(record), Box::new(done)) {
+            // Refused at once: the core stores nothing.
+            let mut map = self.unwritten.lock();
+            for id in &paged {
+                map.remove(id);
+            }
+            return Err(Error::from(e));
+        }
         Ok(ticket)
+    }
+
+    fn read(&self, store: &StoreKey, id: u64) -> Result<Bytes> {
+        // The map first: a send leaves it only once the journal's index has it.
+        if let Some(u) = self.unwritten.lock().get(&id) {
+            return Ok(u.bytes.clone());
+        }
+        self.journal
+            .read(&owner(store.clone()), id)
+            .map_err(Error::from)
+    }
+}
+
+impl JournalStore {
+    /// Keeps the bytes of the paged sends of `record` readable until it is written, and
+    /// forgets those of a message removed; returns the ids kept.
+    fn note_unwritten(&self, record: &store::Record) -> Vec<u64> {
+        let sends: &[store::StoredMessage] = match record {
+            store::Record::Message(m) => std::slice::from_ref(m),
+            store::Record::Commit { sends, .. } => sends,
+            store::Record::Removed { id, .. } | store::Record::DeadLettered { id, .. } => {
+                // A failed send's copy is gone: its bytes go with the last one.
+                let mut map = self.unwritten.lock();
+                if let Some(u) = map.get_mut(id).filter(|u| u.failed) {
+                    u.copies = u.copies.saturating_sub(1);
+                    if u.copies == 0 {
+                        map.remove(id);
+                    }
+                }
+                return Vec::new();
+            }
+            _ => return Vec::new(),
+        };
+        let paged: Vec<u64> = sends.iter().filter(|m| m.read_back).map(|m| m.id).collect();
+        if !paged.is_empty() {
+            let mut map = self.unwritten.lock();
+            for m in sends.iter().filter(|m| m.read_back) {
+                let entry = Unwritten {
+                    bytes: m.bytes.clone(),
+                    copies: m.stores.len(),
+                    failed: false,
+                };
+                map.insert(m.id, entry);
+            }
+        }
+        paged
     }
 }
 

@@ -26,9 +26,11 @@
 //! ([`crate::store::Store`]) over a journal, and [`open_broker`] builds a durable broker from a
 //! directory (what `embedded:/dir` opens).
 //!
-//! Paging: [`JournalOptions::memory_limit`] leaves message bodies past it on disk at start-up
-//! and [`Journal::read`] reads one back by owner and id; the core does not page yet, so the
-//! durable broker loads everything.
+//! Paging: [`Journal::read`] reads one live copy back by owner and id, from the index's
+//! location (kept valid by compaction). The core pages past its paging threshold (see
+//! `core/paging.rs`): its stubs are read back through [`JournalStore`]'s
+//! [`crate::store::Store::read`]. [`JournalOptions::memory_limit`] leaves bodies past it on disk
+//! at start-up, for users of the journal alone; the durable broker loads all and makes stubs.
 //!
 //! A full disk fails the appends of the batch that hit it with
 //! [`JournalError::ResourceLimit`]; the segment is cut back to its last good batch, so
