@@ -3,9 +3,9 @@
 //! The queue is a stream with a unique key and one consumer group (`XGROUP CREATE … $
 //! MKSTREAM` before anyone sends), deleted after the run. Each participant has its own
 //! multiplexed connection.
-//! - Producers `XADD key * b <body> p <0|1>`: awaited one by one, or pipelined on the
-//!   multiplexed connection with at most the workload's send window unanswered (the replies
-//!   are taken in send order; an error fails the run).
+//! - Producers `XADD key * b <body> p <0|1>`: awaited one by one, or pipelined: a writer
+//!   task sends whatever the producer queued (at most the send window) as one pipeline per
+//!   round trip, so entries reach the stream in send order; an error fails the run.
 //! - Consumers `XREADGROUP GROUP g c<i> COUNT <batch> BLOCK 100 STREAMS key >` and `XACK`
 //!   each entry (auto-ack), or the entries of each batch in one `XACK` (client-ack,
 //!   dups-ok). Competing consumers share the group.
@@ -16,14 +16,12 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use courier_api::{Error, Result};
-use futures::future::BoxFuture;
-use futures::stream::FuturesOrdered;
-use futures::{FutureExt, StreamExt};
 use redis::aio::MultiplexedConnection;
 use redis::streams::StreamReadReply;
 use redis::{AsyncConnectionConfig, Value};
 use std::collections::VecDeque;
 use std::time::Duration;
+use tokio::sync::mpsc;
 
 use super::driver::{self, AckPolicy, RawDelivery, RawReceiver, RawSender};
 use crate::endpoint::unique_name;
@@ -109,72 +107,112 @@ async fn flow(
     }
     let mut senders: Vec<Box<dyn RawSender>> = Vec::with_capacity(producers);
     for _ in 0..producers {
-        senders.push(Box::new(StreamSender {
-            connection: connect(client).await?,
-            key: key.to_owned(),
+        senders.push(Box::new(StreamSender::new(
+            connect(client).await?,
+            key,
             persistent,
-            window: spec.send_window,
-            pending: FuturesOrdered::new(),
-        }));
+            spec.send_window,
+        )));
     }
     driver::run(spec, senders, receivers, clock).await
 }
 
+/// A producer: awaited `XADD`s, or (with a send window) a writer task that sends whatever
+/// is queued as one pipeline per round trip, in send order.
 struct StreamSender {
     connection: MultiplexedConnection,
     key: String,
     persistent: bool,
-    window: Option<usize>,
-    pending: FuturesOrdered<BoxFuture<'static, redis::RedisResult<Value>>>,
+    /// With a send window: the writer's queue (bounded by the window) and the writer.
+    writer: Option<(mpsc::Sender<Bytes>, tokio::task::JoinHandle<Result<()>>)>,
+}
+
+/// Most `XADD`s one pipeline of the writer carries.
+const MAX_PIPELINE: usize = 1_000;
+
+fn xadd(key: &str, persistent: bool, body: &[u8]) -> redis::Cmd {
+    let mut command = redis::cmd("XADD");
+    command
+        .arg(key)
+        .arg("*")
+        .arg("b")
+        .arg(body)
+        .arg("p")
+        .arg(if persistent { "1" } else { "0" });
+    command
 }
 
 impl StreamSender {
-    fn xadd(&self, body: Bytes) -> BoxFuture<'static, redis::RedisResult<Value>> {
-        let mut connection = self.connection.clone();
-        let mut command = redis::cmd("XADD");
-        command
-            .arg(&self.key)
-            .arg("*")
-            .arg("b")
-            .arg(body.as_ref())
-            .arg("p")
-            .arg(if self.persistent { "1" } else { "0" });
-        async move { command.query_async::<Value>(&mut connection).await }.boxed()
-    }
-
-    /// Takes the replies that are already in, without waiting.
-    fn take_ready(&mut self) -> Result<()> {
-        while let Some(Some(reply)) = self.pending.next().now_or_never() {
-            reply.map_err(|e| failed("XADD", e))?;
+    fn new(
+        connection: MultiplexedConnection,
+        key: &str,
+        persistent: bool,
+        window: Option<usize>,
+    ) -> Self {
+        let writer = window.map(|window| {
+            let (queue, mut queued) = mpsc::channel::<Bytes>(window.max(1));
+            let mut connection = connection.clone();
+            let key = key.to_owned();
+            let task = tokio::spawn(async move {
+                let mut batch = Vec::new();
+                while queued.recv_many(&mut batch, MAX_PIPELINE).await > 0 {
+                    let mut pipeline = redis::pipe();
+                    for body in batch.drain(..) {
+                        pipeline.add_command(xadd(&key, persistent, &body));
+                    }
+                    let _: Vec<Value> = pipeline
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(|e| failed("XADD", e))?;
+                }
+                Ok(())
+            });
+            (queue, task)
+        });
+        StreamSender {
+            connection,
+            key: key.to_owned(),
+            persistent,
+            writer,
         }
-        Ok(())
     }
 }
 
 #[async_trait]
 impl RawSender for StreamSender {
     async fn publish(&mut self, body: Bytes) -> Result<()> {
-        let Some(window) = self.window else {
-            self.xadd(body).await.map_err(|e| failed("XADD", e))?;
-            return Ok(());
-        };
-        let request = self.xadd(body);
-        self.pending.push_back(request);
-        // Polling sends the new request now (in push order, so in send order).
-        self.take_ready()?;
-        while self.pending.len() > window {
-            if let Some(reply) = self.pending.next().await {
-                reply.map_err(|e| failed("XADD", e))?;
+        match &self.writer {
+            None => {
+                let _: Value = xadd(&self.key, self.persistent, &body)
+                    .query_async(&mut self.connection)
+                    .await
+                    .map_err(|e| failed("XADD", e))?;
+                Ok(())
+            }
+            Some((queue, _)) => {
+                if queue.send(body).await.is_ok() {
+                    return Ok(());
+                }
+                // The writer stopped: its error says why.
+                self.finish().await?;
+                Err(Error::illegal_state(format!(
+                    "{BACKEND}: the writer stopped"
+                )))
             }
         }
-        Ok(())
     }
 
     async fn finish(&mut self) -> Result<()> {
-        while let Some(reply) = self.pending.next().await {
-            reply.map_err(|e| failed("XADD", e))?;
+        let Some((queue, task)) = self.writer.take() else {
+            return Ok(());
+        };
+        drop(queue);
+        match task.await {
+            Ok(outcome) => outcome,
+            Err(e) => Err(Error::illegal_state(format!(
+                "{BACKEND}: the writer failed: {e}"
+            ))),
         }
-        Ok(())
     }
 }
 
