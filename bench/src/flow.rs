@@ -84,14 +84,18 @@ impl Groups {
 
 /// How far a delivery group has got, and the signal that it is done.
 #[derive(Debug)]
-struct Progress {
-    received: AtomicU64,
-    target: AtomicU64,
-    done: CancellationToken,
+pub(crate) struct Progress {
+    /// Receipts so far.
+    pub received: AtomicU64,
+    /// Receipts the group needs (`u64::MAX` until producers know what they sent).
+    pub target: AtomicU64,
+    /// Cancelled once the group has its target, or the run stops.
+    pub done: CancellationToken,
 }
 
 impl Progress {
-    fn new(done: CancellationToken) -> Arc<Self> {
+    /// A group with no receipts and no target yet.
+    pub fn new(done: CancellationToken) -> Arc<Self> {
         Arc::new(Progress {
             received: AtomicU64::new(0),
             target: AtomicU64::new(u64::MAX),
@@ -100,7 +104,7 @@ impl Progress {
     }
 
     /// Counts a receipt; true (and `done` cancelled) once the group has its target.
-    fn record(&self) -> bool {
+    pub fn record(&self) -> bool {
         let received = self.received.fetch_add(1, Ordering::SeqCst) + 1;
         if received >= self.target.load(Ordering::SeqCst) {
             self.done.cancel();
@@ -110,7 +114,7 @@ impl Progress {
     }
 
     /// Sets how many receipts the group needs, once producers know what they sent.
-    fn set_target(&self, target: u64) {
+    pub fn set_target(&self, target: u64) {
         self.target.store(target, Ordering::SeqCst);
         if self.received.load(Ordering::SeqCst) >= target {
             self.done.cancel();
@@ -300,7 +304,11 @@ fn set_targets(
 }
 
 /// Stops every group once none has received anything for `stall_timeout`.
-async fn watch(groups: Vec<Arc<Progress>>, stall_timeout: Duration, stalled: Arc<AtomicBool>) {
+pub(crate) async fn watch(
+    groups: Vec<Arc<Progress>>,
+    stall_timeout: Duration,
+    stalled: Arc<AtomicBool>,
+) {
     let tick = (stall_timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(100));
     let received = || -> u64 {
         groups

@@ -10,7 +10,9 @@
 //! — or a deep queue drained by selectors, or the memory a queue takes. [`run`] drives it
 //! through any [`ConnectionFactory`](courier::ConnectionFactory); [`run_ceiling`] drives the same
 //! workload over raw `tokio::sync::mpsc` channels carrying the same messages, the in-process
-//! ceiling; [`measure`] does both and returns a [`Report`], printable as a [`Table`] row or a
+//! ceiling; [`run_raw`] drives the same queue workloads through a broker's own client library
+//! (raw lapin, raw redis-rs Streams — the baselines of the `amqp://` and `redis://` backends,
+//! features `amqp` and `redis`); [`measure`] runs a backend and the ceiling and returns a [`Report`], printable as a [`Table`] row or a
 //! JSON line.
 //!
 //! Every message carries a [`Stamp`] — producer, sequence number, send time — in the first bytes
@@ -53,6 +55,7 @@ mod latency;
 mod measurement;
 mod memory;
 mod payload;
+mod raw;
 mod report;
 mod runner;
 mod schedule;
@@ -66,6 +69,7 @@ pub use latency::{Clock, LatencyKind, LatencyRecorder, LatencySummary};
 pub use measurement::{Measurement, MemoryFigure};
 pub use memory::resident_bytes;
 pub use payload::{key_selector, key_value, Stamp, KEY_PROPERTY};
+pub use raw::{run_raw, RawClient, RawQueueType, RedisServer, DEFAULT_PREFETCH, REDIS_READ_BATCH};
 pub use report::{Report, Table};
 pub use runner::{measure, measure_repeated, run, run_ceiling};
 pub use spec::{

@@ -68,9 +68,7 @@ impl Stamp {
     /// check instead of passing on its first 20 bytes. (Headers are not checked here: the
     /// raw-channel ceiling carries the same messages and has no broker to stamp them.)
     pub fn of(message: &Message) -> Option<Stamp> {
-        let body = message.body_bytes()?;
-        let stamp = Self::read(body)?;
-        let filler_intact = body[Self::LEN..].iter().all(|&b| b == Self::FILL);
+        let stamp = Self::of_body(message.body_bytes()?)?;
         let key_ok = match message.raw_property(KEY_PROPERTY) {
             None => message.properties().is_empty(),
             Some(courier_api::Value::String(key)) => key
@@ -78,7 +76,18 @@ impl Stamp {
                 .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| key_value(n) == **key)),
             Some(_) => false,
         };
-        (filler_intact && key_ok).then_some(stamp)
+        key_ok.then_some(stamp)
+    }
+
+    /// Reads the stamp at the start of `body` and checks that the filler after it arrived
+    /// byte for byte: `None` (malformed) otherwise. The check of [`Stamp::of`] for a body
+    /// that came without a [`Message`] around it (the raw-client baselines).
+    pub fn of_body(body: &[u8]) -> Option<Stamp> {
+        let stamp = Self::read(body)?;
+        body[Self::LEN..]
+            .iter()
+            .all(|&b| b == Self::FILL)
+            .then_some(stamp)
     }
 }
 

@@ -14,6 +14,12 @@
 //! - `--persistent` makes every workload persistent and `--sends awaited|pipelined` sets how
 //!   every flow workload sends, so each workload runs in all four combinations; without them
 //!   each runs as the catalog has it; JSON rows say which (`persistent`, `pipelined`);
+//! - beside each `amqp://` URL the same workloads run through raw lapin (persistent with
+//!   publisher confirms, manual acks with `basic.qos`, the URL's queue type), beside each
+//!   `redis://` URL through raw redis-rs Streams (`XADD`/`XREADGROUP`/`XACK`), and with
+//!   `--redis-fsync-always` also on a private `redis-server` with `appendfsync always`: the
+//!   raw-client baselines (`courier_bench::run_raw`), rows `raw …`; each adapter row shows
+//!   its throughput and p99 as ratios to its own raw row (`--no-raw` leaves them out);
 //! - a workload a backend cannot run (its error is `Unsupported`) is skipped with a note;
 //! - memory per queued message is only reported for `embedded:`, where the broker is this
 //!   process: for a remote broker the client's memory says nothing, and the client API has no
@@ -26,7 +32,9 @@ use std::time::Duration;
 
 use clap::Args;
 use courier::{DeliveryMode, Error, Result};
-use courier_bench::{Limit, Overrides, Report, Scenario, Topology, Workload};
+use courier_bench::{
+    Limit, Overrides, RawClient, RedisServer, Report, Scenario, Topology, Workload,
+};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value as Json;
 
@@ -98,6 +106,15 @@ pub struct BenchArgs {
     /// Leave the raw-channel ceiling out even for `embedded:`.
     #[arg(long)]
     pub no_ceiling: bool,
+    /// Leave out the raw-client baselines (raw lapin beside `amqp://`, raw redis-rs Streams
+    /// beside `redis://`).
+    #[arg(long)]
+    pub no_raw: bool,
+    /// Also run raw redis-rs Streams on a private `redis-server` (started on a free port in a
+    /// temporary directory, stopped afterwards) with `appendonly yes`, `appendfsync always`:
+    /// the durable Redis baseline.
+    #[arg(long)]
+    pub redis_fsync_always: bool,
     /// One JSON object per line, URL and workload, instead of the table.
     #[arg(long)]
     pub json: bool,
@@ -131,7 +148,10 @@ fn rate(text: &str) -> std::result::Result<Rate, String> {
 
 /// One row of the result: a URL and a workload, measured or skipped.
 struct Row {
+    /// The URL, or the label of the raw channel or of a raw client.
     url: String,
+    /// For a raw client's row: the URL of the backend it is the baseline of.
+    raw_of: Option<String>,
     workload: String,
     /// How the workload sent: delivery mode and awaited or pipelined sends.
     sending: Sending,
@@ -277,17 +297,46 @@ fn with_rate(workload: &Workload, rate: Option<u64>) -> Workload {
 /// The label of the raw-channel ceiling's rows.
 pub const CEILING: &str = "(raw channel)";
 
-/// Runs one workload `repeat` times, each on a fresh factory for `url` (or over raw channels
-/// for [`CEILING`]), and reports the run of median throughput — or the first run that failed
-/// its delivery check, so a failure is never averaged away.
-async fn run_once(url: &str, workload: &Workload, repeat: u64) -> Result<Report> {
+/// What a run measures: a backend by URL, the raw-channel ceiling, or a raw client.
+#[derive(Debug, Clone)]
+enum Target {
+    /// A Courier backend.
+    Backend(String),
+    /// Raw tokio channels in this process.
+    Ceiling,
+    /// A broker's own client library, the baseline of the backend at `of`.
+    Raw {
+        /// The client and where it connects.
+        client: RawClient,
+        /// The backend URL it is the baseline of (`None` for a private server).
+        of: Option<String>,
+    },
+}
+
+impl Target {
+    /// The `url` column.
+    fn label(&self) -> String {
+        match self {
+            Target::Backend(url) => url.clone(),
+            Target::Ceiling => CEILING.to_owned(),
+            Target::Raw { client, .. } => client.label(),
+        }
+    }
+}
+
+/// Runs one workload `repeat` times, each on a fresh factory for a backend (or over raw
+/// channels, or with a raw client), and reports the run of median throughput — or the first
+/// run that failed its delivery check, so a failure is never averaged away.
+async fn run_once(target: &Target, workload: &Workload, repeat: u64) -> Result<Report> {
     let mut runs = Vec::new();
     for _ in 0..repeat.max(1) {
-        let measured = if url == CEILING {
-            courier_bench::run_ceiling(workload).await?
-        } else {
-            let factory = courier::connect(url).await?;
-            courier_bench::run(factory.as_ref(), workload).await?
+        let measured = match target {
+            Target::Ceiling => courier_bench::run_ceiling(workload).await?,
+            Target::Backend(url) => {
+                let factory = courier::connect(url).await?;
+                courier_bench::run(factory.as_ref(), workload).await?
+            }
+            Target::Raw { client, .. } => courier_bench::run_raw(client, workload).await?,
         };
         runs.push(measured);
     }
@@ -300,18 +349,24 @@ async fn run_once(url: &str, workload: &Workload, repeat: u64) -> Result<Report>
     };
     Ok(Report {
         workload: workload.name.clone(),
-        url: url.to_owned(),
+        url: target.label(),
         measured,
         ceiling: None,
     })
 }
 
-/// A short warm-up run of the first flow workload, discarded.
-async fn warm_up(url: &str, workloads: &[Workload]) -> Result<()> {
-    let Some(first) = workloads
-        .iter()
-        .find(|w| matches!(w.scenario, Scenario::Flow(_)))
-    else {
+/// A short warm-up run of the first flow workload (that a raw client can run, for one),
+/// discarded.
+async fn warm_up(target: &Target, workloads: &[Workload]) -> Result<()> {
+    let raw = matches!(target, Target::Raw { .. });
+    let Some(first) = workloads.iter().find(|w| match &w.scenario {
+        Scenario::Flow(f) => {
+            !raw || (matches!(f.topology, Topology::Queue { .. })
+                && f.selector_keys.is_none()
+                && f.send_batch.is_none())
+        }
+        _ => false,
+    }) else {
         return Ok(());
     };
     let mut w = with_rate(first, None);
@@ -322,13 +377,17 @@ async fn warm_up(url: &str, workloads: &[Workload]) -> Result<()> {
         };
         flow.limit = Limit::Messages(messages);
     }
-    run_once(url, &w, 1).await.map(drop)
+    run_once(target, &w, 1).await.map(drop)
 }
 
 /// Runs `workload` on `url` as the flags say, returning the reported rows (a paced workload
 /// at a fraction of its maximum gives two: the maximum and the paced run).
-async fn measure(url: &str, workload: &Workload, args: &BenchArgs) -> Result<Vec<Report>> {
-    if matches!(workload.scenario, Scenario::Memory(_)) && !is_embedded(url) && url != CEILING {
+async fn measure(target: &Target, workload: &Workload, args: &BenchArgs) -> Result<Vec<Report>> {
+    let remote = match target {
+        Target::Backend(url) => !is_embedded(url),
+        Target::Ceiling | Target::Raw { .. } => false,
+    };
+    if matches!(workload.scenario, Scenario::Memory(_)) && remote {
         return Err(Error::unsupported(
             "bench",
             "memory per queued message needs the broker's own figure, and this backend \
@@ -337,19 +396,19 @@ async fn measure(url: &str, workload: &Workload, args: &BenchArgs) -> Result<Vec
     }
     match pace(workload, args) {
         None => Ok(vec![
-            run_once(url, &with_rate(workload, None), args.repeat).await?,
+            run_once(target, &with_rate(workload, None), args.repeat).await?,
         ]),
         Some(Rate::Fixed(r)) => Ok(vec![
-            run_once(url, &with_rate(workload, Some(r)), args.repeat).await?,
+            run_once(target, &with_rate(workload, Some(r)), args.repeat).await?,
         ]),
         Some(Rate::OfMaximum(fraction)) => {
             let mut unpaced = with_rate(workload, None);
             unpaced.name = format!("{}@max", workload.name);
-            let max = run_once(url, &unpaced, args.repeat).await?;
-            let target = (max.measured.msgs_per_sec() * fraction).round().max(1.0) as u64;
-            let mut paced = with_rate(workload, Some(target));
+            let max = run_once(target, &unpaced, args.repeat).await?;
+            let rate = (max.measured.msgs_per_sec() * fraction).round().max(1.0) as u64;
+            let mut paced = with_rate(workload, Some(rate));
             paced.name = format!("{}@{:.0}%", workload.name, fraction * 100.0);
-            let at = run_once(url, &paced, args.repeat).await?;
+            let at = run_once(target, &paced, args.repeat).await?;
             Ok(vec![max, at])
         }
     }
@@ -439,8 +498,8 @@ pub async fn run(args: &BenchArgs, out: &mut dyn Write) -> Result<ExitCode> {
     })
 }
 
-/// Measures every workload on every URL, appending rows as they finish (so an interrupted
-/// run keeps what it measured).
+/// Measures every workload on every URL — each backend followed by its raw-client baseline —
+/// appending rows as they finish (so an interrupted run keeps what it measured).
 async fn measure_all(
     args: &BenchArgs,
     workloads: &[Workload],
@@ -448,16 +507,80 @@ async fn measure_all(
     healthy: &mut bool,
 ) {
     let wanted = args.ceiling || (!args.no_ceiling && args.urls.iter().any(|u| is_embedded(u)));
-    let ceiling = wanted.then(|| CEILING.to_owned());
-    for url in args.urls.iter().chain(&ceiling) {
-        let bar = spinner(url, "warm-up");
-        let warmed = warm_up(url, workloads).await;
+    let mut targets = Vec::new();
+    for url in &args.urls {
+        targets.push(Target::Backend(url.clone()));
+        if let Some(client) = RawClient::for_url(url).filter(|_| !args.no_raw) {
+            targets.push(Target::Raw {
+                client,
+                of: Some(url.clone()),
+            });
+        }
+    }
+    if wanted {
+        targets.push(Target::Ceiling);
+    }
+    for target in &targets {
+        measure_target(args, target, workloads, rows, healthy).await;
+    }
+    if args.redis_fsync_always {
+        let label = "raw redis streams (appendfsync always)";
+        let bar = spinner(label, "starting redis-server");
+        let started = RedisServer::start_fsync_always().await;
         bar.finish_and_clear();
-        if let Err(e) = warmed {
-            eprintln!("courier: {}: {e}", shown(url));
+        match started {
+            Ok(server) => {
+                let target = Target::Raw {
+                    client: RawClient::RedisStreams {
+                        url: server.url(),
+                        read_batch: courier_bench::REDIS_READ_BATCH,
+                        fsync_always: true,
+                    },
+                    of: None,
+                };
+                measure_target(args, &target, workloads, rows, healthy).await;
+                drop(server);
+            }
+            Err(e) => {
+                eprintln!("courier: {label}: {e}");
+                *healthy = false;
+                rows.push(Row {
+                    url: label.to_owned(),
+                    raw_of: None,
+                    workload: "(every workload)".into(),
+                    sending: Sending::default(),
+                    outcome: Err(format!("failed: {e}")),
+                });
+            }
+        }
+    }
+}
+
+/// Warms `target` up, then measures every workload on it.
+async fn measure_target(
+    args: &BenchArgs,
+    target: &Target,
+    workloads: &[Workload],
+    rows: &mut Vec<Row>,
+    healthy: &mut bool,
+) {
+    let url = target.label();
+    let raw_of = match target {
+        Target::Raw { of, .. } => Some(of.clone().unwrap_or_default()),
+        _ => None,
+    };
+    let bar = spinner(&shown(&url), "warm-up");
+    let warmed = warm_up(target, workloads).await;
+    bar.finish_and_clear();
+    if let Err(e) = warmed {
+        // A raw client that can run none of the workloads has nothing to warm up: its rows
+        // are skipped one by one below.
+        if !e.is_unsupported() || raw_of.is_none() {
+            eprintln!("courier: {}: {e}", shown(&url));
             *healthy = false;
             rows.push(Row {
                 url: url.clone(),
+                raw_of,
                 workload: "(every workload)".into(),
                 sending: Sending::default(),
                 outcome: Err(format!(
@@ -469,49 +592,73 @@ async fn measure_all(
                     }
                 )),
             });
-            continue;
+            return;
         }
-        for workload in workloads {
-            let bar = spinner(url, &workload.name);
-            let outcome = measure(url, workload, args).await;
-            bar.finish_and_clear();
-            match outcome {
-                Ok(reports) => {
-                    for report in reports {
-                        eprintln!(
-                            "courier: measured {} on {} at {:.0} msgs/s",
-                            report.workload,
-                            shown(url),
-                            report.measured.msgs_per_sec()
-                        );
-                        rows.push(Row {
-                            url: url.clone(),
-                            workload: report.workload.clone(),
-                            sending: Sending::of(workload),
-                            outcome: Ok(report),
-                        });
-                    }
-                }
-                Err(e) => {
-                    if !e.is_unsupported() {
-                        *healthy = false;
-                    }
-                    let kind = if e.is_unsupported() {
-                        "skipped"
-                    } else {
-                        "failed"
-                    };
-                    eprintln!("courier: {} on {} {kind}: {e}", workload.name, shown(url));
+    }
+    for workload in workloads {
+        let bar = spinner(&shown(&url), &workload.name);
+        let outcome = measure(target, workload, args).await;
+        bar.finish_and_clear();
+        match outcome {
+            Ok(reports) => {
+                for report in reports {
+                    eprintln!(
+                        "courier: measured {} on {} at {:.0} msgs/s",
+                        report.workload,
+                        shown(&url),
+                        report.measured.msgs_per_sec()
+                    );
                     rows.push(Row {
                         url: url.clone(),
-                        workload: workload.name.clone(),
+                        raw_of: raw_of.clone(),
+                        workload: report.workload.clone(),
                         sending: Sending::of(workload),
-                        outcome: Err(format!("{kind}: {e}")),
+                        outcome: Ok(report),
                     });
                 }
             }
+            Err(e) => {
+                if !e.is_unsupported() {
+                    *healthy = false;
+                }
+                let kind = if e.is_unsupported() {
+                    "skipped"
+                } else {
+                    "failed"
+                };
+                eprintln!("courier: {} on {} {kind}: {e}", workload.name, shown(&url));
+                rows.push(Row {
+                    url: url.clone(),
+                    raw_of: raw_of.clone(),
+                    workload: workload.name.clone(),
+                    sending: Sending::of(workload),
+                    outcome: Err(format!("{kind}: {e}")),
+                });
+            }
         }
     }
+}
+
+/// The raw-client row that is the baseline of `row` (a backend row with a raw client), if it
+/// was measured.
+fn raw_baseline<'a>(rows: &'a [Row], row: &Row) -> Option<(&'a str, &'a Report)> {
+    if row.raw_of.is_some() {
+        return None;
+    }
+    rows.iter()
+        .filter(|r| r.raw_of.as_deref() == Some(row.url.as_str()) && r.workload == row.workload)
+        .find_map(|r| r.outcome.as_ref().ok().map(|rep| (r.url.as_str(), rep)))
+}
+
+/// Throughput and p99 of `report` as ratios to its raw baseline's.
+fn raw_ratios(report: &Report, raw: &Report) -> (Option<f64>, Option<f64>) {
+    let rate = raw.measured.msgs_per_sec();
+    let throughput = (rate > 0.0).then(|| report.measured.msgs_per_sec() / rate);
+    let p99 = match (&report.measured.latency, &raw.measured.latency) {
+        (Some(a), Some(b)) if b.p99_us > 0.0 => Some(a.p99_us / b.p99_us),
+        _ => None,
+    };
+    (throughput, p99)
 }
 
 /// The first measured URL's throughput for `workload`, the base of the ratios.
@@ -550,6 +697,23 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
                 map.insert("url".into(), shown(&row.url).into());
                 map.insert("persistent".into(), row.sending.persistent.into());
                 map.insert("pipelined".into(), row.sending.pipelined.into());
+                if let Some(of) = &row.raw_of {
+                    map.insert("raw_client".into(), row.url.clone().into());
+                    map.insert("raw_baseline_of".into(), shown(of).into());
+                }
+                let ratios = raw_baseline(rows, row).map(|(label, raw)| {
+                    let (throughput, p99) = raw_ratios(report, raw);
+                    (label, throughput, p99)
+                });
+                map.insert(
+                    "raw_baseline".into(),
+                    ratios.map(|(label, _, _)| label.to_owned()).into(),
+                );
+                map.insert("ratio_to_raw".into(), ratios.and_then(|(_, t, _)| t).into());
+                map.insert(
+                    "p99_ratio_to_raw".into(),
+                    ratios.and_then(|(_, _, p)| p).into(),
+                );
             }
             let _ = writeln!(out, "{line}");
         }
@@ -569,8 +733,17 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
         .max(8);
     let _ = writeln!(
         out,
-        "{:<url_width$}  {:<name_width$}  {:>12}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}  note",
-        "url", "workload", "msgs/s", "p50 µs", "p99 µs", "p99.9 µs", "exactly-once", "vs first"
+        "{:<url_width$}  {:<name_width$}  {:>12}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}  {:>8}  {:>8}  note",
+        "url",
+        "workload",
+        "msgs/s",
+        "p50 µs",
+        "p99 µs",
+        "p99.9 µs",
+        "exactly-once",
+        "vs first",
+        "vs raw",
+        "p99/raw"
     );
     for row in rows {
         match &row.outcome {
@@ -590,8 +763,18 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
                 } else {
                     "NO"
                 };
+                let (vs_raw, p99_raw) = match raw_baseline(rows, row) {
+                    Some((_, raw)) => {
+                        let (t, p) = raw_ratios(report, raw);
+                        let show = |v: Option<f64>| {
+                            v.map(|v| format!("{v:.2}x")).unwrap_or_else(|| "-".into())
+                        };
+                        (show(t), show(p))
+                    }
+                    None => ("-".into(), "-".into()),
+                };
                 let line = format!(
-                    "{:<url_width$}  {:<name_width$}  {:>12.0}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}  {}",
+                    "{:<url_width$}  {:<name_width$}  {:>12.0}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}  {:>8}  {:>8}  {}",
                     shown(&row.url),
                     row.workload,
                     m.msgs_per_sec(),
@@ -600,6 +783,8 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
                     lat(|l| l.p999_us),
                     once,
                     ratio,
+                    vs_raw,
+                    p99_raw,
                     note(m)
                 );
                 let _ = writeln!(out, "{}", line.trim_end());
