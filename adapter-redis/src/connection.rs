@@ -30,10 +30,11 @@ use crate::factory::{capabilities, Config};
 use crate::keys;
 use crate::session::{RedisSession, SessionShared};
 
-/// The script: the selector runtime of the api, then Courier's operations.
+/// The script: the selector runtime of the api (built on demand: `K = selector_runtime()`),
+/// then Courier's operations.
 pub(crate) static SCRIPT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
-        "local K = {}\n{}",
+        "local K\nlocal function selector_runtime() return {} end\n{}",
         courier_api::selector::LUA_RUNTIME,
         include_str!("courier.lua")
     )
@@ -284,6 +285,7 @@ async fn heartbeat(shared: Weak<Shared>) {
             s.lose(Error::connection_lost_from("the Redis heartbeat failed", e));
             return;
         }
+        crate::sweep::sweep_temporaries(&s).await;
     }
 }
 
@@ -432,6 +434,18 @@ impl Shared {
         }
     }
 
+    /// Runs one operation of the script for the connection's own upkeep: neither marks the
+    /// connection used nor loses it on failure.
+    pub async fn upkeep(&self, root: &str, args: Vec<Vec<u8>>) -> redis::RedisResult<Value> {
+        let mut invocation = self.script.prepare_invoke();
+        invocation.key(root);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut cmd = self.cmd.clone();
+        invocation.invoke_async::<Value>(&mut cmd).await
+    }
+
     /// Turns a Redis error into Courier's, losing the connection when the link failed.
     pub fn fail(&self, e: redis::RedisError, in_doubt: Option<InDoubtOperation>) -> Error {
         let link = e.is_io_error()
@@ -524,7 +538,15 @@ impl Shared {
     pub async fn purge(&self, root: &str) -> Result<()> {
         purge_keys(&self.cmd, root)
             .await
-            .map_err(|e| self.fail(e, None))
+            .map_err(|e| self.fail(e, None))?;
+        let mut cmd = self.cmd.clone();
+        let _: Value = redis::cmd("HDEL")
+            .arg(keys::TEMPORARIES)
+            .arg(root)
+            .query_async(&mut cmd)
+            .await
+            .map_err(|e| self.fail(e, None))?;
+        Ok(())
     }
 
     /// Whether the connection that `owner` (`run_id:client_id`) names is connected to this

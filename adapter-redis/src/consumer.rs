@@ -208,8 +208,10 @@ impl RedisConsumer {
         let conn = self.conn();
         let (max, dlq) = conn.dead_letter(&self.root);
         let (Some(selector), Some(source)) = (&self.selector, &self.lua) else {
-            return self.take_id(max, &dlq, "").await;
+            let ack = self.session.pending_for(&self.root).await?;
+            return self.take_id(max, &dlq, "", ack).await;
         };
+        self.session.flush_ack().await?;
         let mut after = "-inf".to_string();
         loop {
             let reply = args::array(
@@ -244,7 +246,7 @@ impl RedisConsumer {
             after = args::text(score)?;
             let message = Message::decode(args::bytes(encoded)?)?;
             if selector.matches(&message) {
-                if let Taken::Message(m, held) = self.take_id(max, &dlq, &id).await? {
+                if let Taken::Message(m, held) = self.take_id(max, &dlq, &id, None).await? {
                     return Ok(Taken::Message(m, held));
                 }
             } else if self.joined.is_some() {
@@ -258,8 +260,11 @@ impl RedisConsumer {
         }
     }
 
-    async fn take_id(&self, max: u32, dlq: &str, want: &str) -> Result<Taken> {
+    /// Takes the first ready message (or the one `want` names), first acknowledging `ack`
+    /// (a held message of this destination) in the same script.
+    async fn take_id(&self, max: u32, dlq: &str, want: &str, ack: Option<Held>) -> Result<Taken> {
         let conn = self.conn();
+        let (ack_base, ack_id) = ack.map_or((String::new(), String::new()), |h| (h.base, h.id));
         let reply = args::array(
             conn.eval(
                 &self.root,
@@ -271,6 +276,8 @@ impl RedisConsumer {
                     .add(max)
                     .add(dlq)
                     .add(want)
+                    .add(ack_base)
+                    .add(ack_id)
                     .0,
                 None,
             )
@@ -320,9 +327,8 @@ impl RedisConsumer {
     async fn settle(&self, held: Held) -> Result<bool> {
         match self.session.mode {
             SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
-                self.session
-                    .commit_ops(&[], &[held], InDoubtOperation::Acknowledge)
-                    .await
+                self.session.defer_ack(held).await?;
+                Ok(true)
             }
             SessionMode::ClientAcknowledge | SessionMode::Transacted => {
                 self.session.held.lock().push(held);
@@ -433,6 +439,9 @@ impl RedisConsumer {
             return Ok(());
         }
         self.wake.notify_waiters();
+        if self.session.conn.check().is_ok() {
+            self.session.flush_ack().await?;
+        }
         let conn = self.session.conn.clone();
         if let Some(n) = conn.consumers.lock().get_mut(&self.root) {
             *n = n.saturating_sub(1);

@@ -14,6 +14,8 @@
 -- R:owner        the connection owning a temporary destination
 
 local op = ARGV[1]
+-- K, the selector runtime, is built (selector_runtime) only by the operations that evaluate
+-- selectors: building it costs more than a plain take.
 local STEP = 10000000000000
 
 local function num(v)
@@ -56,8 +58,11 @@ local function enqueue(root, base, enc, prio, exp, due, now, fields)
   local id = redis.call('INCR', root .. ':seq')
   local s = (9 - prio) * STEP + id
   local m = root .. ':m:' .. id
-  redis.call('HSET', m, 'e', enc, 'p', prio, 'x', exp, 'c', 0, 's', s)
-  if fields and #fields > 0 then redis.call('HSET', m, unpack(fields)) end
+  if fields and #fields > 0 then
+    redis.call('HSET', m, 'e', enc, 'p', prio, 'x', exp, 'c', 0, 's', s, unpack(fields))
+  else
+    redis.call('HSET', m, 'e', enc, 'p', prio, 'x', exp, 'c', 0, 's', s)
+  end
   if due > now then
     redis.call('ZADD', base .. ':d', due, id)
   else
@@ -69,6 +74,13 @@ end
 
 local function notify(root)
   redis.call('PUBLISH', root .. ':n', '1')
+end
+
+-- A consumer that found nothing sets R:w before it waits (in the same script, so no publish
+-- can come between); a publish notifies only when the flag is set, and clears it: a busy
+-- queue costs no pub/sub message per send.
+local function notify_waiting(root)
+  if redis.call('DEL', root .. ':w') == 1 then notify(root) end
 end
 
 -- Gives a message back to its index, or to the dead-letter queue after too many attempts.
@@ -94,9 +106,11 @@ local function requeue(root, base, id, max, dlq)
   end
 end
 
--- Returns what connections that are gone (lease expired) held.
+-- Returns what connections that are gone (lease expired) held. Looked at most every 100 ms
+-- per index (B:rc): leases last seconds, and a take should not pay for it each time.
 local function recover_dead(root, base, max, dlq)
   local back = false
+  if not redis.call('SET', base .. ':rc', '1', 'PX', 100, 'NX') then return back end
   for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do
     if redis.call('EXISTS', root .. ':l:' .. c) == 0 then
       for _, id in ipairs(redis.call('SMEMBERS', base .. ':h:' .. c)) do
@@ -126,6 +140,12 @@ local function next_due(base)
   local d = redis.call('ZRANGE', base .. ':d', 0, 0, 'WITHSCORES')
   if #d == 0 then return '-1' end
   return d[2]
+end
+
+-- The reply of a take that found nothing: the consumer will wait, so publishes notify.
+local function nothing(root, base)
+  redis.call('SET', root .. ':w', '1')
+  return {0, next_due(base)}
 end
 
 local function delete_ids(root, ids)
@@ -182,17 +202,20 @@ local function publish(root, kind, enc, prio, exp, due, now, tag, fields)
       end
     end
   end
-  notify(root)
+  notify_waiting(root)
 end
 
 -- Marks a ready message in flight for a connection and returns it.
-local function claim(root, base, conn, lease, id, m, enc)
-  redis.call('ZREM', base .. ':r', id)
+local function claim(root, base, conn, lease, id, m, enc, popped)
+  if not popped then redis.call('ZREM', base .. ':r', id) end
   ix_del(root, base, id)
   local c = redis.call('HINCRBY', m, 'c', 1)
   redis.call('SADD', base .. ':h:' .. conn, id)
-  redis.call('SADD', base .. ':hs', conn)
-  redis.call('SET', root .. ':l:' .. conn, '1', 'PX', lease)
+  -- A connection stays in B:hs until recover_dead finds its lease gone; joining sets the
+  -- lease, which its heartbeat then renews.
+  if redis.call('SADD', base .. ':hs', conn) == 1 then
+    redis.call('SET', root .. ':l:' .. conn, '1', 'PX', lease)
+  end
   return {1, id, enc, c}
 end
 
@@ -278,7 +301,7 @@ local function take_matching(root, base, conn, now, lease, max, dlq, source, aft
           best = i
         end
       end
-      if best == nil then return {0, next_due(base)} end
+      if best == nil then return nothing(root, base) end
       local id, score = heads[best][1], heads[best][2]
       advance(best, score)
       if redis.call('ZSCORE', base .. ':r', id) then
@@ -293,7 +316,7 @@ local function take_matching(root, base, conn, now, lease, max, dlq, source, aft
   while true do
     local page = redis.call('ZRANGEBYSCORE', base .. ':r', '(' .. cursor, '+inf', 'WITHSCORES',
       'LIMIT', 0, 100)
-    if #page == 0 then return {0, next_due(base)} end
+    if #page == 0 then return nothing(root, base) end
     for k = 1, #page, 2 do
       local id, score = page[k], page[k + 1]
       cursor = score
@@ -303,20 +326,26 @@ local function take_matching(root, base, conn, now, lease, max, dlq, source, aft
   end
 end
 
+-- Acknowledges a message this connection holds: deleted (skipped when no longer held).
+local function ack(root, base, conn, id)
+  if redis.call('SREM', base .. ':h:' .. conn, id) == 1 then
+    redis.call('DEL', root .. ':m:' .. id)
+  end
+end
+
 local function take(root, base, conn, now, lease, max, dlq, want)
   recover_dead(root, base, max, dlq)
   move_due(root, base, now)
   while true do
     local id
     if want ~= '' then
-      if not redis.call('ZSCORE', base .. ':r', want) then return {0, next_due(base)} end
+      if redis.call('ZREM', base .. ':r', want) == 0 then return nothing(root, base) end
       id = want
     else
-      local top = redis.call('ZRANGE', base .. ':r', 0, 0)
-      if #top == 0 then return {0, next_due(base)} end
+      local top = redis.call('ZPOPMIN', base .. ':r')
+      if #top == 0 then return nothing(root, base) end
       id = top[1]
     end
-    redis.call('ZREM', base .. ':r', id)
     local m = root .. ':m:' .. id
     local f = redis.call('HMGET', m, 'e', 'x')
     if f[1] then
@@ -325,10 +354,10 @@ local function take(root, base, conn, now, lease, max, dlq, want)
         ix_del(root, base, id)
         redis.call('DEL', m)
       else
-        return claim(root, base, conn, lease, id, m, f[1])
+        return claim(root, base, conn, lease, id, m, f[1], true)
       end
     end
-    if want ~= '' then return {0, next_due(base)} end
+    if want ~= '' then return nothing(root, base) end
   end
 end
 
@@ -365,19 +394,16 @@ if op == 'commit' then
   end
   for k = 0, nacks - 1 do
     local j = i + k * 3
-    local root, base, id = ARGV[j], ARGV[j + 1], ARGV[j + 2]
-    if redis.call('SREM', base .. ':h:' .. conn, id) == 1 then
-      redis.call('DEL', root .. ':m:' .. id)
-    end
-    if redis.call('SCARD', base .. ':h:' .. conn) == 0 then
-      redis.call('SREM', base .. ':hs', conn)
-    end
+    ack(ARGV[j], ARGV[j + 1], conn, ARGV[j + 2])
   end
   return {1}
 elseif op == 'take' then
-  -- base, conn, now, lease, max, dlq, want
+  -- base, conn, now, lease, max, dlq, want, [ack base, ack id]: first acknowledges the
+  -- previous auto-acknowledged message of the session (same destination), then takes
+  if ARGV[10] and ARGV[10] ~= '' then ack(R, ARGV[9], ARGV[3], ARGV[10]) end
   return take(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8])
 elseif op == 'take_matching' then
+  K = selector_runtime()
   -- base, conn, now, lease, max, dlq, source, after, drop, name, typed values...: the
   -- selector's required equality on `name` (if any) picks candidates from its indexes
   local base = ARGV[2]
@@ -403,6 +429,7 @@ elseif op == 'index' then
   end
   return 1
 elseif op == 'evaluate' then
+  K = selector_runtime()
   -- source, count, [field value]*: a compiled selector on these values, nothing stored:
   -- 1 true, 0 false, -1 unknown, 2 undecided in Lua
   local pred = assert(loadstring(ARGV[2]))
@@ -484,7 +511,9 @@ elseif op == 'unsubscribe' then
   local base = R .. ':s:' .. sub
   if live_tokens(R, base) > 0 then return 0 end
   for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do
-    if redis.call('EXISTS', R .. ':l:' .. c) == 1 then return 0 end
+    if redis.call('EXISTS', R .. ':l:' .. c) == 1 and redis.call('SCARD', base .. ':h:' .. c) > 0 then
+      return 0
+    end
   end
   destroy_sub(R, sub)
   return 1
@@ -505,6 +534,20 @@ elseif op == 'abandon' then
   end
   redis.call('DEL', R .. ':l:' .. conn)
   notify(R)
+  return 1
+elseif op == 'destroy' then
+  -- (no arguments) deletes every key of a temporary destination whose connection is gone:
+  -- its messages wherever they are, its indexes, subscriptions and owner
+  for _, sub in ipairs(redis.call('HKEYS', R .. ':subs')) do destroy_sub(R, sub) end
+  delete_ids(R, redis.call('ZRANGE', R .. ':r', 0, -1))
+  delete_ids(R, redis.call('ZRANGE', R .. ':d', 0, -1))
+  for _, c in ipairs(redis.call('SMEMBERS', R .. ':hs')) do
+    delete_ids(R, redis.call('SMEMBERS', R .. ':h:' .. c))
+    redis.call('DEL', R .. ':h:' .. c, R .. ':l:' .. c)
+  end
+  for _, key in ipairs(redis.call('SMEMBERS', R .. ':xk')) do redis.call('DEL', key) end
+  redis.call('DEL', R .. ':r', R .. ':d', R .. ':hs', R .. ':ix', R .. ':xk', R .. ':subs',
+    R .. ':seq', R .. ':owner', R .. ':w')
   return 1
 elseif op == 'depth' then
   return redis.call('ZCARD', R .. ':r')

@@ -39,6 +39,13 @@ pub fn hash_tag(key: &str) -> &str {
     key
 }
 
+/// The hash of live temporary destinations: root → owner (`run_id:client_id`), read by the
+/// sweep that deletes those whose connection is gone.
+pub const TEMPORARIES: &str = "courier:temps";
+
+/// Set (for one heartbeat) by the connection sweeping [`TEMPORARIES`], so one sweeps at a time.
+pub const SWEEP_GATE: &str = "courier:temps:sweep";
+
 /// The key holding a client id while a connection uses it.
 pub fn client_id(id: &str) -> String {
     format!("courier:cid:{id}")

@@ -29,6 +29,7 @@
 #![forbid(unsafe_code)]
 
 mod args;
+mod auto_ack;
 mod connection;
 mod consumer;
 mod factory;
@@ -38,6 +39,7 @@ mod producer;
 #[cfg(test)]
 mod selector_tests;
 mod session;
+mod sweep;
 
 use std::sync::Arc;
 

@@ -48,6 +48,8 @@ pub(crate) struct SessionShared {
     pub mode: SessionMode,
     pub held: Mutex<Vec<Held>>,
     pub sends: Mutex<Vec<Outgoing>>,
+    /// The automatic modes' deferred acknowledgement (see `auto_ack.rs`).
+    pub pending: crate::auto_ack::PendingAck,
     closed: AtomicBool,
 }
 
@@ -151,8 +153,12 @@ impl SessionShared {
             return Ok(());
         }
         self.sends.lock().clear();
+        if self.conn.check().is_err() {
+            return Ok(());
+        }
+        self.flush_ack().await?;
         let held = std::mem::take(&mut *self.held.lock());
-        if held.is_empty() || self.conn.check().is_err() {
+        if held.is_empty() {
             return Ok(());
         }
         self.release(held).await
@@ -171,6 +177,7 @@ impl RedisSession {
             mode,
             held: Mutex::new(Vec::new()),
             sends: Mutex::new(Vec::new()),
+            pending: Default::default(),
             closed: AtomicBool::new(false),
         });
         shared.conn.add_session(&shared);
@@ -478,6 +485,7 @@ impl Session for RedisSession {
                 "recover is for non-transacted sessions",
             ));
         }
+        self.shared.flush_ack().await?;
         let held = std::mem::take(&mut *self.shared.held.lock());
         self.shared.release(held).await
     }
@@ -485,7 +493,7 @@ impl Session for RedisSession {
     async fn acknowledge(&self) -> Result<()> {
         self.shared.check()?;
         if self.shared.mode != SessionMode::ClientAcknowledge {
-            return Ok(());
+            return self.shared.flush_ack().await;
         }
         let held = std::mem::take(&mut *self.shared.held.lock());
         if held.is_empty() {
@@ -525,6 +533,11 @@ impl RedisSession {
             .ignore()
             .cmd("SET")
             .arg(format!("{root}:owner"))
+            .arg(format!("{}:{}", conn.run_id, conn.redis_id))
+            .ignore()
+            .cmd("HSET")
+            .arg(keys::TEMPORARIES)
+            .arg(&root)
             .arg(format!("{}:{}", conn.run_id, conn.redis_id))
             .ignore()
             .query_async(&mut cmd)
