@@ -526,7 +526,8 @@ impl ConsumerCore {
         let rejected = self.filter.as_ref().is_some_and(|f| !f.matches(&message));
         let before_subscription = match &self.resume {
             Resume::Subscription(spec) => spec.since.is_some_and(|since| {
-                message.delivery_time() > message.timestamp() && message.timestamp() < since
+                let sent = message.timestamp();
+                sent != 0 && message.delivery_time() > sent && sent < since
             }),
             _ => false,
         };
