@@ -276,3 +276,59 @@ async fn close_during_the_outage_stops_reconnecting() -> Result<()> {
     assert!(matches!(closed, Error::IllegalState(_)), "{closed}");
     Ok(())
 }
+
+/// A transaction cut by the loss is rolled back: the next commit fails
+/// `TransactionRolledBack` (and discards what was done since), its received message comes
+/// again, and the next transaction commits normally.
+#[tokio::test]
+async fn a_transaction_cut_by_the_loss_is_rolled_back() -> Result<()> {
+    let proxy = Proxy::start().await;
+    let factory = factory(&proxy);
+    let connection = factory.create_connection().await?;
+    connection.start().await?;
+    let session = connection.create_session(SessionMode::Transacted).await?;
+    let queue = Destination::queue(unique("tx-in"));
+    let out = Destination::queue(unique("tx-out"));
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    let producer = session.create_producer(None).await?;
+    producer.send_to(&queue, &mut Message::text("work")).await?;
+    session.commit().await?;
+    let got = consumer.receive_timeout(Duration::from_secs(5)).await?;
+    assert!(got.is_some(), "the message to work on");
+
+    proxy.sever();
+    send_when_back(connection.as_ref(), &queue, "later").await;
+    producer
+        .send_to(&out, &mut Message::text("after-loss"))
+        .await?;
+    let e = session.commit().await.unwrap_err();
+    assert!(matches!(e, Error::TransactionRolledBack(_)), "{e}");
+
+    let mut texts = Vec::new();
+    for _ in 0..2 {
+        let m = consumer
+            .receive_timeout(Duration::from_secs(5))
+            .await?
+            .expect("the rolled-back message and the later one");
+        texts.push(m.body_text().unwrap_or_default().to_owned());
+    }
+    texts.sort();
+    assert_eq!(texts, ["later", "work"]);
+    session.commit().await?;
+    let checker = connection
+        .create_session(SessionMode::AutoAcknowledge)
+        .await?;
+    let outs = checker
+        .create_consumer(&out, ConsumerOptions::default())
+        .await?;
+    assert!(
+        outs.receive_timeout(Duration::from_millis(500))
+            .await?
+            .is_none(),
+        "a send of the rolled-back transaction was delivered"
+    );
+    connection.close().await?;
+    delete_queues(&factory.declared_queues()).await
+}
