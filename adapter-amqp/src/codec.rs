@@ -99,7 +99,9 @@ pub(crate) fn encode(
             DeliveryMode::NonPersistent => 1,
         })
         .with_priority(parts.priority);
-    if parts.expiration != 0 {
+    // A delayed message carries no AMQP expiration: it would count in the delay queue (see
+    // `delay`); its JMSExpiration is checked on receipt.
+    if parts.expiration != 0 && parts.delivery_time <= now {
         let left = parts.expiration.saturating_sub(now).max(1);
         properties = properties.with_expiration(short("expiration", &left.to_string())?);
     }

@@ -114,19 +114,19 @@ impl Connection for AmqpConnection {
 
     fn metadata(&self) -> ConnectionMetadata {
         ConnectionMetadata::new(
-            "RabbitMQ (AMQP 0-9-1, courier-amqp)",
+            "RabbitMQ (AMQP 0-9-1, courier-amqp; delivery delay: dead-letter delay queues)",
             env!("CARGO_PKG_VERSION"),
             vec!["JMSXDeliveryCount"],
         )
     }
 
     async fn closed(&self) -> Error {
-        self.link.ended().await
+        self.link.finished().await
     }
 
     async fn close(&self) -> Result<()> {
         let was_open = self.link.state.send_if_modified(|state| {
-            let open = matches!(state, State::Open);
+            let open = matches!(state, State::Open | State::Reconnecting(_));
             if open {
                 *state = State::Closed;
             }
@@ -135,7 +135,7 @@ impl Connection for AmqpConnection {
         if !was_open {
             return Ok(());
         }
-        let connection = &self.link.connection;
+        let connection = self.link.connection();
         let closing = connection.close(200, "OK".into());
         let _ = tokio::time::timeout(self.link.request_timeout, closing).await;
         Ok(())

@@ -13,8 +13,10 @@
 //!
 //! **Checks on receipt.** An expired message (its `JMSExpiration` passed on the way) is
 //! acknowledged and dropped; on a topic subscription so is a message the selector rejects,
-//! or that a no-local consumer's own connection sent. Each subscription owns its queue, so
-//! this filtering is exact.
+//! or that a no-local consumer's own connection sent, or (on a non-durable subscription) a
+//! delayed message sent before the subscription was made — its delay queue routes it only at
+//! its delivery time (§7.9; compared on the clients' clocks). Each subscription owns its
+//! queue, so this filtering is exact.
 //!
 //! **Delivery count.** `JMSXDeliveryCount` is RabbitMQ's `x-delivery-count` plus one where
 //! the queue type keeps it (quorum). A classic queue keeps only the redelivered flag: the
@@ -40,7 +42,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::codec::{self, short};
-use crate::session::{Handed, SessionCore};
+use crate::session::{Handed, Resume, SessionCore};
 use crate::topology::QueueType;
 
 /// How many handed-out, unacknowledged messages a CLIENT_ACKNOWLEDGE or transacted
@@ -58,6 +60,18 @@ struct Feed {
     stashed: Option<Delivery>,
     /// Counts activations, so a stale deactivation leaves a newer consumer alone.
     generation: u64,
+    /// The connection's epoch the stream and the stashed delivery belong to.
+    epoch: u64,
+}
+
+/// Which messages of its queue a consumer takes.
+pub(crate) struct Selection {
+    /// The selector as given.
+    pub selector_text: Option<String>,
+    /// The selector the client evaluates (topic subscriptions).
+    pub filter: Option<Selector>,
+    /// Whether messages of its own connection are dropped.
+    pub no_local: bool,
 }
 
 /// A message taken for the application, not yet settled.
@@ -70,7 +84,12 @@ pub(crate) struct Held {
 pub(crate) struct ConsumerCore {
     session: Arc<SessionCore>,
     destination: Destination,
-    queue: Arc<str>,
+    /// The queue consumed from (a reconnect gives a non-durable subscription a new one).
+    queue: parking_lot::Mutex<Arc<str>>,
+    /// How to consume again after a reconnect.
+    resume: Resume,
+    /// Why the consumer cannot go on after a reconnect (its temporary queue is gone).
+    broken: parking_lot::Mutex<Option<Error>>,
     selector_text: Option<String>,
     filter: Option<Selector>,
     no_local: bool,
@@ -86,12 +105,17 @@ impl ConsumerCore {
         session: Arc<SessionCore>,
         destination: Destination,
         queue: String,
-        selector_text: Option<String>,
-        filter: Option<Selector>,
-        no_local: bool,
+        resume: Resume,
+        selection: Selection,
         prefetch: Option<u32>,
     ) -> Result<Arc<ConsumerCore>> {
+        let Selection {
+            selector_text,
+            filter,
+            no_local,
+        } = selection;
         short("a queue name", &queue)?;
+        let epoch = session.link.epoch();
         let standing = prefetch.map(|n| {
             let base = u16::try_from(n.max(1)).unwrap_or(u16::MAX);
             match session.mode {
@@ -102,7 +126,9 @@ impl ConsumerCore {
         let core = Arc::new(ConsumerCore {
             session,
             destination,
-            queue: queue.into(),
+            queue: parking_lot::Mutex::new(queue.into()),
+            resume,
+            broken: parking_lot::Mutex::new(None),
             selector_text,
             filter,
             no_local,
@@ -111,6 +137,7 @@ impl ConsumerCore {
                 stream: None,
                 stashed: None,
                 generation: 0,
+                epoch,
             }),
             closed: watch::channel(false).0,
         });
@@ -131,15 +158,15 @@ impl ConsumerCore {
         link.call(
             "basic.qos",
             session
-                .channel
+                .channel()
                 .basic_qos(credit, BasicQosOptions { global: false }),
         )
         .await?;
         let stream = link
             .call(
                 "basic.consume",
-                session.channel.basic_consume(
-                    short("a queue name", &self.queue)?,
+                session.channel().basic_consume(
+                    short("a queue name", &self.queue())?,
                     "".into(),
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
@@ -157,12 +184,16 @@ impl ConsumerCore {
             return Ok(());
         };
         let session = &self.session;
+        if feed.epoch != session.link.epoch() {
+            // Its channel is gone, and with it the consumer.
+            return Ok(());
+        }
         session
             .link
             .call(
                 "basic.cancel",
                 session
-                    .channel
+                    .channel()
                     .basic_cancel(stream.tag(), BasicCancelOptions::default()),
             )
             .await?;
@@ -171,18 +202,61 @@ impl ConsumerCore {
             extra.push(d.delivery_tag);
         }
         for tag in extra {
-            self.give_back(tag).await?;
+            self.give_back(tag, feed.epoch).await?;
         }
         Ok(())
     }
 
     /// Returns a delivery never handed out to its queue.
-    async fn give_back(&self, tag: u64) -> Result<()> {
+    async fn give_back(&self, tag: u64, epoch: u64) -> Result<()> {
         if self.session.mode == SessionMode::Transacted {
-            self.session.release_later(tag);
+            self.session.release_later(tag, epoch);
             Ok(())
         } else {
-            self.session.nack(tag, true).await
+            self.session.nack(tag, epoch, true).await
+        }
+    }
+
+    /// The queue consumed from.
+    pub fn queue(&self) -> Arc<str> {
+        self.queue.lock().clone()
+    }
+
+    /// After a reconnect: declares the subscription queue again (a non-durable one anew),
+    /// or marks the consumer of a temporary destination broken.
+    pub async fn resume(&self) {
+        match &self.resume {
+            Resume::Queue => {
+                let link = &self.session.link;
+                let channel = self.session.channel();
+                if let Err(e) = link.declare_queue(&channel, &self.queue()).await {
+                    tracing::debug!("courier-amqp: declaring a queue after a reconnect: {e}");
+                }
+            }
+            Resume::Temporary => {
+                *self.broken.lock() = Some(Error::invalid_destination(
+                    self.destination.to_string(),
+                    "the temporary destination went with the lost connection",
+                ));
+            }
+            Resume::Subscription(spec) => {
+                let declared = self
+                    .session
+                    .subscription_queue(
+                        &spec.topic,
+                        spec.named.as_deref(),
+                        spec.durable,
+                        self.selector_text.as_deref(),
+                        spec.prefilter.as_ref(),
+                    )
+                    .await;
+                match declared {
+                    Ok(queue) => *self.queue.lock() = queue.into(),
+                    Err(e) => {
+                        tracing::debug!("courier-amqp: resubscribing after a reconnect: {e}");
+                    }
+                }
+            }
         }
     }
 
@@ -230,6 +304,40 @@ impl ConsumerCore {
         deadline: Option<Instant>,
         no_wait: bool,
     ) -> Result<Option<Held>> {
+        let link = self.session.link.clone();
+        loop {
+            let epoch = link.epoch();
+            let outcome = self.next_held_once(deadline, no_wait).await;
+            let Err(e @ Error::ConnectionLost { .. }) = &outcome else {
+                return outcome;
+            };
+            if link.reconnect.is_none() {
+                return outcome;
+            }
+            // With reconnect: a loss is an outage to wait out (until the deadline).
+            let _ = link.check();
+            if link.epoch() == epoch && link.lost().is_none() {
+                return Err(e.clone());
+            }
+            tokio::select! {
+                usable = link.usable(if no_wait { Some(Instant::now()) } else { deadline }) => {
+                    match usable {
+                        Ok(true) => continue,
+                        Ok(false) => return Ok(None),
+                        Err(e) => return end(e),
+                    }
+                }
+                () = self.closed_signal() => return Ok(None),
+            }
+        }
+    }
+
+    /// One attempt of [`ConsumerCore::next_held`], within one epoch of the connection.
+    async fn next_held_once(
+        self: &Arc<Self>,
+        deadline: Option<Instant>,
+        no_wait: bool,
+    ) -> Result<Option<Held>> {
         self.check()?;
         let link = self.session.link.clone();
         let mut feed = tokio::select! {
@@ -242,6 +350,16 @@ impl ConsumerCore {
         };
         let mut grace: Option<Instant> = None;
         let outcome = loop {
+            if feed.epoch != link.epoch() {
+                // A reconnect: the stream and anything stashed went with the old channel.
+                feed.stream = None;
+                feed.stashed = None;
+                feed.epoch = link.epoch();
+                guard.generation = None;
+            }
+            if let Some(e) = self.broken.lock().clone() {
+                break Err(e);
+            }
             if !*link.started.borrow() {
                 tokio::select! {
                     () = link.wait_started() => {}
@@ -274,7 +392,10 @@ impl ConsumerCore {
                                     continue;
                                 }
                                 Some(Err(e)) => break Err(stream_error(&link, e)),
-                                None => break link.lost().map_or(Ok(None), Err),
+                                None => {
+                                    let _ = link.check();
+                                    break link.lost().map_or(Ok(None), Err);
+                                }
                             }
                         }
                         // A round trip: deliveries the broker sent before it are here after.
@@ -297,7 +418,10 @@ impl ConsumerCore {
                     match next {
                         Some(Ok(d)) => d,
                         Some(Err(e)) => break Err(stream_error(&link, e)),
-                        None => break link.lost().map_or(Ok(None), Err),
+                        None => {
+                            let _ = link.check();
+                            break link.lost().map_or(Ok(None), Err);
+                        }
                     }
                 }
             };
@@ -313,7 +437,7 @@ impl ConsumerCore {
                 }
                 guard.generation = None;
             }
-            match self.admit(delivery).await {
+            match self.admit(delivery, feed.epoch).await {
                 Ok(Some(held)) => break Ok(Some(held)),
                 Ok(None) => continue,
                 Err(e) => break Err(e),
@@ -331,7 +455,8 @@ impl ConsumerCore {
     /// meanwhile goes back to the queue.
     async fn get(&self) -> Result<Option<Delivery>> {
         let session = self.session.clone();
-        let queue = short("a queue name", &self.queue)?;
+        let queue = short("a queue name", &self.queue())?;
+        let epoch = session.link.epoch();
         let (answer, answered) = tokio::sync::oneshot::channel();
         tokio::spawn(async move {
             let got = session
@@ -339,13 +464,13 @@ impl ConsumerCore {
                 .call(
                     "basic.get",
                     session
-                        .channel
+                        .channel()
                         .basic_get(queue, lapin::options::BasicGetOptions { no_ack: false }),
                 )
                 .await
                 .map(|m| m.map(|m| m.delivery));
             if let Err(Ok(Some(orphan))) = answer.send(got) {
-                let _ = session.nack(orphan.delivery_tag, true).await;
+                let _ = session.nack(orphan.delivery_tag, epoch, true).await;
             }
         });
         answered
@@ -365,8 +490,8 @@ impl ConsumerCore {
             .link
             .call(
                 "queue.declare",
-                self.session.channel.queue_declare(
-                    short("a queue name", &self.queue)?,
+                self.session.channel().queue_declare(
+                    short("a queue name", &self.queue())?,
                     passive,
                     FieldTable::default(),
                 ),
@@ -377,32 +502,40 @@ impl ConsumerCore {
 
     /// Checks one delivery: the message to hand out, or `None` when it was dropped (expired,
     /// rejected by the selector, no-local).
-    async fn admit(&self, delivery: Delivery) -> Result<Option<Held>> {
+    async fn admit(&self, delivery: Delivery, epoch: u64) -> Result<Option<Held>> {
         let tag = delivery.delivery_tag;
         let session = &self.session;
         let decoded = match codec::decode(&delivery.properties, delivery.data) {
             Ok(d) => d,
             Err(e) => {
                 // Malformed: never handed out, never redelivered in a loop.
-                session.nack(tag, false).await?;
+                session.nack(tag, epoch, false).await?;
                 return Err(e);
             }
         };
         let mut message = decoded.message;
         let handed = Handed {
             tag,
-            queue: self.queue.clone(),
+            epoch,
+            queue: self.queue(),
             message_id: message.message_id().map(Arc::from),
         };
         let expiration = message.expiration();
         let expired = expiration != 0 && spi::now_millis() >= expiration;
         let own = self.no_local && decoded.connection.as_deref() == Some(session.link.tag.as_str());
         let rejected = self.filter.as_ref().is_some_and(|f| !f.matches(&message));
-        if expired || own || rejected {
+        let before_subscription = match &self.resume {
+            Resume::Subscription(spec) => spec.since.is_some_and(|since| {
+                let sent = message.timestamp();
+                sent != 0 && message.delivery_time() > sent && sent < since
+            }),
+            _ => false,
+        };
+        if expired || own || rejected || before_subscription {
             if session.mode == SessionMode::Transacted {
                 session.hand(handed);
             } else {
-                session.ack(tag).await?;
+                session.ack(tag, epoch).await?;
             }
             return Ok(None);
         }
@@ -423,7 +556,7 @@ impl ConsumerCore {
     async fn settle_received(&self, handed: Handed) -> Result<()> {
         match self.session.mode {
             SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
-                self.session.ack(handed.tag).await
+                self.session.ack(handed.tag, handed.epoch).await
             }
             SessionMode::ClientAcknowledge | SessionMode::Transacted => {
                 self.session.hand(handed);
@@ -439,7 +572,7 @@ impl ConsumerCore {
                 self.session
                     .link
                     .count_redelivery(handed.message_id.as_ref());
-                self.session.nack(handed.tag, true).await
+                self.session.nack(handed.tag, handed.epoch, true).await
             }
             SessionMode::ClientAcknowledge | SessionMode::Transacted => {
                 self.session.hand(handed);
@@ -465,7 +598,7 @@ impl ConsumerCore {
         let stashed = feed.stashed.take();
         self.deactivate(&mut feed).await?;
         if let Some(d) = stashed {
-            self.give_back(d.delivery_tag).await?;
+            self.give_back(d.delivery_tag, feed.epoch).await?;
         }
         Ok(())
     }

@@ -2,7 +2,8 @@
 //!
 //! `amqp://user:password@host:port/vhost?queue_type=quorum&heartbeat=10s`: the api's shared
 //! options (`connect_timeout`, `request_timeout`, `heartbeat`, `prefetch`, `client_id`) and
-//! `queue_type` (`classic`, the default, or `quorum`).
+//! `queue_type` (`classic`, the default, or `quorum`) and `reconnect` (`false`, the default,
+//! or `true`: connect again after a loss, see the `reconnect` module docs).
 
 use async_trait::async_trait;
 use courier_api::options::ConnectionOptions;
@@ -14,13 +15,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::connection::AmqpConnection;
+use crate::delay::DelayMechanism;
 use crate::failure::{self, BACKEND};
 use crate::link::Link;
 use crate::producer::MAX_BODY;
+use crate::reconnect::Reconnect;
 use crate::topology::{QueueType, Topology};
 
 /// The URL query keys of this backend beside the api's.
-pub const EXTRA_KEYS: &[&str] = &["queue_type"];
+pub const EXTRA_KEYS: &[&str] = &["queue_type", "reconnect"];
 
 /// How long a request may take when the URL sets no `request_timeout`.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -33,6 +36,7 @@ pub struct AmqpFactory {
     uri: AMQPUri,
     options: ConnectionOptions,
     topology: Arc<Topology>,
+    reconnect: bool,
 }
 
 impl AmqpFactory {
@@ -41,9 +45,22 @@ impl AmqpFactory {
     pub fn new(url: &str) -> Result<AmqpFactory> {
         let parsed = ConnectionOptions::from_url(url, EXTRA_KEYS)?;
         let mut queue_type = QueueType::Classic;
+        let mut reconnect = false;
         for (key, value) in &parsed.extra {
-            if key == "queue_type" {
-                queue_type = QueueType::parse(value)?;
+            match key.as_str() {
+                "queue_type" => queue_type = QueueType::parse(value)?,
+                "reconnect" => {
+                    reconnect = match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        other => {
+                            return Err(Error::invalid_argument(format!(
+                                "reconnect {other:?}: expected true or false"
+                            )))
+                        }
+                    }
+                }
+                _ => {}
             }
         }
         let base = url.split_once('?').map_or(url, |(base, _)| base);
@@ -58,6 +75,7 @@ impl AmqpFactory {
             uri,
             options,
             topology: Arc::new(Topology::new(queue_type)),
+            reconnect,
         })
     }
 
@@ -65,6 +83,11 @@ impl AmqpFactory {
     pub fn with_client_id(mut self, client_id: &str) -> AmqpFactory {
         self.options.client_id = Some(client_id.to_owned());
         self
+    }
+
+    /// Whether connections connect again after a loss (URL option `reconnect=true`).
+    pub fn reconnects(&self) -> bool {
+        self.reconnect
     }
 
     /// The queue type of this factory's queues.
@@ -76,6 +99,19 @@ impl AmqpFactory {
     /// subscriptions), for cleanup by a test harness or an administrator.
     pub fn declared_queues(&self) -> Vec<String> {
         self.topology.declared()
+    }
+
+    /// How this factory's connections delay delivery: always
+    /// [`DelayMechanism::DeadLetterQueues`] (see [`crate::delay`]).
+    pub fn delay_mechanism(&self) -> DelayMechanism {
+        DelayMechanism::DeadLetterQueues
+    }
+
+    /// Whether the server has the delayed-message plugin (`x-delayed-message` exchanges),
+    /// asked on a connection of its own. Reported for operators; delivery delay does not use
+    /// it (see [`crate::delay`]).
+    pub async fn delayed_message_plugin(&self) -> Result<bool> {
+        crate::delay::probe_plugin(self.uri.clone(), self.request_timeout()).await
     }
 
     fn request_timeout(&self) -> Duration {
@@ -104,7 +140,16 @@ impl AmqpFactory {
             }
             Ok(Ok(c)) => c,
         };
-        let link = Link::new(connection, self.request_timeout(), self.topology.clone());
+        let reconnect = self.reconnect.then(|| Reconnect {
+            uri: self.uri.clone(),
+            connect_timeout: timeout,
+        });
+        let link = Link::new(
+            connection,
+            self.request_timeout(),
+            self.topology.clone(),
+            reconnect,
+        );
         let connection = AmqpConnection::new(link, self.capabilities());
         if let Some(client_id) = &self.options.client_id {
             connection.claim_client_id(client_id).await?;
@@ -137,7 +182,7 @@ impl ConnectionFactory for AmqpFactory {
         let classic = self.topology.queue_type() == QueueType::Classic;
         let mut caps = Capabilities::full(BACKEND);
         caps.queue_selectors = false;
-        caps.delivery_delay = false;
+        caps.delivery_delay = true;
         caps.browse = false;
         caps.durable_storage = true;
         caps.persistent_durability = Durability::Disk;

@@ -21,8 +21,10 @@
 //! - expiry is RabbitMQ's per-message `expiration`, checked again on receipt; topic
 //!   selectors and no-local are evaluated by the client on the subscription's own queue.
 //!
+//! - delivery delay goes through dead-letter delay queues, one per delay value ([`delay`]).
+//!
 //! Not offered (`Unsupported`, false in the capabilities): selectors on queues, browsing,
-//! delivery delay, per-connection credentials, dead-lettering after N attempts; priority on
+//! per-connection credentials, dead-lettering after N attempts; priority on
 //! quorum queues.
 
 #![forbid(unsafe_code)]
@@ -30,10 +32,13 @@
 mod codec;
 mod connection;
 mod consumer;
+pub mod delay;
 mod factory;
 mod failure;
 mod link;
+mod prefilter;
 mod producer;
+pub mod reconnect;
 mod session;
 pub mod topology;
 
@@ -90,6 +95,7 @@ mod tests {
             "amqp://127.0.0.1/?nosuch=1",
             "amqp://127.0.0.1/?heartbeat=forever",
             "amqp://127.0.0.1/?prefetch=-1",
+            "amqp://127.0.0.1/?reconnect=yes",
         ] {
             let e = connect(url).await.err().expect("refused");
             assert!(matches!(e, Error::InvalidArgument(_)), "{url:.60}: {e}");

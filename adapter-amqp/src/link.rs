@@ -8,20 +8,22 @@
 //! unguarded.
 
 use courier_api::{Error, ExceptionListener, Result};
-use futures::StreamExt;
 use lapin::options::{QueueDeclareOptions, QueueDeleteOptions};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection, Event};
-use parking_lot::Mutex;
+use lapin::{Channel, Connection};
+use parking_lot::{Mutex, RwLock};
 use std::collections::{HashMap, HashSet};
 use std::future::Future;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 use tokio::sync::watch;
 
 use crate::codec::short;
+use crate::delay::DelayQueues;
 use crate::failure::{self, BACKEND};
+use crate::reconnect::Reconnect;
+use crate::session::SessionCore;
 use crate::topology::{Topology, TOPICS};
 
 /// Whether a connection is usable.
@@ -33,12 +35,21 @@ pub(crate) enum State {
     Closed,
     /// Lost: every call returns this error.
     Lost(Error),
+    /// Lost, and being connected again (opt-in `reconnect`): calls fail with this error,
+    /// receives wait.
+    Reconnecting(Error),
 }
 
 /// What a connection's sessions, producers and consumers share.
 pub(crate) struct Link {
-    /// The lapin connection.
-    pub connection: Arc<Connection>,
+    /// The lapin connection (replaced by a reconnect).
+    connection: RwLock<Arc<Connection>>,
+    /// Counts reconnects: channels, consumers and delivery tags of an older epoch are gone.
+    epoch: AtomicU64,
+    /// How to connect again after a loss, when the URL asked for it.
+    pub reconnect: Option<Reconnect>,
+    /// The sessions of this connection, for a reconnect to give new channels.
+    pub sessions: Mutex<Vec<Weak<SessionCore>>>,
     /// Open, closed or lost.
     pub state: watch::Sender<State>,
     /// Whether delivery to consumers is started.
@@ -58,6 +69,8 @@ pub(crate) struct Link {
     pub temporaries: Mutex<HashMap<String, usize>>,
     /// Whether the topics exchange was declared on this connection.
     pub topics_declared: AtomicBool,
+    /// The delay queues this connection declared.
+    pub delays: DelayQueues,
     /// The client id, once set.
     pub client_id: Mutex<Option<String>>,
     /// Set once a session exists: the client id can no longer be set.
@@ -78,7 +91,7 @@ impl Drop for Link {
         if !matches!(&*self.state.borrow(), State::Open) {
             return;
         }
-        let connection = self.connection.clone();
+        let connection = self.connection();
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
                 let closing = connection.close(200, "OK".into());
@@ -89,15 +102,20 @@ impl Drop for Link {
 }
 
 impl Link {
-    /// A link over `connection`, watching it for loss.
+    /// A link over `connection`, watching it for loss (and connecting again after one, with
+    /// `reconnect`).
     pub fn new(
         connection: Connection,
         request_timeout: Duration,
         topology: Arc<Topology>,
+        reconnect: Option<Reconnect>,
     ) -> Arc<Link> {
         let events = connection.events_listener();
         let link = Arc::new(Link {
-            connection: Arc::new(connection),
+            connection: RwLock::new(Arc::new(connection)),
+            epoch: AtomicU64::new(0),
+            reconnect,
+            sessions: Mutex::new(Vec::new()),
             state: watch::channel(State::Open).0,
             started: watch::channel(false).0,
             tag: uuid::Uuid::new_v4().simple().to_string(),
@@ -107,33 +125,86 @@ impl Link {
             declared: Mutex::new(HashSet::new()),
             temporaries: Mutex::new(HashMap::new()),
             topics_declared: AtomicBool::new(false),
+            delays: DelayQueues::default(),
             client_id: Mutex::new(None),
             used: AtomicBool::new(false),
             redeliveries: Mutex::new(HashMap::new()),
         });
-        let weak = Arc::downgrade(&link);
-        tokio::spawn(async move {
-            let mut events = std::pin::pin!(events);
-            while let Some(event) = events.next().await {
-                let Event::Error(error) = event else { continue };
-                let Some(link) = weak.upgrade() else { return };
-                if link.connection.status().connected() {
-                    // A channel's error; the connection lives on.
-                    continue;
-                }
-                link.lose(error);
-                return;
-            }
-        });
+        crate::reconnect::watch(Arc::downgrade(&link), events);
         link
     }
 
-    /// Marks the connection lost (once; not after a close) and tells the listener.
-    pub fn lose(&self, cause: lapin::Error) {
+    /// The current lapin connection.
+    pub fn connection(&self) -> Arc<Connection> {
+        self.connection.read().clone()
+    }
+
+    /// Puts `connection` in place of the lost one.
+    pub(crate) fn replace_connection(&self, connection: Connection) {
+        *self.connection.write() = Arc::new(connection);
+    }
+
+    /// The current epoch (see [`Link::epoch`]'s field).
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::Acquire)
+    }
+
+    /// Starts a new epoch and opens the link again after a reconnect.
+    pub(crate) fn reopen(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.state.send_if_modified(|state| {
+            let reconnecting = matches!(state, State::Reconnecting(_));
+            if reconnecting {
+                *state = State::Open;
+            }
+            reconnecting
+        });
+    }
+
+    /// The live sessions of this connection.
+    pub(crate) fn live_sessions(&self) -> Vec<Arc<SessionCore>> {
+        let mut sessions = self.sessions.lock();
+        sessions.retain(|s| s.strong_count() > 0);
+        sessions.iter().filter_map(Weak::upgrade).collect()
+    }
+
+    /// Forgets what this connection declared (a reconnect declares it again on use); the
+    /// temporary destinations (exclusive queues) went with the lost connection.
+    pub(crate) fn forget_declarations(&self) {
+        self.declared.lock().clear();
+        self.topics_declared.store(false, Ordering::Release);
+        self.delays.forget();
+        self.temporaries.lock().clear();
+    }
+
+    /// Marks the connection lost (once; not after a close) and tells the listener; with
+    /// `reconnect`, marks it reconnecting instead (the listener hears of it only if the
+    /// reconnect gives up). Whether a reconnect is to follow.
+    pub fn lose(&self, cause: lapin::Error) -> bool {
         let error = Error::connection_lost_from("the connection to RabbitMQ was lost", cause);
+        if self.reconnect.is_some() {
+            let mut changed = false;
+            self.state.send_if_modified(|state| {
+                if matches!(state, State::Open) {
+                    *state = State::Reconnecting(Error::connection_lost(format!(
+                        "{error}; reconnecting"
+                    )));
+                    changed = true;
+                }
+                changed
+            });
+            return matches!(&*self.state.borrow(), State::Reconnecting(_));
+        }
+        self.give_up(error);
+        false
+    }
+
+    /// Marks the connection lost for good with `error` (unless closed) and tells the
+    /// listener.
+    pub fn give_up(&self, error: Error) {
         let mut changed = false;
         self.state.send_if_modified(|state| {
-            if matches!(state, State::Open) {
+            if matches!(state, State::Open | State::Reconnecting(_)) {
                 *state = State::Lost(error.clone());
                 changed = true;
             }
@@ -147,11 +218,13 @@ impl Link {
         }
     }
 
-    /// `Ok` while open; the loss, or `IllegalState` once closed.
+    /// `Ok` while open; the loss (or the reconnect under way), or `IllegalState` once
+    /// closed.
     pub fn check(&self) -> Result<()> {
-        if !self.connection.status().connected() && matches!(&*self.state.borrow(), State::Open) {
-            let status = self.connection.status();
-            if status.errored() || status.closed() {
+        if matches!(&*self.state.borrow(), State::Open) {
+            let connection = self.connection();
+            let status = connection.status();
+            if !status.connected() && (status.errored() || status.closed()) {
                 self.lose(
                     lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Error).into(),
                 );
@@ -160,24 +233,94 @@ impl Link {
         match &*self.state.borrow() {
             State::Open => Ok(()),
             State::Closed => Err(Error::illegal_state("the connection is closed")),
-            State::Lost(e) => Err(e.clone()),
+            State::Lost(e) | State::Reconnecting(e) => Err(e.clone()),
         }
     }
 
-    /// The loss error, if the connection was lost.
+    /// Waits while a reconnect is under way, until `deadline` (`None`: as long as it takes):
+    /// `Ok(true)` once open, `Ok(false)` at the deadline, the error once closed or lost.
+    pub async fn usable(&self, deadline: Option<tokio::time::Instant>) -> Result<bool> {
+        let mut state = self.state.subscribe();
+        loop {
+            self.check_quietly()?;
+            if matches!(&*state.borrow_and_update(), State::Open) {
+                return Ok(true);
+            }
+            let timer = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => futures::future::pending().await,
+                }
+            };
+            tokio::select! {
+                changed = state.changed() => if changed.is_err() {
+                    return Err(Error::illegal_state("the connection is closed"));
+                },
+                () = timer => return Ok(false),
+            }
+        }
+    }
+
+    /// `check`, but a reconnect under way is no error.
+    fn check_quietly(&self) -> Result<()> {
+        match self.check() {
+            Err(_) if matches!(&*self.state.borrow(), State::Reconnecting(_)) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// The loss error, if the connection was lost (or is reconnecting).
     pub fn lost(&self) -> Option<Error> {
         match &*self.state.borrow() {
-            State::Lost(e) => Some(e.clone()),
+            State::Lost(e) | State::Reconnecting(e) => Some(e.clone()),
             _ => None,
         }
     }
 
-    /// Resolves when the connection is no longer open, with why.
+    /// Resolves when the connection is no longer open, with why: closed, lost, or (with
+    /// `reconnect`) interrupted — what was in flight on it is then cut off.
     pub async fn ended(&self) -> Error {
         let mut state = self.state.subscribe();
         loop {
             match &*state.borrow_and_update() {
                 State::Open => {}
+                State::Closed => return Error::illegal_state("the connection is closed"),
+                State::Lost(e) | State::Reconnecting(e) => return e.clone(),
+            }
+            if state.changed().await.is_err() {
+                return Error::illegal_state("the connection is closed");
+            }
+        }
+    }
+
+    /// Resolves when epoch `epoch` ended: the connection is no longer open, or a reconnect
+    /// opened a newer epoch (what was in flight on the old channels is cut off).
+    pub async fn epoch_ended(&self, epoch: u64) -> Error {
+        let mut state = self.state.subscribe();
+        loop {
+            if self.epoch() != epoch {
+                return Error::connection_lost(
+                    "the connection to RabbitMQ was lost and made again",
+                );
+            }
+            match &*state.borrow_and_update() {
+                State::Open => {}
+                State::Closed => return Error::illegal_state("the connection is closed"),
+                State::Lost(e) | State::Reconnecting(e) => return e.clone(),
+            }
+            if state.changed().await.is_err() {
+                return Error::illegal_state("the connection is closed");
+            }
+        }
+    }
+
+    /// Resolves when the connection ended for good: closed, or lost with no reconnect (or
+    /// one that gave up).
+    pub async fn finished(&self) -> Error {
+        let mut state = self.state.subscribe();
+        loop {
+            match &*state.borrow_and_update() {
+                State::Open | State::Reconnecting(_) => {}
                 State::Closed => return Error::illegal_state("the connection is closed"),
                 State::Lost(e) => return e.clone(),
             }
@@ -203,8 +346,8 @@ impl Link {
 
     /// A new channel.
     pub async fn channel(&self) -> Result<Channel> {
-        self.call("channel.open", self.connection.create_channel())
-            .await
+        let connection = self.connection();
+        self.call("channel.open", connection.create_channel()).await
     }
 
     /// Runs `op` on a channel of its own, closed after: for requests whose failure closes

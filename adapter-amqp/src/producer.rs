@@ -37,8 +37,9 @@ pub const MAX_OUTSTANDING: usize = 4096;
 
 /// A pipelined send waiting for its confirm, or a flush waiting for all before it.
 enum Waiting {
-    /// A send: its confirm, the message sent and the receipt to complete.
-    Send(Box<(PublisherConfirm, Message, SendCompletion)>),
+    /// A send: its confirm, the connection's epoch it was published in, the message sent
+    /// and the receipt to complete.
+    Send(Box<(PublisherConfirm, u64, Message, SendCompletion)>),
     /// A flush: answered once every send before it completed.
     Flush(oneshot::Sender<()>),
 }
@@ -78,12 +79,14 @@ impl AmqpProducer {
             while let Some(next) = waiting.recv().await {
                 match next {
                     Waiting::Send(send) => {
-                        let (confirm, message, completion) = *send;
+                        let (confirm, epoch, message, completion) = *send;
                         let name = message
                             .destination()
                             .map(ToString::to_string)
                             .unwrap_or_default();
-                        let outcome = confirmed(&link, name, confirm).await.map(|()| message);
+                        let outcome = confirmed(&link, name, confirm, epoch)
+                            .await
+                            .map(|()| message);
                         completion.complete(outcome);
                     }
                     Waiting::Flush(done) => {
@@ -120,7 +123,7 @@ impl AmqpProducer {
         destination: Option<&Destination>,
         message: &mut Message,
         options: &SendOptions,
-    ) -> Result<Option<PublisherConfirm>> {
+    ) -> Result<Option<(PublisherConfirm, u64)>> {
         self.check()?;
         let destination = spi::resolve_destination(self.destination.as_ref(), destination)?;
         options.validate()?;
@@ -128,8 +131,12 @@ impl AmqpProducer {
         if options.priority != courier_api::message::DEFAULT_PRIORITY && !caps.priority {
             return Err(Link::unsupported("message priority on quorum queues"));
         }
-        if !options.delivery_delay.is_zero() && !caps.delivery_delay {
-            return Err(Link::unsupported("delivery delay"));
+        if options.delivery_delay > crate::delay::MAX_DELAY {
+            return Err(Error::invalid_argument(format!(
+                "delivery delay {:?} is longer than RabbitMQ's longest ({:?})",
+                options.delivery_delay,
+                crate::delay::MAX_DELAY
+            )));
         }
         let id: Arc<str> = format!("ID:{}", uuid::Uuid::new_v4().simple()).into();
         let now = spi::stamp(message, destination, options, Some(id))?;
@@ -141,9 +148,10 @@ impl AmqpProducer {
                 body.len()
             )));
         }
-        let channel = &self.session.channel;
+        let epoch = link.epoch();
+        let channel = &self.session.channel();
         let routing_key = short("a destination name", destination.name())?;
-        let (exchange, mandatory) = match destination.kind() {
+        let (mut exchange, mandatory) = match destination.kind() {
             DestinationKind::Queue => {
                 link.declare_queue(channel, destination.name()).await?;
                 ("", true)
@@ -165,6 +173,16 @@ impl AmqpProducer {
                 (TOPICS, false)
             }
         };
+        // A delayed message goes through its delay queue (see `delay`), which always takes
+        // it: mandatory finds nothing to return.
+        let delay_exchange;
+        if !options.delivery_delay.is_zero() {
+            delay_exchange = link
+                .delays
+                .exchange(link, destination.kind(), options.delivery_delay)
+                .await?;
+            exchange = &delay_exchange;
+        }
         let publish = BasicPublishOptions {
             mandatory,
             immediate: false,
@@ -172,22 +190,33 @@ impl AmqpProducer {
         let confirm = link
             .call(
                 "basic.publish",
-                channel.basic_publish(exchange.into(), routing_key, publish, &body, properties),
+                channel.basic_publish(
+                    short("an exchange name", exchange)?,
+                    routing_key,
+                    publish,
+                    &body,
+                    properties,
+                ),
             )
             .await?;
         if self.session.mode == SessionMode::Transacted {
             return Ok(None);
         }
-        Ok(Some(confirm))
+        Ok(Some((confirm, epoch)))
     }
 }
 
 /// Waits for `confirm`, bounded by the connection's end and the request timeout.
-async fn confirmed(link: &Link, destination: String, confirm: PublisherConfirm) -> Result<()> {
+async fn confirmed(
+    link: &Link,
+    destination: String,
+    confirm: PublisherConfirm,
+    epoch: u64,
+) -> Result<()> {
     let in_doubt = |reason: String| Error::in_doubt(InDoubtOperation::Send, reason);
     let outcome = tokio::select! {
         outcome = confirm => outcome,
-        error = link.ended() => {
+        error = link.epoch_ended(epoch) => {
             return Err(in_doubt(format!("the connection ended before RabbitMQ confirmed the send: {error}")))
         }
         () = tokio::time::sleep(link.request_timeout) => {
@@ -235,12 +264,12 @@ impl Producer for AmqpProducer {
         let confirm = self.publish(destination, message, options).await?;
         match confirm {
             None => Ok(()),
-            Some(confirm) => {
+            Some((confirm, epoch)) => {
                 let name = message
                     .destination()
                     .map(ToString::to_string)
                     .unwrap_or_default();
-                confirmed(&self.session.link, name, confirm).await
+                confirmed(&self.session.link, name, confirm, epoch).await
             }
         }
     }
@@ -252,11 +281,11 @@ impl Producer for AmqpProducer {
         options: &SendOptions,
     ) -> Result<SendReceipt> {
         let mut message = message;
-        let Some(confirm) = self.publish(destination, &mut message, options).await? else {
+        let Some((confirm, epoch)) = self.publish(destination, &mut message, options).await? else {
             return Ok(SendReceipt::ready(Ok(message)));
         };
         let (completion, receipt) = SendReceipt::pending();
-        let waiting = Waiting::Send(Box::new((confirm, message, completion)));
+        let waiting = Waiting::Send(Box::new((confirm, epoch, message, completion)));
         // A full pipeline waits here: backpressure at MAX_OUTSTANDING unconfirmed sends.
         if self.pipeline().send(waiting).await.is_err() {
             return Err(Error::illegal_state("the producer's confirm task ended"));

@@ -20,18 +20,20 @@ use courier_api::{
     Producer, Result, Selector, Session, SessionMode,
 };
 use lapin::options::{
-    BasicAckOptions, BasicNackOptions, BasicRecoverOptions, ConfirmSelectOptions, QueueBindOptions,
-    QueueDeclareOptions,
+    BasicAckOptions, BasicNackOptions, BasicRecoverOptions, ConfirmSelectOptions,
+    ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::Channel;
+use lapin::ExchangeKind;
 use parking_lot::Mutex;
 use std::sync::{Arc, Weak};
 use tokio::sync::watch;
 
 use crate::codec::short;
-use crate::consumer::{AmqpConsumer, ConsumerCore};
+use crate::consumer::{AmqpConsumer, ConsumerCore, Selection};
 use crate::link::Link;
+use crate::prefilter::Source;
 use crate::producer::AmqpProducer;
 use crate::topology::{durable_queue, shared_queue, TOPICS};
 
@@ -53,6 +55,8 @@ pub(crate) enum Subscription {
 pub(crate) struct Handed {
     /// The delivery tag on the session's channel.
     pub tag: u64,
+    /// The connection's epoch of that channel (a tag of an older one means nothing now).
+    pub epoch: u64,
     /// The queue it came from.
     pub queue: Arc<str>,
     /// Its message id, for counting redeliveries.
@@ -66,13 +70,45 @@ struct Unsettled {
     /// `acknowledge`/`commit`, given back by `recover`/`rollback`.
     handed: Vec<Handed>,
     /// Held by a consumer closed inside a transaction: given back at the transaction's end.
-    release: Vec<u64>,
+    release: Vec<(u64, u64)>,
+}
+
+/// How a consumer consumes again after a reconnect.
+#[derive(Debug, Clone)]
+pub(crate) enum Resume {
+    /// From its (durable) queue, declared again on use.
+    Queue,
+    /// From its subscription's queue, declared and bound again at once.
+    Subscription(Box<SubscriptionSpec>),
+    /// Not at all: its temporary destination went with the lost connection.
+    Temporary,
+}
+
+/// What a subscription queue is declared from.
+#[derive(Debug, Clone)]
+pub(crate) struct SubscriptionSpec {
+    /// The topic.
+    pub topic: Destination,
+    /// The queue's name; `None` for a non-durable subscription's server-named queue.
+    pub named: Option<String>,
+    /// Whether the queue is durable.
+    pub durable: bool,
+    /// The selector's prefilter.
+    pub prefilter: Option<Selector>,
+    /// For a non-durable subscription, when it was made (ms since the epoch): a delayed
+    /// message sent before is not its (§7.9), though its delay queue routes it only at its
+    /// delivery time.
+    pub since: Option<u64>,
 }
 
 /// What a session's producers and consumers share.
 pub(crate) struct SessionCore {
     pub link: Arc<Link>,
-    pub channel: Channel,
+    /// The session's channel (a reconnect gives a new one).
+    channel: Mutex<Channel>,
+    /// Set by a reconnect that gave back what the session held: the next acknowledge or
+    /// commit fails with it.
+    interrupted: Mutex<Option<Error>>,
     pub mode: SessionMode,
     pub capabilities: Capabilities,
     /// Set when the session is closed.
@@ -84,6 +120,46 @@ pub(crate) struct SessionCore {
 }
 
 impl SessionCore {
+    /// The session's channel.
+    pub fn channel(&self) -> Channel {
+        self.channel.lock().clone()
+    }
+
+    /// After a reconnect: puts `channel` in place of the lost one. What the session held
+    /// went back to the queues with the old channel; the next acknowledge (if it held
+    /// anything) or commit fails.
+    pub fn replace_channel(&self, channel: Channel) {
+        *self.channel.lock() = channel;
+        let unsettled = std::mem::take(&mut *self.unsettled.lock());
+        for h in &unsettled.handed {
+            self.link.count_redelivery(h.message_id.as_ref());
+        }
+        let interrupted = match self.mode {
+            SessionMode::Transacted => Some(Error::TransactionRolledBack(
+                "the connection was lost and made again: the transaction's sends were \
+                 discarded and its messages given back"
+                    .into(),
+            )),
+            SessionMode::ClientAcknowledge if !unsettled.handed.is_empty() => {
+                Some(Error::connection_lost(
+                    "the connection was lost and made again: the messages received before \
+                     were given back and come again",
+                ))
+            }
+            _ => None,
+        };
+        if interrupted.is_some() {
+            *self.interrupted.lock() = interrupted;
+        }
+    }
+
+    /// After a reconnect: declares every consumer's subscription again.
+    pub async fn resubscribe(&self) {
+        for consumer in self.live_consumers() {
+            consumer.resume().await;
+        }
+    }
+
     /// `Ok` while the session and its connection are open.
     pub fn check(&self) -> Result<()> {
         self.link.check()?;
@@ -122,7 +198,7 @@ impl SessionCore {
         }
         // What the application held goes back first, oldest first.
         for h in &handed {
-            self.nack(h.tag, true).await?;
+            self.nack(h.tag, h.epoch, true).await?;
         }
         // Then what standing consumers prefetched (lazy ones hold nothing; a basic.recover
         // racing one of their basic.gets would requeue a message about to be handed out).
@@ -130,7 +206,7 @@ impl SessionCore {
             self.link
                 .call(
                     "basic.recover",
-                    self.channel
+                    self.channel()
                         .basic_recover(BasicRecoverOptions { requeue: true }),
                 )
                 .await?;
@@ -139,28 +215,41 @@ impl SessionCore {
     }
 
     /// Records a delivery a consumer closed inside a transaction gives back.
-    pub fn release_later(&self, tag: u64) {
-        self.unsettled.lock().release.push(tag);
+    pub fn release_later(&self, tag: u64, epoch: u64) {
+        self.unsettled.lock().release.push((tag, epoch));
     }
 
-    /// Acknowledges one delivery now.
-    pub async fn ack(&self, tag: u64) -> Result<()> {
+    /// Acknowledges one delivery (of the channel of `epoch`) now. One of a lost channel
+    /// cannot be: RabbitMQ gave it back, and it comes again.
+    pub async fn ack(&self, tag: u64, epoch: u64) -> Result<()> {
+        if epoch != self.link.epoch() {
+            return Err(Error::connection_lost(
+                "the connection was lost and made again: the message was given back and comes \
+                 again",
+            ));
+        }
+        let channel = self.channel();
         self.link
             .call(
                 "basic.ack",
-                self.channel.basic_ack(tag, BasicAckOptions::default()),
+                channel.basic_ack(tag, BasicAckOptions::default()),
             )
             .await
     }
 
-    /// Gives one delivery back to its queue now (`requeue`) or drops it.
-    pub async fn nack(&self, tag: u64, requeue: bool) -> Result<()> {
+    /// Gives one delivery (of the channel of `epoch`) back to its queue now (`requeue`) or
+    /// drops it. One of a lost channel went back already.
+    pub async fn nack(&self, tag: u64, epoch: u64, requeue: bool) -> Result<()> {
+        if epoch != self.link.epoch() {
+            return Ok(());
+        }
         let options = BasicNackOptions {
             multiple: false,
             requeue,
         };
+        let channel = self.channel();
         self.link
-            .call("basic.nack", self.channel.basic_nack(tag, options))
+            .call("basic.nack", channel.basic_nack(tag, options))
             .await
     }
 
@@ -178,7 +267,7 @@ impl SessionCore {
             )
         };
         for h in handed {
-            self.ack(h.tag).await.map_err(in_doubt)?;
+            self.ack(h.tag, h.epoch).await.map_err(in_doubt)?;
         }
         if self.mode != SessionMode::Transacted {
             // basic.ack has no answer: a request that has one, after the acks on the same
@@ -187,7 +276,7 @@ impl SessionCore {
             self.link
                 .call(
                     "basic.qos",
-                    self.channel
+                    self.channel()
                         .basic_qos(1, lapin::options::BasicQosOptions { global: false }),
                 )
                 .await
@@ -204,13 +293,13 @@ impl SessionCore {
             if handed {
                 for h in std::mem::take(&mut unsettled.handed) {
                     self.link.count_redelivery(h.message_id.as_ref());
-                    tags.push(h.tag);
+                    tags.push((h.tag, h.epoch));
                 }
             }
             tags
         };
-        for tag in tags {
-            self.nack(tag, true).await?;
+        for (tag, epoch) in tags {
+            self.nack(tag, epoch, true).await?;
         }
         Ok(())
     }
@@ -224,67 +313,18 @@ impl SessionCore {
         }
     }
 
-    fn live_consumers(&self) -> Vec<Arc<ConsumerCore>> {
-        let mut consumers = self.consumers.lock();
-        consumers.retain(|c| c.strong_count() > 0);
-        consumers.iter().filter_map(Weak::upgrade).collect()
-    }
-}
-
-/// A session over one AMQP channel.
-pub(crate) struct AmqpSession {
-    core: Arc<SessionCore>,
-}
-
-impl AmqpSession {
-    /// Opens a session on `link`: its channel, in `tx.select` or confirm mode.
-    pub async fn open(
-        link: Arc<Link>,
-        mode: SessionMode,
-        capabilities: Capabilities,
-    ) -> Result<Self> {
-        let channel = link.channel().await?;
-        if mode == SessionMode::Transacted {
-            link.call("tx.select", channel.tx_select()).await?;
-        } else {
-            link.call(
-                "confirm.select",
-                channel.confirm_select(ConfirmSelectOptions::default()),
-            )
-            .await?;
-        }
-        Ok(AmqpSession {
-            core: Arc::new(SessionCore {
-                link,
-                channel,
-                mode,
-                capabilities,
-                closed: watch::channel(false).0,
-                unsettled: Mutex::new(Unsettled::default()),
-                consumers: Mutex::new(Vec::new()),
-                settling: tokio::sync::Mutex::new(()),
-            }),
-        })
-    }
-
-    fn transacted(&self) -> Result<()> {
-        if self.core.mode != SessionMode::Transacted {
-            return Err(Error::illegal_state("the session is not transacted"));
-        }
-        Ok(())
-    }
-
     /// Declares the queue of a topic subscription and binds it to the topic.
-    async fn subscription_queue(
+    pub async fn subscription_queue(
         &self,
         topic: &Destination,
         queue: Option<&str>,
         durable: bool,
         selector: Option<&str>,
+        prefilter: Option<&Selector>,
     ) -> Result<String> {
-        let link = &self.core.link;
+        let link = &self.link;
         self.check_topic(topic).await?;
-        link.declare_topics(&self.core.channel).await?;
+        link.declare_topics(&self.channel()).await?;
         let mut arguments = if durable {
             link.topology.queue_arguments()
         } else {
@@ -300,9 +340,7 @@ impl AmqpSession {
                 let declared = link
                     .call(
                         "queue.declare",
-                        self.core
-                            .channel
-                            .queue_declare("".into(), options, arguments),
+                        self.channel().queue_declare("".into(), options, arguments),
                     )
                     .await?;
                 declared.name().as_str().to_owned()
@@ -325,17 +363,59 @@ impl AmqpSession {
                 name.to_owned()
             }
         };
-        link.call(
-            "queue.bind",
-            self.core.channel.queue_bind(
-                short("a queue name", &name)?,
-                TOPICS.into(),
-                short("a topic name", topic.name())?,
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            ),
-        )
-        .await?;
+        let routing_key = short("a topic name", topic.name())?;
+        let queue = short("a queue name", &name)?;
+        match Source::of(&name, prefilter) {
+            Source::Topics => {
+                link.call(
+                    "queue.bind",
+                    self.channel().queue_bind(
+                        queue,
+                        TOPICS.into(),
+                        routing_key,
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    ),
+                )
+                .await?;
+            }
+            Source::Filter { exchange, bindings } => {
+                // On a scratch channel: a refused declare must not close the session's.
+                link.on_scratch("prefilter bind", move |c| async move {
+                    let options = ExchangeDeclareOptions {
+                        durable,
+                        auto_delete: true,
+                        ..ExchangeDeclareOptions::default()
+                    };
+                    c.exchange_declare(
+                        exchange.clone(),
+                        ExchangeKind::Headers,
+                        options,
+                        FieldTable::default(),
+                    )
+                    .await?;
+                    for arguments in bindings {
+                        c.queue_bind(
+                            queue.clone(),
+                            exchange.clone(),
+                            "".into(),
+                            QueueBindOptions::default(),
+                            arguments,
+                        )
+                        .await?;
+                    }
+                    c.exchange_bind(
+                        exchange,
+                        TOPICS.into(),
+                        routing_key,
+                        ExchangeBindOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await
+                })
+                .await?;
+            }
+        }
         Ok(name)
     }
 
@@ -343,7 +423,7 @@ impl AmqpSession {
     /// for another topic or selector is replaced when nothing consumes from it (JMS: changing
     /// a durable subscription is deleting it and making a new one).
     async fn declare_named(&self, name: &str, durable: bool, arguments: FieldTable) -> Result<()> {
-        let link = &self.core.link;
+        let link = &self.link;
         let queue = short("a subscription queue name", name)?;
         let options = QueueDeclareOptions {
             durable,
@@ -381,13 +461,68 @@ impl AmqpSession {
         if topic.kind() != DestinationKind::TemporaryTopic {
             return Ok(());
         }
-        if self.core.link.temporaries.lock().contains_key(topic.name()) {
+        if self.link.temporaries.lock().contains_key(topic.name()) {
             return Ok(());
         }
         Err(Error::invalid_destination(
             topic.to_string(),
             "only the connection that made a temporary topic may subscribe to it",
         ))
+    }
+
+    fn live_consumers(&self) -> Vec<Arc<ConsumerCore>> {
+        let mut consumers = self.consumers.lock();
+        consumers.retain(|c| c.strong_count() > 0);
+        consumers.iter().filter_map(Weak::upgrade).collect()
+    }
+}
+
+/// A session over one AMQP channel.
+pub(crate) struct AmqpSession {
+    core: Arc<SessionCore>,
+}
+
+impl AmqpSession {
+    /// Opens a session on `link`: its channel, in `tx.select` or confirm mode.
+    pub async fn open(
+        link: Arc<Link>,
+        mode: SessionMode,
+        capabilities: Capabilities,
+    ) -> Result<Self> {
+        let channel = link.channel().await?;
+        if mode == SessionMode::Transacted {
+            link.call("tx.select", channel.tx_select()).await?;
+        } else {
+            link.call(
+                "confirm.select",
+                channel.confirm_select(ConfirmSelectOptions::default()),
+            )
+            .await?;
+        }
+        let core = Arc::new(SessionCore {
+            link: link.clone(),
+            channel: Mutex::new(channel),
+            interrupted: Mutex::new(None),
+            mode,
+            capabilities,
+            closed: watch::channel(false).0,
+            unsettled: Mutex::new(Unsettled::default()),
+            consumers: Mutex::new(Vec::new()),
+            settling: tokio::sync::Mutex::new(()),
+        });
+        {
+            let mut sessions = link.sessions.lock();
+            sessions.retain(|s| s.strong_count() > 0);
+            sessions.push(Arc::downgrade(&core));
+        }
+        Ok(AmqpSession { core })
+    }
+
+    fn transacted(&self) -> Result<()> {
+        if self.core.mode != SessionMode::Transacted {
+            return Err(Error::illegal_state("the session is not transacted"));
+        }
+        Ok(())
     }
 
     async fn consumer(
@@ -398,6 +533,7 @@ impl AmqpSession {
     ) -> Result<Box<dyn Consumer>> {
         self.core.check()?;
         destination.validate()?;
+        let since = courier_api::spi::now_millis();
         let selector_text = options.effective_selector().map(str::to_owned);
         let selector = selector_text.as_deref().map(Selector::parse).transpose()?;
         let link = &self.core.link;
@@ -409,7 +545,7 @@ impl AmqpSession {
                         "selectors on queue consumers (RabbitMQ cannot skip messages per consumer)",
                     ));
                 }
-                link.declare_queue(&self.core.channel, destination.name())
+                link.declare_queue(&self.core.channel(), destination.name())
                     .await?;
                 (destination.name().to_owned(), false)
             }
@@ -435,7 +571,8 @@ impl AmqpSession {
             }
             (Subscription::Topic | Subscription::Queue, _) => {
                 let queue = self
-                    .subscription_queue(destination, None, false, None)
+                    .core
+                    .subscription_queue(destination, None, false, None, selector.as_ref())
                     .await?;
                 (queue, false)
             }
@@ -451,19 +588,28 @@ impl AmqpSession {
                         "durable subscription {name:?} already has an active consumer"
                     )));
                 }
-                self.subscription_queue(destination, Some(&queue), true, selector_text.as_deref())
+                self.core
+                    .subscription_queue(
+                        destination,
+                        Some(&queue),
+                        true,
+                        selector_text.as_deref(),
+                        selector.as_ref(),
+                    )
                     .await?;
                 (queue, false)
             }
             (Subscription::Shared { name, durable }, _) => {
                 let queue = shared_queue(client_id.as_deref(), name, *durable);
-                self.subscription_queue(
-                    destination,
-                    Some(&queue),
-                    *durable,
-                    selector_text.as_deref(),
-                )
-                .await?;
+                self.core
+                    .subscription_queue(
+                        destination,
+                        Some(&queue),
+                        *durable,
+                        selector_text.as_deref(),
+                        selector.as_ref(),
+                    )
+                    .await?;
                 (queue, false)
             }
         };
@@ -473,13 +619,35 @@ impl AmqpSession {
             }
         }
         let is_queue = destination.is_queue();
+        let spec = |named: Option<String>, durable: bool| {
+            let since = named.is_none().then_some(since);
+            Resume::Subscription(Box::new(SubscriptionSpec {
+                topic: destination.clone(),
+                named,
+                durable,
+                prefilter: selector.clone(),
+                since,
+            }))
+        };
+        let resume = match (&subscription, destination.kind()) {
+            (_, DestinationKind::TemporaryQueue | DestinationKind::TemporaryTopic) => {
+                Resume::Temporary
+            }
+            (_, DestinationKind::Queue) => Resume::Queue,
+            (Subscription::Topic | Subscription::Queue, _) => spec(None, false),
+            (Subscription::Durable(_), _) => spec(Some(queue.clone()), true),
+            (Subscription::Shared { durable, .. }, _) => spec(Some(queue.clone()), *durable),
+        };
         let core = ConsumerCore::start(
             self.core.clone(),
             destination.clone(),
             queue,
-            selector_text,
-            if is_queue { None } else { selector },
-            options.no_local && !is_queue,
+            resume,
+            Selection {
+                selector_text,
+                filter: if is_queue { None } else { selector },
+                no_local: options.no_local && !is_queue,
+            },
             // A subscription's queue must keep its consumer (an auto-delete queue would go
             // with it, a durable one must show it is active): only queue consumers consume
             // lazily.
@@ -682,6 +850,17 @@ impl Session for AmqpSession {
         self.core.check()?;
         self.transacted()?;
         let _settling = self.core.settling.lock().await;
+        let interrupted = self.core.interrupted.lock().take();
+        if let Some(e) = interrupted {
+            // A reconnect lost the transaction's first part: what was done since goes too.
+            let link = &self.core.link;
+            link.call("tx.rollback", self.core.channel().tx_rollback())
+                .await?;
+            self.core.nack_all(true).await?;
+            link.call("tx.commit", self.core.channel().tx_commit())
+                .await?;
+            return Err(e);
+        }
         // Inside the transaction nothing takes effect before tx.commit: a failure up to it
         // leaves the transaction to roll back.
         let in_tx = |e: Error| match e {
@@ -692,7 +871,10 @@ impl Session for AmqpSession {
         self.core.ack_handed().await.map_err(in_tx)?;
         let link = &self.core.link;
         link.check()?;
-        match link.call("tx.commit", self.core.channel.tx_commit()).await {
+        match link
+            .call("tx.commit", self.core.channel().tx_commit())
+            .await
+        {
             Err(e @ (Error::ConnectionLost { .. } | Error::Timeout(_))) => Err(Error::in_doubt(
                 courier_api::InDoubtOperation::Commit,
                 format!("tx.commit was cut off: {e}"),
@@ -705,11 +887,13 @@ impl Session for AmqpSession {
         self.core.check()?;
         self.transacted()?;
         let _settling = self.core.settling.lock().await;
+        self.core.interrupted.lock().take();
         let link = &self.core.link;
-        link.call("tx.rollback", self.core.channel.tx_rollback())
+        link.call("tx.rollback", self.core.channel().tx_rollback())
             .await?;
         self.core.nack_all(true).await?;
-        link.call("tx.commit", self.core.channel.tx_commit()).await
+        link.call("tx.commit", self.core.channel().tx_commit())
+            .await
     }
 
     async fn recover(&self) -> Result<()> {
@@ -726,7 +910,9 @@ impl Session for AmqpSession {
             return Ok(());
         }
         let _settling = self.core.settling.lock().await;
-        self.core.ack_handed().await
+        let interrupted = self.core.interrupted.lock().take();
+        self.core.ack_handed().await?;
+        interrupted.map_or(Ok(()), Err)
     }
 
     async fn close(&self) -> Result<()> {
@@ -740,7 +926,7 @@ impl Session for AmqpSession {
             return Ok(());
         }
         self.core.count_abandoned();
-        let channel = &self.core.channel;
+        let channel = self.core.channel();
         if channel.status().connected() {
             self.core
                 .link
@@ -763,7 +949,7 @@ impl AmqpSession {
         let queue = link
             .call(
                 "queue.declare",
-                self.core.channel.queue_declare(
+                self.core.channel().queue_declare(
                     "".into(),
                     options,
                     link.topology.transient_arguments(),
@@ -781,7 +967,7 @@ impl Drop for SessionCore {
     /// held and rolls its transaction back).
     fn drop(&mut self) {
         self.count_abandoned();
-        let channel = self.channel.clone();
+        let channel = self.channel.lock().clone();
         if channel.status().connected() && self.link.check().is_ok() {
             if let Ok(handle) = tokio::runtime::Handle::try_current() {
                 let link = self.link.clone();

@@ -56,6 +56,11 @@ impl Proxy {
         }
     }
 
+    /// The loopback port it listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Cuts every connection through the proxy (new ones still pass).
     pub fn sever(&self) {
         for link in self.links.lock().drain(..) {
