@@ -42,11 +42,9 @@ fn column(header: &str, line: &str, name: &str) -> String {
     let at = header.find(name).expect("a column of the header");
     let end = header[..at].chars().count() + name.chars().count();
     let chars: Vec<char> = line.chars().collect();
-    chars[end.saturating_sub(8)..end.min(chars.len())]
-        .iter()
-        .collect::<String>()
-        .trim()
-        .to_owned()
+    // Lines are trimmed at the end: a blank last cell may be cut off.
+    let (hi, lo) = (end.min(chars.len()), end.saturating_sub(8).min(chars.len()));
+    chars[lo..hi].iter().collect::<String>().trim().to_owned()
 }
 
 #[test]
