@@ -771,7 +771,8 @@ fn print_rows(rows: &[Row], json: bool, out: &mut dyn Write) {
                         };
                         (show(t), show(p))
                     }
-                    None => ("-".into(), "-".into()),
+                    // Blank, not "-": only adapters with a raw client have these columns.
+                    None => (String::new(), String::new()),
                 };
                 let line = format!(
                     "{:<url_width$}  {:<name_width$}  {:>12.0}  {:>10}  {:>10}  {:>10}  {:>12}  {:>8}  {:>8}  {:>8}  {}",
