@@ -329,3 +329,28 @@ async fn paged_messages_taken_before_their_record_is_written_read_back_whole() {
     }
     assert_eq!(broker.stats().stored_messages, 0);
 }
+
+#[tokio::test]
+async fn paged_messages_sent_in_transactions_read_back_whole_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Destination::queue("paged.tx");
+    {
+        let (broker, store) = open(dir.path(), 0);
+        let (_c, session) = session(&broker, SessionMode::Transacted).await;
+        let producer = session.create_producer(Some(&queue)).await.unwrap();
+        for n in 0..120 {
+            let mut m = Message::text(body(n));
+            m.set_property("n", n).unwrap();
+            m.set_property("color", color(n)).unwrap();
+            producer.send(&mut m).await.unwrap();
+            if n % 40 == 39 {
+                session.commit().await.unwrap();
+            }
+        }
+        drop(broker);
+        store.journal().close();
+    }
+    // Every message paged at start-up, read back from three commit records.
+    let (broker, _store) = open(dir.path(), 0);
+    receive_all(&broker, &queue, 0..120).await;
+}

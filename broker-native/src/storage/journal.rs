@@ -4,7 +4,7 @@ use super::compaction;
 use super::error::{JournalError, Result};
 use super::faults::FaultInjector;
 use super::index::Index;
-use super::record::{DurableSubscription, Owner, Record, BATCH_HEADER_LEN};
+use super::record::{parse_frame, DurableSubscription, Owner, Record, BATCH_HEADER_LEN};
 use super::replay::{self, ReplayReport};
 use super::segment::{self, HEADER_LEN};
 use super::writer::{Done, Pending, Writer};
@@ -140,6 +140,9 @@ pub(crate) struct Maintenance {
     pub closed: bool,
 }
 
+/// The bodies of one commit record's sends, by id, with the record's segment and offset.
+pub(crate) type CommitBodies = (u64, u64, Arc<std::collections::HashMap<u64, Bytes>>);
+
 /// What the journal's handle, writer and maintenance threads share.
 pub(crate) struct Shared {
     pub dir: PathBuf,
@@ -154,6 +157,10 @@ pub(crate) struct Shared {
     pub failed: Mutex<Option<JournalError>>,
     /// The directory's lock file, locked exclusively while open; `None` once closed.
     pub lock: Mutex<Option<std::fs::File>>,
+    /// The bodies of the last transaction commit read back, by the commit's place (segment,
+    /// offset — never reused: compaction writes new segments): a paged backlog sent in
+    /// transactions is read in order, so one decode of a commit serves all its sends.
+    pub last_commit: Mutex<Option<CommitBodies>>,
 }
 
 impl Shared {
@@ -168,17 +175,35 @@ impl Shared {
             let s = &index.segs[&e.seg];
             (s.file.clone(), e.offset, e.frame_len, e.seg)
         };
+        if let Some((s, o, bodies)) = &*self.last_commit.lock() {
+            if (*s, *o) == (seg, offset) {
+                if let Some(body) = bodies.get(&id) {
+                    return Ok(body.clone());
+                }
+            }
+        }
         let path = segment::path(&self.dir, seg);
+        let corrupt = || JournalError::Corrupt {
+            file: path.clone(),
+            offset,
+            reason: format!("message {id} does not read back"),
+        };
         let mut buf = vec![0u8; frame_len as usize];
         file.read_exact_at(&mut buf, offset)
             .map_err(|e| JournalError::io("read", &path, e))?;
-        compaction::message_at(&Bytes::from(buf), 0, frame_len, id)
-            .map(|m| m.body)
-            .ok_or(JournalError::Corrupt {
-                file: path,
-                offset,
-                reason: format!("message {id} does not read back"),
-            })
+        let data = Bytes::from(buf);
+        let frame = parse_frame(&data, 0, frame_len as usize).map_err(|_| corrupt())?;
+        match Record::decode(&frame.payload).map_err(|_| corrupt())? {
+            Record::Send(m) if m.id == id => Ok(m.body),
+            Record::Commit { sends, .. } => {
+                let bodies: std::collections::HashMap<u64, Bytes> =
+                    sends.into_iter().map(|m| (m.id, m.body)).collect();
+                let body = bodies.get(&id).cloned().ok_or_else(corrupt)?;
+                *self.last_commit.lock() = Some((seg, offset, Arc::new(bodies)));
+                Ok(body)
+            }
+            _ => Err(corrupt()),
+        }
     }
 
     pub fn poke_maintenance(&self) {
@@ -261,6 +286,7 @@ impl Journal {
             stats: Counters::default(),
             failed: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
+            last_commit: Mutex::new(None),
         });
         let writer = Writer::new(
             shared.clone(),
