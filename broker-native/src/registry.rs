@@ -14,13 +14,13 @@ use std::sync::Weak;
 
 /// The URL schemes of Courier's own broker: `embedded:` (in this process) and `courier://`
 /// (a Courier server over TCP).
-pub const SCHEMES: &[&str] = &["embedded", "courier"];
+pub const SCHEMES: &[&str] = &["embedded", "courier", "courier+tls"];
 
 /// The in-process scheme of [`SCHEMES`].
 pub const EMBEDDED_SCHEMES: &[&str] = &["embedded"];
 
 /// The network schemes of [`SCHEMES`].
-pub const TCP_SCHEMES: &[&str] = &["courier"];
+pub const TCP_SCHEMES: &[&str] = &["courier", "courier+tls"];
 
 /// How much of a caller's text an error message quotes.
 const QUOTED_CHARS: usize = 64;
@@ -33,6 +33,7 @@ const QUOTED_CHARS: usize = 64;
 /// | `embedded:?client_id=app1&prefetch=100` | the same, with [connection options](courier_api::options) |
 /// | `embedded:/path` | the durable broker whose journal is in directory `/path` (made if missing); the same one for every call in this process while it is open |
 /// | `courier://user:pass@host:7672?heartbeat=5s` | a [`TcpFactory`](crate::client::TcpFactory) for a Courier server |
+/// | `courier+tls://host:7672?ca=/path.pem`, `courier://host?tls=true` | the same over TLS |
 ///
 /// `embedded:` takes the shared options of [`ConnectionOptions`] and applies them as
 /// [`EmbeddedFactory::with_options`] says (a client id holds for every connection; timeouts
@@ -58,7 +59,7 @@ pub async fn connect(url: &str) -> Result<Arc<dyn ConnectionFactory>> {
     };
     if scheme.eq_ignore_ascii_case("embedded") {
         Ok(Arc::new(embedded(rest)?))
-    } else if scheme.eq_ignore_ascii_case("courier") {
+    } else if scheme.eq_ignore_ascii_case("courier") || scheme.eq_ignore_ascii_case("courier+tls") {
         Ok(Arc::new(crate::client::TcpFactory::from_url(url)?))
     } else {
         Err(Error::invalid_argument(format!(

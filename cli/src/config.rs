@@ -8,6 +8,10 @@
 //! max_connections = 20000
 //! handshake_timeout_ms = 10000
 //! heartbeat_ms = 10000
+//! # TLS (optional): with a certificate, plaintext clients are refused unless allowed.
+//! # tls_cert = "/etc/courier/cert.pem"
+//! # tls_key = "/etc/courier/key.pem"
+//! # tls_allow_plaintext = false
 //!
 //! [broker]
 //! max_delivery_attempts = 5
@@ -63,6 +67,12 @@ pub struct ServerSection {
     pub handshake_timeout_ms: Option<u64>,
     /// Heartbeat interval (100 ms to 1 h).
     pub heartbeat_ms: Option<u64>,
+    /// TLS certificate chain, PEM (with `tls_key`; `--tls-cert` wins).
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key, PEM (with `tls_cert`; `--tls-key` wins).
+    pub tls_key: Option<std::path::PathBuf>,
+    /// With TLS, serve plaintext clients too (refused by default).
+    pub tls_allow_plaintext: Option<bool>,
 }
 
 impl ServerSection {
@@ -71,6 +81,9 @@ impl ServerSection {
             && self.max_connections.is_none()
             && self.handshake_timeout_ms.is_none()
             && self.heartbeat_ms.is_none()
+            && self.tls_cert.is_none()
+            && self.tls_key.is_none()
+            && self.tls_allow_plaintext.is_none()
     }
 }
 

@@ -6,9 +6,13 @@
 //! Messages are kept durably in a journal in the data directory (`--data`, default
 //! `./courier-data`); `--memory` runs an in-memory broker instead. One server per data
 //! directory: two processes must not share one.
+//!
+//! TLS: `--tls-cert F --tls-key F` (or `tls_cert` / `tls_key` in the config file's
+//! `[server]`) serves `courier+tls://` clients; plaintext clients are then refused — and
+//! audited — unless `--tls-allow-plaintext` lets them in on the same port.
 
 use clap::Args;
-use courier_broker::server::Server;
+use courier_broker::server::{Server, ServerTls};
 use courier_broker::storage::{open_broker, JournalOptions, JournalStore};
 use courier_broker::Broker;
 use std::path::PathBuf;
@@ -42,6 +46,16 @@ pub struct ServeArgs {
     #[arg(long, value_name = "ADDR", num_args = 0..=1,
           default_missing_value = crate::metrics::DEFAULT_ADDR)]
     metrics: Option<String>,
+    /// TLS certificate chain (PEM); with --tls-key, clients connect with courier+tls://
+    /// and plaintext clients are refused [default: the config file's server.tls_cert].
+    #[arg(long, value_name = "FILE")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM) of --tls-cert [default: the config file's server.tls_key].
+    #[arg(long, value_name = "FILE")]
+    tls_key: Option<PathBuf>,
+    /// With TLS, serve plaintext clients on the same port too.
+    #[arg(long)]
+    tls_allow_plaintext: bool,
 }
 
 /// Runs the server; the exit code is 0 after a graceful shutdown.
@@ -63,7 +77,23 @@ pub fn run(args: ServeArgs) -> ExitCode {
         .listen
         .or_else(|| file.server.listen.clone())
         .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-    let server_config = file.server_config();
+    let mut server_config = file.server_config();
+    server_config.tls = match tls_config(
+        &args.tls_cert,
+        &args.tls_key,
+        args.tls_allow_plaintext,
+        &file,
+    ) {
+        Ok(tls) => tls,
+        Err(e) => return fail(&e),
+    };
+    let tls = server_config.tls.as_ref().map(|t| {
+        if t.plaintext_allowed() {
+            "tls+plaintext"
+        } else {
+            "tls"
+        }
+    });
     let metrics_addr = args.metrics.clone();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -102,7 +132,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
             },
             None => None,
         };
-        tracing::info!(addr = %server.local_addr(), users, config = %config_path.display(), "courier serve ready");
+        tracing::info!(addr = %server.local_addr(), users, config = %config_path.display(), transport = tls.unwrap_or("plaintext"), "courier serve ready");
         // Printed for scripts and tests that start the server on port 0.
         println!("listening on {}", server.local_addr());
         if let Some(listener) = metrics {
@@ -117,6 +147,29 @@ pub fn run(args: ServeArgs) -> ExitCode {
         close_journal(store.as_deref());
         ExitCode::SUCCESS
     })
+}
+
+/// The TLS identity from the flags, else the config file's `[server]` entries: a certificate
+/// and a key together, or neither (plaintext only).
+fn tls_config(
+    cert: &Option<PathBuf>,
+    key: &Option<PathBuf>,
+    allow_plaintext: bool,
+    file: &ConfigFile,
+) -> Result<Option<ServerTls>, String> {
+    let cert = cert.as_ref().or(file.server.tls_cert.as_ref());
+    let key = key.as_ref().or(file.server.tls_key.as_ref());
+    let allow_plaintext = allow_plaintext || file.server.tls_allow_plaintext == Some(true);
+    match (cert, key) {
+        (None, None) if allow_plaintext => {
+            Err("--tls-allow-plaintext needs --tls-cert and --tls-key".to_owned())
+        }
+        (None, None) => Ok(None),
+        (Some(cert), Some(key)) => ServerTls::from_pem_files(cert, key)
+            .map(|tls| Some(tls.allow_plaintext(allow_plaintext)))
+            .map_err(|e| e.to_string()),
+        _ => Err("TLS needs both a certificate (--tls-cert) and a key (--tls-key)".to_owned()),
+    }
 }
 
 /// Opens (or creates) the journal in `dir` and the broker it rebuilds.

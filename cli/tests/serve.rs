@@ -1,6 +1,10 @@
 //! `courier serve` and `courier user` as a user runs them: a user added to a config file
 //! logs in over TCP, a wrong password and a forbidden destination are refused and audited,
-//! and SIGTERM shuts the server down with exit code 0.
+//! and SIGTERM shuts the server down with exit code 0; with `--tls-cert`/`--tls-key` a
+//! `courier+tls://` client gets through and a plaintext one is refused and audited.
+
+#[path = "../../broker-native/tests/support/certs.rs"]
+mod certs;
 
 use courier_api::*;
 use courier_broker::client::TcpFactory;
@@ -247,4 +251,108 @@ fn memory_and_data_together_are_refused() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+}
+
+#[tokio::test]
+async fn with_a_certificate_tls_clients_get_through_and_plaintext_is_refused_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = certs::make_pki(dir.path(), "serve");
+    let config = dir.path().join("courier.toml");
+    add_user(&config, "app", "s3cret", "orders.#=send,receive");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--memory", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&config)
+        .arg("--tls-cert")
+        .arg(&pki.cert_file)
+        .arg("--tls-key")
+        .arg(&pki.key_file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line.trim().rsplit(':').next().unwrap().to_owned();
+
+    let url = format!(
+        "courier+tls://app:s3cret@localhost:{port}?ca={}",
+        pki.ca_file.display()
+    );
+    let factory = courier::connect(&url).await.unwrap();
+    let connection = factory.create_connection().await.unwrap();
+    connection.start().await.unwrap();
+    let session = connection
+        .create_session(SessionMode::AutoAcknowledge)
+        .await
+        .unwrap();
+    let queue = Destination::queue("orders.tls");
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await
+        .unwrap();
+    session
+        .create_producer(Some(&queue))
+        .await
+        .unwrap()
+        .send(&mut Message::text("sealed"))
+        .await
+        .unwrap();
+    let got = consumer.receive_timeout(Duration::from_secs(5)).await;
+    assert_eq!(got.unwrap().unwrap().body_text(), Some("sealed"));
+    connection.close().await.unwrap();
+
+    let plain = TcpFactory::new(format!("127.0.0.1:{port}"));
+    let refused = plain.create_connection_with("app", "s3cret").await;
+    assert!(
+        matches!(refused, Err(Error::Authentication(_))),
+        "{:?}",
+        refused.err()
+    );
+
+    assert_eq!(sigterm(&mut child), Some(0));
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("courier serve ready") && l.contains("\"tls\"")),
+        "the server says it requires TLS:\n{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.contains("courier::audit") && l.contains("TLS connections only")),
+        "plaintext refused and audited:\n{log}"
+    );
+}
+
+#[test]
+fn a_certificate_without_a_key_is_refused_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = certs::make_pki(dir.path(), "half");
+    let out = Command::new(BIN)
+        .args(["serve", "--memory", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&pki.cert_file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--tls-key"), "{err}");
+    let out = Command::new(BIN)
+        .args(["serve", "--memory", "--listen", "127.0.0.1:0", "--tls-cert"])
+        .arg(&pki.key_file)
+        .arg("--tls-key")
+        .arg(&pki.key_file)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("TLS certificate"), "{err}");
 }

@@ -48,6 +48,7 @@ const BUILT_IN: &[Backend] = &[
 const KNOWN_SCHEMES: &[(&str, &str, &str)] = &[
     ("embedded", "embedded", "native"),
     ("courier", "courier", "tcp"),
+    ("courier+tls", "courier", "tcp"),
     ("amqp", "amqp", "amqp"),
     ("amqps", "amqp", "amqp"),
     ("redis", "redis", "redis"),
@@ -71,6 +72,7 @@ pub fn schemes() -> Vec<&'static str> {
 /// | `embedded:?client_id=app1&prefetch=100` | the same, with [connection options](courier_api::options) | `native` |
 /// | `embedded:/path` | Courier's broker in this process, durable: its journal in directory `/path` | `native` |
 /// | `courier://user:pass@host:7672` | Courier's broker over TCP (a `courier serve` server) | `tcp` (default) |
+/// | `courier+tls://host:7672?ca=/path.pem` | the same over TLS | `tcp` |
 /// | `amqp://`, `amqps://` | RabbitMQ (`courier-amqp`, over lapin) | `amqp` |
 /// | `redis://`, `rediss://` | Redis (`courier-redis`): queues and topics kept by Lua scripts in Redis 7 | `redis` |
 ///

@@ -9,20 +9,21 @@
 use courier_api::{
     spi, Capabilities, Error, ExceptionListener, InDoubtOperation, Message, Result, SendCompletion,
 };
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 
 use super::stream::Prefetch;
+use crate::protocol::batch::FrameWriter;
 use crate::protocol::frame::{Frame, FrameCodec, Kind, HEADER_LEN};
 use crate::protocol::ops::{decode, encode, Reply, Request, WireError};
+use crate::protocol::transport::ReadHalf;
 
 /// Messages a consumer got for a receive whose caller stopped waiting: the next receive
 /// returns them first, so none is lost.
@@ -70,8 +71,8 @@ pub(crate) struct Link {
 impl Link {
     /// Starts the reader and writer tasks of an authenticated socket.
     pub fn start(
-        reader: FramedRead<OwnedReadHalf, FrameCodec>,
-        writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
+        reader: FramedRead<ReadHalf, FrameCodec>,
+        writer: FrameWriter,
         heartbeat: Duration,
         capabilities: Capabilities,
         server_version: String,
@@ -359,7 +360,7 @@ fn lost(reason: &str) -> Error {
 }
 
 async fn read_loop(
-    mut reader: FramedRead<OwnedReadHalf, FrameCodec>,
+    mut reader: FramedRead<ReadHalf, FrameCodec>,
     heartbeat: Duration,
     link: Arc<Link>,
 ) {
@@ -394,7 +395,7 @@ async fn read_loop(
 }
 
 async fn write_loop(
-    mut writer: FramedWrite<OwnedWriteHalf, FrameCodec>,
+    mut writer: FrameWriter,
     mut frames: mpsc::UnboundedReceiver<Frame>,
     heartbeat: Duration,
     ended: CancellationToken,
@@ -408,11 +409,13 @@ async fn write_loop(
             _ = idle.tick() => Some(Frame::heartbeat()),
         };
         let Some(first) = first else { return };
-        if writer.feed(first).await.is_err() {
+        if writer.feed(first).is_err() {
             return;
         }
-        while let Ok(frame) = frames.try_recv() {
-            if writer.feed(frame).await.is_err() {
+        // Everything queued meanwhile goes out in the same write.
+        while !writer.is_full() {
+            let Ok(frame) = frames.try_recv() else { break };
+            if writer.feed(frame).is_err() {
                 return;
             }
         }

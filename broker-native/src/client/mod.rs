@@ -7,6 +7,9 @@
 //! application receives, one receive being one credit, so it never holds a message ahead of
 //! its receives (`exact_prefetch`). Pipelined sends ([`courier_api::Producer::send_async`])
 //! keep up to [`WINDOW`] sends in flight per producer.
+//!
+//! TLS: `courier+tls://host:port` or `courier://host:port?tls=true`, trusting the CA in
+//! `?ca=/path.pem` or else the system's roots ([`ClientTls`]).
 
 mod connection;
 mod consumer;
@@ -15,23 +18,28 @@ mod producer;
 mod session;
 mod stats;
 mod stream;
+mod tls;
 
 use async_trait::async_trait;
 use courier_api::{
     Capabilities, Connection, ConnectionFactory, ConnectionOptions, Durability, Error, Result,
 };
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use parking_lot::Mutex;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio_util::codec::FramedRead;
 
+use crate::protocol::batch::FrameWriter;
 use crate::protocol::frame::{Frame, FrameCodec, Kind, HANDSHAKE_MAX_FRAME};
 use crate::protocol::ops::{decode, encode, Hello, Welcome, MAGIC};
+use crate::protocol::transport::{split, split_tcp};
 use crate::protocol::{DEFAULT_PORT, VERSIONS};
 pub use connection::TcpConnection;
 use link::Link;
+pub use tls::ClientTls;
 
 /// Sends one producer keeps in flight with `send_async` before it waits for room.
 pub const WINDOW: usize = 1024;
@@ -51,6 +59,10 @@ const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone)]
 pub struct TcpFactory {
     address: String,
+    /// The host part of the address: the name a TLS server's certificate must carry.
+    host: String,
+    /// TLS, when the connections use it.
+    tls: Option<ClientTls>,
     options: ConnectionOptions,
     /// What the last handshake said the server offers.
     learnt: Arc<Mutex<Option<Capabilities>>>,
@@ -59,25 +71,73 @@ pub struct TcpFactory {
 impl TcpFactory {
     /// A factory for the server at `address` (`host:port`), anonymous, default options.
     pub fn new(address: impl Into<String>) -> Self {
+        let address = address.into();
+        let host = address
+            .rsplit_once(':')
+            .map_or(address.as_str(), |(host, _)| host)
+            .to_owned();
         TcpFactory {
-            address: address.into(),
+            address,
+            host,
+            tls: None,
             options: ConnectionOptions::default(),
             learnt: Arc::default(),
         }
     }
 
-    /// A factory for a `courier://[user[:password]@]host[:port][/][?options]` URL; the
-    /// options are [`ConnectionOptions`]'. The port defaults to 7672.
+    /// A factory for a `courier[+tls]://[user[:password]@]host[:port][/][?options]` URL;
+    /// the options are [`ConnectionOptions`]' and `tls=true|false` (TLS, also what
+    /// `courier+tls://` says) and `ca=/path.pem` (the CA to trust, implying TLS; without
+    /// it the system's roots). The port defaults to 7672.
     pub fn from_url(url: &str) -> Result<Self> {
-        let parsed = ConnectionOptions::from_url(url, &[])?;
+        let parsed = ConnectionOptions::from_url(url, &["tls", "ca"])?;
         let u = url::Url::parse(url)
             .map_err(|e| Error::invalid_argument(format!("malformed URL: {e}")))?;
-        if !u.scheme().eq_ignore_ascii_case("courier") {
+        let scheme_tls = if u.scheme().eq_ignore_ascii_case("courier") {
+            false
+        } else if u.scheme().eq_ignore_ascii_case("courier+tls") {
+            true
+        } else {
             return Err(Error::invalid_argument(format!(
                 "{:?} is not a courier:// URL",
                 u.scheme()
             )));
+        };
+        let mut tls_option = None;
+        let mut ca = None;
+        for (key, value) in &parsed.extra {
+            match key.as_str() {
+                "tls" => {
+                    tls_option = Some(match value.as_str() {
+                        "true" => true,
+                        "false" => false,
+                        _ => {
+                            return Err(Error::invalid_argument(format!(
+                                "option tls takes true or false, not {value:?}"
+                            )))
+                        }
+                    })
+                }
+                _ => ca = Some(value.clone()),
+            }
         }
+        if scheme_tls && tls_option == Some(false) {
+            return Err(Error::invalid_argument(
+                "courier+tls:// URLs always use TLS; drop tls=false",
+            ));
+        }
+        if ca.is_some() && tls_option == Some(false) {
+            return Err(Error::invalid_argument(
+                "option ca needs TLS; drop tls=false",
+            ));
+        }
+        let tls = if let Some(ca) = &ca {
+            Some(ClientTls::with_ca_file(Path::new(ca))?)
+        } else if scheme_tls || tls_option == Some(true) {
+            Some(ClientTls::with_native_roots()?)
+        } else {
+            None
+        };
         let host = u
             .host_str()
             .filter(|h| !h.is_empty())
@@ -94,7 +154,20 @@ impl TcpFactory {
             ));
         }
         let port = u.port().unwrap_or(DEFAULT_PORT);
-        TcpFactory::new(format!("{host}:{port}")).with_options(parsed.options)
+        TcpFactory::new(format!("{host}:{port}"))
+            .with_tls(tls)
+            .with_options(parsed.options)
+    }
+
+    /// This factory with TLS (`Some`) or plaintext (`None`) connections.
+    pub fn with_tls(mut self, tls: Option<ClientTls>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Whether its connections use TLS.
+    pub fn uses_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// This factory with connection options (credentials, client id, timeouts, heartbeat).
@@ -154,9 +227,12 @@ impl TcpFactory {
             Error::connection_lost_from(format!("cannot connect to {}", self.address), e)
         })?;
         let _ = stream.set_nodelay(true);
-        let (rd, wr) = stream.into_split();
+        let (rd, wr) = match &self.tls {
+            Some(tls) => split(tls.connect(&self.host, stream).await?),
+            None => split_tcp(stream),
+        };
         let mut reader = FramedRead::new(rd, FrameCodec::new(HANDSHAKE_MAX_FRAME));
-        let mut writer = FramedWrite::new(wr, FrameCodec::new(HANDSHAKE_MAX_FRAME));
+        let mut writer = FrameWriter::new(wr, HANDSHAKE_MAX_FRAME);
         let hello = Hello {
             magic: MAGIC,
             versions: VERSIONS.to_vec(),
@@ -199,7 +275,7 @@ impl TcpFactory {
                 *self.learnt.lock() = Some(caps.clone());
                 let max_frame = usize::try_from(max_frame).unwrap_or(usize::MAX);
                 reader.decoder_mut().set_max(max_frame);
-                writer.encoder_mut().set_max(max_frame);
+                writer.set_max(max_frame);
                 let heartbeat = Duration::from_millis(heartbeat_ms.max(100));
                 let link = Link::start(reader, writer, heartbeat, caps, server_version, max_frame);
                 Ok(TcpConnection::new(

@@ -7,7 +7,7 @@ use courier_api::{
     Browser, Connection, ConnectionFactory, Consumer, ConsumerOptions, Delivery, Error, Producer,
     Result, SendOptions, Session,
 };
-use futures::{SinkExt, StreamExt};
+use futures::StreamExt;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -16,17 +16,25 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use tokio_util::codec::{FramedRead, FramedWrite};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::Shared;
+use crate::protocol::batch::FrameWriter;
 use crate::protocol::frame::{Frame, FrameCodec, Kind, HANDSHAKE_MAX_FRAME, HEADER_LEN};
 use crate::protocol::ops::{
     decode, encode, mode_from_u8, ConsumerKind, Delivered, Hello, Reply, Request, Wait, Welcome,
     WireCapabilities, WireError, MAGIC,
 };
+use crate::protocol::transport::{split, split_tcp, ReadHalf, WriteHalf, TLS_HANDSHAKE_RECORD};
 use crate::protocol::VERSIONS;
+
+/// The frame reader of a connection.
+type Reader = FramedRead<ReadHalf, FrameCodec>;
+/// The frame writer of a connection.
+type Writer = FrameWriter;
 
 /// Frames waiting for the writer; the read loop stops when it is full.
 const OUT_QUEUE: usize = 1024;
@@ -89,14 +97,27 @@ pub(super) async fn serve(
     peer: SocketAddr,
     sever: CancellationToken,
 ) {
-    let (rd, wr) = stream.into_split();
-    let mut reader = FramedRead::new(rd, FrameCodec::new(HANDSHAKE_MAX_FRAME));
-    let mut writer = FramedWrite::new(wr, FrameCodec::new(usize::MAX >> 1));
     let config = &shared.config;
+    let deadline = Instant::now() + config.handshake_timeout;
+    let secured = tokio::select! {
+        () = sever.cancelled() => return,
+        () = shared.shutdown.cancelled() => return,
+        secured = tokio::time::timeout_at(deadline, secure(config, stream, peer)) => secured,
+    };
+    let (rd, wr, plaintext_refused) = match secured {
+        Err(_) => {
+            tracing::warn!(target: "courier::audit", %peer, "connection closed: no handshake in time");
+            return;
+        }
+        Ok(None) => return,
+        Ok(Some(transport)) => transport,
+    };
+    let mut reader = FramedRead::new(rd, FrameCodec::new(HANDSHAKE_MAX_FRAME));
+    let mut writer = FrameWriter::new(wr, usize::MAX >> 1);
     let first = tokio::select! {
         () = sever.cancelled() => return,
         () = shared.shutdown.cancelled() => return,
-        first = tokio::time::timeout(config.handshake_timeout, reader.next()) => first,
+        first = tokio::time::timeout_at(deadline, reader.next()) => first,
     };
     let hello = match first {
         Err(_) => {
@@ -131,6 +152,13 @@ pub(super) async fn serve(
         .credentials
         .as_ref()
         .map_or_else(|| "<anonymous>".to_owned(), |(u, _)| u.clone());
+    if plaintext_refused {
+        let e = Error::authentication(
+            "this server accepts TLS connections only (use courier+tls:// or ?tls=true)",
+        );
+        refuse(&mut writer, peer, &user, e).await;
+        return;
+    }
     let Some(version) = VERSIONS
         .iter()
         .rev()
@@ -194,7 +222,7 @@ pub(super) async fn serve(
     }
     tracing::info!(%peer, %user, version, "connection authenticated");
     reader.decoder_mut().set_max(max_frame);
-    writer.encoder_mut().set_max(max_frame);
+    writer.set_max(max_frame);
 
     let (out, out_rx) = mpsc::channel(OUT_QUEUE);
     let conn = Arc::new(Conn {
@@ -257,13 +285,42 @@ pub(super) async fn serve(
     tracing::debug!(peer = %conn.peer, "connection ended");
 }
 
-/// Answers a refused handshake and logs it (the audit trail of refused logins).
-async fn refuse(
-    writer: &mut FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec>,
+/// The byte stream of an accepted socket: TLS when the server has TLS and the client opens
+/// with a TLS record, else plaintext — with `true` when plaintext is to be refused (after the
+/// client's `Hello`, so the refusal reaches it as a `Welcome::Refused`). `None` when the peer
+/// left or failed its TLS handshake (audited).
+async fn secure(
+    config: &super::ServerConfig,
+    stream: TcpStream,
     peer: SocketAddr,
-    user: &str,
-    error: Error,
-) {
+) -> Option<(ReadHalf, WriteHalf, bool)> {
+    let Some(tls) = &config.tls else {
+        let (rd, wr) = split_tcp(stream);
+        return Some((rd, wr, false));
+    };
+    let mut first = [0u8; 1];
+    match stream.peek(&mut first).await {
+        Ok(1..) => {}
+        _ => return None,
+    }
+    if first[0] != TLS_HANDSHAKE_RECORD {
+        let (rd, wr) = split_tcp(stream);
+        return Some((rd, wr, !tls.plaintext));
+    }
+    match tls.acceptor.accept(stream).await {
+        Ok(session) => {
+            let (rd, wr) = split(session);
+            Some((rd, wr, false))
+        }
+        Err(e) => {
+            tracing::warn!(target: "courier::audit", %peer, error = %e, "connection refused: TLS handshake failed");
+            None
+        }
+    }
+}
+
+/// Answers a refused handshake and logs it (the audit trail of refused logins).
+async fn refuse(writer: &mut Writer, peer: SocketAddr, user: &str, error: Error) {
     tracing::warn!(target: "courier::audit", %peer, %user, error = %error, "connection refused");
     let refused = Welcome::Refused(WireError::from(&error));
     let _ = writer
@@ -271,9 +328,10 @@ async fn refuse(
         .await;
 }
 
-/// Writes frames as they come, many per socket write, and a heartbeat when idle.
+/// Writes frames as they come: every frame queued by the time the writer is free goes out
+/// in one batch (one vectored write), and a heartbeat when idle.
 async fn write_loop(
-    mut writer: FramedWrite<tokio::net::tcp::OwnedWriteHalf, FrameCodec>,
+    mut writer: Writer,
     mut frames: mpsc::Receiver<Frame>,
     heartbeat: Duration,
     done: CancellationToken,
@@ -287,7 +345,8 @@ async fn write_loop(
             () = done.cancelled() => {
                 // Drain what is queued, then end.
                 while let Ok(frame) = frames.try_recv() {
-                    if writer.feed(frame).await.is_err() { return; }
+                    if writer.feed(frame).is_err() { return; }
+                    if writer.is_full() && writer.flush().await.is_err() { return; }
                 }
                 let _ = writer.flush().await;
                 return;
@@ -297,11 +356,12 @@ async fn write_loop(
             let _ = writer.flush().await;
             return;
         };
-        if writer.feed(first).await.is_err() {
+        if writer.feed(first).is_err() {
             return;
         }
-        while let Ok(frame) = frames.try_recv() {
-            if writer.feed(frame).await.is_err() {
+        while !writer.is_full() {
+            let Ok(frame) = frames.try_recv() else { break };
+            if writer.feed(frame).is_err() {
                 return;
             }
         }
@@ -316,7 +376,7 @@ async fn write_loop(
 /// connection is severed. `Err` for a protocol error.
 async fn read_loop(
     conn: &Arc<Conn>,
-    reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    reader: &mut Reader,
     heartbeat: Duration,
     permits: &Arc<Semaphore>,
     sever: &CancellationToken,
@@ -365,7 +425,7 @@ async fn read_loop(
 /// readable without waiting), as a network failing mid-stream leaves them, then ends.
 async fn drain_arrived(
     conn: &Arc<Conn>,
-    reader: &mut FramedRead<tokio::net::tcp::OwnedReadHalf, FrameCodec>,
+    reader: &mut Reader,
     permits: &Arc<Semaphore>,
 ) -> Result<()> {
     use futures::FutureExt;

@@ -9,8 +9,15 @@
 //! [`ServerConfig::max_connections`]; a peer silent for three heartbeat intervals is dropped;
 //! every malformed, oversized or out-of-order frame is answered with an error frame and
 //! that connection closed, while the others go on.
+//!
+//! With [`ServerConfig::tls`] one port serves TLS clients (`courier+tls://`) and, only when
+//! allowed, plaintext ones; a plaintext client where TLS is required is refused at its
+//! handshake with [`courier_api::Error::Authentication`] and audited.
 
 mod connection;
+mod tls;
+
+pub use tls::ServerTls;
 
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -19,7 +26,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -40,6 +47,9 @@ pub struct ServerConfig {
     pub max_in_flight: usize,
     /// Sessions, producers, consumers and browsers one connection may hold open.
     pub max_handles: usize,
+    /// TLS: the server's identity, and whether plaintext clients are still served. `None`
+    /// serves plaintext only.
+    pub tls: Option<ServerTls>,
 }
 
 impl Default for ServerConfig {
@@ -50,6 +60,7 @@ impl Default for ServerConfig {
             heartbeat: Duration::from_secs(10),
             max_in_flight: 4096,
             max_handles: 65_536,
+            tls: None,
         }
     }
 }
@@ -80,7 +91,7 @@ impl Server {
         broker: Broker,
         config: ServerConfig,
     ) -> io::Result<Server> {
-        let listener = TcpListener::bind(addr).await?;
+        let listener = listen(addr).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
             factory: broker.factory(),
@@ -142,6 +153,38 @@ impl Server {
         self.shared.tasks.wait().await;
         tracing::info!(addr = %self.addr, "courier server stopped");
     }
+}
+
+/// Connections the kernel queues for the accept loop (capped by `net.core.somaxconn`).
+/// Tokio's default of 1 024 overflows when a thousand clients connect at once on a busy
+/// machine, and an overflowing SYN is retried only after a second or more.
+const LISTEN_BACKLOG: u32 = 8192;
+
+/// Binds the first address `addr` resolves to that accepts, with [`LISTEN_BACKLOG`].
+async fn listen(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+    let mut last = None;
+    for addr in tokio::net::lookup_host(addr).await? {
+        let socket = if addr.is_ipv4() {
+            TcpSocket::new_v4()?
+        } else {
+            TcpSocket::new_v6()?
+        };
+        #[cfg(unix)]
+        socket.set_reuseaddr(true)?;
+        match socket
+            .bind(addr)
+            .and_then(|()| socket.listen(LISTEN_BACKLOG))
+        {
+            Ok(listener) => return Ok(listener),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the address resolves to nothing",
+        )
+    }))
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
