@@ -363,7 +363,14 @@ impl Scan<'_> {
                             OwnerRef::Subscription(id) => Ok(id),
                         };
                         let body = payload.start + s.body.start..payload.start + s.body.end;
-                        return Ok((flen, Item::Send { id: s.id, owner, body }));
+                        return Ok((
+                            flen,
+                            Item::Send {
+                                id: s.id,
+                                owner,
+                                body,
+                            },
+                        ));
                     }
                     Record::decode_with(&self.data.slice(payload), &mut self.last_owner)
                         .map(|r| (flen, Item::Record(r)))
