@@ -1,10 +1,12 @@
 //! The journal against the disk it runs on, in one run: the disk's own `fdatasync` latency and
 //! sequential write bandwidth first (the baseline), then the journal's pipelined appends
 //! (100 B and 1 KiB records, many outstanding tickets), one-at-a-time awaited appends, and
-//! replay of a journal of at least 256 MiB. Ratios are against the same run's baseline.
+//! replay of a 1 GiB journal. Ratios are against the same run's baseline.
 //!
 //! ```text
-//! cargo run --release -p courier-broker --example journal_bench -- [dir]
+//! cargo run --release -p courier-broker --example journal_bench -- [dir] [append | replay [MiB]]
+//! cargo run --release -p courier-broker --example journal_bench -- dir fill SIZE MiB  # then:
+//! cargo run --release -p courier-broker --example journal_bench -- dir open
 //! ```
 //! `dir` (default: a temporary directory under /var/tmp) must be on the disk to measure.
 
@@ -118,32 +120,60 @@ async fn awaited(dir: &Path, n: u64) -> f64 {
     n as f64 / start.elapsed().as_secs_f64()
 }
 
-/// Fills a journal with `bytes` of `size`-byte records, then times its replay.
-/// Returns (records, MB, records/s, MB/s, raw read MB/s of the same files).
-async fn replay(dir: &Path, size: usize, bytes: u64) -> (u64, f64, f64, f64, f64) {
+/// Fills a journal in `dir` with `bytes` of `size`-byte records. Returns the record count.
+async fn fill(dir: &Path, size: usize, bytes: u64) -> u64 {
     let n = bytes / size as u64;
-    {
-        let (j, _) = Journal::open(dir, JournalOptions::default()).unwrap();
-        let mut last = None;
-        for i in 0..n {
-            let t = j.append(message(i + 1, size)).await.unwrap();
-            last = Some(t);
-            if i % 100_000 == 0 {
-                last.take().unwrap().await.unwrap();
-            }
-        }
-        if let Some(t) = last {
-            t.await.unwrap();
+    let (j, _) = Journal::open(dir, JournalOptions::default()).unwrap();
+    let mut last = None;
+    for i in 0..n {
+        let t = j.append(message(i + 1, size)).await.unwrap();
+        last = Some(t);
+        if i % 100_000 == 0 {
+            last.take().unwrap().await.unwrap();
         }
     }
-    let raw = raw_read_bandwidth(dir);
+    if let Some(t) = last {
+        t.await.unwrap();
+    }
+    n
+}
+
+/// CPU time this thread has used, in seconds (user and system).
+fn thread_cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write to.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// Times the replay (open) of the journal in `dir`, which runs on the calling thread.
+/// Returns (records, MB, records/s of wall time, records/s of the thread's CPU time): on a
+/// machine loaded by other work the second is what the replay itself costs.
+fn open_timed(dir: &Path) -> (u64, f64, f64, f64) {
     let start = Instant::now();
+    let cpu = thread_cpu_secs();
     let (j, r) = Journal::open(dir, JournalOptions::default()).unwrap();
+    let cpu = thread_cpu_secs() - cpu;
     let secs = start.elapsed().as_secs_f64();
+    let n = r.report.records;
     assert_eq!(r.messages.len() as u64, n);
     let mb = r.report.bytes as f64 / 1e6;
     drop(j);
-    (n, mb, n as f64 / secs, mb / secs, raw)
+    (n, mb, n as f64 / secs, n as f64 / cpu)
+}
+
+/// Fills a journal with `bytes` of `size`-byte records, then times its replay.
+/// Returns (records, MB, records/s, records per CPU second, raw read MB/s of the same files).
+async fn replay(dir: &Path, size: usize, bytes: u64) -> (u64, f64, f64, f64, f64) {
+    let n = fill(dir, size, bytes).await;
+    let raw = raw_read_bandwidth(dir);
+    let (replayed, mb, rps, cpu_rps) = open_timed(dir);
+    assert_eq!(replayed, n);
+    (n, mb, rps, cpu_rps, raw)
 }
 
 /// Lets the previous phase's dirty pages reach the disk before the next phase starts.
@@ -173,20 +203,44 @@ async fn main() {
         }
     };
     println!("journal bench in {}", base.display());
-    // `journal_bench DIR replay` (or `append`) runs that part only, for profiling.
+    // `journal_bench DIR replay [MiB]` (or `append`) runs that part only; `fill SIZE MiB`
+    // and `open` fill `DIR/r` and time its replay separately, for profiling replay alone.
     let part = std::env::args().nth(2);
-    let only_replay = part.as_deref() == Some("replay");
-    if part.as_deref() == Some("append") {
-        return appends(base).await;
+    let mib = |at: usize, default: u64| {
+        std::env::args()
+            .nth(at)
+            .map_or(default, |a| a.parse::<u64>().expect("a number"))
+    };
+    match part.as_deref() {
+        Some("append") => return appends(base).await,
+        Some("fill") => {
+            let size = mib(3, 100) as usize;
+            let n = fill(&fresh(base, "r"), size, mib(4, 1024) << 20).await;
+            return println!(
+                "filled {} with {n} records of {size} B",
+                base.join("r").display()
+            );
+        }
+        Some("open") => {
+            let (n, mb, rps, cpu_rps) = open_timed(&base.join("r"));
+            return println!(
+                "replay    {n} records ({mb:.0} MB): {rps:>10.0} records/s, {cpu_rps:.0} per CPU second"
+            );
+        }
+        Some("replay") => {}
+        _ => appends(base).await,
     }
-    if !only_replay {
-        appends(base).await;
-    }
-    for (size, bytes) in [(1024usize, 256u64 << 20), (100, 256 << 20)] {
+    let replay_mib = if part.as_deref() == Some("replay") {
+        mib(3, 1024)
+    } else {
+        1024
+    };
+    for size in [1024usize, 100] {
         settle();
-        let (n, mb, rps, mbps, raw) = replay(&fresh(base, "r"), size, bytes).await;
+        let (n, mb, rps, cpu_rps, raw) = replay(&fresh(base, "r"), size, replay_mib << 20).await;
+        let mbps = rps * mb / n as f64;
         println!(
-            "replay    {n} records of {size} B ({mb:.0} MB): {rps:>10.0} records/s, {mbps:.0} MB/s = {:.2} of raw read ({raw:.0} MB/s, page cache warm)",
+            "replay    {n} records of {size} B ({mb:.0} MB): {rps:>10.0} records/s ({cpu_rps:.0} per CPU second), {mbps:.0} MB/s = {:.2} of raw read ({raw:.0} MB/s, page cache warm)",
             mbps / raw
         );
     }

@@ -19,7 +19,7 @@
 //! to the new segment instead of being released.
 
 use super::manifest::{Entry, Manifest, Skip};
-use super::record::{DurableSubscription, Owner, Record, StoredMessage};
+use super::record::{DurableSubscription, Owner, OwnerRef, Record, StoredMessage};
 use super::segment::SegmentId;
 use std::collections::{HashMap, HashSet};
 use std::fs::File;
@@ -333,36 +333,71 @@ impl Index {
 
     fn add_msg(&mut self, seg: SegmentId, offset: u64, frame_len: u32, m: &StoredMessage) {
         self.max_id = self.max_id.max(m.id);
-        let bytes = m.body.len() as u64 + ITEM_BYTES;
         for owner in &m.owners {
-            let seq = self.seq();
-            let key = (self.intern(owner), m.id);
-            if let Some(bodies) = &mut self.replay_bodies {
-                bodies.push((seq, key, m.body.clone()));
-            }
-            let previous = self.msgs.insert(
-                key,
-                MsgEntry {
-                    seq,
-                    seg,
-                    offset,
-                    frame_len,
-                    body_len: m.body.len() as u32,
-                    count: 0,
-                    count_seg: None,
-                    count_seq: 0,
-                },
-            );
-            // A second send of a live copy replaces the first; its record then acts as the
-            // first one's tombstone.
-            if let Some(e) = previous {
-                self.kill_entry(key, e, seg);
-            }
-            self.inc(seg, 1, bytes);
-            self.owner_live[key.0 as usize] += 1;
-            if let Some(s) = self.segs.get_mut(&seg) {
-                s.msg_ids.push(key);
-            }
+            let oid = self.intern(owner);
+            self.add_copy(seg, offset, frame_len, (oid, m.id), &m.body);
+        }
+    }
+
+    /// [`Index::apply`] for a send to one owner read in place ([`super::record::peek_send`]): the
+    /// same accounting as for the [`Record::Send`] it stands for, without building it.
+    pub fn apply_send(
+        &mut self,
+        seg: SegmentId,
+        offset: u64,
+        frame_len: u32,
+        id: u64,
+        owner: OwnerRef<'_>,
+        body: &bytes::Bytes,
+    ) {
+        self.max_id = self.max_id.max(id);
+        let oid = match owner {
+            OwnerRef::Queue(name) => match &self.last_owner {
+                Some((Owner::Queue(q), n)) if q.as_bytes() == name => *n,
+                // `peek_send` checked the name: lossless.
+                _ => self.intern(&Owner::Queue(String::from_utf8_lossy(name).into())),
+            },
+            OwnerRef::Subscription(s) => self.intern(&Owner::Subscription(s)),
+        };
+        self.add_copy(seg, offset, frame_len, (oid, id), body);
+    }
+
+    fn add_copy(
+        &mut self,
+        seg: SegmentId,
+        offset: u64,
+        frame_len: u32,
+        key: CopyKey,
+        body: &bytes::Bytes,
+    ) {
+        let bytes = body.len() as u64 + ITEM_BYTES;
+        let seq = self.seq();
+        if let Some(bodies) = &mut self.replay_bodies {
+            bodies.push((seq, key, body.clone()));
+        }
+        let previous = self.msgs.insert(
+            key,
+            MsgEntry {
+                seq,
+                seg,
+                offset,
+                frame_len,
+                body_len: body.len() as u32,
+                count: 0,
+                count_seg: None,
+                count_seq: 0,
+            },
+        );
+        // A second send of a live copy replaces the first; its record then acts as the
+        // first one's tombstone.
+        if let Some(e) = previous {
+            self.kill_entry(key, e, seg);
+        }
+        self.owner_live[key.0 as usize] += 1;
+        if let Some(s) = self.segs.get_mut(&seg) {
+            s.live_items += 1;
+            s.live_bytes += bytes;
+            s.msg_ids.push(key);
         }
     }
 

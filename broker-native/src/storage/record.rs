@@ -7,6 +7,7 @@
 //! lets replay tell a torn last batch from corruption in the middle of a file.
 
 use bytes::{BufMut, Bytes};
+use std::ops::Range;
 use std::sync::Arc;
 
 /// Bytes of a frame's header (length and checksum).
@@ -126,6 +127,20 @@ pub(crate) struct Frame {
 
 /// Parses the frame at `offset` of `data` without looking further than `limit`.
 pub(crate) fn parse_frame(data: &Bytes, offset: usize, limit: usize) -> Result<Frame, DecodeError> {
+    let payload = check_frame(data, offset, limit)?;
+    Ok(Frame {
+        len: FRAME_HEADER + payload.len(),
+        payload: data.slice(payload),
+    })
+}
+
+/// Checks the frame at `offset` of `data` (length and checksum) without looking further than
+/// `limit`, and returns where its payload is; the frame is `FRAME_HEADER` bytes longer.
+pub(crate) fn check_frame(
+    data: &[u8],
+    offset: usize,
+    limit: usize,
+) -> Result<Range<usize>, DecodeError> {
     let limit = limit.min(data.len());
     if offset + FRAME_HEADER > limit {
         return Err(DecodeError("frame header cut off"));
@@ -139,24 +154,77 @@ pub(crate) fn parse_frame(data: &Bytes, offset: usize, limit: usize) -> Result<F
     if offset + FRAME_HEADER + len > limit {
         return Err(DecodeError("frame runs past the end"));
     }
-    let payload = &data[offset + FRAME_HEADER..offset + FRAME_HEADER + len];
-    if crc32c::crc32c_append(crc32c::crc32c(&head[0..4]), payload) != crc {
+    let payload = offset + FRAME_HEADER..offset + FRAME_HEADER + len;
+    if frame_crc(len as u32, &data[payload.clone()]) != crc {
         return Err(DecodeError("checksum mismatch"));
     }
-    Ok(Frame {
-        payload: data.slice(offset + FRAME_HEADER..offset + FRAME_HEADER + len),
-        len: FRAME_HEADER + len,
-    })
+    Ok(payload)
+}
+
+/// The checksum of a frame: crc32c of its length field (little-endian) then its payload.
+pub(crate) fn frame_crc(len: u32, payload: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), payload)
+}
+
+/// An owner named in place, without allocating.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OwnerRef<'a> {
+    /// A queue, by name (checked to be UTF-8).
+    Queue(&'a [u8]),
+    /// A durable subscription, by id.
+    Subscription(u64),
+}
+
+/// A send of one message to one owner, read in place: by far the most common record, so
+/// replay reads it without building a [`Record`] (no allocation, no reference counting).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SendRef<'a> {
+    /// The message id.
+    pub id: u64,
+    /// Its one owner.
+    pub owner: OwnerRef<'a>,
+    /// Where its body is in the payload.
+    pub body: Range<usize>,
+}
+
+/// `payload` read as a send to exactly one owner, if it is a well-formed one; anything else
+/// (other kinds, several owners, damage) is `None` and goes through [`Record::decode_with`],
+/// which accepts exactly the same sends and names what is wrong with the rest. `known` is a
+/// name already checked to be UTF-8 (the previous record's queue, mostly): a queue named the
+/// same is not checked again.
+pub(crate) fn peek_send<'a>(payload: &'a [u8], known: &[u8]) -> Option<SendRef<'a>> {
+    let le32 = |at: usize| -> Option<usize> {
+        Some(u32::from_le_bytes(payload.get(at..at + 4)?.try_into().ok()?) as usize)
+    };
+    if *payload.first()? != KIND_SEND || le32(9)? != 1 {
+        return None;
+    }
+    let id = u64::from_le_bytes(payload.get(1..9)?.try_into().ok()?);
+    let (owner, at) = match *payload.get(13)? {
+        0 => {
+            let n = le32(14)?;
+            let name = payload.get(18..18usize.checked_add(n)?)?;
+            if name != known {
+                std::str::from_utf8(name).ok()?;
+            }
+            (OwnerRef::Queue(name), 18 + n)
+        }
+        1 => (
+            OwnerRef::Subscription(u64::from_le_bytes(payload.get(14..22)?.try_into().ok()?)),
+            22,
+        ),
+        _ => return None,
+    };
+    let n = le32(at)?;
+    let body = at + 4..(at + 4).checked_add(n)?;
+    (body.end == payload.len()).then_some(SendRef { id, owner, body })
 }
 
 /// Fills in the header of the frame starting at `start`, whose payload runs to the end.
 fn seal_frame(buf: &mut [u8], start: usize) {
     let len = (buf.len() - start - FRAME_HEADER) as u32;
     buf[start..start + 4].copy_from_slice(&len.to_le_bytes());
-    let crc = crc32c::crc32c_append(
-        crc32c::crc32c(&len.to_le_bytes()),
-        &buf[start + FRAME_HEADER..],
-    );
+    let crc = frame_crc(len, &buf[start + FRAME_HEADER..]);
     buf[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
 }
 
@@ -605,6 +673,85 @@ mod tests {
             let frame = parse_frame(&data, 0, data.len()).unwrap();
             assert_eq!(frame.len, data.len());
             assert_eq!(Record::decode(&frame.payload).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn peek_send_reads_exactly_the_single_owner_sends_decode_reads() {
+        let mut cases: Vec<Vec<u8>> = Vec::new();
+        for record in samples() {
+            let mut buf = Vec::new();
+            record.encode_frame(&mut buf);
+            cases.push(buf[FRAME_HEADER..].to_vec());
+        }
+        for owner in [Owner::Queue("queue".into()), Owner::Subscription(7)] {
+            let mut buf = Vec::new();
+            Record::Send(StoredMessage {
+                id: 42,
+                owners: vec![owner],
+                body: Bytes::from_static(b"body"),
+            })
+            .encode_frame(&mut buf);
+            let payload = buf[FRAME_HEADER..].to_vec();
+            // Every truncation, every extension and every single-byte change of a send too.
+            for cut in 0..payload.len() {
+                cases.push(payload[..cut].to_vec());
+            }
+            let mut longer = payload.clone();
+            longer.push(0);
+            cases.push(longer);
+            for i in 0..payload.len() {
+                for x in [0x01, 0x80, 0xff] {
+                    let mut bad = payload.clone();
+                    bad[i] ^= x;
+                    cases.push(bad);
+                }
+            }
+            cases.push(payload);
+        }
+        let mut peeked = 0;
+        for payload in cases {
+            let data = Bytes::from(payload.clone());
+            let full = Record::decode(&data);
+            let peek = peek_send(&payload, b"");
+            assert_eq!(peek, peek_send(&payload, b"queue"), "{payload:?}");
+            match peek {
+                Some(s) => {
+                    peeked += 1;
+                    let owner = match s.owner {
+                        OwnerRef::Queue(n) => Owner::Queue(std::str::from_utf8(n).unwrap().into()),
+                        OwnerRef::Subscription(id) => Owner::Subscription(id),
+                    };
+                    let expected = Record::Send(StoredMessage {
+                        id: s.id,
+                        owners: vec![owner],
+                        body: data.slice(s.body),
+                    });
+                    assert_eq!(full, Ok(expected), "{payload:?}");
+                }
+                None => assert!(
+                    !matches!(&full, Ok(Record::Send(m)) if m.owners.len() == 1),
+                    "{payload:?} is a single-owner send"
+                ),
+            }
+        }
+        assert!(peeked > 2, "only {peeked} sends peeked");
+    }
+
+    #[test]
+    fn frame_crc_is_crc32c_of_length_then_payload_at_every_size_and_alignment() {
+        let data: Vec<u8> = (0..2000u32).map(|i| (i * 7919 % 251) as u8).collect();
+        for start in 0..9 {
+            for len in (0..300).chain([511, 512, 1024, 1500]) {
+                let payload = &data[start..start + len];
+                let mut whole = (len as u32).to_le_bytes().to_vec();
+                whole.extend_from_slice(payload);
+                assert_eq!(
+                    frame_crc(len as u32, payload),
+                    crc32c::crc32c(&whole),
+                    "start {start} len {len}"
+                );
+            }
         }
     }
 

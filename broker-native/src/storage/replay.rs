@@ -14,7 +14,7 @@
 use super::error::{JournalError, Result};
 use super::index::Index;
 use super::manifest::{Manifest, Skip, MANIFEST};
-use super::record::{self, parse_frame, Record, BATCH_HEADER_LEN};
+use super::record::{self, parse_frame, OwnerRef, Record, BATCH_HEADER_LEN};
 use super::segment::{self, SegmentId, HEADER_LEN};
 use super::JournalOptions;
 use bytes::Bytes;
@@ -172,6 +172,7 @@ pub(crate) fn replay(dir: &Path, options: &JournalOptions) -> Result<Replayed> {
             skip_corrupt: options.skip_corrupt,
             index: &mut index,
             last_owner: None,
+            known_name: 0..0,
             records: Vec::new(),
             report: &mut report,
         };
@@ -214,6 +215,19 @@ struct ScanEnd {
     batch: u64,
 }
 
+/// A record read from a batch, applied once the whole batch has been read.
+enum Item {
+    /// A send to one owner, read in place ([`record::peek_send`]): the owner (a queue's name
+    /// as a range of the segment, or a subscription id) and the body's range.
+    Send {
+        id: u64,
+        owner: std::result::Result<u64, std::ops::Range<usize>>,
+        body: std::ops::Range<usize>,
+    },
+    /// Any other record, decoded.
+    Record(Record),
+}
+
 struct Scan<'a> {
     path: &'a Path,
     id: SegmentId,
@@ -222,8 +236,10 @@ struct Scan<'a> {
     is_last: bool,
     skip_corrupt: bool,
     index: &'a mut Index,
-    records: Vec<(usize, usize, Record)>,
+    records: Vec<(usize, usize, Item)>,
     last_owner: Option<super::record::Owner>,
+    /// Where the last queue name read in place is (checked to be UTF-8).
+    known_name: std::ops::Range<usize>,
     report: &'a mut ReplayReport,
 }
 
@@ -334,12 +350,34 @@ impl Scan<'_> {
                     p += n;
                     continue;
                 }
-                let parsed = parse_frame(self.data, p, end).and_then(|f| {
-                    Record::decode_with(&f.payload, &mut self.last_owner).map(|r| (f.len, r))
+                let parsed = record::check_frame(self.data, p, end).and_then(|payload| {
+                    let flen = record::FRAME_HEADER + payload.len();
+                    let known = &self.data[self.known_name.clone()];
+                    if let Some(s) = record::peek_send(&self.data[payload.clone()], known) {
+                        let owner = match s.owner {
+                            OwnerRef::Queue(name) => {
+                                let at = name.as_ptr() as usize - self.data.as_ptr() as usize;
+                                self.known_name = at..at + name.len();
+                                Err(at..at + name.len())
+                            }
+                            OwnerRef::Subscription(id) => Ok(id),
+                        };
+                        let body = payload.start + s.body.start..payload.start + s.body.end;
+                        return Ok((
+                            flen,
+                            Item::Send {
+                                id: s.id,
+                                owner,
+                                body,
+                            },
+                        ));
+                    }
+                    Record::decode_with(&self.data.slice(payload), &mut self.last_owner)
+                        .map(|r| (flen, Item::Record(r)))
                 });
                 match parsed {
-                    Ok((flen, rec)) => {
-                        records.push((p, flen, rec));
+                    Ok((flen, item)) => {
+                        records.push((p, flen, item));
                         p += flen;
                     }
                     Err(e) => {
@@ -387,10 +425,22 @@ impl Scan<'_> {
         })
     }
 
-    fn apply(&mut self, offset: usize, frame_len: usize, record: Record) {
+    fn apply(&mut self, offset: usize, frame_len: usize, item: Item) {
         self.report.records += 1;
-        self.index
-            .apply(self.id, offset as u64, frame_len as u32, &record);
+        let (offset, frame_len) = (offset as u64, frame_len as u32);
+        match item {
+            Item::Record(record) => self.index.apply(self.id, offset, frame_len, &record),
+            Item::Send { id, owner, body } => {
+                let owner = match owner {
+                    // Checked as UTF-8 when the frame was read.
+                    Err(name) => OwnerRef::Queue(&self.data[name]),
+                    Ok(sub) => OwnerRef::Subscription(sub),
+                };
+                let body = self.data.slice(body);
+                self.index
+                    .apply_send(self.id, offset, frame_len, id, owner, &body);
+            }
+        }
     }
 
     fn cut(&mut self, offset: usize, batch: u64) -> ScanEnd {
