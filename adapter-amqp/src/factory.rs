@@ -149,6 +149,7 @@ impl AmqpFactory {
             self.request_timeout(),
             self.topology.clone(),
             reconnect,
+            self.options.prefetch,
         );
         let connection = AmqpConnection::new(link, self.capabilities());
         if let Some(client_id) = &self.options.client_id {

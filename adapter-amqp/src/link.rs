@@ -48,6 +48,8 @@ pub(crate) struct Link {
     epoch: AtomicU64,
     /// How to connect again after a loss, when the URL asked for it.
     pub reconnect: Option<Reconnect>,
+    /// The URL's `prefetch`: the prefetch of consumers that do not set their own.
+    pub default_prefetch: Option<u32>,
     /// The sessions of this connection, for a reconnect to give new channels.
     pub sessions: Mutex<Vec<Weak<SessionCore>>>,
     /// Open, closed or lost.
@@ -109,12 +111,14 @@ impl Link {
         request_timeout: Duration,
         topology: Arc<Topology>,
         reconnect: Option<Reconnect>,
+        default_prefetch: Option<u32>,
     ) -> Arc<Link> {
         let events = connection.events_listener();
         let link = Arc::new(Link {
             connection: RwLock::new(Arc::new(connection)),
             epoch: AtomicU64::new(0),
             reconnect,
+            default_prefetch,
             sessions: Mutex::new(Vec::new()),
             state: watch::channel(State::Open).0,
             started: watch::channel(false).0,

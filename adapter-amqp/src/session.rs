@@ -651,10 +651,11 @@ impl AmqpSession {
             // A subscription's queue must keep its consumer (an auto-delete queue would go
             // with it, a durable one must show it is active): only queue consumers consume
             // lazily.
-            if is_queue {
-                options.prefetch
-            } else {
-                Some(options.prefetch.unwrap_or(1))
+            // A consumer without its own prefetch takes the URL's (`?prefetch=N`).
+            match options.prefetch.or(self.core.link.default_prefetch) {
+                Some(prefetch) => Some(prefetch),
+                None if is_queue => None,
+                None => Some(1),
             },
         )
         .await?;
