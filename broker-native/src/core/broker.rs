@@ -498,6 +498,31 @@ impl BrokerCore {
         Ok(())
     }
 
+    /// [`publish`](Self::publish) without waiting for durability: the message is stored (and
+    /// visible) when this returns, and the ticket resolves once its record is durable — at
+    /// once for a non-persistent message or a broker that keeps nothing. Pipelined sends
+    /// hand the ticket to the receipt, so many sends share one group-committed `fdatasync`.
+    pub async fn publish_pipelined(
+        &self,
+        route: &Route,
+        message: Message,
+        origin: &Arc<Origin>,
+        now: u64,
+        cancel: &CancellationToken,
+    ) -> Result<Ticket> {
+        let mut admitted = self.admit(route, message, origin, cancel).await?;
+        admitted.env.seq = self.next_seq();
+        if self.persists {
+            if let Some(stored) = admitted.stored(self) {
+                let ticket = self.store.record(Record::Message(stored))?;
+                admitted.store(now);
+                return Ok(ticket);
+            }
+        }
+        admitted.store(now);
+        Ok(Ticket::done())
+    }
+
     /// Admits a transaction's sends, all or none (each waits for room under a blocking
     /// policy), and gives them their ids; the commit then records and stores them.
     pub async fn admit_all(

@@ -258,6 +258,21 @@ impl CoreSession {
         self.broker.publish(route, message, origin, now, cancel)
     }
 
+    /// [`send_now`](Self::send_now) for a pipelined send: stored when this returns; the
+    /// ticket confirms it once durable.
+    pub async fn send_pipelined(
+        &self,
+        route: &Route,
+        message: Message,
+        origin: &Arc<Origin>,
+        now: u64,
+        cancel: &CancellationToken,
+    ) -> Result<Ticket> {
+        self.broker
+            .publish_pipelined(route, message, origin, now, cancel)
+            .await
+    }
+
     /// Commits the open transaction: publishes its sends all or none and acknowledges its
     /// received messages, as one store record whose ticket is awaited before any of it
     /// becomes visible. A failure (no room under a failing policy, a deleted temporary

@@ -229,6 +229,11 @@ impl Ticket {
         let (tx, rx) = oneshot::channel();
         (Ticket(TicketState::Pending(rx)), Confirm(tx))
     }
+
+    /// Whether the ticket is resolved with `Ok` already (nothing to wait for).
+    pub fn is_done(&self) -> bool {
+        matches!(self.0, TicketState::Done)
+    }
 }
 
 impl Confirm {

@@ -4,6 +4,7 @@
 mod browser;
 mod connection;
 mod consumer;
+mod pipeline;
 mod producer;
 mod session;
 mod stats;

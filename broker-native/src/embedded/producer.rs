@@ -7,9 +7,11 @@ use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
+use super::pipeline::{Pipeline, WINDOW};
 use super::session::SessionShared;
 use crate::core::broker::Route;
 use crate::core::queue::Origin;
+use crate::core::store::Ticket;
 
 /// A producer on an in-process broker.
 pub(crate) struct EmbeddedProducer {
@@ -22,6 +24,8 @@ pub(crate) struct EmbeddedProducer {
     id_prefix: String,
     sent: AtomicU64,
     origin: Arc<Origin>,
+    /// Pipelined sends waiting for durability, confirmed in send order.
+    pipeline: Pipeline,
 }
 
 impl EmbeddedProducer {
@@ -45,6 +49,7 @@ impl EmbeddedProducer {
             id_prefix,
             sent: AtomicU64::new(0),
             origin,
+            pipeline: Pipeline::new(),
         })
     }
 
@@ -79,12 +84,14 @@ impl EmbeddedProducer {
         self.session.check_open()
     }
 
-    async fn send_inner(
+    /// Everything of a send up to the broker storing the message; the ticket confirms it
+    /// once durable (pipelined sends hand it to their receipt).
+    async fn submit(
         &self,
         destination: Option<&Destination>,
         message: &mut Message,
         options: &SendOptions,
-    ) -> Result<()> {
+    ) -> Result<Ticket> {
         self.check_open()?;
         // A send never waits on the broker; spend tokio's cooperative budget so a tight send
         // loop still lets the consumers on its worker run.
@@ -121,8 +128,22 @@ impl EmbeddedProducer {
         let id = (!options.disable_message_id).then(|| self.next_id());
         let now = spi::stamp(message, destination, options, id)?;
         self.session
-            .send(&route, destination, message.clone(), &self.origin, now)
+            .send_pipelined(&route, destination, message.clone(), &self.origin, now)
             .await
+    }
+
+    /// A send confirmed before it returns: stored, and durable when it must be.
+    async fn send_inner(
+        &self,
+        destination: Option<&Destination>,
+        message: &mut Message,
+        options: &SendOptions,
+    ) -> Result<()> {
+        let ticket = self.submit(destination, message, options).await?;
+        if ticket.is_done() {
+            return Ok(());
+        }
+        ticket.await.map_err(|e| self.session.connection.lost_or(e))
     }
 }
 
@@ -162,9 +183,10 @@ impl Producer for EmbeddedProducer {
         self.send_inner(Some(destination), message, &options).await
     }
 
-    /// Pipelined send, truthfully unpipelined: the in-process broker has the message (or
-    /// refused it) by the time this returns, after waiting for room under a blocking policy,
-    /// so the receipt is already complete and nothing is ever outstanding. A closed producer,
+    /// Pipelined send: the message is stored (visible to consumers, in send order) when this
+    /// returns, and the receipt resolves once it is durable — at once for a non-persistent
+    /// message or an in-memory broker. A durable broker's receipts wait for the journal's
+    /// group commit, so many sends in flight share one `fdatasync`. A closed producer,
     /// session or connection is this call's error; every other outcome is the receipt's.
     async fn send_async_with(
         &self,
@@ -173,22 +195,35 @@ impl Producer for EmbeddedProducer {
         options: &SendOptions,
     ) -> Result<SendReceipt> {
         self.check_open()?;
+        // Room in the window first: at most `WINDOW` receipts wait for the disk.
+        let permit = self.pipeline.room().await?;
         let mut message = message;
-        let outcome = self.send_inner(destination, &mut message, options).await;
-        Ok(SendReceipt::ready(outcome.map(|()| message)))
+        let ticket = match self.submit(destination, &mut message, options).await {
+            Ok(ticket) => ticket,
+            Err(e) => return Ok(self.pipeline.settled(permit, Err(e))),
+        };
+        if ticket.is_done() {
+            return Ok(self.pipeline.settled(permit, Ok(message)));
+        }
+        Ok(self
+            .pipeline
+            .confirm_later(permit, ticket, message, self.session.connection.clone()))
     }
 
-    /// Nothing to wait for: every pipelined send completed before its `send_async` returned.
+    /// Waits until every pipelined send's receipt has its outcome.
     async fn flush(&self) -> Result<()> {
-        self.check_open()
+        self.check_open()?;
+        self.pipeline.drained().await;
+        Ok(())
     }
 
     fn max_outstanding(&self) -> usize {
-        0
+        WINDOW
     }
 
     async fn close(&self) -> Result<()> {
-        // No send is ever outstanding here, so there is nothing to wait for.
+        // Outstanding sends keep their outcomes: wait for them, then refuse new ones.
+        self.pipeline.drained().await;
         self.closed.store(true, Ordering::Release);
         Ok(())
     }

@@ -20,6 +20,7 @@ use crate::access::Operation;
 use crate::core::broker::{Route, SubscriptionRequest};
 use crate::core::queue::{ConsumerSlot, Envelope, Origin, Queue};
 use crate::core::session::{CoreSession, Delivered, PendingSend};
+use crate::core::store::Ticket;
 use crate::core::subscription::SubscriptionKind;
 
 #[derive(Default)]
@@ -148,6 +149,30 @@ impl SessionShared {
         // message).
         self.core
             .send_now(route, message, origin, now, &self.token)
+            .await
+            .map_err(|e| self.connection.lost_or(e))
+    }
+
+    /// [`send`](Self::send) for a pipelined send: the message is stored (or pending in the
+    /// transaction) when this returns; the ticket confirms it once durable (the caller maps
+    /// its error with the connection's `lost_or`).
+    pub async fn send_pipelined(
+        &self,
+        route: &Route,
+        destination: &Destination,
+        message: Message,
+        origin: &Arc<Origin>,
+        now: u64,
+    ) -> Result<Ticket> {
+        if self.mode == SessionMode::Transacted || (destination.is_temporary() && !route.is_live())
+        {
+            return self
+                .send(route, destination, message, origin, now)
+                .await
+                .map(|()| Ticket::done());
+        }
+        self.core
+            .send_pipelined(route, message, origin, now, &self.token)
             .await
             .map_err(|e| self.connection.lost_or(e))
     }
