@@ -472,37 +472,13 @@ impl BrokerCore {
 
     /// Delivers a stamped message along `route` (looked up again if it was auto-deleted);
     /// `now` is the time the send happens. Waits for room under a blocking policy;
-    /// `cancel` ends the wait (the session closed).
+    /// `cancel` ends the wait (the session closed). A store refusing the record fails it.
     ///
-    /// Resolves once the send is confirmed: after the durability ticket of its record, when
-    /// the message is persistent and goes to a durable store (it may be delivered before
-    /// that); at once otherwise. A store refusing or failing the record fails the send.
+    /// The message is stored (and may be delivered) when this returns; the ticket resolves
+    /// once its record is durable, when it is persistent and goes to a durable store, and at
+    /// once otherwise. An awaited send awaits the ticket; a pipelined one hands it to its
+    /// receipt, so many sends share one group-committed `fdatasync`.
     pub async fn publish(
-        &self,
-        route: &Route,
-        message: Message,
-        origin: &Arc<Origin>,
-        now: u64,
-        cancel: &CancellationToken,
-    ) -> Result<()> {
-        let mut admitted = self.admit(route, message, origin, cancel).await?;
-        admitted.env.seq = self.next_seq();
-        if self.persists {
-            if let Some(stored) = admitted.stored(self) {
-                let ticket = self.store.record(Record::Message(stored))?;
-                admitted.store(now);
-                return ticket.await;
-            }
-        }
-        admitted.store(now);
-        Ok(())
-    }
-
-    /// [`publish`](Self::publish) without waiting for durability: the message is stored (and
-    /// visible) when this returns, and the ticket resolves once its record is durable — at
-    /// once for a non-persistent message or a broker that keeps nothing. Pipelined sends
-    /// hand the ticket to the receipt, so many sends share one group-committed `fdatasync`.
-    pub async fn publish_pipelined(
         &self,
         route: &Route,
         message: Message,

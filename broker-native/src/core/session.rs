@@ -241,9 +241,10 @@ impl CoreSession {
         Ok(())
     }
 
-    /// Publishes now (outside a transaction) and resolves once the send is confirmed:
-    /// stored, and durable when it must be (the store's ticket, awaited by the broker).
-    /// `now` is the send time. Waits for room under a blocking policy until `cancel`.
+    /// Publishes now (outside a transaction): stored when the future resolves, with the
+    /// store's ticket that confirms it once durable (done at once for an in-memory broker or a
+    /// non-persistent message). `now` is the send time. Waits for room under a blocking
+    /// policy until `cancel`.
     ///
     /// The broker's publish future itself, not an `async fn` around it: a wrapper would
     /// make every send's future costlier to move.
@@ -254,23 +255,8 @@ impl CoreSession {
         origin: &'a Arc<Origin>,
         now: u64,
         cancel: &'a CancellationToken,
-    ) -> impl Future<Output = Result<()>> + 'a {
+    ) -> impl Future<Output = Result<Ticket>> + 'a {
         self.broker.publish(route, message, origin, now, cancel)
-    }
-
-    /// [`send_now`](Self::send_now) for a pipelined send: stored when this returns; the
-    /// ticket confirms it once durable.
-    pub async fn send_pipelined(
-        &self,
-        route: &Route,
-        message: Message,
-        origin: &Arc<Origin>,
-        now: u64,
-        cancel: &CancellationToken,
-    ) -> Result<Ticket> {
-        self.broker
-            .publish_pipelined(route, message, origin, now, cancel)
-            .await
     }
 
     /// Commits the open transaction: publishes its sends all or none and acknowledges its

@@ -201,7 +201,7 @@ impl Store for NoStore {
 }
 
 /// A promise that a record becomes durable: a future resolving to `Ok` once it is, or to the
-/// store's error. The broker's publish awaits it before confirming a persistent send, and a
+/// store's error. A persistent send is confirmed once it resolves (its receipt waits for it), and a
 /// commit awaits it before its effects become visible.
 #[must_use = "a ticket confirms nothing until awaited"]
 #[derive(Debug)]

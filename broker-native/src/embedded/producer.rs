@@ -128,7 +128,7 @@ impl EmbeddedProducer {
         let id = (!options.disable_message_id).then(|| self.next_id());
         let now = spi::stamp(message, destination, options, id)?;
         self.session
-            .send_pipelined(&route, destination, message.clone(), &self.origin, now)
+            .send(&route, destination, message.clone(), &self.origin, now)
             .await
     }
 

@@ -116,7 +116,9 @@ impl SessionShared {
     }
 
     /// Sends now, or at commit in a transacted session; `now` is the send time. Waits for
-    /// room when the destination's policy blocks.
+    /// room when the destination's policy blocks. The message is stored (or pending in the
+    /// transaction) when this returns; the ticket confirms it once durable (the caller maps
+    /// its error with the connection's `lost_or`).
     pub async fn send(
         &self,
         route: &Route,
@@ -124,7 +126,7 @@ impl SessionShared {
         message: Message,
         origin: &Arc<Origin>,
         now: u64,
-    ) -> Result<()> {
+    ) -> Result<Ticket> {
         // A plain destination deleted while unused is made afresh by the broker.
         if destination.is_temporary() && !route.is_live() {
             return Err(Error::invalid_destination(
@@ -141,38 +143,13 @@ impl SessionShared {
             return self
                 .core
                 .send_later(send)
+                .map(|()| Ticket::done())
                 .map_err(|e| self.connection.lost_or(e));
         }
         // A send waiting for room is cut short by the session's close; after a loss it
         // reports the loss.
-        // Confirmed once durable (at once for an in-memory broker or a non-persistent
-        // message).
         self.core
             .send_now(route, message, origin, now, &self.token)
-            .await
-            .map_err(|e| self.connection.lost_or(e))
-    }
-
-    /// [`send`](Self::send) for a pipelined send: the message is stored (or pending in the
-    /// transaction) when this returns; the ticket confirms it once durable (the caller maps
-    /// its error with the connection's `lost_or`).
-    pub async fn send_pipelined(
-        &self,
-        route: &Route,
-        destination: &Destination,
-        message: Message,
-        origin: &Arc<Origin>,
-        now: u64,
-    ) -> Result<Ticket> {
-        if self.mode == SessionMode::Transacted || (destination.is_temporary() && !route.is_live())
-        {
-            return self
-                .send(route, destination, message, origin, now)
-                .await
-                .map(|()| Ticket::done());
-        }
-        self.core
-            .send_pipelined(route, message, origin, now, &self.token)
             .await
             .map_err(|e| self.connection.lost_or(e))
     }
