@@ -26,6 +26,23 @@ use crate::reconnect::Reconnect;
 use crate::session::SessionCore;
 use crate::topology::{Topology, TOPICS};
 
+tokio::task_local! {
+    /// Set while a reconnect restores the topology (subscription queues) before it opens the
+    /// link: that task's requests go through while the application's still wait or fail.
+    static RESTORING: ();
+}
+
+/// Runs `restore` as the reconnect's own work: its requests pass while the link is still
+/// reconnecting (see [`RESTORING`]).
+pub(crate) async fn as_restorer<F: Future>(restore: F) -> F::Output {
+    RESTORING.scope((), restore).await
+}
+
+/// Whether the current task is a reconnect restoring the topology.
+fn restoring() -> bool {
+    RESTORING.try_with(|_| ()).is_ok()
+}
+
 /// Whether a connection is usable.
 #[derive(Debug, Clone)]
 pub(crate) enum State {
@@ -236,6 +253,7 @@ impl Link {
         }
         match &*self.state.borrow() {
             State::Open => Ok(()),
+            State::Reconnecting(_) if restoring() => Ok(()),
             State::Closed => Err(Error::illegal_state("the connection is closed")),
             State::Lost(e) | State::Reconnecting(e) => Err(e.clone()),
         }
@@ -288,6 +306,7 @@ impl Link {
         loop {
             match &*state.borrow_and_update() {
                 State::Open => {}
+                State::Reconnecting(_) if restoring() => {}
                 State::Closed => return Error::illegal_state("the connection is closed"),
                 State::Lost(e) | State::Reconnecting(e) => return e.clone(),
             }

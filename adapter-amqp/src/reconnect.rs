@@ -18,7 +18,7 @@
 //!    `acknowledge` or `commit` fails (`ConnectionLost`, `TransactionRolledBack`) instead
 //!    of pretending, and those messages come again, flagged redelivered.
 //! 5. The topology is declared again: queues, exchanges and delay queues on their next use,
-//!    subscription queues at once (a non-durable subscription gets a new queue; messages
+//!    subscription queues before the link opens again (a non-durable subscription gets a new queue; messages
 //!    published while it had none are not its). Consumers resume on their next receive.
 //!    Temporary destinations were exclusive to the lost connection: they are gone, and
 //!    their consumers fail with `InvalidDestination`.
@@ -219,9 +219,15 @@ async fn restore(
     for (session, channel) in sessions.iter().zip(channels) {
         session.replace_channel(channel);
     }
+    // Subscriptions first, then open: a message the application sends once the link is
+    // open reaches every subscription, and no consumer consumes a queue that went with the
+    // lost connection.
+    crate::link::as_restorer(async {
+        for session in &sessions {
+            session.resubscribe().await;
+        }
+    })
+    .await;
     link.reopen();
-    for session in &sessions {
-        session.resubscribe().await;
-    }
     Ok(events)
 }

@@ -235,11 +235,13 @@ async fn subscriptions_resume_and_lost_acknowledgements_fail() -> Result<()> {
     assert!(held.is_some(), "the message to hold");
 
     proxy.sever();
-    send_when_back(connection.as_ref(), &topic, "to-subscribers").await;
-    let got = subscriber
-        .receive_timeout(Duration::from_secs(5))
-        .await?
-        .expect("the resubscribed subscription receives");
+    // The receive waits across the outage: it must consume the new subscription queue,
+    // never the one that went with the lost connection (once a NOT_FOUND in CI).
+    let (got, ()) = tokio::join!(
+        subscriber.receive_timeout(Duration::from_secs(15)),
+        send_when_back(connection.as_ref(), &topic, "to-subscribers"),
+    );
+    let got = got?.expect("the resubscribed subscription receives");
     assert_eq!(got.body_text(), Some("to-subscribers"));
     let e = session.acknowledge().await.unwrap_err();
     assert!(matches!(e, Error::ConnectionLost { .. }), "{e}");
