@@ -344,6 +344,7 @@ async fn memory(spec: &MemorySpec) -> Result<Measurement> {
             queued: spec.depth,
             rss_before,
             rss_after,
+            source: crate::MemorySource::ProcessResident,
         }),
     })
 }

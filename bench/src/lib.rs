@@ -67,11 +67,11 @@ pub use catalog::{find, standard};
 pub use check::{verify, CheckReport, DeliveryLog, Expectation, Violation};
 pub use latency::{Clock, LatencyKind, LatencyRecorder, LatencySummary};
 pub use measurement::{Measurement, MemoryFigure};
-pub use memory::resident_bytes;
+pub use memory::{resident_bytes, MemoryGauge, MemorySource};
 pub use payload::{key_selector, key_value, Stamp, KEY_PROPERTY};
 pub use raw::{run_raw, RawClient, RawQueueType, RedisServer, DEFAULT_PREFETCH, REDIS_READ_BATCH};
 pub use report::{Report, Table};
-pub use runner::{measure, measure_repeated, run, run_ceiling};
+pub use runner::{measure, measure_repeated, run, run_at, run_ceiling};
 pub use spec::{
     AckMode, DeepQueueSpec, FlowSpec, Limit, MemorySpec, Overrides, Scenario, Topology, Workload,
     MAX_SEND_WINDOW,

@@ -51,15 +51,17 @@ fn rate(count: u64, span: Duration) -> f64 {
     }
 }
 
-/// Resident memory before and after filling a queue.
+/// The broker's memory before and after filling a queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MemoryFigure {
     /// Messages queued between the two readings.
     pub queued: u64,
-    /// Resident bytes before.
+    /// Bytes before (resident, or Redis's `used_memory`: see `source`).
     pub rss_before: u64,
-    /// Resident bytes after.
+    /// Bytes after.
     pub rss_after: u64,
+    /// What was read.
+    pub source: crate::MemorySource,
 }
 
 impl MemoryFigure {

@@ -1,8 +1,15 @@
-//! Memory per queued message: the resident memory a process gains while a queue fills.
+//! Memory per queued message: the memory the broker gains while a queue fills.
 //!
-//! Readings come from `/proc/self/status`, so this workload runs on Linux only. Before each
-//! reading the allocator is asked to return free memory to the system (`malloc_trim` on
-//! glibc), so memory freed by earlier workloads and reused by this one does not hide its cost.
+//! The figure comes from the broker, never from the client ([`MemoryGauge`]):
+//! - in process (`embedded:`), this process's resident memory from `/proc/self/status`
+//!   (Linux only); before each reading the allocator is asked to return free memory to the
+//!   system (`malloc_trim` on glibc), so memory freed by earlier workloads and reused by this
+//!   one does not hide its cost;
+//! - a Courier server (`courier://`), its process's resident memory from its statistics
+//!   (the protocol's `Stats` op, which needs ADMIN on `#`);
+//! - Redis, `used_memory` from `INFO memory`: what its allocator holds;
+//! - RabbitMQ tells memory only through its management plugin, which is no part of AMQP: the
+//!   workload is `Unsupported` there.
 
 use courier_api::{ConnectionFactory, Destination, Error, Result, SessionMode};
 use std::time::Duration;
@@ -61,9 +68,143 @@ pub(crate) fn settled_resident_bytes() -> Result<u64> {
     resident_bytes()
 }
 
-/// Runs a memory workload against `factory`, which should be a fresh backend.
+/// Where the memory workload reads the broker's memory.
+#[derive(Clone)]
+pub enum MemoryGauge {
+    /// This process's resident memory, settled: the broker runs in this process.
+    ThisProcess,
+    /// A Courier server's process, through its statistics.
+    #[cfg(any(feature = "native", feature = "tcp"))]
+    CourierServer(courier::broker::client::TcpFactory),
+    /// A Redis server's `used_memory`.
+    #[cfg(feature = "redis")]
+    Redis(redis::Client),
+}
+
+impl std::fmt::Debug for MemoryGauge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.source().describe())
+    }
+}
+
+impl MemoryGauge {
+    /// The gauge of the broker behind `url`: `embedded:` reads this process, `courier://`
+    /// the server's statistics, `redis://` Redis's own accounting; other backends are
+    /// `Unsupported` (their clients cannot read the broker's memory).
+    ///
+    /// ```
+    /// use courier_bench::{MemoryGauge, MemorySource};
+    /// assert_eq!(MemoryGauge::for_url("embedded:").unwrap().source(), MemorySource::ProcessResident);
+    /// assert!(MemoryGauge::for_url("amqp://guest:guest@127.0.0.1:5672/%2f").is_err());
+    /// ```
+    pub fn for_url(url: &str) -> Result<MemoryGauge> {
+        let scheme = url
+            .split_once(':')
+            .map_or("", |(s, _)| s)
+            .to_ascii_lowercase();
+        match scheme.as_str() {
+            "embedded" => Ok(MemoryGauge::ThisProcess),
+            #[cfg(any(feature = "native", feature = "tcp"))]
+            "courier" | "courier+tls" => Ok(MemoryGauge::CourierServer(
+                courier::broker::client::TcpFactory::from_url(url)?,
+            )),
+            #[cfg(feature = "redis")]
+            "redis" => {
+                // The adapter's own options (after `?`) are no business of redis-rs.
+                let base = url.split_once('?').map_or(url, |(b, _)| b);
+                let client = redis::Client::open(base).map_err(|e| {
+                    Error::invalid_argument(format!("redis memory gauge: bad URL: {e}"))
+                })?;
+                Ok(MemoryGauge::Redis(client))
+            }
+            "amqp" | "amqps" => Err(Error::unsupported(
+                "workload",
+                "RabbitMQ tells its memory only through the management plugin, not over AMQP",
+            )),
+            _ => Err(Error::unsupported(
+                "workload",
+                format!("no way to read the memory of a `{scheme}:` broker"),
+            )),
+        }
+    }
+
+    /// What the gauge reads.
+    pub fn source(&self) -> MemorySource {
+        match self {
+            MemoryGauge::ThisProcess => MemorySource::ProcessResident,
+            #[cfg(any(feature = "native", feature = "tcp"))]
+            MemoryGauge::CourierServer(_) => MemorySource::ServerResident,
+            #[cfg(feature = "redis")]
+            MemoryGauge::Redis(_) => MemorySource::RedisUsedMemory,
+        }
+    }
+
+    /// One reading, in bytes.
+    pub async fn read(&self) -> Result<u64> {
+        match self {
+            MemoryGauge::ThisProcess => settled_resident_bytes(),
+            #[cfg(any(feature = "native", feature = "tcp"))]
+            MemoryGauge::CourierServer(factory) => {
+                factory.broker_stats().await?.resident_bytes.ok_or_else(|| {
+                    Error::unsupported("workload", "the server does not report its memory")
+                })
+            }
+            #[cfg(feature = "redis")]
+            MemoryGauge::Redis(client) => {
+                let mut connection = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(|e| Error::connection_lost(format!("redis memory gauge: {e}")))?;
+                let info: String = redis::cmd("INFO")
+                    .arg("memory")
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| Error::connection_lost(format!("redis memory gauge: {e}")))?;
+                used_memory(&info).ok_or_else(|| {
+                    Error::illegal_state("redis INFO memory has no readable used_memory line")
+                })
+            }
+        }
+    }
+}
+
+/// What a [`MemoryFigure`](crate::MemoryFigure) measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemorySource {
+    /// This process's resident memory (the broker in process).
+    ProcessResident,
+    /// A Courier server process's resident memory.
+    ServerResident,
+    /// Redis's `used_memory`.
+    RedisUsedMemory,
+}
+
+impl MemorySource {
+    /// A few words for reports: `resident`, `server resident`, `redis used_memory`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            MemorySource::ProcessResident => "resident",
+            MemorySource::ServerResident => "server resident",
+            MemorySource::RedisUsedMemory => "redis used_memory",
+        }
+    }
+}
+
+/// The `used_memory:1234` line of an `INFO memory` reply.
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+fn used_memory(info: &str) -> Option<u64> {
+    info.lines()
+        .find_map(|l| l.strip_prefix("used_memory:"))?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Runs a memory workload against `factory`, which should be a fresh backend, reading the
+/// broker's memory with `gauge`.
 pub(crate) async fn run(
     factory: &dyn ConnectionFactory,
+    gauge: &MemoryGauge,
     name: &str,
     spec: &MemorySpec,
     made: &mut Vec<Destination>,
@@ -72,7 +213,7 @@ pub(crate) async fn run(
     let queue = Destination::queue(unique_name(name, "queue"));
     made.push(queue.clone());
     let maker = MessageMaker::new(spec.message_size, None)?;
-    let rss_before = settled_resident_bytes()?;
+    let rss_before = gauge.read().await?;
     let fill_time = fill(
         factory,
         &queue,
@@ -82,7 +223,7 @@ pub(crate) async fn run(
         clock,
     )
     .await?;
-    let rss_after = settled_resident_bytes()?;
+    let rss_after = gauge.read().await?;
 
     let endpoint = Endpoint::open(factory, SessionMode::AutoAcknowledge).await?;
     let consumer = endpoint.consumer(&queue, None).await?;
@@ -114,6 +255,7 @@ pub(crate) async fn run(
             queued: spec.depth,
             rss_before,
             rss_after,
+            source: gauge.source(),
         }),
     })
 }
@@ -121,6 +263,14 @@ pub(crate) async fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn used_memory_is_read_from_info() {
+        let info = "# Memory\r\nused_memory:1048576\r\nused_memory_human:1.00M\r\n";
+        assert_eq!(used_memory(info), Some(1 << 20));
+        assert_eq!(used_memory("used_memory_rss:5\r\n"), None);
+        assert_eq!(used_memory("used_memory:lots\r\n"), None);
+    }
 
     #[test]
     fn vm_rss_is_read_in_bytes() {

@@ -84,6 +84,7 @@ impl Report {
             reordered: m.check.reordered,
             unexpected: m.check.unexpected,
             rss_bytes_per_message: m.memory.map(|f| f.bytes_per_message().round()),
+            memory_source: m.memory.map(|f| f.source.describe()),
             ceiling_msgs_per_sec: c.map(|c| c.msgs_per_sec().round()),
             ceiling_p50_us: ceiling_latency.map(|l| l.p50_us),
             ceiling_p99_us: ceiling_latency.map(|l| l.p99_us),
@@ -108,8 +109,9 @@ impl Report {
                 .map(|c| format!(" (raw channel {:.0} B)", c.bytes_per_message()))
                 .unwrap_or_default();
             return format!(
-                "{:.0} B resident per queued message{ceiling}; msgs/s = fill rate",
-                memory.bytes_per_message()
+                "{:.0} B per queued message ({}){ceiling}; msgs/s = fill rate",
+                memory.bytes_per_message(),
+                memory.source.describe()
             );
         }
         match m.latency_kind {
@@ -144,7 +146,10 @@ struct JsonLine<'a> {
     duplicates: u64,
     reordered: u64,
     unexpected: u64,
+    /// Bytes per queued message (see `memory_source` for what was read).
     rss_bytes_per_message: Option<f64>,
+    /// What memory was read: `resident`, `server resident`, `redis used_memory`.
+    memory_source: Option<&'static str>,
     ceiling_msgs_per_sec: Option<f64>,
     ceiling_p50_us: Option<f64>,
     ceiling_p99_us: Option<f64>,

@@ -3,6 +3,7 @@
 use courier_api::{ConnectionFactory, Destination, Error, Result, SessionMode};
 
 use super::measurement::Measurement;
+use super::memory::MemoryGauge;
 use super::report::Report;
 use super::spec::{Scenario, Workload};
 use super::{baseline, deep_queue, flow, memory};
@@ -22,6 +23,36 @@ use super::{baseline, deep_queue, flow, memory};
 ///
 /// Must be called within a multi-threaded tokio runtime: participants are tokio tasks.
 pub async fn run(factory: &dyn ConnectionFactory, workload: &Workload) -> Result<Measurement> {
+    run_gauged(factory, workload, &MemoryGauge::ThisProcess).await
+}
+
+/// Opens the backend at `url` (for `embedded:`, a new broker) and runs `workload` on it,
+/// reading the memory workload's figures from the broker itself ([`MemoryGauge::for_url`]):
+/// this process for `embedded:`, the server for a remote broker.
+///
+/// ```no_run
+/// # #[tokio::main]
+/// # async fn main() -> courier::Result<()> {
+/// let workload = courier_bench::find("memory-1m-100b").expect("a standard workload");
+/// let measured = courier_bench::run_at("courier://admin:secret@127.0.0.1:7672", &workload).await?;
+/// println!("{:?}", measured.memory);
+/// # Ok(()) }
+/// ```
+pub async fn run_at(url: &str, workload: &Workload) -> Result<Measurement> {
+    let gauge = match workload.scenario {
+        Scenario::Memory(_) => MemoryGauge::for_url(url)?,
+        _ => MemoryGauge::ThisProcess,
+    };
+    let factory = courier::connect(url).await?;
+    run_gauged(factory.as_ref(), workload, &gauge).await
+}
+
+/// [`run`], reading the memory workload's figures with `gauge`.
+async fn run_gauged(
+    factory: &dyn ConnectionFactory,
+    workload: &Workload,
+    gauge: &MemoryGauge,
+) -> Result<Measurement> {
     workload.validate()?;
     let mut made = Vec::new();
     let measured = match &workload.scenario {
@@ -29,7 +60,9 @@ pub async fn run(factory: &dyn ConnectionFactory, workload: &Workload) -> Result
         Scenario::DeepQueue(spec) => {
             deep_queue::run(factory, &workload.name, spec, &mut made).await
         }
-        Scenario::Memory(spec) => memory::run(factory, &workload.name, spec, &mut made).await,
+        Scenario::Memory(spec) => {
+            memory::run(factory, gauge, &workload.name, spec, &mut made).await
+        }
     };
     let deleted = delete_all(factory, &made).await;
     let measured = measured?;
@@ -94,9 +127,7 @@ pub async fn measure_repeated(url: &str, workload: &Workload, runs: usize) -> Re
     let mut measured = Vec::with_capacity(runs.max(1));
     let mut ceiling = Vec::with_capacity(runs.max(1));
     for _ in 0..runs.max(1) {
-        let factory = courier::connect(url).await?;
-        measured.push(run(factory.as_ref(), workload).await?);
-        drop(factory);
+        measured.push(run_at(url, workload).await?);
         ceiling.push(run_ceiling(workload).await?);
     }
     Ok(Report {

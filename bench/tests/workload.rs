@@ -586,3 +586,70 @@ async fn the_runner_reports_forged_stamps_as_unexpected() {
         }
     }
 }
+
+/// A memory workload on a remote broker reads the broker's memory, not the client's: the
+/// Courier server's resident memory through its statistics.
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_of_a_courier_server_is_read_from_its_statistics() {
+    use courier::broker::server::{Server, ServerConfig};
+    use courier::broker::{Broker, BrokerConfig};
+    use courier_bench::MemorySource;
+    let server = Server::bind(
+        "127.0.0.1:0",
+        Broker::new(BrokerConfig::default()),
+        ServerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let url = format!("courier://{}", server.local_addr());
+    let measured = workload::run_at(&url, &memory_workload(20_000))
+        .await
+        .unwrap();
+    let figure = measured.memory.expect("a memory figure");
+    assert_eq!(figure.source, MemorySource::ServerResident);
+    assert!(measured.check.exactly_once());
+    // 1 KiB bodies: the server holds at least half of each while the queue is full.
+    assert!(figure.bytes_per_message() > 512.0, "{figure:?}");
+    server.shutdown().await;
+}
+
+/// Redis's own accounting (`used_memory`) on a private server, so nothing else moves it.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_of_redis_is_its_used_memory() {
+    use courier_bench::{MemorySource, RedisServer};
+    let redis = RedisServer::start_fsync_always().await.unwrap();
+    let measured = workload::run_at(&redis.url(), &memory_workload(2_000))
+        .await
+        .unwrap();
+    let figure = measured.memory.expect("a memory figure");
+    assert_eq!(figure.source, MemorySource::RedisUsedMemory);
+    assert!(measured.check.exactly_once());
+    assert!(figure.bytes_per_message() > 1024.0, "{figure:?}");
+}
+
+/// RabbitMQ's memory is not readable over AMQP: the workload says so instead of measuring
+/// the client.
+#[tokio::test]
+async fn memory_of_rabbitmq_is_unsupported() {
+    let e = workload::run_at(
+        "amqp://guest:guest@127.0.0.1:5672/%2f",
+        &memory_workload(10),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(e, courier::Error::Unsupported { .. }), "{e}");
+}
+
+fn memory_workload(depth: u64) -> Workload {
+    Workload::new(
+        "memory",
+        "test",
+        Scenario::Memory(MemorySpec {
+            depth,
+            message_size: 1024,
+            delivery_mode: DeliveryMode::NonPersistent,
+        }),
+    )
+}

@@ -21,9 +21,10 @@
 //!   raw-client baselines (`courier_bench::run_raw`), rows `raw …`; each adapter row shows
 //!   its throughput and p99 as ratios to its own raw row (`--no-raw` leaves them out);
 //! - a workload a backend cannot run (its error is `Unsupported`) is skipped with a note;
-//! - memory per queued message is only reported for `embedded:`, where the broker is this
-//!   process: for a remote broker the client's memory says nothing, and the client API has no
-//!   broker statistics, so the memory workload is skipped with a note there;
+//! - memory per queued message is read from the broker, never from the client: this process
+//!   for `embedded:`, the server's resident memory through its statistics for `courier://`
+//!   (ADMIN on `#` needed), Redis's `used_memory` for `redis://`; RabbitMQ tells memory only
+//!   through its management plugin, so there the memory workload is skipped with a note;
 //! - Ctrl-C stops the run in progress and prints what was measured before it.
 
 use std::io::Write;
@@ -332,10 +333,7 @@ async fn run_once(target: &Target, workload: &Workload, repeat: u64) -> Result<R
     for _ in 0..repeat.max(1) {
         let measured = match target {
             Target::Ceiling => courier_bench::run_ceiling(workload).await?,
-            Target::Backend(url) => {
-                let factory = courier::connect(url).await?;
-                courier_bench::run(factory.as_ref(), workload).await?
-            }
+            Target::Backend(url) => courier_bench::run_at(url, workload).await?,
             Target::Raw { client, .. } => courier_bench::run_raw(client, workload).await?,
         };
         runs.push(measured);
@@ -383,17 +381,6 @@ async fn warm_up(target: &Target, workloads: &[Workload]) -> Result<()> {
 /// Runs `workload` on `url` as the flags say, returning the reported rows (a paced workload
 /// at a fraction of its maximum gives two: the maximum and the paced run).
 async fn measure(target: &Target, workload: &Workload, args: &BenchArgs) -> Result<Vec<Report>> {
-    let remote = match target {
-        Target::Backend(url) => !is_embedded(url),
-        Target::Ceiling | Target::Raw { .. } => false,
-    };
-    if matches!(workload.scenario, Scenario::Memory(_)) && remote {
-        return Err(Error::unsupported(
-            "bench",
-            "memory per queued message needs the broker's own figure, and this backend \
-             reports no broker statistics to its clients",
-        ));
-    }
     match pace(workload, args) {
         None => Ok(vec![
             run_once(target, &with_rate(workload, None), args.repeat).await?,
@@ -676,8 +663,9 @@ fn base(rows: &[Row], workload: &str) -> Option<f64> {
 fn note(m: &courier_bench::Measurement) -> String {
     match m.memory {
         Some(memory) => format!(
-            "{:.0} B resident per queued message",
-            memory.bytes_per_message()
+            "{:.0} B per queued message ({})",
+            memory.bytes_per_message(),
+            memory.source.describe()
         ),
         None => String::new(),
     }

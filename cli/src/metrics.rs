@@ -251,6 +251,27 @@ pub fn encode(s: &StatsSnapshot) -> String {
             "Bytes the journal wrote.",
             j.bytes.to_string(),
         );
+        single(
+            "courier_journal_disk_bytes",
+            "gauge",
+            "Bytes the journal's segment files take on disk.",
+            j.disk_bytes.to_string(),
+        );
+        single(
+            "courier_journal_segments",
+            "gauge",
+            "Segment files making up the journal.",
+            j.segments.to_string(),
+        );
+    }
+    if let Some(rss) = s.resident_bytes {
+        let name = "courier_process_resident_bytes";
+        let _ = writeln!(
+            out,
+            "# HELP {name} The broker process's resident memory.
+# TYPE {name} gauge
+{name} {rss}"
+        );
     }
     out
 }
@@ -287,7 +308,10 @@ mod tests {
                 batches: 4,
                 records: 10,
                 bytes: 500,
+                disk_bytes: 4096,
+                segments: 1,
             }),
+            resident_bytes: Some(1 << 20),
         };
         let text = encode(&snapshot);
         assert!(text
@@ -298,6 +322,8 @@ mod tests {
             "courier_journal_fsync_seconds_sum 0.002\ncourier_journal_fsync_seconds_count 4\n"
         ));
         assert!(text.contains("courier_journal_batch_records_sum 10\n"));
+        assert!(text.contains("courier_journal_disk_bytes 4096\n"));
+        assert!(text.contains("courier_process_resident_bytes 1048576\n"));
         // Every sample line is `name{labels} value` or `name value`, value a number.
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().unwrap();

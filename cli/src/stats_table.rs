@@ -28,6 +28,13 @@ pub fn render(
         snapshot.stored_messages,
         snapshot.dropped_messages
     );
+    let _ = match snapshot.resident_bytes {
+        Some(rss) => writeln!(out, "resident      {} (the broker process)", bytes(rss)),
+        None => writeln!(
+            out,
+            "resident      not reported: the broker's platform does not tell it"
+        ),
+    };
     match &snapshot.store {
         Some(s) => {
             let mean_ms = |n: u64, d: u64| {
@@ -52,10 +59,14 @@ pub fn render(
             let _ = writeln!(out, "journal       none (in memory: nothing on disk)");
         }
     }
-    let _ = writeln!(
-        out,
-        "disk          not reported: the broker does not measure its data directory's size"
-    );
+    if let Some(s) = &snapshot.store {
+        let _ = writeln!(
+            out,
+            "disk          {} in {} journal segments",
+            bytes(s.disk_bytes),
+            s.segments
+        );
+    }
     if rates.is_none() {
         let _ = writeln!(
             out,
@@ -157,6 +168,7 @@ mod tests {
             stored_messages: 4,
             dropped_messages: 0,
             store: None,
+            resident_bytes: None,
         }
     }
 

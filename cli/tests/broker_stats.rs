@@ -192,6 +192,9 @@ fn stats_and_metrics_show_the_brokers_figures_and_refuse_clearly() {
         .unwrap();
     assert_eq!(orders["depth"], 2);
     assert!(json["store"]["fsyncs"].as_u64().unwrap() >= 1, "{json}");
+    assert!(json["store"]["disk_bytes"].as_u64().unwrap() > 0, "{json}");
+    assert!(json["resident_bytes"].as_u64().unwrap() > 1 << 20, "{json}");
+    assert!(text.contains("journal segments"), "{text}");
 
     // Prometheus text at /metrics.
     let (status, body) = http_get(&server.metrics, "/metrics");
@@ -209,6 +212,8 @@ fn stats_and_metrics_show_the_brokers_figures_and_refuse_clearly() {
     assert!(sample(&body, "courier_memory_used_bytes") > 0.0);
     assert!(sample(&body, "courier_memory_limit_bytes") > 0.0);
     assert!(sample(&body, "courier_journal_fsync_seconds_count") >= 1.0);
+    assert!(sample(&body, "courier_journal_disk_bytes") > 0.0);
+    assert!(sample(&body, "courier_process_resident_bytes") > 0.0);
     assert!(sample(&body, "courier_journal_batch_records_sum") >= 3.0);
     assert!(sample(&body, "courier_connections") >= 0.0);
     assert_eq!(http_get(&server.metrics, "/").0, "HTTP/1.1 404 Not Found");

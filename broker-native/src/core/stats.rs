@@ -86,6 +86,10 @@ pub struct StoreStats {
     pub records: u64,
     /// Bytes written.
     pub bytes: u64,
+    /// Bytes the journal's segment files take on disk now (after compaction).
+    pub disk_bytes: u64,
+    /// Segment files making up the journal now.
+    pub segments: u64,
 }
 
 /// Whether a destination row is a queue or a topic.
@@ -139,6 +143,11 @@ pub struct StatsSnapshot {
     pub dropped_messages: u64,
     /// The journal's figures, for a durable broker; `None` in memory.
     pub store: Option<StoreStats>,
+    /// The broker process's resident memory in bytes (`VmRSS`), where the platform tells
+    /// it (Linux); for `embedded:` the process is the application's. Unlike
+    /// [`StatsSnapshot::memory_used`] it counts everything: indexes, connections, the
+    /// allocator's overhead.
+    pub resident_bytes: Option<u64>,
 }
 
 impl StatsSnapshot {
@@ -230,8 +239,18 @@ impl Broker {
             stored_messages: stats.stored_messages as u64,
             dropped_messages: stats.dropped_messages,
             store: core.store.stats(),
+            resident_bytes: resident_bytes(),
         }
     }
+}
+
+/// This process's resident set size in bytes (`VmRSS` of `/proc/self/status`); `None`
+/// where there is no such file.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    let kib: u64 = line.trim().strip_suffix("kB")?.trim().parse().ok()?;
+    kib.checked_mul(1024)
 }
 
 #[cfg(test)]
@@ -304,6 +323,8 @@ mod tests {
         );
         assert!(s.memory_used > 0 && s.memory_limit > 0);
         assert_eq!(s.store, None, "an in-memory broker has no journal");
+        #[cfg(target_os = "linux")]
+        assert!(s.resident_bytes.is_some_and(|b| b > 1 << 20), "{s:?}");
         drop(subscriber);
         connection.close().await.unwrap();
         assert_eq!(broker.snapshot().connections, 0);

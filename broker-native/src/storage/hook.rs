@@ -128,6 +128,8 @@ impl store::Store for JournalStore {
             batches: s.batches,
             records: s.appends,
             bytes: s.bytes,
+            disk_bytes: s.disk_bytes,
+            segments: s.segments,
         })
     }
 

@@ -112,6 +112,8 @@ pub struct JournalStats {
     pub segments: u64,
     /// Live messages now.
     pub live_messages: u64,
+    /// Bytes the segment files take now (their lengths; the active one as written so far).
+    pub disk_bytes: u64,
 }
 
 #[derive(Default)]
@@ -448,6 +450,11 @@ impl Journal {
             compactions: s.compactions.load(Ordering::Relaxed),
             segments: index.order.len() as u64,
             live_messages: index.msgs.len() as u64,
+            disk_bytes: index
+                .segs
+                .values()
+                .map(|seg| seg.file.metadata().map_or(seg.file_len, |m| m.len()))
+                .sum(),
         }
     }
 
