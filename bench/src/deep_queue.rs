@@ -52,7 +52,7 @@ pub(crate) async fn run(
     for c in 0..spec.consumers {
         let endpoint = Endpoint::open(factory, SessionMode::AutoAcknowledge).await?;
         let selector = key_selector(consumer_key(c, spec.consumers, spec.keys));
-        let consumer = endpoint.consumer(&queue, Some(selector)).await?;
+        let consumer = endpoint.consumer(&queue, Some(selector), None).await?;
         ends.push((endpoint, consumer));
     }
     let abort = Abort::new();

@@ -46,9 +46,11 @@ impl Endpoint {
         &self,
         destination: &Destination,
         selector: Option<String>,
+        prefetch: Option<u32>,
     ) -> Result<Box<dyn Consumer>> {
         let options = ConsumerOptions {
             selector,
+            prefetch,
             ..ConsumerOptions::default()
         };
         self.session.create_consumer(destination, options).await

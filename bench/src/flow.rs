@@ -169,13 +169,15 @@ pub(crate) async fn run(
     let mut consumer_ends = Vec::with_capacity(consumers);
     for c in 0..consumers {
         let endpoint = Endpoint::open(factory, spec.ack.session_mode()).await?;
-        let consumer = endpoint.consumer(&receive_from, groups.selector(c)).await?;
+        let consumer = endpoint
+            .consumer(&receive_from, groups.selector(c), spec.prefetch)
+            .await?;
         consumer_ends.push((endpoint, consumer));
     }
     let mut forwarder = None;
     if let (Some(input), Topology::Forward { commit_every, .. }) = (&forward_from, spec.topology) {
         let endpoint = Endpoint::open(factory, SessionMode::Transacted).await?;
-        let consumer = endpoint.consumer(input, None).await?;
+        let consumer = endpoint.consumer(input, None, spec.prefetch).await?;
         let producer = endpoint.producer(&receive_from, spec.delivery_mode).await?;
         forwarder = Some(Forwarder {
             endpoint,

@@ -226,7 +226,7 @@ pub(crate) async fn run(
     let rss_after = gauge.read().await?;
 
     let endpoint = Endpoint::open(factory, SessionMode::AutoAcknowledge).await?;
-    let consumer = endpoint.consumer(&queue, None).await?;
+    let consumer = endpoint.consumer(&queue, None, None).await?;
     let mut log = DeliveryLog::new(StampBounds::fixed(&[spec.depth]));
     let mut stalled = false;
     for _ in 0..spec.depth {

@@ -126,6 +126,9 @@ impl Workload {
                 if let Some(rate) = overrides.rate {
                     flow.rate = Some(rate);
                 }
+                if let Some(prefetch) = overrides.prefetch {
+                    flow.prefetch = Some(prefetch);
+                }
             }
             Scenario::DeepQueue(deep) => {
                 if let Some(size) = overrides.size {
@@ -155,6 +158,8 @@ pub struct Overrides {
     pub size: Option<usize>,
     /// Fixed total send rate in messages per second.
     pub rate: Option<u64>,
+    /// The consumers' prefetch in flow workloads.
+    pub prefetch: Option<u32>,
 }
 
 /// What a workload does.
@@ -284,6 +289,9 @@ pub struct FlowSpec {
     /// After the producers finish, give up when no consumer has received anything for this
     /// long; what never arrived is reported missing.
     pub stall_timeout: Duration,
+    /// The consumers' prefetch ([`courier_api::ConsumerOptions::prefetch`]); `None`: the
+    /// backend's default (the URL's `prefetch`, else each receive fetches one message).
+    pub prefetch: Option<u32>,
 }
 
 impl FlowSpec {
@@ -300,6 +308,7 @@ impl FlowSpec {
             rate: None,
             selector_keys: None,
             stall_timeout: Duration::from_secs(10),
+            prefetch: None,
         }
     }
 }

@@ -565,7 +565,9 @@ async fn the_runner_reports_forged_stamps_as_unexpected() {
     for (producer, sequence) in [(u32::MAX, 0), (0, 1 << 40), (1, 0), (0, u64::MAX)] {
         for limit in [
             Limit::Messages(2_000),
-            Limit::Duration(Duration::from_millis(100)),
+            // Long enough to reach the forged 500th message on a loaded machine (100 ms
+            // once sent fewer than 500 under CI-like load).
+            Limit::Duration(Duration::from_secs(1)),
         ] {
             let m = run_faulty_until(faulty::Fault::Forge(500, producer, sequence), limit).await;
             let case = format!("producer {producer}, sequence {sequence}, {limit:?}");

@@ -91,6 +91,11 @@ pub struct BenchArgs {
     /// Consumers (subscriptions, for topics) of queue and topic workloads.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub consumers: Option<u64>,
+    /// Consumer prefetch of flow workloads, as the raw clients use (a URL's own `prefetch=`
+    /// wins for its backend; 0: none, each receive fetches one message).
+    #[arg(long, default_value_t = u32::from(courier_bench::DEFAULT_PREFETCH),
+          value_parser = clap::value_parser!(u32).range(0..=65_535))]
+    pub prefetch: u32,
     /// Send rate of flow workloads: msgs/s (e.g. 20000), or a percentage of the workload's
     /// own maximum measured just before (e.g. 50%).
     #[arg(long, value_parser = rate)]
@@ -223,7 +228,7 @@ fn selected(args: &BenchArgs) -> Result<Vec<Workload>> {
         messages: args.messages,
         duration: args.duration,
         size: args.size,
-        rate: None,
+        ..Overrides::default()
     };
     for w in &mut chosen {
         w.apply(&overrides);
@@ -293,6 +298,37 @@ fn with_rate(workload: &Workload, rate: Option<u64>) -> Workload {
         flow.rate = rate;
     }
     w
+}
+
+/// `workloads` with their consumers' prefetch for `target`: `--prefetch` unless the
+/// backend's URL sets its own; raw clients take `--prefetch` when it is not 0 (else their
+/// URL's, or their default).
+fn with_prefetch(workloads: &[Workload], target: &Target, args: &BenchArgs) -> Vec<Workload> {
+    let given = Some(args.prefetch).filter(|&p| p > 0);
+    let prefetch = match target {
+        Target::Backend(url) if url_sets_prefetch(url) => None,
+        Target::Backend(_) | Target::Raw { .. } => given,
+        Target::Ceiling => None,
+    };
+    workloads
+        .iter()
+        .map(|w| {
+            let mut w = w.clone();
+            if let Scenario::Flow(flow) = &mut w.scenario {
+                flow.prefetch = prefetch;
+            }
+            w
+        })
+        .collect()
+}
+
+/// Whether `url`'s query has a `prefetch` option.
+fn url_sets_prefetch(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, query)| {
+        query
+            .split('&')
+            .any(|pair| pair.split('=').next() == Some("prefetch"))
+    })
 }
 
 /// The label of the raw-channel ceiling's rows.
@@ -556,6 +592,7 @@ async fn measure_target(
         Target::Raw { of, .. } => Some(of.clone().unwrap_or_default()),
         _ => None,
     };
+    let workloads = &with_prefetch(workloads, target, args);
     let bar = spinner(&shown(&url), "warm-up");
     let warmed = warm_up(target, workloads).await;
     bar.finish_and_clear();
@@ -804,6 +841,39 @@ mod tests {
         assert_eq!(shown("amqp://user@host/"), "amqp://user@host/");
         assert_eq!(shown("embedded:"), "embedded:");
         assert_eq!(shown("courier://a:b@h/x@y"), "courier://a:***@h/x@y");
+    }
+
+    #[test]
+    fn consumers_prefetch_as_the_raw_clients_unless_the_url_says() {
+        use clap::Parser as _;
+        #[derive(clap::Parser)]
+        struct Line {
+            #[command(flatten)]
+            bench: BenchArgs,
+        }
+        let prefetch_of = |args: &[&str], target: &Target| {
+            let line = Line::parse_from(args);
+            let workloads = selected(&line.bench).unwrap();
+            match &with_prefetch(&workloads, target, &line.bench)[0].scenario {
+                Scenario::Flow(f) => f.prefetch,
+                other => panic!("not a flow: {other:?}"),
+            }
+        };
+        let plain = ["bench", "--url", "x:", "--workload", "queue-1x1-1k-auto"];
+        let backend = |url: &str| Target::Backend(url.to_owned());
+        assert_eq!(prefetch_of(&plain, &backend("courier://h")), Some(1000));
+        assert_eq!(
+            prefetch_of(&plain, &backend("amqp://h/%2f?heartbeat=5s&prefetch=50")),
+            None,
+            "the URL's own prefetch applies"
+        );
+        let zero = [&plain[..], &["--prefetch", "0"]].concat();
+        assert_eq!(prefetch_of(&zero, &backend("courier://h")), None);
+        let fifty = [&plain[..], &["--prefetch", "50"]].concat();
+        assert_eq!(prefetch_of(&fifty, &Target::Ceiling), None);
+        assert_eq!(prefetch_of(&fifty, &backend("redis://h")), Some(50));
+        assert!(url_sets_prefetch("amqp://h/?prefetch=1"));
+        assert!(!url_sets_prefetch("amqp://h/?prefetches=1&x=prefetch"));
     }
 
     #[test]

@@ -84,6 +84,11 @@ pub(super) async fn run(
         )
         .await
         .map_err(|e| failed("queue.declare", e))?;
+    // The workload's own prefetch, when it has one, so the adapter and raw lapin match.
+    let prefetch = spec
+        .prefetch
+        .filter(|&p| p > 0)
+        .map_or(prefetch, |p| u16::try_from(p).unwrap_or(u16::MAX));
     let outcome = flow(url, &queue, prefetch, spec).await;
     let deleted = channel
         .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
