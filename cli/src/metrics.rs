@@ -181,42 +181,70 @@ pub fn encode(s: &StatsSnapshot) -> String {
             );
         }
     }
-    let mut single = |name: &str, kind: &str, help: &str, value: String| {
-        let _ = writeln!(
-            out,
-            "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-        );
-    };
-    single(
-        "courier_connections",
-        "gauge",
-        "Connections open.",
-        s.connections.to_string(),
-    );
-    single(
-        "courier_memory_used_bytes",
-        "gauge",
-        "Bytes charged for stored messages.",
-        s.memory_used.to_string(),
-    );
-    single(
-        "courier_memory_limit_bytes",
-        "gauge",
-        "The broker-wide memory limit.",
-        s.memory_limit.to_string(),
-    );
-    single(
-        "courier_stored_messages",
-        "gauge",
-        "Message copies held.",
-        s.stored_messages.to_string(),
-    );
-    single(
-        "courier_dropped_messages_total",
-        "counter",
-        "Messages dropped by drop-oldest policies.",
-        s.dropped_messages.to_string(),
-    );
+    let gauges = [
+        (
+            "courier_connections",
+            "gauge",
+            "Connections open.",
+            Some(s.connections),
+        ),
+        (
+            "courier_memory_used_bytes",
+            "gauge",
+            "Bytes charged for stored messages.",
+            Some(s.memory_used),
+        ),
+        (
+            "courier_memory_limit_bytes",
+            "gauge",
+            "The broker-wide memory limit.",
+            Some(s.memory_limit),
+        ),
+        (
+            "courier_stored_messages",
+            "gauge",
+            "Message copies held.",
+            Some(s.stored_messages),
+        ),
+        (
+            "courier_dropped_messages_total",
+            "counter",
+            "Messages dropped by drop-oldest policies.",
+            Some(s.dropped_messages),
+        ),
+        (
+            "courier_process_resident_bytes",
+            "gauge",
+            "The broker process's resident memory.",
+            s.resident_bytes,
+        ),
+        (
+            "courier_journal_written_bytes_total",
+            "counter",
+            "Bytes the journal wrote.",
+            s.store.map(|j| j.bytes),
+        ),
+        (
+            "courier_journal_disk_bytes",
+            "gauge",
+            "Bytes the journal's segment files take on disk.",
+            s.store.map(|j| j.disk_bytes),
+        ),
+        (
+            "courier_journal_segments",
+            "gauge",
+            "Segment files making up the journal.",
+            s.store.map(|j| j.segments),
+        ),
+    ];
+    for (name, kind, help, value) in gauges {
+        if let Some(value) = value {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+            );
+        }
+    }
     if let Some(j) = &s.store {
         let name = "courier_journal_fsync_seconds";
         let _ = writeln!(
@@ -233,44 +261,11 @@ pub fn encode(s: &StatsSnapshot) -> String {
              {name}_sum {}\n{name}_count {}",
             j.records, j.batches
         );
-        let mut single = |name: &str, kind: &str, help: &str, value: String| {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
-            );
-        };
-        single(
-            "courier_journal_fsync_max_seconds",
-            "gauge",
-            "The longest fdatasync so far.",
-            (j.fsync_max_nanos as f64 / 1e9).to_string(),
-        );
-        single(
-            "courier_journal_written_bytes_total",
-            "counter",
-            "Bytes the journal wrote.",
-            j.bytes.to_string(),
-        );
-        single(
-            "courier_journal_disk_bytes",
-            "gauge",
-            "Bytes the journal's segment files take on disk.",
-            j.disk_bytes.to_string(),
-        );
-        single(
-            "courier_journal_segments",
-            "gauge",
-            "Segment files making up the journal.",
-            j.segments.to_string(),
-        );
-    }
-    if let Some(rss) = s.resident_bytes {
-        let name = "courier_process_resident_bytes";
+        let name = "courier_journal_fsync_max_seconds";
         let _ = writeln!(
             out,
-            "# HELP {name} The broker process's resident memory.
-# TYPE {name} gauge
-{name} {rss}"
+            "# HELP {name} The longest fdatasync so far.\n# TYPE {name} gauge\n{name} {}",
+            j.fsync_max_nanos as f64 / 1e9
         );
     }
     out
