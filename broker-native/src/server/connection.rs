@@ -2,16 +2,24 @@
 //! session's worker (requests of one session run in order, sessions run side by side),
 //! waiting requests (receives) to tasks of their own, and a writer that batches replies into
 //! as few socket writes as the load allows.
+//!
+//! A send is stored when its session's worker takes it, and the worker goes on with the next
+//! request at once; the send's reply waits for its durability (the journal's group commit on a
+//! durable server), so a client pipelining persistent sends shares one `fdatasync` among many
+//! of them. A session's replies still go out in the order of its requests ([`Replies`]): a
+//! receipt, a `Sync` or a commit is answered only after every earlier send of the session.
+//! Waiting replies hold their request's in-flight permit, so a peer that never reads its
+//! replies stops the server reading its requests, as before.
 
 use courier_api::{
-    Browser, Connection, ConnectionFactory, Consumer, ConsumerOptions, Delivery, Error, Producer,
-    Result, SendOptions, Session,
+    Browser, Connection, ConnectionFactory, Consumer, ConsumerOptions, Delivery, Destination,
+    Error, Message, Producer, Result, SendOptions, SendReceipt, Session,
 };
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -789,21 +797,156 @@ async fn receive(conn: &Conn, consumer: &dyn Consumer, request: Request) -> Resu
     }
 }
 
-/// Runs one session's requests in order.
+/// Runs one session's requests in order; their replies go out in the same order.
 async fn session_worker(
     conn: Arc<Conn>,
     handle: u64,
     session: Arc<dyn Session>,
     mut queue: mpsc::Receiver<(u64, Request, OwnedSemaphorePermit)>,
 ) {
+    let mut replies = Replies::new(conn.clone());
     while let Some((id, request, permit)) = queue.recv().await {
         let closing = matches!(request, Request::CloseSession(_));
-        let r = session_op(&conn, handle, session.as_ref(), request).await;
-        reply(&conn, id, r).await;
-        drop(permit);
+        let answer = match request {
+            Request::Send {
+                producer,
+                destination,
+                message,
+                options,
+            } => send(&conn, producer, destination, message, options.into()).await,
+            request => Answer::Now(session_op(&conn, handle, session.as_ref(), request).await),
+        };
+        replies.answer(id, answer, permit).await;
         if closing {
             break;
         }
+    }
+}
+
+/// Stores one send of `producer` without waiting for its durability: the answer is its
+/// receipt, which resolves once the message is durable (at once when nothing is to wait for:
+/// a non-persistent or transacted send, an in-memory broker, or a failed send).
+async fn send(
+    conn: &Conn,
+    producer: u64,
+    destination: Option<Destination>,
+    message: Message,
+    options: SendOptions,
+) -> Answer {
+    let found = conn
+        .handles
+        .lock()
+        .producers
+        .get(&producer)
+        .map(|p| p.1.clone());
+    let Some(producer) = found else {
+        return Answer::Now(Err(closed("producer")));
+    };
+    // The embedded producer's pipelined send: stored (visible, in order) when it returns, its
+    // receipt confirmed by the journal's ticket in send order, at most its window waiting.
+    match producer
+        .send_async_with(destination.as_ref(), message, &options)
+        .await
+    {
+        Ok(receipt) => Answer::Later(receipt),
+        Err(e) => Answer::Now(Err(e)),
+    }
+}
+
+/// A session request's outcome: known now, or a send's once it is durable.
+enum Answer {
+    Now(Result<Reply>),
+    Later(SendReceipt),
+}
+
+/// The reply of a send's outcome: the stamped header.
+fn sent(outcome: Result<Message>) -> Result<Reply> {
+    outcome.map(|m| Reply::Sent(m.header().clone()))
+}
+
+/// A reply waiting for its turn: the request's id, its answer, and its in-flight permit.
+type Queued = (u64, Answer, OwnedSemaphorePermit);
+
+/// One session's replies, in the order of its requests. A reply with nothing before it is
+/// sent by the worker at once; one behind a send still waiting for durability goes (with its
+/// permit) to the session's replying task, which sends each once its send is confirmed. The
+/// queue needs no bound of its own: every entry holds an in-flight permit of the connection.
+struct Replies {
+    conn: Arc<Conn>,
+    /// Replies handed to the replying task and not yet passed to the writer.
+    waiting: Arc<AtomicUsize>,
+    /// The replying task's queue, made on the first reply that has to wait.
+    later: Option<mpsc::UnboundedSender<Queued>>,
+}
+
+impl Replies {
+    fn new(conn: Arc<Conn>) -> Self {
+        Replies {
+            conn,
+            waiting: Arc::new(AtomicUsize::new(0)),
+            later: None,
+        }
+    }
+
+    /// Sends the reply to request `id` now if nothing earlier waits and its outcome is
+    /// known, else queues it behind the earlier ones.
+    async fn answer(&mut self, id: u64, answer: Answer, permit: OwnedSemaphorePermit) {
+        let answer = if self.waiting.load(Ordering::Acquire) == 0 {
+            let now = match answer {
+                Answer::Now(r) => Ok(r),
+                Answer::Later(mut receipt) => match (&mut receipt).now_or_never() {
+                    Some(outcome) => Ok(sent(outcome)),
+                    None => Err(Answer::Later(receipt)),
+                },
+            };
+            match now {
+                Ok(r) => {
+                    reply(&self.conn, id, r).await;
+                    drop(permit);
+                    return;
+                }
+                Err(answer) => answer,
+            }
+        } else {
+            answer
+        };
+        self.waiting.fetch_add(1, Ordering::AcqRel);
+        let later = self.later.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let task = reply_in_order(self.conn.clone(), self.waiting.clone(), rx);
+            self.conn.workers.spawn(task);
+            tx
+        });
+        // The task ends only once this sender is dropped, so it takes the reply; were it
+        // gone, the reply is sent here, after its send's outcome.
+        if let Err(mpsc::error::SendError((id, answer, permit))) = later.send((id, answer, permit))
+        {
+            let r = match answer {
+                Answer::Now(r) => r,
+                Answer::Later(receipt) => sent(receipt.await),
+            };
+            reply(&self.conn, id, r).await;
+            drop(permit);
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// A session's replying task: each queued reply once its send's outcome is known, in order.
+/// A receipt always resolves: with the journal's outcome, or in doubt when the store stopped.
+async fn reply_in_order(
+    conn: Arc<Conn>,
+    waiting: Arc<AtomicUsize>,
+    mut queue: mpsc::UnboundedReceiver<Queued>,
+) {
+    while let Some((id, answer, permit)) = queue.recv().await {
+        let r = match answer {
+            Answer::Now(r) => r,
+            Answer::Later(receipt) => sent(receipt.await),
+        };
+        reply(&conn, id, r).await;
+        drop(permit);
+        waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -857,25 +1000,6 @@ async fn session_op(
                 producer.close().await?;
             }
             Ok(Reply::Done)
-        }
-        Request::Send {
-            producer,
-            destination,
-            mut message,
-            options,
-        } => {
-            let found = conn
-                .handles
-                .lock()
-                .producers
-                .get(&producer)
-                .map(|p| p.1.clone());
-            let producer = found.ok_or_else(|| closed("producer"))?;
-            let options = SendOptions::from(options);
-            producer
-                .send_with(destination.as_ref(), &mut message, &options)
-                .await?;
-            Ok(Reply::Sent(message.header().clone()))
         }
         Request::CreateConsumer {
             kind,

@@ -1,0 +1,155 @@
+//! Pipelined persistent sends over `courier://` to a durable server: the server stores each
+//! send as it arrives and answers it once the journal's group commit made it durable, in
+//! send order, while it goes on reading the connection. Before, the server ran each send to
+//! its `fdatasync` before reading the next, so a pipelining client got one message per fsync.
+
+use courier_api::*;
+use courier_broker::client::TcpFactory;
+use courier_broker::server::{Server, ServerConfig};
+use courier_broker::storage::{open_broker, FaultInjector, JournalOptions};
+use courier_broker::BrokerConfig;
+use futures::FutureExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+const SENDS: usize = 2_000;
+
+/// A durable server on a fresh data directory (kept alive by the returned guard).
+async fn durable_server(options: JournalOptions) -> (tempfile::TempDir, Server, TcpFactory) {
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let (broker, _store, _) =
+        open_broker(dir.path(), BrokerConfig::default(), options).expect("the journal");
+    let server = Server::bind("127.0.0.1:0", broker, ServerConfig::default())
+        .await
+        .expect("a listening server");
+    let factory = TcpFactory::new(server.local_addr().to_string());
+    (dir, server, factory)
+}
+
+fn numbered(n: usize) -> Result<Message> {
+    let mut m = Message::text(format!("m{n}"));
+    m.set_property("n", n as i64)?;
+    Ok(m)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_persistent_sends_over_tcp_share_fsyncs_and_confirm_in_order() -> Result<()> {
+    let (_dir, server, factory) = durable_server(JournalOptions::default()).await;
+    let connection = factory.create_connection().await?;
+    connection.start().await?;
+    let session = connection
+        .create_session(SessionMode::AutoAcknowledge)
+        .await?;
+    let queue = Destination::queue("pipelined-tcp");
+    let producer = session.create_producer(Some(&queue)).await?;
+    assert!(producer.max_outstanding() > 1, "sends are pipelined");
+    let before = factory
+        .broker_stats()
+        .await?
+        .store
+        .expect("a durable server")
+        .fsyncs;
+
+    let mut receipts = Vec::with_capacity(SENDS);
+    for n in 0..SENDS {
+        receipts.push(producer.send_async(numbered(n)?).await?);
+    }
+    // The last receipt complete means every earlier one is (receipts complete in send order).
+    let last = receipts.pop().expect("receipts");
+    let last = tokio::time::timeout(Duration::from_secs(60), last)
+        .await
+        .expect("the last receipt completes")?;
+    assert_eq!(last.body_text(), Some(format!("m{}", SENDS - 1).as_str()));
+    for (n, receipt) in receipts.into_iter().enumerate() {
+        let sent = receipt
+            .now_or_never()
+            .unwrap_or_else(|| panic!("receipt {n} incomplete after a later one"))?;
+        assert_eq!(sent.body_text(), Some(format!("m{n}").as_str()));
+        assert!(sent.message_id().is_some());
+    }
+    producer.flush().await?;
+
+    let fsyncs = factory
+        .broker_stats()
+        .await?
+        .store
+        .expect("a durable server")
+        .fsyncs
+        - before;
+    assert!(
+        fsyncs <= (SENDS / 2) as u64,
+        "{fsyncs} fsyncs for {SENDS} pipelined sends over TCP: they were not group-committed"
+    );
+
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default())
+        .await?;
+    for n in 0..SENDS {
+        let m = consumer
+            .receive_timeout(Duration::from_secs(10))
+            .await?
+            .expect("every confirmed message");
+        assert_eq!(m.body_text(), Some(format!("m{n}").as_str()));
+    }
+    producer.close().await?;
+    connection.close().await?;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// A failed `fdatasync` under a window of pipelined sends: every receipt still completes, in
+/// send order, the failed batch's with a typed error (never a hang, never a protocol error),
+/// and the sends after it are confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_fails_its_pipelined_sends_and_never_hangs_them() -> Result<()> {
+    let faults = Arc::new(FaultInjector::default());
+    let options = JournalOptions {
+        faults: Some(faults.clone()),
+        ..JournalOptions::default()
+    };
+    let (_dir, server, factory) = durable_server(options).await;
+    let connection = factory.create_connection().await?;
+    let session = connection
+        .create_session(SessionMode::AutoAcknowledge)
+        .await?;
+    let producer = session
+        .create_producer(Some(&Destination::queue("pipelined-tcp-fault")))
+        .await?;
+    let mut receipts = Vec::with_capacity(SENDS);
+    for n in 0..SENDS {
+        if n == SENDS / 4 {
+            faults.fail_next_sync();
+        }
+        receipts.push(producer.send_async(numbered(n)?).await?);
+    }
+    let mut failed = 0;
+    let mut last_ok = None;
+    for (n, receipt) in receipts.into_iter().enumerate() {
+        let outcome = tokio::time::timeout(Duration::from_secs(60), receipt)
+            .await
+            .unwrap_or_else(|_| panic!("receipt {n} never completed"));
+        match outcome {
+            Ok(sent) => {
+                assert_eq!(sent.body_text(), Some(format!("m{n}").as_str()));
+                last_ok = Some(n);
+            }
+            Err(e) => {
+                assert!(
+                    !matches!(e, Error::Protocol(_) | Error::IllegalState(_)),
+                    "receipt {n}: a failed fsync is the send's typed error, got {e:?}"
+                );
+                failed += 1;
+            }
+        }
+    }
+    assert!(failed > 0, "the failed fsync failed no send");
+    assert_eq!(
+        last_ok,
+        Some(SENDS - 1),
+        "sends after the failure are confirmed"
+    );
+    producer.close().await?;
+    connection.close().await?;
+    server.shutdown().await;
+    Ok(())
+}
