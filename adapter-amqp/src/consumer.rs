@@ -149,30 +149,48 @@ impl ConsumerCore {
     }
 
     /// Starts an AMQP consumer with `credit`, unless one is active.
+    ///
+    /// Cancel-safe: the requests run on a task of its own, and an AMQP consumer it starts for
+    /// a receive that was dropped meanwhile is cancelled there, what arrived for it given
+    /// back. (A receive cancelled between `basic.consume` and its reply once left a consumer
+    /// nobody cancelled, holding the next message away from every other consumer.)
     async fn activate(&self, feed: &mut Feed, credit: u16) -> Result<()> {
         if feed.stream.is_some() {
             return Ok(());
         }
-        let session = &self.session;
-        let link = &session.link;
-        link.call(
-            "basic.qos",
-            session
-                .channel()
-                .basic_qos(credit, BasicQosOptions { global: false }),
-        )
-        .await?;
-        let stream = link
-            .call(
-                "basic.consume",
-                session.channel().basic_consume(
-                    short("a queue name", &self.queue())?,
-                    "".into(),
-                    BasicConsumeOptions::default(),
-                    FieldTable::default(),
-                ),
-            )
-            .await?;
+        let session = self.session.clone();
+        let queue = short("a queue name", &self.queue())?;
+        let epoch = feed.epoch;
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        tokio::spawn(async move {
+            let link = &session.link;
+            let started = async {
+                link.call(
+                    "basic.qos",
+                    session
+                        .channel()
+                        .basic_qos(credit, BasicQosOptions { global: false }),
+                )
+                .await?;
+                link.call(
+                    "basic.consume",
+                    session.channel().basic_consume(
+                        queue,
+                        "".into(),
+                        BasicConsumeOptions::default(),
+                        FieldTable::default(),
+                    ),
+                )
+                .await
+            }
+            .await;
+            if let Err(Ok(orphan)) = answer.send(started) {
+                let _ = cancel(&session, orphan, epoch).await;
+            }
+        });
+        let stream = answered
+            .await
+            .unwrap_or_else(|_| Err(Error::illegal_state("the basic.consume task ended")))?;
         feed.stream = Some(stream);
         feed.generation += 1;
         Ok(())
@@ -180,41 +198,10 @@ impl ConsumerCore {
 
     /// Cancels the AMQP consumer, if one is active, and gives back what arrived for it.
     async fn deactivate(&self, feed: &mut Feed) -> Result<()> {
-        let Some(mut stream) = feed.stream.take() else {
+        let Some(stream) = feed.stream.take() else {
             return Ok(());
         };
-        let session = &self.session;
-        if feed.epoch != session.link.epoch() {
-            // Its channel is gone, and with it the consumer.
-            return Ok(());
-        }
-        session
-            .link
-            .call(
-                "basic.cancel",
-                session
-                    .channel()
-                    .basic_cancel(stream.tag(), BasicCancelOptions::default()),
-            )
-            .await?;
-        let mut extra = Vec::new();
-        while let Some(Some(Ok(d))) = stream.next().now_or_never() {
-            extra.push(d.delivery_tag);
-        }
-        for tag in extra {
-            self.give_back(tag, feed.epoch).await?;
-        }
-        Ok(())
-    }
-
-    /// Returns a delivery never handed out to its queue.
-    async fn give_back(&self, tag: u64, epoch: u64) -> Result<()> {
-        if self.session.mode == SessionMode::Transacted {
-            self.session.release_later(tag, epoch);
-            Ok(())
-        } else {
-            self.session.nack(tag, epoch, true).await
-        }
+        cancel(&self.session, stream, feed.epoch).await
     }
 
     /// The queue consumed from.
@@ -598,7 +585,7 @@ impl ConsumerCore {
         let stashed = feed.stashed.take();
         self.deactivate(&mut feed).await?;
         if let Some(d) = stashed {
-            self.give_back(d.delivery_tag, feed.epoch).await?;
+            give_back(&self.session, d.delivery_tag, feed.epoch).await?;
         }
         Ok(())
     }
@@ -629,6 +616,41 @@ impl Drop for CancelGuard {
                 }
             });
         }
+    }
+}
+
+/// Cancels the AMQP consumer `stream` of epoch `epoch` and gives back what arrived for it.
+async fn cancel(session: &SessionCore, mut stream: lapin::Consumer, epoch: u64) -> Result<()> {
+    if epoch != session.link.epoch() {
+        // Its channel is gone, and with it the consumer.
+        return Ok(());
+    }
+    session
+        .link
+        .call(
+            "basic.cancel",
+            session
+                .channel()
+                .basic_cancel(stream.tag(), BasicCancelOptions::default()),
+        )
+        .await?;
+    let mut extra = Vec::new();
+    while let Some(Some(Ok(d))) = stream.next().now_or_never() {
+        extra.push(d.delivery_tag);
+    }
+    for tag in extra {
+        give_back(session, tag, epoch).await?;
+    }
+    Ok(())
+}
+
+/// Returns a delivery never handed out to its queue.
+async fn give_back(session: &SessionCore, tag: u64, epoch: u64) -> Result<()> {
+    if session.mode == SessionMode::Transacted {
+        session.release_later(tag, epoch);
+        Ok(())
+    } else {
+        session.nack(tag, epoch, true).await
     }
 }
 
