@@ -50,6 +50,8 @@ pub(crate) struct SessionShared {
     pub sends: Mutex<Vec<Outgoing>>,
     /// The automatic modes' deferred acknowledgement (see `auto_ack.rs`).
     pub pending: crate::auto_ack::PendingAck,
+    /// The writer queues of this session's producers' pipelined sends (see `producer.rs`).
+    pipelines: Mutex<Vec<tokio::sync::mpsc::WeakSender<crate::producer::Queued>>>,
     closed: AtomicBool,
 }
 
@@ -147,8 +149,32 @@ impl SessionShared {
         Ok(())
     }
 
-    /// Gives back what is held and drops buffered sends.
+    /// Records a producer's writer queue, so that closing waits for its sends.
+    pub fn add_pipeline(&self, pipeline: tokio::sync::mpsc::WeakSender<crate::producer::Queued>) {
+        let mut pipelines = self.pipelines.lock();
+        pipelines.retain(|p| p.strong_count() > 0);
+        pipelines.push(pipeline);
+    }
+
+    /// Waits until every pipelined send of the session's producers has its outcome.
+    pub async fn flush_pipelines(&self) {
+        let live: Vec<_> = self
+            .pipelines
+            .lock()
+            .iter()
+            .filter_map(|p| p.upgrade())
+            .collect();
+        for pipeline in live {
+            crate::producer::flush_pipeline(&pipeline).await;
+        }
+    }
+
+    /// Waits for pipelined sends, gives back what is held and drops buffered sends.
     pub async fn close(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.flush_pipelines().await;
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -178,6 +204,7 @@ impl RedisSession {
             held: Mutex::new(Vec::new()),
             sends: Mutex::new(Vec::new()),
             pending: Default::default(),
+            pipelines: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         });
         shared.conn.add_session(&shared);
