@@ -333,17 +333,21 @@ local function ack(root, base, conn, id)
   end
 end
 
-local function take(root, base, conn, now, lease, max, dlq, want)
+-- Takes the first ready message (or the one `want` names); with `want` empty, up to `n`
+-- of them: {1, id, enc, count, id, enc, count, ...}, or nothing().
+local function take(root, base, conn, now, lease, max, dlq, want, n)
   recover_dead(root, base, max, dlq)
   move_due(root, base, now)
-  while true do
+  local out = {1}
+  local taken = 0
+  while taken < n do
     local id
     if want ~= '' then
-      if redis.call('ZREM', base .. ':r', want) == 0 then return nothing(root, base) end
+      if redis.call('ZREM', base .. ':r', want) == 0 then break end
       id = want
     else
       local top = redis.call('ZPOPMIN', base .. ':r')
-      if #top == 0 then return nothing(root, base) end
+      if #top == 0 then break end
       id = top[1]
     end
     local m = root .. ':m:' .. id
@@ -354,11 +358,17 @@ local function take(root, base, conn, now, lease, max, dlq, want)
         ix_del(root, base, id)
         redis.call('DEL', m)
       else
-        return claim(root, base, conn, lease, id, m, f[1], true)
+        local c = claim(root, base, conn, lease, id, m, f[1], true)
+        out[#out + 1] = c[2]
+        out[#out + 1] = c[3]
+        out[#out + 1] = c[4]
+        taken = taken + 1
       end
     end
-    if want ~= '' then return nothing(root, base) end
+    if want ~= '' then break end
   end
+  if taken == 0 then return nothing(root, base) end
+  return out
 end
 
 local R = KEYS[1]
@@ -398,10 +408,12 @@ if op == 'commit' then
   end
   return {1}
 elseif op == 'take' then
-  -- base, conn, now, lease, max, dlq, want, [ack base, ack id]: first acknowledges the
-  -- previous auto-acknowledged message of the session (same destination), then takes
-  if ARGV[10] and ARGV[10] ~= '' then ack(R, ARGV[9], ARGV[3], ARGV[10]) end
-  return take(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8])
+  -- base, conn, now, lease, max, dlq, want, n, [ack base, ack id]*: first acknowledges the
+  -- session's auto-acknowledged messages of this destination not acknowledged yet, then
+  -- takes up to n (a consumer's prefetch)
+  for k = 10, #ARGV - 1, 2 do ack(R, ARGV[k], ARGV[3], ARGV[k + 1]) end
+  return take(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8],
+    tonumber(ARGV[9]))
 elseif op == 'take_matching' then
   K = selector_runtime()
   -- base, conn, now, lease, max, dlq, source, after, drop, name, typed values...: the
@@ -444,10 +456,16 @@ elseif op == 'evaluate' then
   if res == true then return 1 elseif res == false then return 0 end
   return -1
 elseif op == 'release' then
-  -- base, conn, max, dlq, ids...
+  -- base, conn, max, dlq, undelivered, ids...: undelivered '1' gives back messages a consumer
+  -- took ahead (prefetched) and never handed over: their delivery is not counted
   local base, conn, max, dlq = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-  for k = 6, #ARGV do
+  local undelivered = ARGV[6] == '1'
+  for k = 7, #ARGV do
     if redis.call('SREM', base .. ':h:' .. conn, ARGV[k]) == 1 then
+      local m = R .. ':m:' .. ARGV[k]
+      if undelivered and redis.call('HEXISTS', m, 'c') == 1 then
+        redis.call('HINCRBY', m, 'c', -1)
+      end
       requeue(R, base, ARGV[k], max, dlq)
     end
   end
