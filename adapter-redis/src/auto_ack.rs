@@ -1,16 +1,16 @@
 //! Deferred automatic acknowledgement: in the automatic modes a received message is
 //! acknowledged by the session's next take on the same destination, inside that take's
-//! script, so a consumer that keeps receiving pays one script call per message instead of
-//! two.
+//! script, so a consumer that keeps receiving pays one script call per take instead of two
+//! per message (and a consumer with a prefetch, which takes many messages per call, one
+//! call per batch for all their acknowledgements).
 //!
-//! The message stays held by this connection (in flight, invisible to other consumers and
-//! browsers) until then. It is acknowledged on its own when the session receives from another
-//! destination, acknowledges, recovers or closes, when its consumer closes, and after
-//! [`IDLE`] without a next receive. Only a failure inside that window (the connection lost
-//! before the acknowledgement reached Redis) can deliver it again, flagged redelivered: the
-//! at-least-once a lost connection gives every backend.
+//! The messages stay held by this connection (in flight, invisible to other consumers and
+//! browsers) until then. They are acknowledged on their own when the session receives from
+//! another destination, acknowledges, recovers or closes, when a consumer closes, when
+//! [`MAX_PENDING`] wait, and after [`IDLE`] without a next take. Only a failure inside that
+//! window (the connection lost before the acknowledgement reached Redis) can deliver them
+//! again, flagged redelivered: the at-least-once a lost connection gives every backend.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -19,32 +19,46 @@ use parking_lot::Mutex;
 
 use crate::session::{Held, SessionShared};
 
-/// How long a deferred acknowledgement waits for the next receive before it goes alone.
+/// How long deferred acknowledgements wait for the next take before they go alone.
 pub(crate) const IDLE: Duration = Duration::from_millis(5);
 
-/// The one message a session received in an automatic mode and has not acknowledged yet.
+/// Most acknowledgements a session defers; one more sends them all.
+pub(crate) const MAX_PENDING: usize = 1024;
+
+/// The messages a session received in an automatic mode and has not acknowledged yet.
 #[derive(Default)]
 pub(crate) struct PendingAck {
-    slot: Mutex<Option<(u64, Held)>>,
-    seq: AtomicU64,
+    /// The messages, and how many times the list was emptied (an idle timer acknowledges
+    /// only the list it was started for).
+    slot: Mutex<(u64, Vec<Held>)>,
 }
 
 impl PendingAck {
-    /// Removes the pending message, if any.
-    pub fn take(&self) -> Option<Held> {
-        self.slot.lock().take().map(|(_, held)| held)
+    /// Removes every pending message.
+    pub fn take(&self) -> Vec<Held> {
+        let mut slot = self.slot.lock();
+        if slot.1.is_empty() {
+            return Vec::new();
+        }
+        slot.0 += 1;
+        std::mem::take(&mut slot.1)
     }
 }
 
 impl SessionShared {
-    /// Defers the acknowledgement of a message just handed to the application: the previous
-    /// pending one (a different destination's, since a take on the same one carried it) is
-    /// acknowledged now.
+    /// Defers the acknowledgement of a message just handed to the application. The first
+    /// message of an empty list starts the idle timer; a full list is acknowledged now.
     pub async fn defer_ack(self: &Arc<Self>, held: Held) -> Result<()> {
-        let seq = self.pending.seq.fetch_add(1, Ordering::Relaxed) + 1;
-        let previous = self.pending.slot.lock().replace((seq, held));
-        if let Some((_, previous)) = previous {
-            self.ack_now(previous).await?;
+        let (epoch, first, full) = {
+            let mut slot = self.pending.slot.lock();
+            slot.1.push(held);
+            (slot.0, slot.1.len() == 1, slot.1.len() >= MAX_PENDING)
+        };
+        if full {
+            return self.flush_ack().await;
+        }
+        if !first {
+            return Ok(());
         }
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             let weak: Weak<SessionShared> = Arc::downgrade(self);
@@ -55,48 +69,57 @@ impl SessionShared {
                 };
                 let idle = {
                     let mut slot = session.pending.slot.lock();
-                    match &*slot {
-                        Some((s, _)) if *s == seq => slot.take().map(|(_, h)| h),
-                        _ => None,
+                    if slot.0 == epoch && !slot.1.is_empty() {
+                        slot.0 += 1;
+                        std::mem::take(&mut slot.1)
+                    } else {
+                        Vec::new()
                     }
                 };
-                if let Some(held) = idle {
-                    if session.conn.check().is_ok() {
-                        let _ = session.ack_now(held).await;
-                    }
+                if !idle.is_empty() && session.conn.check().is_ok() {
+                    let _ = session.ack_now(idle).await;
                 }
             });
         }
         Ok(())
     }
 
-    /// The pending acknowledgement a take on `root` carries into its script; one for another
-    /// destination is done now (a script touches one destination's keys).
-    pub async fn pending_for(&self, root: &str) -> Result<Option<Held>> {
-        let pending = {
-            let mut slot = self.pending.slot.lock();
-            match &*slot {
-                Some((_, held)) if held.root == root => return Ok(slot.take().map(|(_, h)| h)),
-                Some(_) => slot.take().map(|(_, h)| h),
-                None => None,
-            }
-        };
-        if let Some(held) = pending {
-            self.ack_now(held).await?;
+    /// The pending acknowledgements a take on `root` carries into its script; those of
+    /// other destinations are done now (a script touches one destination's keys).
+    pub async fn pending_for(&self, root: &str) -> Result<Vec<Held>> {
+        let pending = self.pending.take();
+        if pending.iter().all(|h| h.root == root) {
+            return Ok(pending);
         }
-        Ok(None)
+        let (here, elsewhere): (Vec<Held>, Vec<Held>) =
+            pending.into_iter().partition(|h| h.root == root);
+        self.ack_grouped(elsewhere).await?;
+        Ok(here)
     }
 
-    /// Acknowledges the pending message now, if any.
+    /// Acknowledges the pending messages now, if any.
     pub async fn flush_ack(&self) -> Result<()> {
-        match self.pending.take() {
-            Some(held) => self.ack_now(held).await,
-            None => Ok(()),
-        }
+        let pending = self.pending.take();
+        self.ack_grouped(pending).await
     }
 
-    async fn ack_now(&self, held: Held) -> Result<()> {
-        self.run_ops(&[], &[held], InDoubtOperation::Acknowledge, false)
+    /// Acknowledges messages, one script call per destination.
+    async fn ack_grouped(&self, mut held: Vec<Held>) -> Result<()> {
+        while let Some(first) = held.first() {
+            let root = first.root.clone();
+            let (here, rest): (Vec<Held>, Vec<Held>) =
+                held.into_iter().partition(|h| h.root == root);
+            self.ack_now(here).await?;
+            held = rest;
+        }
+        Ok(())
+    }
+
+    async fn ack_now(&self, held: Vec<Held>) -> Result<()> {
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.run_ops(&[], &held, InDoubtOperation::Acknowledge, false)
             .await
             .map(|_| ())
     }

@@ -784,6 +784,17 @@ impl Connection for RedisConnection {
             notify.notify_waiters();
         }
         let _wait = self.shared.delivering.write().await;
+        // What consumers took ahead of their receives goes back while deliveries are off.
+        let sessions: Vec<_> = self
+            .shared
+            .sessions
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for session in sessions {
+            session.return_prefetched().await?;
+        }
         Ok(())
     }
 

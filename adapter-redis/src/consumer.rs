@@ -1,10 +1,18 @@
 //! [`RedisConsumer`] and [`RedisBrowser`].
 //!
-//! A consumer holds nothing ahead of its receives (an exact prefetch of zero): each receive
-//! runs the take script, which marks the message in flight for this connection. With nothing
-//! to take it waits for the destination's notification, the due time of its next delayed
-//! message, the end of the connection, or its own timeout, whichever comes first, and takes
-//! again.
+//! A consumer without a prefetch holds nothing ahead of its receives: each receive runs the
+//! take script, which marks the message in flight for this connection. With nothing to take
+//! it waits for the destination's notification, the due time of its next delayed message,
+//! the end of the connection, or its own timeout, whichever comes first, and takes again.
+//!
+//! A consumer with a prefetch `n` (its own, or the URL's `prefetch`) takes up to `n`
+//! messages per script call (at most [`MAX_TAKE`]) and hands them over from a buffer, so a
+//! busy consumer pays one round trip per batch. Buffered messages are held in Redis by this
+//! connection like received ones, but not yet delivered: closing the consumer, and the
+//! session's `recover`, `rollback` and `close`, and the connection's `stop`, give them back
+//! uncounted (the next delivery is a first one, in order); a lost connection's go back as
+//! everything it held does (its lease lapses, or the loss is seen and they are returned).
+//! A buffered message that expires before it is handed over is dropped then.
 //!
 //! A consumer with a selector reads its destination's ready index in order, a page at a time,
 //! evaluates the selector with the api's evaluator on each message, and takes the first
@@ -35,6 +43,32 @@ use crate::session::{Held, SessionShared};
 
 /// How many ready messages a selector consumer or a browser reads per round trip.
 const PAGE: usize = 100;
+
+/// Most messages one take brings into a consumer's buffer, whatever its prefetch: one
+/// script call should not hold Redis for long.
+pub const MAX_TAKE: usize = 1000;
+
+/// One buffered take: a message and what its acknowledgement names, or the error of an
+/// entry that could not be decoded (already removed), handed over in its place.
+type Buffered = Result<(Message, Held)>;
+
+/// The messages a consumer took ahead of its receives, in delivery order; the session
+/// reaches it to give them back.
+#[derive(Default)]
+pub(crate) struct Prefetched {
+    items: Mutex<VecDeque<Buffered>>,
+}
+
+impl Prefetched {
+    /// Removes every buffered message, returning what to give back.
+    pub fn drain(&self) -> Vec<Held> {
+        self.items
+            .lock()
+            .drain(..)
+            .filter_map(|item| item.ok().map(|(_, held)| held))
+            .collect()
+    }
+}
 
 /// The topic subscription a consumer reads.
 #[derive(Debug, Clone)]
@@ -92,10 +126,10 @@ pub(crate) fn has_open_consumer(conn: &Shared, root: &str) -> bool {
     conn.consumers.lock().get(root).is_some_and(|n| *n > 0)
 }
 
-/// What one take found (short-lived, so the size of a message inline does not matter).
-#[allow(clippy::large_enum_variant)]
+/// What one take found.
 enum Taken {
-    Message(Message, Held),
+    /// At least one message (or undecodable entry), in delivery order.
+    Messages(VecDeque<Buffered>),
     /// Nothing now; the next delayed message is due then (ms), if any.
     Empty(Option<u64>),
 }
@@ -118,6 +152,10 @@ pub struct RedisConsumer {
     closed: AtomicBool,
     wake: Notify,
     receiving: tokio::sync::Mutex<()>,
+    /// How many messages a take may bring (1: no buffer).
+    batch: usize,
+    /// Messages taken ahead of receives.
+    buffer: Arc<Prefetched>,
 }
 
 impl RedisConsumer {
@@ -182,6 +220,16 @@ impl RedisConsumer {
             None => None,
         };
         *conn.consumers.lock().entry(root.clone()).or_default() += 1;
+        let prefetch = options.prefetch.or(conn.config.prefetch).unwrap_or(0) as usize;
+        let batch = if selector.is_some() {
+            1
+        } else {
+            prefetch.clamp(1, MAX_TAKE)
+        };
+        let buffer = Arc::new(Prefetched::default());
+        if batch > 1 {
+            session.add_prefetched(Arc::downgrade(&buffer));
+        }
         Ok(RedisConsumer {
             session,
             destination: destination.clone(),
@@ -196,6 +244,8 @@ impl RedisConsumer {
             closed: AtomicBool::new(false),
             wake: Notify::new(),
             receiving: tokio::sync::Mutex::new(()),
+            batch,
+            buffer,
         })
     }
 
@@ -208,8 +258,8 @@ impl RedisConsumer {
         let conn = self.conn();
         let (max, dlq) = conn.dead_letter(&self.root);
         let (Some(selector), Some(source)) = (&self.selector, &self.lua) else {
-            let ack = self.session.pending_for(&self.root).await?;
-            return self.take_id(max, &dlq, "", ack).await;
+            let acks = self.session.pending_for(&self.root).await?;
+            return self.take_id(max, &dlq, "", acks, self.batch).await;
         };
         self.session.flush_ack().await?;
         let mut after = "-inf".to_string();
@@ -246,8 +296,10 @@ impl RedisConsumer {
             after = args::text(score)?;
             let message = Message::decode(args::bytes(encoded)?)?;
             if selector.matches(&message) {
-                if let Taken::Message(m, held) = self.take_id(max, &dlq, &id, None).await? {
-                    return Ok(Taken::Message(m, held));
+                if let taken @ Taken::Messages(_) =
+                    self.take_id(max, &dlq, &id, Vec::new(), 1).await?
+                {
+                    return Ok(taken);
                 }
             } else if self.joined.is_some() {
                 conn.eval(
@@ -260,11 +312,17 @@ impl RedisConsumer {
         }
     }
 
-    /// Takes the first ready message (or the one `want` names), first acknowledging `ack`
-    /// (a held message of this destination) in the same script.
-    async fn take_id(&self, max: u32, dlq: &str, want: &str, ack: Option<Held>) -> Result<Taken> {
+    /// Takes up to `n` ready messages (or the one `want` names), first acknowledging `acks`
+    /// (held messages of this destination) in the same script.
+    async fn take_id(
+        &self,
+        max: u32,
+        dlq: &str,
+        want: &str,
+        acks: Vec<Held>,
+        n: usize,
+    ) -> Result<Taken> {
         let conn = self.conn();
-        let (ack_base, ack_id) = ack.map_or((String::new(), String::new()), |h| (h.base, h.id));
         let reply = args::array(
             conn.eval(
                 &self.root,
@@ -276,8 +334,8 @@ impl RedisConsumer {
                     .add(max)
                     .add(dlq)
                     .add(want)
-                    .add(ack_base)
-                    .add(ack_id)
+                    .add(n)
+                    .extend(acks.into_iter().flat_map(|h| [h.base, h.id]))
                     .0,
                 None,
             )
@@ -286,38 +344,98 @@ impl RedisConsumer {
         self.taken(reply).await
     }
 
-    /// Reads a take reply: {1, id, encoded, count} or {0, next due}.
+    /// Reads a take reply: {1, [id, encoded, count]+} or {0, next due}.
     async fn taken(&self, reply: Vec<redis::Value>) -> Result<Taken> {
         if reply.first().map(args::int).transpose()? != Some(1) {
             let due = reply.get(1).map(args::int).transpose()?.unwrap_or(-1);
             return Ok(Taken::Empty(u64::try_from(due).ok()));
         }
-        let (Some(id), Some(encoded), Some(count)) = (reply.get(1), reply.get(2), reply.get(3))
-        else {
-            return Err(Error::protocol("a take reply without its message"));
-        };
-        let id = args::text(id)?;
-        let count = args::int(count)?;
-        let held = Held {
-            root: self.root.clone(),
-            base: self.base.clone(),
-            id,
-        };
-        let mut message = match Message::decode(args::bytes(encoded)?) {
-            Ok(m) => m,
-            Err(e) => {
-                // An undecodable entry is removed rather than blocking the destination.
-                self.session
-                    .commit_ops(&[], &[held], InDoubtOperation::Acknowledge)
-                    .await?;
+        let entries = &reply[1..];
+        if entries.is_empty() || !entries.len().is_multiple_of(3) {
+            return Err(Error::protocol("a take reply without its messages"));
+        }
+        let mut out = VecDeque::with_capacity(entries.len() / 3);
+        let mut undecodable = Vec::new();
+        for entry in entries.chunks(3) {
+            let [id, encoded, count] = entry else {
+                return Err(Error::protocol("a take reply of the wrong length"));
+            };
+            let held = Held {
+                root: self.root.clone(),
+                base: self.base.clone(),
+                id: args::text(id)?,
+            };
+            let count = args::int(count)?;
+            match Message::decode(args::bytes(encoded)?) {
+                Ok(mut message) => {
+                    let header = spi::header_mut(&mut message);
+                    header.delivery_count = u32::try_from(count).unwrap_or(u32::MAX).max(1);
+                    header.redelivered = count > 1;
+                    spi::mark_received(&mut message);
+                    out.push_back(Ok((message, held)));
+                }
+                Err(e) => {
+                    // An undecodable entry is removed rather than blocking the destination;
+                    // its receive reports why.
+                    undecodable.push(held);
+                    out.push_back(Err(e));
+                }
+            }
+        }
+        if !undecodable.is_empty() {
+            if let Err(e) = self
+                .session
+                .commit_ops(&[], &undecodable, InDoubtOperation::Acknowledge)
+                .await
+            {
+                let good: Vec<Held> = out
+                    .into_iter()
+                    .filter_map(|i| i.ok().map(|(_, h)| h))
+                    .collect();
+                let _ = self.session.release_undelivered(good).await;
                 return Err(e);
             }
-        };
-        let header = spi::header_mut(&mut message);
-        header.delivery_count = u32::try_from(count).unwrap_or(u32::MAX).max(1);
-        header.redelivered = count > 1;
-        spi::mark_received(&mut message);
-        Ok(Taken::Message(message, held))
+        }
+        Ok(Taken::Messages(out))
+    }
+
+    /// The first of a take's messages; the rest go to the buffer.
+    fn first_of(&self, mut taken: VecDeque<Buffered>) -> Option<Buffered> {
+        let first = taken.pop_front();
+        if !taken.is_empty() {
+            self.buffer.items.lock().extend(taken);
+        }
+        first
+    }
+
+    /// The next buffered message still to hand over; expired ones are dropped on the way.
+    async fn next_buffered(&self) -> Result<Option<Buffered>> {
+        loop {
+            let Some(item) = self.buffer.items.lock().pop_front() else {
+                return Ok(None);
+            };
+            let expired = matches!(&item, Ok((m, _)) if {
+                let expiration = m.header().expiration;
+                expiration > 0 && expiration <= self.conn().now()
+            });
+            match item {
+                Ok((_, held)) if expired => {
+                    self.session
+                        .commit_ops(&[], &[held], InDoubtOperation::Acknowledge)
+                        .await?;
+                }
+                item => return Ok(Some(item)),
+            }
+        }
+    }
+
+    /// Gives back what the buffer holds.
+    async fn return_buffer(&self) -> Result<()> {
+        let held = self.buffer.drain();
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.session.release_undelivered(held).await
     }
 
     /// Settles a message about to be handed to the application: acknowledged now in the
@@ -386,8 +504,15 @@ impl RedisConsumer {
             if conn.started() {
                 let guard = conn.delivering.read().await;
                 if conn.started() && !self.is_closed() {
+                    if let Some(item) = self.next_buffered().await? {
+                        return item.map(Some);
+                    }
                     match self.take().await? {
-                        Taken::Message(m, held) => return Ok(Some((m, held))),
+                        Taken::Messages(taken) => {
+                            if let Some(item) = self.first_of(taken) {
+                                return item.map(Some);
+                            }
+                        }
                         Taken::Empty(due) => next_due = due,
                     }
                 }
@@ -425,8 +550,10 @@ impl RedisConsumer {
                 // One last look, as a receive that timed out at the moment a message came.
                 if conn.started() && !self.is_closed() {
                     let _guard = conn.delivering.read().await;
-                    if let Taken::Message(m, held) = self.take().await? {
-                        return Ok(Some((m, held)));
+                    if let Taken::Messages(taken) = self.take().await? {
+                        if let Some(item) = self.first_of(taken) {
+                            return item.map(Some);
+                        }
                     }
                 }
                 return Ok(None);
@@ -441,6 +568,7 @@ impl RedisConsumer {
         self.wake.notify_waiters();
         if self.session.conn.check().is_ok() {
             self.session.flush_ack().await?;
+            self.return_buffer().await?;
         }
         let conn = self.session.conn.clone();
         if let Some(n) = conn.consumers.lock().get_mut(&self.root) {
@@ -540,6 +668,8 @@ impl Consumer for RedisConsumer {
                 Ok(Some(body))
             }
             Err(e) => {
+                // It comes next: what the buffer holds after it goes back too.
+                self.return_buffer().await?;
                 self.session.release(vec![held]).await?;
                 Err(e)
             }
@@ -560,6 +690,7 @@ impl Consumer for RedisConsumer {
             Box::new(Settlement {
                 session: self.session.clone(),
                 held: Some(held),
+                buffer: self.buffer.clone(),
             }),
         )))
     }
@@ -583,6 +714,17 @@ impl Drop for RedisConsumer {
         if let Some(n) = conn.consumers.lock().get_mut(&self.root) {
             *n = n.saturating_sub(1);
         }
+        let buffered = self.buffer.drain();
+        if !buffered.is_empty() {
+            let session = self.session.clone();
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    if session.conn.check().is_ok() {
+                        let _ = session.release_undelivered(buffered).await;
+                    }
+                });
+            }
+        }
         if let Some(joined) = self.joined.clone() {
             conn.joined.lock().retain(|j| j.token != joined.token);
             if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -601,6 +743,9 @@ impl Drop for RedisConsumer {
 struct Settlement {
     session: Arc<SessionShared>,
     held: Option<Held>,
+    /// The consumer's buffer: a redelivered message comes next, so what the buffer holds
+    /// goes back with it.
+    buffer: Arc<Prefetched>,
 }
 
 impl Settle for Settlement {
@@ -626,8 +771,12 @@ impl Settle for Settlement {
     fn redeliver(mut self: Box<Self>) {
         let Some(held) = self.held.take() else { return };
         let session = self.session.clone();
+        let buffered = self.buffer.drain();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
+                if !buffered.is_empty() {
+                    let _ = session.release_undelivered(buffered).await;
+                }
                 let _ = session.release(vec![held]).await;
             });
         }

@@ -30,8 +30,20 @@ local function ix_key(base, name, raw)
   return base .. ':x:' .. name .. ':' .. raw
 end
 
+-- The indexed property names of a base, read once per script run (only the separate
+-- 'index' operation adds names).
+local ix_names_of = {}
+local function ix_names(base)
+  local names = ix_names_of[base]
+  if not names then
+    names = redis.call('SMEMBERS', base .. ':ix')
+    ix_names_of[base] = names
+  end
+  return names
+end
+
 local function ix_add(root, base, id, s)
-  local names = redis.call('SMEMBERS', base .. ':ix')
+  local names = ix_names(base)
   if #names == 0 then return end
   local m = root .. ':m:' .. id
   for _, name in ipairs(names) do
@@ -45,7 +57,7 @@ local function ix_add(root, base, id, s)
 end
 
 local function ix_del(root, base, id)
-  local names = redis.call('SMEMBERS', base .. ':ix')
+  local names = ix_names(base)
   if #names == 0 then return end
   local m = root .. ':m:' .. id
   for _, name in ipairs(names) do
@@ -202,7 +214,6 @@ local function publish(root, kind, enc, prio, exp, due, now, tag, fields)
       end
     end
   end
-  notify_waiting(root)
 end
 
 -- Marks a ready message in flight for a connection and returns it.
@@ -333,32 +344,83 @@ local function ack(root, base, conn, id)
   end
 end
 
-local function take(root, base, conn, now, lease, max, dlq, want)
-  recover_dead(root, base, max, dlq)
-  move_due(root, base, now)
-  while true do
-    local id
-    if want ~= '' then
-      if redis.call('ZREM', base .. ':r', want) == 0 then return nothing(root, base) end
-      id = want
-    else
-      local top = redis.call('ZPOPMIN', base .. ':r')
-      if #top == 0 then return nothing(root, base) end
-      id = top[1]
+-- Acknowledges {root, base, id} triples this connection holds (skipping those no longer
+-- held): one membership check, removal and delete per base instead of per message.
+local function ack_all(conn, acks)
+  local groups, order = {}, {}
+  for _, a in ipairs(acks) do
+    local key = a[1] .. '\0' .. a[2]
+    local g = groups[key]
+    if not g then
+      g = {a[1], a[2], {}}
+      groups[key] = g
+      order[#order + 1] = g
     end
-    local m = root .. ':m:' .. id
-    local f = redis.call('HMGET', m, 'e', 'x')
-    if f[1] then
-      local exp = num(f[2])
-      if exp > 0 and exp <= now then
-        ix_del(root, base, id)
-        redis.call('DEL', m)
+    g[3][#g[3] + 1] = a[3]
+  end
+  for _, g in ipairs(order) do
+    local root, held, ids = g[1], g[2] .. ':h:' .. conn, g[3]
+    -- In chunks: unpack has a limit.
+    for from = 1, #ids, 500 do
+      local chunk = {unpack(ids, from, math.min(from + 499, #ids))}
+      if #chunk == 1 then
+        ack(root, g[2], conn, chunk[1])
       else
-        return claim(root, base, conn, lease, id, m, f[1], true)
+        local here = redis.call('SMISMEMBER', held, unpack(chunk))
+        local gone, msgs = {}, {}
+        for k = 1, #chunk do
+          if here[k] == 1 then
+            gone[#gone + 1] = chunk[k]
+            msgs[#msgs + 1] = root .. ':m:' .. chunk[k]
+          end
+        end
+        if #gone > 0 then
+          redis.call('SREM', held, unpack(gone))
+          redis.call('DEL', unpack(msgs))
+        end
       end
     end
-    if want ~= '' then return nothing(root, base) end
   end
+end
+
+-- Takes the first ready message (or the one `want` names); with `want` empty, up to `n`
+-- of them: {1, id, enc, count, id, enc, count, ...}, or nothing().
+local function take(root, base, conn, now, lease, max, dlq, want, n)
+  recover_dead(root, base, max, dlq)
+  move_due(root, base, now)
+  local out = {1}
+  local taken = 0
+  while taken < n do
+    local ids = {}
+    if want ~= '' then
+      if redis.call('ZREM', base .. ':r', want) == 0 then break end
+      ids[1] = want
+    else
+      local top = redis.call('ZPOPMIN', base .. ':r', n - taken)
+      if #top == 0 then break end
+      for k = 1, #top, 2 do ids[#ids + 1] = top[k] end
+    end
+    for _, id in ipairs(ids) do
+      local m = root .. ':m:' .. id
+      local f = redis.call('HMGET', m, 'e', 'x')
+      if f[1] then
+        local exp = num(f[2])
+        if exp > 0 and exp <= now then
+          ix_del(root, base, id)
+          redis.call('DEL', m)
+        else
+          local c = claim(root, base, conn, lease, id, m, f[1], true)
+          out[#out + 1] = c[2]
+          out[#out + 1] = c[3]
+          out[#out + 1] = c[4]
+          taken = taken + 1
+        end
+      end
+    end
+    if want ~= '' then break end
+  end
+  if taken == 0 then return nothing(root, base) end
+  return out
 end
 
 local R = KEYS[1]
@@ -387,21 +449,31 @@ if op == 'commit' then
       return {0, ARGV[j + 2]}
     end
   end
+  local notified = {}
   for k = 1, nsends do
     local j, fields = sends[k][1], sends[k][2]
     publish(ARGV[j], ARGV[j + 1], ARGV[j + 2], tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4]),
       tonumber(ARGV[j + 5]), now, tag, fields)
+    notified[ARGV[j]] = true
   end
+  -- Waiting consumers are woken once per destination, after all its sends.
+  for root in pairs(notified) do notify_waiting(root) end
+  local acks = {}
   for k = 0, nacks - 1 do
     local j = i + k * 3
-    ack(ARGV[j], ARGV[j + 1], conn, ARGV[j + 2])
+    acks[#acks + 1] = {ARGV[j], ARGV[j + 1], ARGV[j + 2]}
   end
+  ack_all(conn, acks)
   return {1}
 elseif op == 'take' then
-  -- base, conn, now, lease, max, dlq, want, [ack base, ack id]: first acknowledges the
-  -- previous auto-acknowledged message of the session (same destination), then takes
-  if ARGV[10] and ARGV[10] ~= '' then ack(R, ARGV[9], ARGV[3], ARGV[10]) end
-  return take(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8])
+  -- base, conn, now, lease, max, dlq, want, n, [ack base, ack id]*: first acknowledges the
+  -- session's auto-acknowledged messages of this destination not acknowledged yet, then
+  -- takes up to n (a consumer's prefetch)
+  local acks = {}
+  for k = 10, #ARGV - 1, 2 do acks[#acks + 1] = {R, ARGV[k], ARGV[k + 1]} end
+  ack_all(ARGV[3], acks)
+  return take(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8],
+    tonumber(ARGV[9]))
 elseif op == 'take_matching' then
   K = selector_runtime()
   -- base, conn, now, lease, max, dlq, source, after, drop, name, typed values...: the
@@ -444,10 +516,16 @@ elseif op == 'evaluate' then
   if res == true then return 1 elseif res == false then return 0 end
   return -1
 elseif op == 'release' then
-  -- base, conn, max, dlq, ids...
+  -- base, conn, max, dlq, undelivered, ids...: undelivered '1' gives back messages a consumer
+  -- took ahead (prefetched) and never handed over: their delivery is not counted
   local base, conn, max, dlq = ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5]
-  for k = 6, #ARGV do
+  local undelivered = ARGV[6] == '1'
+  for k = 7, #ARGV do
     if redis.call('SREM', base .. ':h:' .. conn, ARGV[k]) == 1 then
+      local m = R .. ':m:' .. ARGV[k]
+      if undelivered and redis.call('HEXISTS', m, 'c') == 1 then
+        redis.call('HINCRBY', m, 'c', -1)
+      end
       requeue(R, base, ARGV[k], max, dlq)
     end
   end

@@ -26,6 +26,8 @@ pub(crate) struct Config {
     pub required: u8,
     pub dead_letter_queue: Option<String>,
     pub max_attempts: u32,
+    /// The URL's `prefetch`: the prefetch of consumers that set none.
+    pub prefetch: Option<u32>,
 }
 
 impl Config {
@@ -117,6 +119,7 @@ impl RedisFactory {
                 required,
                 dead_letter_queue,
                 max_attempts,
+                prefetch: o.prefetch,
             },
             live: Mutex::new(Vec::new()),
             learnt: Mutex::new(None),

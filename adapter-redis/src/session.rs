@@ -50,6 +50,10 @@ pub(crate) struct SessionShared {
     pub sends: Mutex<Vec<Outgoing>>,
     /// The automatic modes' deferred acknowledgement (see `auto_ack.rs`).
     pub pending: crate::auto_ack::PendingAck,
+    /// The writer queues of this session's producers' pipelined sends (see `producer.rs`).
+    pipelines: Mutex<Vec<tokio::sync::mpsc::WeakSender<crate::producer::Queued>>>,
+    /// The buffers of this session's consumers with a prefetch (see `consumer.rs`).
+    prefetched: Mutex<Vec<std::sync::Weak<crate::consumer::Prefetched>>>,
     closed: AtomicBool,
 }
 
@@ -125,6 +129,16 @@ impl SessionShared {
 
     /// Gives messages back to their destinations (redelivered next time).
     pub async fn release(&self, held: Vec<Held>) -> Result<()> {
+        self.give_back(held, false).await
+    }
+
+    /// Gives back messages a consumer took ahead of its receives and never handed over:
+    /// their delivery is not counted, so they come again as first deliveries.
+    pub async fn release_undelivered(&self, held: Vec<Held>) -> Result<()> {
+        self.give_back(held, true).await
+    }
+
+    async fn give_back(&self, held: Vec<Held>, undelivered: bool) -> Result<()> {
         let mut groups: Vec<(String, String, Vec<String>)> = Vec::new();
         for h in held {
             match groups.iter_mut().find(|g| g.0 == h.root && g.1 == h.base) {
@@ -138,7 +152,8 @@ impl SessionShared {
                 .add(&base)
                 .add(&self.conn.id)
                 .add(max)
-                .add(&dlq);
+                .add(&dlq)
+                .add(u8::from(undelivered));
             for id in ids {
                 a.push(id);
             }
@@ -147,8 +162,54 @@ impl SessionShared {
         Ok(())
     }
 
-    /// Gives back what is held and drops buffered sends.
+    /// Records a consumer's buffer, so that recover, rollback, close and stop empty it.
+    pub fn add_prefetched(&self, buffer: std::sync::Weak<crate::consumer::Prefetched>) {
+        let mut buffers = self.prefetched.lock();
+        buffers.retain(|b| b.strong_count() > 0);
+        buffers.push(buffer);
+    }
+
+    /// Gives back, uncounted, what this session's consumers took ahead of their receives.
+    pub async fn return_prefetched(&self) -> Result<()> {
+        let held: Vec<Held> = self
+            .prefetched
+            .lock()
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .flat_map(|b| b.drain())
+            .collect();
+        if held.is_empty() {
+            return Ok(());
+        }
+        self.release_undelivered(held).await
+    }
+
+    /// Records a producer's writer queue, so that closing waits for its sends.
+    pub fn add_pipeline(&self, pipeline: tokio::sync::mpsc::WeakSender<crate::producer::Queued>) {
+        let mut pipelines = self.pipelines.lock();
+        pipelines.retain(|p| p.strong_count() > 0);
+        pipelines.push(pipeline);
+    }
+
+    /// Waits until every pipelined send of the session's producers has its outcome.
+    pub async fn flush_pipelines(&self) {
+        let live: Vec<_> = self
+            .pipelines
+            .lock()
+            .iter()
+            .filter_map(|p| p.upgrade())
+            .collect();
+        for pipeline in live {
+            crate::producer::flush_pipeline(&pipeline).await;
+        }
+    }
+
+    /// Waits for pipelined sends, gives back what is held and drops buffered sends.
     pub async fn close(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.flush_pipelines().await;
         if self.closed.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
@@ -157,6 +218,7 @@ impl SessionShared {
             return Ok(());
         }
         self.flush_ack().await?;
+        self.return_prefetched().await?;
         let held = std::mem::take(&mut *self.held.lock());
         if held.is_empty() {
             return Ok(());
@@ -178,6 +240,8 @@ impl RedisSession {
             held: Mutex::new(Vec::new()),
             sends: Mutex::new(Vec::new()),
             pending: Default::default(),
+            pipelines: Mutex::new(Vec::new()),
+            prefetched: Mutex::new(Vec::new()),
             closed: AtomicBool::new(false),
         });
         shared.conn.add_session(&shared);
@@ -474,6 +538,7 @@ impl Session for RedisSession {
             return Err(Error::illegal_state("rollback needs a transacted session"));
         }
         self.shared.sends.lock().clear();
+        self.shared.return_prefetched().await?;
         let held = std::mem::take(&mut *self.shared.held.lock());
         self.shared.release(held).await
     }
@@ -486,6 +551,7 @@ impl Session for RedisSession {
             ));
         }
         self.shared.flush_ack().await?;
+        self.shared.return_prefetched().await?;
         let held = std::mem::take(&mut *self.shared.held.lock());
         self.shared.release(held).await
     }

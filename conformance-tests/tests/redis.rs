@@ -13,6 +13,14 @@ fn server() -> String {
     std::env::var("COURIER_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/0".into())
 }
 
+/// More Courier URL options for every case, from `COURIER_REDIS_OPTIONS`
+/// (`COURIER_REDIS_OPTIONS=prefetch=50` runs the suite with consumers that buffer).
+fn options() -> String {
+    std::env::var("COURIER_REDIS_OPTIONS")
+        .map(|o| format!("&{o}"))
+        .unwrap_or_default()
+}
+
 /// One case's view of the server: its namespace, and a dead-letter queue inside it.
 struct RedisHarness {
     factory: Arc<RedisFactory>,
@@ -23,9 +31,10 @@ impl RedisHarness {
     fn new() -> Self {
         let namespace = Namespace::new();
         let url = format!(
-            "{}?max_delivery_attempts=3&dead_letter_queue={}_DLQ",
+            "{}?max_delivery_attempts=3&dead_letter_queue={}_DLQ{}",
             server(),
-            namespace.as_str()
+            namespace.as_str(),
+            options()
         );
         RedisHarness {
             factory: Arc::new(courier_redis::factory_for(&url).expect("a valid URL")),
