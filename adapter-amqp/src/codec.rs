@@ -9,6 +9,10 @@
 //! `expiration` (the time to live left, in ms), message id, correlation id, type and
 //! `reply-to` (the destination's text form).
 //!
+//! An expiration of 0 (never) is left out, and so is the sending connection's tag
+//! (`x-courier-connection`, for no-local) on messages sent to a queue: fewer entries for
+//! RabbitMQ and every consumer to parse.
+//!
 //! Keys starting with `x-` are RabbitMQ's (`x-delivery-count`, `x-death`) or this adapter's
 //! (`x-courier-…`) and are never properties; entries of types no property has (a foreign
 //! publisher's decimals, tables, arrays) are skipped on receipt.
@@ -84,9 +88,20 @@ pub(crate) fn encode(
     if let Some(t) = &parts.message_type {
         table.insert("JMSType".into(), text(t));
     }
-    table.insert("JMSExpiration".into(), long(parts.expiration));
+    // Left out when it says nothing (each entry is parsed by RabbitMQ and every consumer): no
+    // expiration reads back as 0, and the sender's tag only matters to no-local topic
+    // subscribers.
+    if parts.expiration != 0 {
+        table.insert("JMSExpiration".into(), long(parts.expiration));
+    }
     table.insert("JMSDeliveryTime".into(), long(parts.delivery_time));
-    table.insert(CONNECTION_KEY.into(), text(connection));
+    if !parts
+        .destination
+        .as_ref()
+        .is_some_and(Destination::is_queue)
+    {
+        table.insert(CONNECTION_KEY.into(), text(connection));
+    }
     if let Some(kind) = parts.body_kind {
         table.insert(KIND_KEY.into(), text(kind.as_str()));
         if parts.body.is_none() {
