@@ -317,6 +317,32 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_message_leaves_out_the_sender_tag_and_a_zero_expiration() {
+        for (destination, tagged) in [
+            (Destination::queue("q"), false),
+            (Destination::topic("t"), true),
+        ] {
+            let mut parts = Message::text("x").to_parts();
+            parts.destination = Some(destination.clone());
+            parts.timestamp = 1_000;
+            parts.delivery_time = 1_000;
+            let m = Message::from_parts(parts).unwrap();
+            let (properties, body) = encode(&m, "conn-1", 1_000).unwrap();
+            let headers = properties.headers().clone().unwrap();
+            assert!(!headers.contains_key("JMSExpiration"), "{destination}");
+            assert_eq!(
+                headers.contains_key(CONNECTION_KEY),
+                tagged,
+                "{destination}"
+            );
+            let back = decode(&properties, body.to_vec()).unwrap();
+            assert_eq!(back.connection.is_some(), tagged);
+            assert_eq!(back.message.expiration(), 0);
+            assert_eq!(back.message.encode(), m.encode());
+        }
+    }
+
+    #[test]
     fn cleared_text_is_not_an_empty_text() {
         let mut m = Message::text("x");
         m.clear_body();
