@@ -9,6 +9,10 @@
 //! `expiration` (the time to live left, in ms), message id, correlation id, type and
 //! `reply-to` (the destination's text form).
 //!
+//! An expiration of 0 (never) is left out, and so is the sending connection's tag
+//! (`x-courier-connection`, for no-local) on messages sent to a queue: fewer entries for
+//! RabbitMQ and every consumer to parse.
+//!
 //! Keys starting with `x-` are RabbitMQ's (`x-delivery-count`, `x-death`) or this adapter's
 //! (`x-courier-…`) and are never properties; entries of types no property has (a foreign
 //! publisher's decimals, tables, arrays) are skipped on receipt.
@@ -84,9 +88,20 @@ pub(crate) fn encode(
     if let Some(t) = &parts.message_type {
         table.insert("JMSType".into(), text(t));
     }
-    table.insert("JMSExpiration".into(), long(parts.expiration));
+    // Left out when it says nothing (each entry is parsed by RabbitMQ and every consumer): no
+    // expiration reads back as 0, and the sender's tag only matters to no-local topic
+    // subscribers.
+    if parts.expiration != 0 {
+        table.insert("JMSExpiration".into(), long(parts.expiration));
+    }
     table.insert("JMSDeliveryTime".into(), long(parts.delivery_time));
-    table.insert(CONNECTION_KEY.into(), text(connection));
+    if !parts
+        .destination
+        .as_ref()
+        .is_some_and(Destination::is_queue)
+    {
+        table.insert(CONNECTION_KEY.into(), text(connection));
+    }
     if let Some(kind) = parts.body_kind {
         table.insert(KIND_KEY.into(), text(kind.as_str()));
         if parts.body.is_none() {
@@ -297,6 +312,32 @@ mod tests {
             let back = decode(&properties, body.to_vec()).unwrap();
             assert_eq!(back.connection.as_deref(), Some("conn-1"));
             // Compared encoded: bit for bit, NaN payloads included.
+            assert_eq!(back.message.encode(), m.encode());
+        }
+    }
+
+    #[test]
+    fn a_queue_message_leaves_out_the_sender_tag_and_a_zero_expiration() {
+        for (destination, tagged) in [
+            (Destination::queue("q"), false),
+            (Destination::topic("t"), true),
+        ] {
+            let mut parts = Message::text("x").to_parts();
+            parts.destination = Some(destination.clone());
+            parts.timestamp = 1_000;
+            parts.delivery_time = 1_000;
+            let m = Message::from_parts(parts).unwrap();
+            let (properties, body) = encode(&m, "conn-1", 1_000).unwrap();
+            let headers = properties.headers().clone().unwrap();
+            assert!(!headers.contains_key("JMSExpiration"), "{destination}");
+            assert_eq!(
+                headers.contains_key(CONNECTION_KEY),
+                tagged,
+                "{destination}"
+            );
+            let back = decode(&properties, body.to_vec()).unwrap();
+            assert_eq!(back.connection.is_some(), tagged);
+            assert_eq!(back.message.expiration(), 0);
             assert_eq!(back.message.encode(), m.encode());
         }
     }

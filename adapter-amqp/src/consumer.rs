@@ -274,6 +274,11 @@ impl ConsumerCore {
         Ok(())
     }
 
+    /// Whether neither the consumer nor its session is closed.
+    fn is_open(&self) -> bool {
+        !*self.closed.borrow() && !*self.session.closed.borrow()
+    }
+
     /// Resolves when the consumer or its session is closed.
     async fn closed_signal(&self) {
         let mut mine = self.closed.subscribe();
@@ -327,9 +332,13 @@ impl ConsumerCore {
     ) -> Result<Option<Held>> {
         self.check()?;
         let link = self.session.link.clone();
-        let mut feed = tokio::select! {
-            feed = self.feed.lock() => feed,
-            () = self.closed_signal() => return Ok(None),
+        // Uncontended (one receive at a time, the usual case): no wait to set up.
+        let mut feed = match self.feed.try_lock() {
+            Ok(feed) => feed,
+            Err(_) => tokio::select! {
+                feed = self.feed.lock() => feed,
+                () = self.closed_signal() => return Ok(None),
+            },
         };
         let mut guard = CancelGuard {
             core: self.clone(),
@@ -396,11 +405,22 @@ impl ConsumerCore {
                         continue;
                     }
                     let wait_until = if no_wait { grace } else { deadline };
-                    let next = tokio::select! {
-                        item = stream.next() => item,
-                        () = sleep_until(wait_until) => break Ok(None),
-                        () = self.closed_signal() => break Ok(None),
-                        error = link.ended() => break end(error),
+                    // A delivery already buffered (a busy queue, the usual case under load)
+                    // is taken without setting up the wait, while the consumer and its
+                    // session are open (the connection's loss ends the stream itself).
+                    let buffered = if self.is_open() {
+                        stream.next().now_or_never()
+                    } else {
+                        None
+                    };
+                    let next = match buffered {
+                        Some(item) => item,
+                        None => tokio::select! {
+                            item = stream.next() => item,
+                            () = sleep_until(wait_until) => break Ok(None),
+                            () = self.closed_signal() => break Ok(None),
+                            error = link.ended() => break end(error),
+                        },
                     };
                     match next {
                         Some(Ok(d)) => d,
@@ -522,7 +542,7 @@ impl ConsumerCore {
             if session.mode == SessionMode::Transacted {
                 session.hand(handed);
             } else {
-                session.ack(tag, epoch).await?;
+                session.ack(tag, epoch)?;
             }
             return Ok(None);
         }
@@ -543,7 +563,7 @@ impl ConsumerCore {
     async fn settle_received(&self, handed: Handed) -> Result<()> {
         match self.session.mode {
             SessionMode::AutoAcknowledge | SessionMode::DupsOkAcknowledge => {
-                self.session.ack(handed.tag, handed.epoch).await
+                self.session.ack(handed.tag, handed.epoch)
             }
             SessionMode::ClientAcknowledge | SessionMode::Transacted => {
                 self.session.hand(handed);

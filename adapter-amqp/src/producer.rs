@@ -22,6 +22,7 @@ use lapin::{Confirmation, PublisherConfirm};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::task::Poll;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::codec::{self, short};
@@ -80,11 +81,7 @@ impl AmqpProducer {
                 match next {
                     Waiting::Send(send) => {
                         let (confirm, epoch, message, completion) = *send;
-                        let name = message
-                            .destination()
-                            .map(ToString::to_string)
-                            .unwrap_or_default();
-                        let outcome = confirmed(&link, name, confirm, epoch)
+                        let outcome = confirmed(&link, &message, confirm, epoch)
                             .await
                             .map(|()| message);
                         completion.complete(outcome);
@@ -206,27 +203,36 @@ impl AmqpProducer {
     }
 }
 
-/// Waits for `confirm`, bounded by the connection's end and the request timeout.
+/// Waits for `confirm` of `message`, bounded by the connection's end and the request timeout.
 async fn confirmed(
     link: &Link,
-    destination: String,
+    message: &Message,
     confirm: PublisherConfirm,
     epoch: u64,
 ) -> Result<()> {
     let in_doubt = |reason: String| Error::in_doubt(InDoubtOperation::Send, reason);
-    let outcome = tokio::select! {
-        outcome = confirm => outcome,
-        error = link.epoch_ended(epoch) => {
-            return Err(in_doubt(format!("the connection ended before RabbitMQ confirmed the send: {error}")))
-        }
-        () = tokio::time::sleep(link.request_timeout) => {
-            return Err(in_doubt("RabbitMQ did not confirm the send in time".into()))
-        }
+    let mut confirm = std::pin::pin!(confirm);
+    // Pipelined sends mostly find their confirm arrived already (RabbitMQ confirms many at
+    // once): taken without setting up the wait and its timer.
+    let outcome = match futures::poll!(confirm.as_mut()) {
+        Poll::Ready(outcome) => outcome,
+        Poll::Pending => tokio::select! {
+            outcome = confirm => outcome,
+            error = link.epoch_ended(epoch) => {
+                return Err(in_doubt(format!("the connection ended before RabbitMQ confirmed the send: {error}")))
+            }
+            () = tokio::time::sleep(link.request_timeout) => {
+                return Err(in_doubt("RabbitMQ did not confirm the send in time".into()))
+            }
+        },
     };
     match outcome {
         Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => Ok(()),
         Ok(Confirmation::Ack(Some(_returned))) => Err(Error::invalid_destination(
-            destination,
+            message
+                .destination()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
             "RabbitMQ could not route the message (the queue does not exist)",
         )),
         Ok(Confirmation::Nack(_)) => Err(Error::ResourceLimit(
@@ -264,13 +270,7 @@ impl Producer for AmqpProducer {
         let confirm = self.publish(destination, message, options).await?;
         match confirm {
             None => Ok(()),
-            Some((confirm, epoch)) => {
-                let name = message
-                    .destination()
-                    .map(ToString::to_string)
-                    .unwrap_or_default();
-                confirmed(&self.session.link, name, confirm, epoch).await
-            }
+            Some((confirm, epoch)) => confirmed(&self.session.link, message, confirm, epoch).await,
         }
     }
 

@@ -19,6 +19,7 @@ use courier_api::{
     Browser, Capabilities, Consumer, ConsumerOptions, Destination, DestinationKind, Error,
     Producer, Result, Selector, Session, SessionMode,
 };
+use futures::FutureExt;
 use lapin::options::{
     BasicAckOptions, BasicNackOptions, BasicRecoverOptions, ConfirmSelectOptions,
     ExchangeBindOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
@@ -219,22 +220,37 @@ impl SessionCore {
         self.unsettled.lock().release.push((tag, epoch));
     }
 
-    /// Acknowledges one delivery (of the channel of `epoch`) now. One of a lost channel
-    /// cannot be: RabbitMQ gave it back, and it comes again.
-    pub async fn ack(&self, tag: u64, epoch: u64) -> Result<()> {
+    /// Acknowledges one delivery (of the channel of `epoch`): queues its `basic.ack` on the
+    /// channel and returns. One of a lost channel cannot be: RabbitMQ gave it back, and it
+    /// comes again.
+    ///
+    /// Not awaited: `basic.ack` has no answer, and lapin's promise for it only says the frame
+    /// reached the socket, which tells RabbitMQ nothing more. What matters holds without the
+    /// wait: method frames leave in the order they were queued, so a later close, `basic.qos`,
+    /// `basic.recover` or `tx.commit` on the channel (the round trips that confirm the acks
+    /// were processed) follows it. Awaiting the write cost a hand-off to lapin's I/O thread
+    /// and back per received message.
+    pub fn ack(&self, tag: u64, epoch: u64) -> Result<()> {
         if epoch != self.link.epoch() {
             return Err(Error::connection_lost(
                 "the connection was lost and made again: the message was given back and comes \
                  again",
             ));
         }
+        self.link.check()?;
         let channel = self.channel();
-        self.link
-            .call(
-                "basic.ack",
-                channel.basic_ack(tag, BasicAckOptions::default()),
-            )
-            .await
+        // The first poll checks the channel and queues the frame; the rest only waits for
+        // the write.
+        match channel
+            .basic_ack(tag, BasicAckOptions::default())
+            .now_or_never()
+        {
+            Some(Err(e)) => Err(self
+                .link
+                .lost()
+                .unwrap_or_else(|| crate::failure::map("basic.ack", e))),
+            Some(Ok(())) | None => Ok(()),
+        }
     }
 
     /// Gives one delivery (of the channel of `epoch`) back to its queue now (`requeue`) or
@@ -267,11 +283,11 @@ impl SessionCore {
             )
         };
         for h in handed {
-            self.ack(h.tag, h.epoch).await.map_err(in_doubt)?;
+            self.ack(h.tag, h.epoch).map_err(in_doubt)?;
         }
         if self.mode != SessionMode::Transacted {
-            // basic.ack has no answer: a request that has one, after the acks on the same
-            // channel, returns once RabbitMQ processed them. (Every consumer sets its own
+            // basic.ack has no answer: a request that has one, queued after the acks on the
+            // same channel, returns once RabbitMQ processed them. (Every consumer sets its own
             // basic.qos before it starts, so this one changes nothing.)
             self.link
                 .call(
