@@ -843,6 +843,13 @@ impl Session for AmqpSession {
         Ok(Destination::new(DestinationKind::TemporaryTopic, name))
     }
 
+    async fn delete_destination(&self, destination: &Destination) -> Result<()> {
+        self.core.check()?;
+        Err(Link::unsupported(&format!(
+            "deleting destinations ({destination}); temporary ones: delete_temporary"
+        )))
+    }
+
     async fn delete_temporary(&self, destination: &Destination) -> Result<()> {
         self.core.check()?;
         let link = &self.core.link;

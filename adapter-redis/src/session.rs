@@ -482,6 +482,14 @@ impl Session for RedisSession {
         self.temporary(DestinationKind::TemporaryTopic).await
     }
 
+    async fn delete_destination(&self, destination: &Destination) -> Result<()> {
+        self.shared.check()?;
+        Err(Error::unsupported(
+            "redis",
+            format!("deleting destinations ({destination}); temporary ones: delete_temporary"),
+        ))
+    }
+
     async fn delete_temporary(&self, destination: &Destination) -> Result<()> {
         self.shared.check()?;
         if !destination.is_temporary() || !self.shared.conn.owns_temporary(destination) {

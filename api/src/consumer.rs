@@ -162,7 +162,7 @@ pub trait Consumer: Send + Sync {
     /// is [`Error::Unsupported`] (a backend that cannot hold a message unacknowledged).
     async fn receive_delivery(&self) -> Result<Option<Delivery>> {
         Err(Error::unsupported(
-            "this backend",
+            "given",
             "listeners with acknowledgement after the handler",
         ))
     }

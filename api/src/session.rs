@@ -117,7 +117,7 @@ pub trait Session: Send + Sync {
     /// [`crate::Capabilities::delete_destinations`].
     async fn delete_destination(&self, destination: &Destination) -> Result<()> {
         Err(Error::unsupported(
-            "this backend",
+            "given",
             format!("deleting destinations ({destination})"),
         ))
     }

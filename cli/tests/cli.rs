@@ -406,3 +406,18 @@ fn a_bench_stopped_by_ctrl_c_prints_what_it_measured() {
         "{stdout}"
     );
 }
+
+/// `delete` on a backend without it names that backend (it once read "unsupported by the
+/// this backend backend").
+#[test]
+fn delete_where_a_backend_cannot_names_the_backend() {
+    for (url, backend) in [
+        ("amqp://guest:guest@127.0.0.1:5672/%2f", "amqp"),
+        ("redis://127.0.0.1:6379", "redis"),
+    ] {
+        fails_with(
+            &["delete", "--url", url, "--queue", "cli-test.no-delete"],
+            &format!("unsupported by the {backend} backend: deleting destinations"),
+        );
+    }
+}
