@@ -248,6 +248,105 @@ async fn raw_call(
     }
 }
 
+/// Reads the next reply on a raw socket (heartbeats skipped): its id and the reply.
+async fn raw_reply(stream: &mut TcpStream) -> (u64, courier_broker::protocol::ops::Reply) {
+    loop {
+        let mut len = [0u8; 4];
+        stream.read_exact(&mut len).await.unwrap();
+        let mut rest = vec![0u8; u32::from_be_bytes(len) as usize];
+        stream.read_exact(&mut rest).await.unwrap();
+        if rest[0] == Kind::Heartbeat as u8 {
+            continue;
+        }
+        assert_eq!(rest[0], Kind::Reply as u8);
+        let id = u64::from_be_bytes(rest[1..9].try_into().unwrap());
+        return (id, decode(&rest[9..], "reply").unwrap());
+    }
+}
+
+/// Protocol 2's `Consumed` acknowledges the stream deliveries it names and grants the stream
+/// a credit for each, in one request: the stream goes on, and when the client dies only what
+/// it did not consume comes back.
+#[tokio::test]
+async fn consumed_acknowledges_stream_deliveries_and_grants_their_credit() {
+    use courier_broker::protocol::ops::{ConsumerKind, Reply, Request};
+    let server = server(ServerConfig::default()).await;
+    let factory = TcpFactory::new(server.local_addr().to_string());
+    let queue = Destination::queue("consumed");
+    let other = factory.create_connection().await.unwrap();
+    let session = other
+        .create_session(SessionMode::AutoAcknowledge)
+        .await
+        .unwrap();
+    let producer = session.create_producer(Some(&queue)).await.unwrap();
+    for body in ["a", "b", "c", "d"] {
+        producer.send(&mut Message::text(body)).await.unwrap();
+    }
+
+    let mut raw = authenticated(&server).await;
+    assert_eq!(raw_call(&mut raw, 1, &Request::Start).await, Reply::Done);
+    let Reply::Created(s) = raw_call(&mut raw, 2, &Request::CreateSession(0)).await else {
+        panic!("no session")
+    };
+    let create = Request::CreateConsumer {
+        session: s,
+        kind: ConsumerKind::Plain,
+        destination: queue.clone(),
+        name: None,
+        selector: None,
+        no_local: false,
+        prefetch: None,
+    };
+    let Reply::Created(c) = raw_call(&mut raw, 3, &create).await else {
+        panic!("no consumer")
+    };
+    let send = |request: &Request| frame_bytes(Frame::new(Kind::Request, 10, encode(request)));
+    raw.write_all(&send(&Request::Stream(c, 2))).await.unwrap();
+    let mut handles = Vec::new();
+    for want in ["a", "b"] {
+        let (id, reply) = raw_reply(&mut raw).await;
+        assert_eq!(id, 10);
+        let Reply::Delivery(Some((handle, delivered))) = reply else {
+            panic!("no delivery: {reply:?}")
+        };
+        assert_eq!(delivered.into_message().body_text(), Some(want));
+        handles.push(handle);
+    }
+    raw.write_all(&send(&Request::Consumed(c, handles)))
+        .await
+        .unwrap();
+    for want in ["c", "d"] {
+        let (id, reply) = raw_reply(&mut raw).await;
+        assert_eq!(id, 10);
+        let Reply::Delivery(Some((_, delivered))) = reply else {
+            panic!("no delivery after Consumed: {reply:?}")
+        };
+        assert_eq!(delivered.into_message().body_text(), Some(want));
+    }
+    drop(raw);
+
+    other.start().await.unwrap();
+    let consumer = session
+        .create_consumer(&queue, ConsumerOptions::default().with_prefetch(Some(0)))
+        .await
+        .unwrap();
+    for want in ["c", "d"] {
+        let m = consumer
+            .receive_timeout(Duration::from_secs(5))
+            .await
+            .unwrap()
+            .expect("not consumed, so given back");
+        assert_eq!(m.body_text(), Some(want));
+        assert!(m.redelivered());
+    }
+    let none = consumer
+        .receive_timeout(Duration::from_millis(300))
+        .await
+        .unwrap();
+    assert!(none.is_none(), "a consumed delivery came back: {none:?}");
+    other.close().await.unwrap();
+}
+
 /// A client that dies holding unacknowledged messages (its socket closes without a word,
 /// as when its process is killed) gives them back: the next consumer gets them, flagged
 /// redelivered.

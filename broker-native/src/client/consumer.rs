@@ -60,6 +60,13 @@ impl TcpConsumer {
     /// deadline; `NoWait` also asks the broker for what it has ready now.
     async fn next_streamed(&self, stream: &Arc<Prefetch>, wait: Wait) -> Result<Option<Message>> {
         let link = self.session.link();
+        // A message already here is taken without registering for the next arrival (or
+        // reading the clock): the common case of a busy stream.
+        if !self.closed.load(Ordering::Acquire) {
+            if let Some(m) = stream.take(link) {
+                return Ok(Some(m));
+            }
+        }
         let deadline = match wait {
             Wait::Timeout(ns) => Instant::now().checked_add(Duration::from_nanos(ns)),
             _ => None,

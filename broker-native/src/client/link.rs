@@ -51,9 +51,26 @@ struct State {
     end: Option<Error>,
 }
 
+/// What the writer task is handed.
+enum Out {
+    Frame(Frame),
+    /// A delivery of the message stream `stream` (of `consumer`) handed to the application:
+    /// the writer sends consecutive ones of one stream as one [`Request::Consumed`].
+    Consumed {
+        stream: u64,
+        consumer: u64,
+        delivery: u64,
+    },
+}
+
+/// The most deliveries one `Consumed` request names (a few KiB).
+const CONSUMED_BATCH: usize = 1024;
+
 /// One connection's socket and waiting requests.
 pub(crate) struct Link {
-    out: mpsc::UnboundedSender<Frame>,
+    out: mpsc::UnboundedSender<Out>,
+    /// The protocol version the handshake settled on.
+    version: u16,
     state: Mutex<State>,
     next: AtomicU64,
     /// Cancelled when the link ends (closed or lost).
@@ -77,10 +94,12 @@ impl Link {
         capabilities: Capabilities,
         server_version: String,
         max_frame: usize,
+        version: u16,
     ) -> Arc<Link> {
         let (out, rx) = mpsc::unbounded_channel();
         let link = Arc::new(Link {
             out,
+            version,
             state: Mutex::new(State::default()),
             next: AtomicU64::new(1),
             ended: CancellationToken::new(),
@@ -133,7 +152,7 @@ impl Link {
     /// Sends `request` without waiting for (or caring about) its reply.
     pub fn fire(&self, request: &Request) {
         if let Ok((_, frame)) = self.request_frame(request) {
-            let _ = self.out.send(frame);
+            let _ = self.out.send(Out::Frame(frame));
         }
     }
 
@@ -141,7 +160,23 @@ impl Link {
     pub fn fire_on(&self, id: u64, request: &Request) {
         let _ = self
             .out
-            .send(Frame::new(Kind::Request, id, encode(request)));
+            .send(Out::Frame(Frame::new(Kind::Request, id, encode(request))));
+    }
+
+    /// Settles `delivery` of the message stream `stream` as handed over and grants the
+    /// stream one more credit, batched with its neighbours into one request by the writer.
+    /// `false` when the server speaks no [`Request::Consumed`] (the caller then sends
+    /// `Settle` and `Credit`).
+    pub fn consumed(&self, stream: u64, consumer: u64, delivery: u64) -> bool {
+        if self.version < crate::protocol::CONSUMED_VERSION {
+            return false;
+        }
+        let _ = self.out.send(Out::Consumed {
+            stream,
+            consumer,
+            delivery,
+        });
+        true
     }
 
     /// Opens a message stream: `request` (a credit) under a new correlation id whose
@@ -155,7 +190,7 @@ impl Link {
             }
             state.calls.insert(id, Pending::Stream(stream));
         }
-        let _ = self.out.send(frame);
+        let _ = self.out.send(Out::Frame(frame));
         Ok(id)
     }
 
@@ -184,7 +219,7 @@ impl Link {
                 },
             );
         }
-        let _ = self.out.send(frame);
+        let _ = self.out.send(Out::Frame(frame));
         let cancel = CancelOnDrop {
             link: self,
             id,
@@ -229,7 +264,7 @@ impl Link {
                 },
             );
         }
-        let _ = self.out.send(frame);
+        let _ = self.out.send(Out::Frame(frame));
         Ok(())
     }
 
@@ -364,9 +399,13 @@ async fn read_loop(
     heartbeat: Duration,
     link: Arc<Link>,
 ) {
+    // Made once, not per frame: each `cancelled()` polled registers with the token.
+    let ended = link.ended.clone();
+    let ended = ended.cancelled();
+    tokio::pin!(ended);
     let why = loop {
         let next = tokio::select! {
-            () = link.ended.cancelled() => return,
+            () = &mut ended => return,
             next = tokio::time::timeout(heartbeat * 3, reader.next()) => next,
         };
         let frame = match next {
@@ -394,34 +433,143 @@ async fn read_loop(
     link.end(if closing { None } else { Some(why) });
 }
 
+/// Consecutive hand-overs of one stream, gathered into one [`Request::Consumed`].
+struct Gathered {
+    stream: u64,
+    consumer: u64,
+    deliveries: Vec<u64>,
+}
+
+/// Feeds `out` to `writer`, gathering consecutive hand-overs of one stream in `gathered`;
+/// anything else first feeds what was gathered, so the order of requests is kept.
+fn feed(
+    writer: &mut FrameWriter,
+    gathered: &mut Option<Gathered>,
+    out: Out,
+) -> std::result::Result<(), crate::protocol::frame::FrameError> {
+    if let Out::Consumed {
+        stream,
+        consumer,
+        delivery,
+    } = out
+    {
+        if let Some(g) = gathered {
+            if g.stream == stream && g.consumer == consumer && g.deliveries.len() < CONSUMED_BATCH {
+                g.deliveries.push(delivery);
+                return Ok(());
+            }
+        }
+        feed_gathered(writer, gathered)?;
+        *gathered = Some(Gathered {
+            stream,
+            consumer,
+            deliveries: vec![delivery],
+        });
+        return Ok(());
+    }
+    feed_gathered(writer, gathered)?;
+    match out {
+        Out::Frame(frame) => writer.feed(frame),
+        Out::Consumed { .. } => Ok(()),
+    }
+}
+
+fn feed_gathered(
+    writer: &mut FrameWriter,
+    gathered: &mut Option<Gathered>,
+) -> std::result::Result<(), crate::protocol::frame::FrameError> {
+    match gathered.take() {
+        Some(g) => writer.feed(Frame::new(
+            Kind::Request,
+            g.stream,
+            encode(&Request::Consumed(g.consumer, g.deliveries)),
+        )),
+        None => Ok(()),
+    }
+}
+
 async fn write_loop(
     mut writer: FrameWriter,
-    mut frames: mpsc::UnboundedReceiver<Frame>,
+    mut frames: mpsc::UnboundedReceiver<Out>,
     heartbeat: Duration,
     ended: CancellationToken,
 ) {
     let mut idle = tokio::time::interval(heartbeat);
     idle.tick().await;
+    let ended = ended.cancelled();
+    tokio::pin!(ended);
+    let mut gathered = None;
     loop {
         let first = tokio::select! {
-            () = ended.cancelled() => return,
-            frame = frames.recv() => frame,
-            _ = idle.tick() => Some(Frame::heartbeat()),
+            () = &mut ended => return,
+            out = frames.recv() => out,
+            _ = idle.tick() => Some(Out::Frame(Frame::heartbeat())),
         };
         let Some(first) = first else { return };
-        if writer.feed(first).is_err() {
+        if feed(&mut writer, &mut gathered, first).is_err() {
             return;
         }
         // Everything queued meanwhile goes out in the same write.
         while !writer.is_full() {
-            let Ok(frame) = frames.try_recv() else { break };
-            if writer.feed(frame).is_err() {
+            let Ok(out) = frames.try_recv() else { break };
+            if feed(&mut writer, &mut gathered, out).is_err() {
                 return;
             }
         }
-        if writer.flush().await.is_err() {
+        if feed_gathered(&mut writer, &mut gathered).is_err() || writer.flush().await.is_err() {
             return;
         }
         idle.reset();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Consecutive hand-overs of one stream go out as one `Consumed`; a request between them,
+    /// or another stream's hand-over, starts a new one, so requests keep their order.
+    #[tokio::test]
+    async fn hand_overs_are_gathered_per_stream_in_order() {
+        let (a, b) = tokio::io::duplex(1 << 16);
+        let mut writer = FrameWriter::new(Box::new(a), 1 << 20);
+        let mut gathered = None;
+        let c = |stream, delivery| Out::Consumed {
+            stream,
+            consumer: 9,
+            delivery,
+        };
+        let settle = Frame::new(Kind::Request, 50, encode(&Request::Settle(3, false)));
+        for out in [
+            c(7, 1),
+            c(7, 2),
+            Out::Frame(settle),
+            c(7, 4),
+            c(8, 5),
+            c(8, 6),
+        ] {
+            feed(&mut writer, &mut gathered, out).unwrap();
+        }
+        feed_gathered(&mut writer, &mut gathered).unwrap();
+        writer.flush().await.unwrap();
+        drop(writer);
+        let mut reader = FramedRead::new(b, FrameCodec::new(1 << 20));
+        let mut got = Vec::new();
+        while let Some(frame) = reader.next().await {
+            let frame = frame.unwrap();
+            got.push((
+                frame.id,
+                decode::<Request>(&frame.payload, "request").unwrap(),
+            ));
+        }
+        assert_eq!(
+            got,
+            vec![
+                (7, Request::Consumed(9, vec![1, 2])),
+                (50, Request::Settle(3, false)),
+                (7, Request::Consumed(9, vec![4])),
+                (8, Request::Consumed(9, vec![5, 6])),
+            ]
+        );
     }
 }

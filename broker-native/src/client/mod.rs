@@ -265,7 +265,7 @@ impl TcpFactory {
         match decode::<Welcome>(&frame.payload, "welcome")? {
             Welcome::Refused(e) => Err(e.into()),
             Welcome::Accepted {
-                version: _,
+                version,
                 server_version,
                 capabilities,
                 heartbeat_ms,
@@ -277,7 +277,15 @@ impl TcpFactory {
                 reader.decoder_mut().set_max(max_frame);
                 writer.set_max(max_frame);
                 let heartbeat = Duration::from_millis(heartbeat_ms.max(100));
-                let link = Link::start(reader, writer, heartbeat, caps, server_version, max_frame);
+                let link = Link::start(
+                    reader,
+                    writer,
+                    heartbeat,
+                    caps,
+                    server_version,
+                    max_frame,
+                    version,
+                );
                 Ok(TcpConnection::new(
                     link,
                     self.options.client_id.clone(),

@@ -99,9 +99,13 @@ impl Prefetch {
             let (handle, message) = state.items.pop_front()?;
             (handle, message, state.stream)
         };
-        link.fire(&Request::Settle(handle, true));
-        if let Some(stream) = stream {
-            link.fire_on(stream, &Request::Credit(self.consumer, 1));
+        match stream {
+            Some(stream) if link.consumed(stream, self.consumer, handle) => {}
+            Some(stream) => {
+                link.fire(&Request::Settle(handle, true));
+                link.fire_on(stream, &Request::Credit(self.consumer, 1));
+            }
+            None => link.fire(&Request::Settle(handle, true)),
         }
         Some(message)
     }

@@ -15,6 +15,7 @@
 use courier_api::spi::{self, now_millis};
 use courier_api::{Error, InDoubtOperation, Message, Result};
 use parking_lot::Mutex;
+use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -60,8 +61,10 @@ pub(crate) struct Delivered {
 struct SessionState {
     /// The last tag given out.
     last_tag: u64,
-    /// Delivered and not yet acknowledged, by tag (so oldest first).
-    unacked: Vec<Unacked>,
+    /// Delivered and not yet acknowledged, by tag (so oldest first). A deque: a consumer
+    /// with a prefetch holds up to that many, and settles them oldest first, which a `Vec`
+    /// pays for with a shift of every later entry.
+    unacked: VecDeque<Unacked>,
     /// Sends of the open transaction.
     pending: Vec<PendingSend>,
     closed: bool,
@@ -75,7 +78,7 @@ pub(crate) struct CoreSession {
 
 /// The deliveries a commit acknowledges, returned to their queues if the commit is dropped
 /// before it ends.
-struct RollbackOnDrop<'a>(&'a CoreSession, Option<Vec<Unacked>>);
+struct RollbackOnDrop<'a>(&'a CoreSession, Option<VecDeque<Unacked>>);
 
 impl Drop for RollbackOnDrop<'_> {
     fn drop(&mut self) {
@@ -86,7 +89,7 @@ impl Drop for RollbackOnDrop<'_> {
 }
 
 /// A recorded commit, applied when dropped unless taken out (its ticket failed).
-struct ApplyOnDrop<'a>(&'a CoreSession, Option<(Vec<Admitted>, Vec<Unacked>)>);
+struct ApplyOnDrop<'a>(&'a CoreSession, Option<(Vec<Admitted>, VecDeque<Unacked>)>);
 
 impl Drop for ApplyOnDrop<'_> {
     fn drop(&mut self) {
@@ -149,7 +152,7 @@ impl CoreSession {
             // acknowledged when the broker is killed returns redelivered, with this count.
             recorded = queue.recorder().and_then(|r| r.delivered(&env));
             queue.delivered_unacked();
-            state.unacked.push(Unacked {
+            state.unacked.push_back(Unacked {
                 tag,
                 queue: queue.clone(),
                 envelope: env,
@@ -179,11 +182,11 @@ impl CoreSession {
         let found = {
             let mut state = self.state.lock();
             let at = state.unacked.binary_search_by_key(&tag, |u| u.tag).ok();
-            at.map(|at| state.unacked.remove(at))
+            at.and_then(|at| state.unacked.remove(at))
         };
         match found {
-            Some(unacked) if ack => self.acknowledge_each(vec![unacked]),
-            Some(unacked) => self.redeliver_all(vec![unacked]),
+            Some(unacked) if ack => self.acknowledge_each([unacked]),
+            Some(unacked) => self.redeliver_all([unacked]),
             None => return false,
         }
         true
@@ -315,14 +318,14 @@ impl CoreSession {
         Ok(())
     }
 
-    fn redeliver_all(&self, unacked: Vec<Unacked>) {
+    fn redeliver_all(&self, unacked: impl IntoIterator<Item = Unacked>) {
         for u in unacked {
             self.broker.redeliver(&u.queue, u.envelope);
         }
     }
 
     /// Acknowledges each delivery, telling the store.
-    fn acknowledge_each(&self, unacked: Vec<Unacked>) {
+    fn acknowledge_each(&self, unacked: impl IntoIterator<Item = Unacked>) {
         for u in unacked {
             u.queue.acknowledged();
             self.broker.acknowledged(&u.queue, &u.envelope);
@@ -331,7 +334,7 @@ impl CoreSession {
 
     /// Applies a recorded commit: its messages become deliverable, its acknowledgements
     /// take effect (the commit record already told the store of both).
-    fn apply(&self, admitted: Vec<Admitted>, unacked: Vec<Unacked>) {
+    fn apply(&self, admitted: Vec<Admitted>, unacked: VecDeque<Unacked>) {
         let now = now_millis();
         for a in admitted {
             a.store(now);

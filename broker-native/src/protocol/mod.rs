@@ -20,7 +20,11 @@ pub mod transport;
 
 /// The protocol versions this build speaks, oldest first. The handshake settles on the
 /// highest both sides speak.
-pub const VERSIONS: &[u16] = &[1];
+pub const VERSIONS: &[u16] = &[1, 2];
+
+/// The first version with [`ops::Request::Consumed`]: a client sends it only to a server
+/// that settled on this version or a later one.
+pub const CONSUMED_VERSION: u16 = 2;
 
 /// The default TCP port of a Courier broker.
 pub const DEFAULT_PORT: u16 = 7672;

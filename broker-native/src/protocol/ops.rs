@@ -332,6 +332,11 @@ pub enum Request {
     /// ADMIN on every destination (`#`); destinations where a narrower rule withholds ADMIN
     /// are left out.
     Stats,
+    /// Protocol 2: deliveries of `consumer`'s open message stream that the client handed to
+    /// the application, in hand-over order. Acknowledges each (as `Settle(delivery, true)`)
+    /// and grants the stream one credit per delivery (as `Credit(consumer, n)`), in one frame
+    /// instead of three per message. Sent under the stream's correlation id; no reply.
+    Consumed(u64, Vec<u64>),
 }
 
 /// A delivered message with its per-delivery state, which the message encoding leaves out.

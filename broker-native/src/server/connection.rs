@@ -390,15 +390,22 @@ async fn read_loop(
     sever: &CancellationToken,
     shared: &Shared,
 ) -> Result<()> {
+    // Made once, not per frame: each `cancelled()` polled registers with its token.
+    let severed = sever.cancelled();
+    let shutdown = shared.shutdown.cancelled();
+    tokio::pin!(severed, shutdown);
     loop {
-        let permit = tokio::select! {
-            () = sever.cancelled() => return drain_arrived(conn, reader, permits).await,
-            () = shared.shutdown.cancelled() => return Ok(()),
-            permit = permits.clone().acquire_owned() => permit.map_err(|_| Error::illegal_state("closed"))?,
+        let permit = match permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => tokio::select! {
+                () = &mut severed => return drain_arrived(conn, reader, permits).await,
+                () = &mut shutdown => return Ok(()),
+                permit = permits.clone().acquire_owned() => permit.map_err(|_| Error::illegal_state("closed"))?,
+            },
         };
         let next = tokio::select! {
-            () = sever.cancelled() => return drain_arrived(conn, reader, permits).await,
-            () = shared.shutdown.cancelled() => return Ok(()),
+            () = &mut severed => return drain_arrived(conn, reader, permits).await,
+            () = &mut shutdown => return Ok(()),
             next = tokio::time::timeout(heartbeat * 3, reader.next()) => next,
         };
         let frame = match next {
@@ -609,6 +616,9 @@ async fn dispatch(conn: &Arc<Conn>, id: u64, request: Request, permit: OwnedSema
                 token.cancel();
             }
         }
+        Request::Consumed(consumer, deliveries) => {
+            consumed(conn, id, consumer, &deliveries, permit).await;
+        }
         Request::Settle(delivery, ack) => {
             let held = conn.handles.lock().deliveries.remove(&delivery);
             let r = match held {
@@ -661,6 +671,36 @@ async fn dispatch(conn: &Arc<Conn>, id: u64, request: Request, permit: OwnedSema
             }
         }
     }
+}
+
+/// Acknowledges the stream deliveries the client handed over and grants the stream a
+/// credit for each ([`Request::Consumed`]); no reply, as the client fires it. A handle
+/// already settled is skipped (its `Settle` would have failed unseen); its credit still
+/// counts, as the client's hand-over freed a place in its prefetch.
+async fn consumed(
+    conn: &Arc<Conn>,
+    id: u64,
+    consumer: u64,
+    deliveries: &[u64],
+    permit: OwnedSemaphorePermit,
+) {
+    if deliveries.is_empty() {
+        return;
+    }
+    let held: Vec<Delivery> = {
+        let mut h = conn.handles.lock();
+        deliveries
+            .iter()
+            .filter_map(|d| h.deliveries.remove(d))
+            .collect()
+    };
+    for d in held {
+        if let Err(e) = d.acknowledge().await {
+            tracing::debug!(peer = %conn.peer, error = %e, "a consumed delivery's acknowledgement failed");
+        }
+    }
+    let n = u32::try_from(deliveries.len()).unwrap_or(u32::MAX);
+    credit(conn, id, consumer, n, false, permit).await;
 }
 
 /// Grants credit to (or, with 0, ends) `consumer`'s message stream, starting it on the
