@@ -438,7 +438,20 @@ impl Journal {
     /// Current counters.
     pub fn stats(&self) -> JournalStats {
         let s = &self.shared.stats;
-        let index = self.shared.index.lock();
+        let (segments, live_messages, files) = {
+            let index = self.shared.index.lock();
+            let files: Vec<_> = index
+                .segs
+                .values()
+                .map(|seg| (seg.file.clone(), seg.file_len))
+                .collect();
+            (index.order.len() as u64, index.msgs.len() as u64, files)
+        };
+        // The files' sizes are read after the index lock is released: appends wait on it.
+        let disk_bytes = files
+            .iter()
+            .map(|(file, len)| file.metadata().map_or(*len, |m| m.len()))
+            .sum();
         JournalStats {
             appends: s.appends.load(Ordering::Relaxed),
             batches: s.batches.load(Ordering::Relaxed),
@@ -448,13 +461,9 @@ impl Journal {
             bytes: s.bytes.load(Ordering::Relaxed),
             segments_deleted: s.segments_deleted.load(Ordering::Relaxed),
             compactions: s.compactions.load(Ordering::Relaxed),
-            segments: index.order.len() as u64,
-            live_messages: index.msgs.len() as u64,
-            disk_bytes: index
-                .segs
-                .values()
-                .map(|seg| seg.file.metadata().map_or(seg.file_len, |m| m.len()))
-                .sum(),
+            segments,
+            live_messages,
+            disk_bytes,
         }
     }
 
