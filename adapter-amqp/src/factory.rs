@@ -191,6 +191,7 @@ impl ConnectionFactory for AmqpFactory {
         caps.exact_delivery_count = !classic;
         caps.exact_prefetch = false;
         caps.access_control = false;
+        caps.delete_destinations = true;
         caps.max_message_size = Some(MAX_BODY);
         caps
     }

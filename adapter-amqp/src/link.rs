@@ -410,6 +410,12 @@ impl Link {
         Ok(())
     }
 
+    /// Forgets that this connection declared the queue `name` (it was deleted elsewhere), so
+    /// the next send to it declares it again.
+    pub fn forget_queue(&self, name: &str) {
+        self.declared.lock().remove(name);
+    }
+
     /// Whether the queue `name` exists (a passive declare on a scratch channel): `false` for
     /// 404, `true` for 405 (another connection's exclusive queue).
     pub async fn queue_exists(&self, name: &str) -> Result<bool> {

@@ -228,13 +228,24 @@ async fn confirmed(
     };
     match outcome {
         Ok(Confirmation::Ack(None)) | Ok(Confirmation::NotRequested) => Ok(()),
-        Ok(Confirmation::Ack(Some(_returned))) => Err(Error::invalid_destination(
-            message
+        Ok(Confirmation::Ack(Some(_returned))) => {
+            // The queue was deleted since this connection declared it: the next send
+            // declares it again (a send makes its queue, as in JMS).
+            if let Some(queue) = message
                 .destination()
-                .map(ToString::to_string)
-                .unwrap_or_default(),
-            "RabbitMQ could not route the message (the queue does not exist)",
-        )),
+                .filter(|d| d.kind() == DestinationKind::Queue)
+            {
+                link.forget_queue(queue.name());
+            }
+            Err(Error::invalid_destination(
+                message
+                    .destination()
+                    .map(ToString::to_string)
+                    .unwrap_or_default(),
+                "RabbitMQ could not route the message (the queue does not exist; \
+                 it was deleted, and the next send makes it again)",
+            ))
+        }
         Ok(Confirmation::Nack(_)) => Err(Error::ResourceLimit(
             "RabbitMQ refused the message (nack)".into(),
         )),

@@ -561,6 +561,9 @@ impl AmqpSession {
                         "selectors on queue consumers (RabbitMQ cannot skip messages per consumer)",
                     ));
                 }
+                // Declared again even when this connection did before: another may have
+                // deleted it since, and a consumer of a missing queue would fail only later.
+                link.forget_queue(destination.name());
                 link.declare_queue(&self.core.channel(), destination.name())
                     .await?;
                 (destination.name().to_owned(), false)
@@ -843,11 +846,47 @@ impl Session for AmqpSession {
         Ok(Destination::new(DestinationKind::TemporaryTopic, name))
     }
 
+    /// Deletes a queue with `queue.delete`, after checking that it exists, that nobody
+    /// consumes from it and that this session holds none of its messages unacknowledged.
+    /// RabbitMQ cannot see another session's unacknowledged `basic.get` deliveries: such a
+    /// queue is deleted anyway and those acknowledgements then find nothing. Topics answer
+    /// `Unsupported`: AMQP 0-9-1 cannot list the durable subscriptions bound to one.
     async fn delete_destination(&self, destination: &Destination) -> Result<()> {
         self.core.check()?;
-        Err(Link::unsupported(&format!(
-            "deleting destinations ({destination}); temporary ones: delete_temporary"
-        )))
+        let name = destination.name();
+        match destination.kind() {
+            DestinationKind::Queue => {}
+            DestinationKind::Topic => {
+                return Err(Link::unsupported(&format!(
+                    "deleting topics ({destination}): AMQP 0-9-1 cannot list the subscriptions \
+                     bound to a topic; unsubscribe its durable subscriptions instead"
+                )))
+            }
+            DestinationKind::TemporaryQueue | DestinationKind::TemporaryTopic => {
+                return Err(Error::invalid_destination(
+                    destination.to_string(),
+                    "a temporary destination is deleted with delete_temporary",
+                ))
+            }
+        }
+        if !self.core.link.queue_exists(name).await? {
+            return Err(Error::invalid_destination(
+                destination.to_string(),
+                "no such queue",
+            ));
+        }
+        let consumers = self.settled_consumer_count(name).await?;
+        if consumers > 0 {
+            return Err(Error::illegal_state(format!(
+                "{destination} has {consumers} consumer(s)"
+            )));
+        }
+        if self.core.holds_from(name) {
+            return Err(Error::illegal_state(format!(
+                "{destination} has messages this session has not acknowledged"
+            )));
+        }
+        self.core.link.delete_queue(name, true).await
     }
 
     async fn delete_temporary(&self, destination: &Destination) -> Result<()> {

@@ -113,6 +113,11 @@ pub struct Capabilities {
     /// destinations. When `false` it answers `Unsupported`. Off in [`Capabilities::full`]:
     /// a backend opts in when it implements the operation.
     pub delete_destinations: bool,
+    /// With [`Self::delete_destinations`], topics too: deleting a topic removes its durable
+    /// subscriptions and their messages. When `false`, `delete_destination` on a topic answers
+    /// `Unsupported` (RabbitMQ: AMQP 0-9-1 cannot list the subscriptions bound to a topic).
+    /// Off in [`Capabilities::full`], like `delete_destinations`.
+    pub delete_topics: bool,
     /// The largest encoded message the backend accepts; `None` = no limit beyond memory.
     /// Larger sends fail with an error rather than being truncated.
     pub max_message_size: Option<usize>,
@@ -156,6 +161,7 @@ impl Capabilities {
             access_control: true,
             client_id_exclusive: true,
             delete_destinations: false,
+            delete_topics: false,
             max_message_size: None,
         }
     }

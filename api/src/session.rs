@@ -114,7 +114,8 @@ pub trait Session: Send + Sync {
     ///   under its consumers).
     ///
     /// The default answers [`Error::Unsupported`]; a backend offering it says so in
-    /// [`crate::Capabilities::delete_destinations`].
+    /// [`crate::Capabilities::delete_destinations`], and one that deletes topics too in
+    /// [`crate::Capabilities::delete_topics`] (without it, a topic answers `Unsupported`).
     async fn delete_destination(&self, destination: &Destination) -> Result<()> {
         Err(Error::unsupported(
             "given",

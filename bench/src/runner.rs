@@ -18,7 +18,8 @@ use super::{baseline, deep_queue, flow, memory};
 ///
 /// Afterwards the run's destinations are deleted, with whatever they still hold, when the
 /// backend can delete destinations ([`courier_api::Capabilities::delete_destinations`]), so
-/// benchmarks leave nothing behind on a shared broker. A failed deletion fails a run that
+/// benchmarks leave nothing behind on a shared broker (topics only where the backend deletes
+/// them: elsewhere a run's topic holds nothing once its non-durable subscriptions are gone). A failed deletion fails a run that
 /// succeeded; after a failed run the run's own error is reported.
 ///
 /// Must be called within a multi-threaded tokio runtime: participants are tokio tasks.
@@ -83,8 +84,11 @@ async fn delete_all(factory: &dyn ConnectionFactory, made: &[Destination]) -> Re
     let session = connection
         .create_session(SessionMode::AutoAcknowledge)
         .await?;
+    let topics = connection.capabilities().delete_topics;
     let mut outcome = Ok(());
-    for destination in made {
+    // A backend that cannot delete topics (RabbitMQ) keeps nothing of a run's topic: the
+    // bench's subscriptions are non-durable and went with their connections.
+    for destination in made.iter().filter(|d| topics || !d.is_topic()) {
         match session.delete_destination(destination).await {
             Ok(()) | Err(Error::InvalidDestination { .. }) => {}
             Err(e) => {

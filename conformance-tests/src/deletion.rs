@@ -4,7 +4,8 @@
 //! with [`Error::IllegalState`], and a topic takes its durable subscriptions with it.
 //!
 //! A backend without [`Capabilities::delete_destinations`] answers `Unsupported`, which each
-//! case checks before it ends early. The durable side (a deleted queue's messages stay gone
+//! case checks before it ends early; one without [`Capabilities::delete_topics`] answers it
+//! for topics only. The durable side (a deleted queue's messages stay gone
 //! after a restart) is in the persistence area; the permission in the security area.
 
 use courier_api::*;
@@ -75,6 +76,10 @@ pub async fn delete_missing_is_invalid_destination(h: &dyn Harness) -> Result<()
             gated(false, "destination deletion", r)?;
             return conn.close().await;
         }
+        if missing.kind() == DestinationKind::Topic && !caps.delete_topics {
+            gated(false, "topic deletion", r)?;
+            continue;
+        }
         assert!(
             is_invalid_destination(&r),
             "deleting {missing}, which does not exist: {}",
@@ -143,7 +148,12 @@ pub async fn delete_topic_removes_durable_subscriptions(h: &dyn Harness) -> Resu
     sub.close().await?;
     let publisher = h.connect().await?;
     send_texts(publisher.as_ref(), &topic, &["kept-for-sub"]).await?;
-    session.delete_destination(&topic).await?;
+    let deleted = session.delete_destination(&topic).await;
+    if gated(caps.delete_topics, "topic deletion", deleted)?.is_none() {
+        session.unsubscribe(&name).await?;
+        publisher.close().await?;
+        return conn.close().await;
+    }
     let r = session.unsubscribe(&name).await;
     assert!(
         is_invalid_destination(&r),

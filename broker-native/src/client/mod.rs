@@ -324,6 +324,7 @@ impl ConnectionFactory for TcpFactory {
         caps.durable_storage = true;
         caps.persistent_durability = Durability::Disk;
         caps.delete_destinations = true;
+        caps.delete_topics = true;
         caps
     }
 }

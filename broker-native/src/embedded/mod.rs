@@ -232,6 +232,7 @@ impl ConnectionFactory for EmbeddedFactory {
         };
         caps.max_message_size = Some(config.max_message_size);
         caps.delete_destinations = true;
+        caps.delete_topics = true;
         caps
     }
 }

@@ -123,6 +123,8 @@ impl WireCapabilities {
         c.client_id_exclusive = f(13);
         c.access_control = f(14);
         c.delete_destinations = f(17);
+        // A Courier server that deletes destinations deletes topics too.
+        c.delete_topics = c.delete_destinations;
         c.persistent_durability = match self.durability {
             1 => Durability::Disk,
             2 => Durability::Replicated,

@@ -204,6 +204,7 @@ impl courier_conformance::Harness for AmqpHarness {
     /// again and waits for it.
     async fn crash(&self) -> Result<()> {
         wait_up().await?;
+        rabbitmqctl(&["eval", "mnesia:dump_log()."]).await?;
         let pid = status_pid().await?;
         let killed = tokio::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
@@ -281,6 +282,7 @@ macro_rules! amqp_suite {
                 unacknowledged_close_counts_as_failed_attempt_6_2_10,
             ]
         );
+        courier_conformance::deletion_cases!(AmqpHarness::new($queue_type).await);
         courier_conformance::delivery_cases!(AmqpHarness::new($queue_type).await);
         courier_conformance::errors_cases!(AmqpHarness::new($queue_type).await);
         courier_conformance::headers_cases!(AmqpHarness::new($queue_type).await);
