@@ -26,8 +26,8 @@
 use async_trait::async_trait;
 use courier_api::listener::Settle;
 use courier_api::{
-    spi, Body, Consumer, Delivery as ListenerDelivery, Destination, Error, Message, Result,
-    Selector, SessionMode,
+    spi, Body, Consumer, Delivery as ListenerDelivery, Destination, DestinationKind, Error,
+    Message, Result, Selector, SessionMode,
 };
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
@@ -254,7 +254,28 @@ impl ConsumerCore {
 
     /// Marks the consumer closed: pending receives return `None`.
     pub fn closing(&self) {
-        self.closed.send_replace(true);
+        if !self.closed.send_replace(true) {
+            self.release_counts();
+        }
+    }
+
+    /// Takes this consumer off its connection's consumer counts (temporary destinations,
+    /// plain queues), once, as it closes.
+    fn release_counts(&self) {
+        let link = &self.session.link;
+        let name = self.destination.name();
+        if let Some(count) = link.temporaries.lock().get_mut(name) {
+            *count = count.saturating_sub(1);
+        }
+        if self.destination.kind() == DestinationKind::Queue {
+            let mut open = link.queue_consumers.lock();
+            if let Some(count) = open.get_mut(name) {
+                *count = count.saturating_sub(1);
+                if *count == 0 {
+                    open.remove(name);
+                }
+            }
+        }
     }
 
     /// Drops the delivery taken but not handed out (the session's `recover` gives it back at
@@ -594,10 +615,7 @@ impl ConsumerCore {
             return Ok(());
         }
         let session = &self.session;
-        let link = &session.link;
-        if let Some(count) = link.temporaries.lock().get_mut(self.destination.name()) {
-            *count = count.saturating_sub(1);
-        }
+        self.release_counts();
         if session.check().is_err() {
             return Ok(());
         }

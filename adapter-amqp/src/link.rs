@@ -86,6 +86,10 @@ pub(crate) struct Link {
     /// Temporary destinations of this connection (queue names), with how many consumers
     /// each has.
     pub temporaries: Mutex<HashMap<String, usize>>,
+    /// Plain queues this connection has consumers open on, with how many: a queue consumer
+    /// subscribes at RabbitMQ only while it waits in a receive, so RabbitMQ's count misses
+    /// idle ones (`delete_destination` refuses a queue with any).
+    pub queue_consumers: Mutex<HashMap<String, usize>>,
     /// Whether the topics exchange was declared on this connection.
     pub topics_declared: AtomicBool,
     /// The delay queues this connection declared.
@@ -145,6 +149,7 @@ impl Link {
             topology,
             declared: Mutex::new(HashSet::new()),
             temporaries: Mutex::new(HashMap::new()),
+            queue_consumers: Mutex::new(HashMap::new()),
             topics_declared: AtomicBool::new(false),
             delays: DelayQueues::default(),
             client_id: Mutex::new(None),

@@ -678,6 +678,13 @@ impl AmqpSession {
             },
         )
         .await?;
+        if destination.kind() == DestinationKind::Queue {
+            *link
+                .queue_consumers
+                .lock()
+                .entry(destination.name().to_owned())
+                .or_insert(0) += 1;
+        }
         self.core.consumers.lock().push(Arc::downgrade(&core));
         Ok(Box::new(AmqpConsumer::new(core)))
     }
@@ -875,7 +882,10 @@ impl Session for AmqpSession {
                 "no such queue",
             ));
         }
-        let consumers = self.settled_consumer_count(name).await?;
+        // A queue consumer subscribes at RabbitMQ only while it waits in a receive: an idle
+        // one of this connection is counted here (another connection's idle one is not seen).
+        let idle = link_consumers(&self.core.link, name);
+        let consumers = self.settled_consumer_count(name).await?.max(idle);
         if consumers > 0 {
             return Err(Error::illegal_state(format!(
                 "{destination} has {consumers} consumer(s)"
@@ -1052,4 +1062,10 @@ fn check_subscription_name(name: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// How many consumers of the plain queue `name` this connection has open.
+fn link_consumers(link: &Link, name: &str) -> u32 {
+    let open = link.queue_consumers.lock().get(name).copied().unwrap_or(0);
+    u32::try_from(open).unwrap_or(u32::MAX)
 }

@@ -50,7 +50,7 @@ async fn a_receive_dropped_while_it_starts_its_consumer_strands_nothing() -> Res
         assert_eq!(got.body_text(), Some(format!("m{step}").as_str()));
     }
     connection.close().await?;
-    // The adapter has no queue deletion: a plain lapin connection removes the test's queue.
+    // A plain lapin connection removes the test's queue.
     let raw = lapin::Connection::connect(
         "amqp://guest:guest@127.0.0.1:5672/%2f",
         lapin::ConnectionProperties::default(),
