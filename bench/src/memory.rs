@@ -95,7 +95,8 @@ impl MemoryGauge {
     /// ```
     /// use courier_bench::{MemoryGauge, MemorySource};
     /// assert_eq!(MemoryGauge::for_url("embedded:").unwrap().source(), MemorySource::ProcessResident);
-    /// assert!(MemoryGauge::for_url("amqp://guest:guest@127.0.0.1:5672/%2f").is_err());
+    /// let refused = MemoryGauge::for_url("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap_err();
+    /// assert!(refused.to_string().contains("unsupported by the amqp backend"), "{refused}");
     /// ```
     pub fn for_url(url: &str) -> Result<MemoryGauge> {
         let scheme = url
@@ -118,7 +119,7 @@ impl MemoryGauge {
                 Ok(MemoryGauge::Redis(client))
             }
             "amqp" | "amqps" => Err(Error::unsupported(
-                "workload",
+                "amqp",
                 "RabbitMQ tells its memory only through the management plugin, not over AMQP",
             )),
             _ => Err(Error::unsupported(
@@ -146,7 +147,7 @@ impl MemoryGauge {
             #[cfg(any(feature = "native", feature = "tcp"))]
             MemoryGauge::CourierServer(factory) => {
                 factory.broker_stats().await?.resident_bytes.ok_or_else(|| {
-                    Error::unsupported("workload", "the server does not report its memory")
+                    Error::unsupported("courier", "the server does not report its memory")
                 })
             }
             #[cfg(feature = "redis")]
