@@ -56,6 +56,13 @@ pub fn durable(client_id: &str, name: &str) -> String {
     format!("courier:dur:{client_id}:{name}")
 }
 
+/// The [`durable`] record of a durable subscription by its id in its topic's `:subs`
+/// (`d:<client_id>:<name>`, or `sd:` shared); `None` for a non-durable one.
+pub fn durable_of_subscription(sub: &str) -> Option<String> {
+    let scoped = sub.strip_prefix("d:").or_else(|| sub.strip_prefix("sd:"))?;
+    Some(format!("courier:dur:{scoped}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +91,16 @@ mod tests {
         ] {
             assert_eq!(hash_tag(&key), "t:orders", "{key}");
         }
+        assert_eq!(
+            durable_of_subscription("d:app:s1").as_deref(),
+            Some(durable("app", "s1").as_str())
+        );
+        assert_eq!(
+            durable_of_subscription("sd::s1").as_deref(),
+            Some(durable("", "s1").as_str())
+        );
+        assert_eq!(durable_of_subscription("sn:app:s1"), None);
+        assert_eq!(durable_of_subscription("n:0123"), None);
         let temp = root(&Destination::new(DestinationKind::TemporaryQueue, "x"));
         assert_eq!(hash_tag(&temp), "Q:x");
     }
