@@ -5,8 +5,12 @@
 //! their temporary forms). Under it (see `courier.lua` for the full list): `:seq` the id
 //! counter, `:m:<id>` one hash per message, `:r` the ready index (a sorted set scored by
 //! priority then arrival), `:d` the delayed index (scored by due time), `:h:<conn>` what a
-//! connection holds in flight, `:l:<conn>` the lease that keeps it held, `:subs` a topic's
-//! subscriptions, each with its own indexes under `:s:<sub>`.
+//! connection holds in flight, `:l:<conn>` the lease that keeps it held, `:a` the consumers
+//! open on a queue, `:subs` a topic's subscriptions, each with its own indexes (and `:a`
+//! consumers) under `:s:<sub>`.
+//!
+//! Outside the destination's slot: a durable subscription's record ([`durable`]), which
+//! deleting its topic removes after the topic's keys (see `Session::delete_destination`).
 
 use courier_api::{Destination, DestinationKind};
 
