@@ -486,6 +486,15 @@ impl Shared {
         Ok(notify)
     }
 
+    /// Stops renewing the lease in a destination just deleted, unless a consumer opened on
+    /// it since (a consumer opening re-adds its root after registering, see `consumer.rs`).
+    pub fn forget_root(&self, root: &str) {
+        let joined = self.joined.lock();
+        if !joined.iter().any(|j| j.root == root) {
+            self.roots.lock().remove(root);
+        }
+    }
+
     /// Keeps a lease in a destination without listening to it.
     pub fn lease_root(&self, root: &str) {
         self.roots.lock().insert(root.to_string());
@@ -514,6 +523,21 @@ impl Shared {
         let mut sessions = self.sessions.lock();
         sessions.retain(|w| w.strong_count() > 0);
         sessions.push(Arc::downgrade(session));
+    }
+
+    /// Acknowledges now what every session of this connection received in an automatic mode
+    /// and has not acknowledged yet (see `auto_ack.rs`): those messages are no longer held.
+    pub async fn flush_acks(&self) -> Result<()> {
+        let sessions: Vec<_> = self
+            .sessions
+            .lock()
+            .iter()
+            .filter_map(Weak::upgrade)
+            .collect();
+        for session in sessions {
+            session.flush_ack().await?;
+        }
+        Ok(())
     }
 
     /// Records a temporary destination this connection owns.

@@ -79,7 +79,8 @@ pub(crate) struct Subscription {
     pub destroy: bool,
 }
 
-/// Leaves a subscription (destroying a non-durable one with no consumer left).
+/// Leaves a subscription (destroying a non-durable one with no consumer left), or a queue
+/// (`sub` empty).
 pub(crate) async fn leave(conn: &Shared, joined: &Joined) -> Result<()> {
     conn.eval(
         &joined.root,
@@ -147,7 +148,10 @@ pub struct RedisConsumer {
     index: Option<(String, Vec<String>)>,
     root: String,
     base: String,
-    joined: Option<Joined>,
+    /// The registration of this consumer on its queue or subscription, left when it closes.
+    joined: Joined,
+    /// Whether it reads a topic subscription (rather than a queue).
+    subscribed: bool,
     notify: Arc<Notify>,
     closed: AtomicBool,
     wake: Notify,
@@ -176,10 +180,32 @@ impl RedisConsumer {
         }
         let root = keys::root(destination);
         let notify = conn.watch(&root).await?;
+        let token = format!("{}|{}", conn.id, uuid::Uuid::new_v4().simple());
+        let subscribed = subscription.is_some();
         let (base, joined) = match subscription {
-            None => (root.clone(), None),
+            None => {
+                // The queue's consumers are registered there, so that a deletion (from any
+                // connection) sees them.
+                conn.eval(
+                    &root,
+                    Args::op("attach")
+                        .add(&token)
+                        .add(&conn.id)
+                        .add(conn.lease_ms())
+                        .0,
+                    None,
+                )
+                .await?;
+                let joined = Joined {
+                    root: root.clone(),
+                    sub: String::new(),
+                    token,
+                    destroy: false,
+                };
+                conn.joined.lock().push(joined.clone());
+                (root.clone(), joined)
+            }
             Some(s) => {
-                let token = format!("{}|{}", conn.id, uuid::Uuid::new_v4().simple());
                 let nolocal = if options.no_local {
                     conn.id.clone()
                 } else {
@@ -212,11 +238,21 @@ impl RedisConsumer {
                     destroy: s.destroy,
                 };
                 conn.joined.lock().push(joined.clone());
-                (keys::subscription_base(&root, &s.sub), Some(joined))
+                (keys::subscription_base(&root, &s.sub), joined)
             }
         };
+        // Registered: a deletion of the destination from now on is refused, so its lease is
+        // renewed again even if a deletion just before stopped that (`Shared::forget_root`).
+        conn.lease_root(&root);
         let index = match &selector {
-            Some(selector) => equality_index(&conn, &root, &base, selector).await?,
+            Some(selector) => match equality_index(&conn, &root, &base, selector).await {
+                Ok(index) => index,
+                Err(e) => {
+                    conn.joined.lock().retain(|j| j.token != joined.token);
+                    let _ = leave(&conn, &joined).await;
+                    return Err(e);
+                }
+            },
             None => None,
         };
         *conn.consumers.lock().entry(root.clone()).or_default() += 1;
@@ -240,6 +276,7 @@ impl RedisConsumer {
             root,
             base,
             joined,
+            subscribed,
             notify,
             closed: AtomicBool::new(false),
             wake: Notify::new(),
@@ -276,7 +313,7 @@ impl RedisConsumer {
                         .add(&dlq)
                         .add(source)
                         .add(&after)
-                        .add(if self.joined.is_some() { 1 } else { 0 })
+                        .add(if self.subscribed { 1 } else { 0 })
                         .add(self.index.as_ref().map_or("", |(name, _)| name.as_str()))
                         .extend(self.index.iter().flat_map(|(_, values)| values.iter()))
                         .0,
@@ -301,7 +338,7 @@ impl RedisConsumer {
                 {
                     return Ok(taken);
                 }
-            } else if self.joined.is_some() {
+            } else if self.subscribed {
                 conn.eval(
                     &self.root,
                     Args::op("drop").add(&self.base).add(&id).0,
@@ -574,11 +611,9 @@ impl RedisConsumer {
         if let Some(n) = conn.consumers.lock().get_mut(&self.root) {
             *n = n.saturating_sub(1);
         }
-        if let Some(joined) = &self.joined {
-            conn.joined.lock().retain(|j| j.token != joined.token);
-            if conn.check().is_ok() {
-                leave(&conn, joined).await?;
-            }
+        conn.joined.lock().retain(|j| j.token != self.joined.token);
+        if conn.check().is_ok() {
+            leave(&conn, &self.joined).await?;
         }
         Ok(())
     }
@@ -725,15 +760,14 @@ impl Drop for RedisConsumer {
                 });
             }
         }
-        if let Some(joined) = self.joined.clone() {
-            conn.joined.lock().retain(|j| j.token != joined.token);
-            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-                runtime.spawn(async move {
-                    if conn.check().is_ok() {
-                        let _ = leave(&conn, &joined).await;
-                    }
-                });
-            }
+        let joined = self.joined.clone();
+        conn.joined.lock().retain(|j| j.token != joined.token);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if conn.check().is_ok() {
+                    let _ = leave(&conn, &joined).await;
+                }
+            });
         }
     }
 }

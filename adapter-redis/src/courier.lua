@@ -10,8 +10,15 @@
 -- B:h:<conn>     ids held (in flight) by a connection;  B:hs  connections holding any
 -- R:l:<conn>     a connection's lease (expires unless renewed while the connection lives)
 -- R:subs         topic subscriptions: sub id -> "owner\tnolocal" (owner "" durable, "*" shared)
--- B:a            consumer tokens "conn|consumer" open on a subscription
+-- B:a            consumer tokens "conn|consumer" open on a queue (B = R) or a subscription
+-- B:rc           set for 100 ms after recover_dead looked at B's holders
+-- B:ix, B:xk     equality indexes: property names indexed, and the index keys B:x:<name>:<v>
+-- R:w            set while a consumer waits for a publish (see notify_waiting)
 -- R:owner        the connection owning a temporary destination
+--
+-- A plain destination exists (for the 'delete' operation) while it has any of R:seq (made by
+-- the first message stored, consumer attached or subscription made), a subscription, an
+-- indexed or held message, or a consumer token; 'delete' removes them all.
 
 local op = ARGV[1]
 -- K, the selector runtime, is built (selector_runtime) only by the operations that evaluate
@@ -174,7 +181,7 @@ local function destroy_sub(root, sub)
   end
   for _, key in ipairs(redis.call('SMEMBERS', base .. ':xk')) do redis.call('DEL', key) end
   redis.call('DEL', base .. ':r', base .. ':d', base .. ':hs', base .. ':a', base .. ':ix',
-    base .. ':xk')
+    base .. ':xk', base .. ':rc')
   redis.call('HDEL', root .. ':subs', sub)
 end
 
@@ -189,6 +196,53 @@ local function live_tokens(root, base)
     end
   end
   return live
+end
+
+-- Whether a live connection (its lease not lapsed) holds messages of B in flight: delivered
+-- and not acknowledged yet.
+local function live_holders(root, base)
+  for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do
+    if redis.call('EXISTS', root .. ':l:' .. c) == 1 and redis.call('SCARD', base .. ':h:' .. c) > 0 then
+      return true
+    end
+  end
+  return false
+end
+
+-- Deletes every key of a destination: its subscriptions, its messages wherever they are
+-- (ready, delayed, held), its indexes, counters and flags, and the leases of the connections
+-- it names (holders, consumers, owners). A connection still listing the destination renews
+-- its own lease (no data, only its liveness) until it closes.
+local function destroy_root(root, conn)
+  local leases = {}
+  if conn then leases[conn] = true end
+  local function lease_of_tokens(base)
+    for _, t in ipairs(redis.call('SMEMBERS', base .. ':a')) do
+      leases[string.match(t, '^([^|]*)')] = true
+    end
+  end
+  local subs = redis.call('HGETALL', root .. ':subs')
+  for i = 1, #subs, 2 do
+    local sub, owner = subs[i], string.match(subs[i + 1], '^([^\t]*)')
+    local base = root .. ':s:' .. sub
+    if owner and owner ~= '' and owner ~= '*' then leases[owner] = true end
+    for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do leases[c] = true end
+    lease_of_tokens(base)
+    destroy_sub(root, sub)
+  end
+  lease_of_tokens(root)
+  delete_ids(root, redis.call('ZRANGE', root .. ':r', 0, -1))
+  delete_ids(root, redis.call('ZRANGE', root .. ':d', 0, -1))
+  for _, c in ipairs(redis.call('SMEMBERS', root .. ':hs')) do
+    delete_ids(root, redis.call('SMEMBERS', root .. ':h:' .. c))
+    redis.call('DEL', root .. ':h:' .. c)
+    leases[c] = true
+  end
+  for _, key in ipairs(redis.call('SMEMBERS', root .. ':xk')) do redis.call('DEL', key) end
+  for c in pairs(leases) do redis.call('DEL', root .. ':l:' .. c) end
+  redis.call('DEL', root .. ':r', root .. ':d', root .. ':hs', root .. ':a', root .. ':ix',
+    root .. ':xk', root .. ':rc', root .. ':subs', root .. ':seq', root .. ':owner',
+    root .. ':w')
 end
 
 -- Adds one message to a queue, or to every live subscription of a topic.
@@ -567,34 +621,68 @@ elseif op == 'drop' then
   end
   return 1
 elseif op == 'subscribe' then
-  -- sub, owner, nolocal, token, conn, lease, exclusive: creates the subscription if new, joins it
+  -- sub, owner, nolocal, token, conn, lease, exclusive: creates the subscription if new, joins
+  -- it; the topic exists from now on (R:seq)
   local sub = ARGV[2]
   if ARGV[8] == '1' and live_tokens(R, R .. ':s:' .. sub) > 0 then return 0 end
   if redis.call('HEXISTS', R .. ':subs', sub) == 0 then
     redis.call('HSET', R .. ':subs', sub, ARGV[3] .. '\t' .. ARGV[4])
   end
+  redis.call('SET', R .. ':seq', 0, 'NX')
   redis.call('SET', R .. ':l:' .. ARGV[6], '1', 'PX', ARGV[7])
   redis.call('SADD', R .. ':s:' .. sub .. ':a', ARGV[5])
   return 1
+elseif op == 'attach' then
+  -- token, conn, lease: a consumer opens on a queue (its token in R:a, as a subscription's
+  -- consumers are in B:a, so a deletion sees it); the queue exists from now on (R:seq)
+  redis.call('SET', R .. ':seq', 0, 'NX')
+  redis.call('SET', R .. ':l:' .. ARGV[3], '1', 'PX', ARGV[4])
+  redis.call('SADD', R .. ':a', ARGV[2])
+  return 1
 elseif op == 'leave' then
-  -- sub, token, destroy ('1' = non-durable: destroy when no live consumer is left)
+  -- sub ('' = the queue's own consumers), token, destroy ('1' = non-durable: destroy when no
+  -- live consumer is left)
   local sub = ARGV[2]
   local base = R .. ':s:' .. sub
+  if sub == '' then base = R end
   redis.call('SREM', base .. ':a', ARGV[3])
-  if ARGV[4] == '1' and live_tokens(R, base) == 0 then destroy_sub(R, sub) end
+  if sub ~= '' and ARGV[4] == '1' and live_tokens(R, base) == 0 then destroy_sub(R, sub) end
   return 1
 elseif op == 'unsubscribe' then
-  -- sub: refuses while a live consumer is open
+  -- sub: 0 refused while a live consumer is open or a live connection holds its messages,
+  -- 2 when there is no such subscription (its topic was deleted), 1 done
   local sub = ARGV[2]
   local base = R .. ':s:' .. sub
-  if live_tokens(R, base) > 0 then return 0 end
-  for _, c in ipairs(redis.call('SMEMBERS', base .. ':hs')) do
-    if redis.call('EXISTS', R .. ':l:' .. c) == 1 and redis.call('SCARD', base .. ':h:' .. c) > 0 then
-      return 0
-    end
-  end
+  if redis.call('HEXISTS', R .. ':subs', sub) == 0 then return 2 end
+  if live_tokens(R, base) > 0 or live_holders(R, base) then return 0 end
   destroy_sub(R, sub)
   return 1
+elseif op == 'subscribed' then
+  -- sub: 1 when the subscription exists
+  return redis.call('HEXISTS', R .. ':subs', ARGV[2])
+elseif op == 'delete' then
+  -- conn: deletes a plain queue or topic with everything it stores, atomically (and the
+  -- lease there of conn, the deleting connection):
+  -- {0} when it does not exist, {-1, why} while in use (a live consumer on the queue or on
+  -- one of the topic's subscriptions, or messages a live connection holds unacknowledged),
+  -- else {1, durable subscription*}: the durable subscriptions that went with it
+  local subs = redis.call('HGETALL', R .. ':subs')
+  local exists = #subs > 0 or redis.call('EXISTS', R .. ':seq', R .. ':r', R .. ':d', R .. ':hs',
+    R .. ':a') > 0
+  if not exists then return {0} end
+  local bases, out = {R}, {1}
+  for i = 1, #subs, 2 do
+    bases[#bases + 1] = R .. ':s:' .. subs[i]
+    if string.sub(subs[i + 1], 1, 1) == '\t' then out[#out + 1] = subs[i] end
+  end
+  for _, base in ipairs(bases) do
+    if live_tokens(R, base) > 0 then return {-1, 'consumer'} end
+  end
+  for _, base in ipairs(bases) do
+    if live_holders(R, base) then return {-1, 'held'} end
+  end
+  destroy_root(R, ARGV[2])
+  return out
 elseif op == 'abandon' then
   -- conn, max, dlq: a lost connection's holdings go back now (the queue and every
   -- subscription under this root), and its lease goes
@@ -616,16 +704,7 @@ elseif op == 'abandon' then
 elseif op == 'destroy' then
   -- (no arguments) deletes every key of a temporary destination whose connection is gone:
   -- its messages wherever they are, its indexes, subscriptions and owner
-  for _, sub in ipairs(redis.call('HKEYS', R .. ':subs')) do destroy_sub(R, sub) end
-  delete_ids(R, redis.call('ZRANGE', R .. ':r', 0, -1))
-  delete_ids(R, redis.call('ZRANGE', R .. ':d', 0, -1))
-  for _, c in ipairs(redis.call('SMEMBERS', R .. ':hs')) do
-    delete_ids(R, redis.call('SMEMBERS', R .. ':h:' .. c))
-    redis.call('DEL', R .. ':h:' .. c, R .. ':l:' .. c)
-  end
-  for _, key in ipairs(redis.call('SMEMBERS', R .. ':xk')) do redis.call('DEL', key) end
-  redis.call('DEL', R .. ':r', R .. ':d', R .. ':hs', R .. ':ix', R .. ':xk', R .. ':subs',
-    R .. ':seq', R .. ':owner', R .. ':w')
+  destroy_root(R)
   return 1
 elseif op == 'depth' then
   return redis.call('ZCARD', R .. ':r')

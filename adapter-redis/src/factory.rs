@@ -172,6 +172,8 @@ pub(crate) fn capabilities(config: &Config, durability: Durability) -> Capabilit
         .map(|_| config.max_attempts);
     caps.dead_letter_queue = config.dead_letter_queue.clone();
     caps.max_message_size = Some(crate::MAX_MESSAGE_BYTES);
+    caps.delete_destinations = true;
+    caps.delete_topics = true;
     caps
 }
 

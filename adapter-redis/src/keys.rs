@@ -5,8 +5,12 @@
 //! their temporary forms). Under it (see `courier.lua` for the full list): `:seq` the id
 //! counter, `:m:<id>` one hash per message, `:r` the ready index (a sorted set scored by
 //! priority then arrival), `:d` the delayed index (scored by due time), `:h:<conn>` what a
-//! connection holds in flight, `:l:<conn>` the lease that keeps it held, `:subs` a topic's
-//! subscriptions, each with its own indexes under `:s:<sub>`.
+//! connection holds in flight, `:l:<conn>` the lease that keeps it held, `:a` the consumers
+//! open on a queue, `:subs` a topic's subscriptions, each with its own indexes (and `:a`
+//! consumers) under `:s:<sub>`.
+//!
+//! Outside the destination's slot: a durable subscription's record ([`durable`]), which
+//! deleting its topic removes after the topic's keys (see `Session::delete_destination`).
 
 use courier_api::{Destination, DestinationKind};
 
@@ -56,6 +60,13 @@ pub fn durable(client_id: &str, name: &str) -> String {
     format!("courier:dur:{client_id}:{name}")
 }
 
+/// The [`durable`] record of a durable subscription by its id in its topic's `:subs`
+/// (`d:<client_id>:<name>`, or `sd:` shared); `None` for a non-durable one.
+pub fn durable_of_subscription(sub: &str) -> Option<String> {
+    let scoped = sub.strip_prefix("d:").or_else(|| sub.strip_prefix("sd:"))?;
+    Some(format!("courier:dur:{scoped}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +95,16 @@ mod tests {
         ] {
             assert_eq!(hash_tag(&key), "t:orders", "{key}");
         }
+        assert_eq!(
+            durable_of_subscription("d:app:s1").as_deref(),
+            Some(durable("app", "s1").as_str())
+        );
+        assert_eq!(
+            durable_of_subscription("sd::s1").as_deref(),
+            Some(durable("", "s1").as_str())
+        );
+        assert_eq!(durable_of_subscription("sn:app:s1"), None);
+        assert_eq!(durable_of_subscription("n:0123"), None);
         let temp = root(&Destination::new(DestinationKind::TemporaryQueue, "x"));
         assert_eq!(hash_tag(&temp), "Q:x");
     }

@@ -18,6 +18,15 @@
 //! subscription. The key layout is in [`keys`]: all keys of a destination share one hash
 //! tag, so a destination lives in one Redis Cluster slot.
 //!
+//! ## Deleting destinations
+//!
+//! `Session::delete_destination` deletes a plain queue or topic in one script call: it
+//! refuses while a consumer is open on it (queue consumers register in the queue, as
+//! subscription consumers in their subscription, so any connection's count) or a live
+//! connection holds its messages unacknowledged, and otherwise deletes every key under the
+//! destination's root. The topic's durable-subscription records go next; one that outlives
+//! its subscription (the client stopped in between) reads as no subscription.
+//!
 //! ## Durability
 //!
 //! At connect the backend reads `appendonly`/`appendfsync`: with AOF `always` a persistent

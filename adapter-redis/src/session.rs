@@ -315,19 +315,28 @@ impl RedisSession {
             let mut parts = old.splitn(3, '\t');
             let (old_root, old_sub) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
             if old_sub != sub && !old_sub.is_empty() {
-                return Err(Error::illegal_state(format!(
-                    "subscription {name:?} exists with another sharing"
-                )));
-            }
-            let gone = self
-                .shared
-                .conn
-                .eval(old_root, Args::op("unsubscribe").add(old_sub).0, None)
-                .await?;
-            if args::int(&gone)? != 1 {
-                return Err(Error::illegal_state(format!(
-                    "durable subscription {name:?} has an active consumer; it cannot change"
-                )));
+                // A record whose subscription went with its deleted topic names none.
+                let exists = self
+                    .shared
+                    .conn
+                    .eval(old_root, Args::op("subscribed").add(old_sub).0, None)
+                    .await?;
+                if args::int(&exists)? == 1 {
+                    return Err(Error::illegal_state(format!(
+                        "subscription {name:?} exists with another sharing"
+                    )));
+                }
+            } else {
+                let gone = self
+                    .shared
+                    .conn
+                    .eval(old_root, Args::op("unsubscribe").add(old_sub).0, None)
+                    .await?;
+                if args::int(&gone)? == 0 {
+                    return Err(Error::illegal_state(format!(
+                        "durable subscription {name:?} has an active consumer; it cannot change"
+                    )));
+                }
             }
         }
         let _: () = redis::cmd("SET")
@@ -441,10 +450,22 @@ impl Session for RedisSession {
             .conn
             .eval(root, Args::op("unsubscribe").add(sub).0, None)
             .await?;
-        if args::int(&gone)? != 1 {
-            return Err(Error::illegal_state(format!(
-                "durable subscription {name:?} has an active consumer"
-            )));
+        match args::int(&gone)? {
+            0 => {
+                return Err(Error::illegal_state(format!(
+                    "durable subscription {name:?} has an active consumer"
+                )))
+            }
+            2 => {
+                // Its topic was deleted (and this record outlived it, the deleting client
+                // stopped before it got here): no subscription.
+                forget_durable(&self.shared.conn, &registry, root, sub).await?;
+                return Err(Error::invalid_destination(
+                    name,
+                    "no durable subscription of this name (its topic was deleted)",
+                ));
+            }
+            _ => {}
         }
         let _: () = redis::cmd("DEL")
             .arg(&registry)
@@ -482,12 +503,75 @@ impl Session for RedisSession {
         self.temporary(DestinationKind::TemporaryTopic).await
     }
 
+    /// Deletes a plain queue or topic in one script (`delete` in `courier.lua`), which checks
+    /// and deletes atomically: every message (ready, delayed, held), index, equality index,
+    /// counter, subscription and consumer registration of the destination, and the leases of
+    /// the connections it names. Then the durable-subscription records (`courier:dur:…`, in
+    /// other slots) of the topic's durable subscriptions go, each only if it still names that
+    /// subscription. Stopped between the two, a record names a subscription that is gone,
+    /// which `unsubscribe` and the durable consumers read as no subscription.
+    ///
+    /// A destination exists while it has its id counter (made by the first message stored,
+    /// queue consumer opened or subscription made, since it was made or last deleted), a
+    /// subscription, or a stored message. So a topic that was only sent to while it had no
+    /// subscription (nothing stored) is missing; a queue that only had a consumer exists.
+    ///
+    /// In use: a consumer open on the queue or on one of the topic's subscriptions (any
+    /// connection's: queue consumers register in `R:a` as subscription consumers do in
+    /// `B:a`), or messages a live connection holds delivered and not acknowledged, on the
+    /// queue or on a subscription (as `unsubscribe` refuses). This connection's pending
+    /// automatic acknowledgements are done first, so they do not count.
+    ///
+    /// The deleting connection stops keeping a lease in the destination. Another live
+    /// connection that consumed from it before keeps renewing its own lease key there
+    /// (`R:l:<connection>`, no data, only that connection's liveness) until it closes.
     async fn delete_destination(&self, destination: &Destination) -> Result<()> {
         self.shared.check()?;
-        Err(Error::unsupported(
-            "redis",
-            format!("deleting destinations ({destination}); temporary ones: delete_temporary"),
-        ))
+        destination.validate()?;
+        if destination.is_temporary() {
+            return Err(Error::invalid_destination(
+                destination.to_string(),
+                "a temporary destination is deleted with delete_temporary",
+            ));
+        }
+        let conn = &self.shared.conn;
+        conn.flush_acks().await?;
+        let root = keys::root(destination);
+        let reply = args::array(
+            conn.eval(&root, Args::op("delete").add(&conn.id).0, None)
+                .await?,
+        )?;
+        match reply.first().map(args::int).transpose()? {
+            Some(1) => {}
+            Some(0) => {
+                return Err(Error::invalid_destination(
+                    destination.to_string(),
+                    "no such destination",
+                ))
+            }
+            Some(-1) => {
+                let why = reply
+                    .get(1)
+                    .map(args::text)
+                    .transpose()?
+                    .unwrap_or_default();
+                return Err(Error::illegal_state(if why == "held" {
+                    format!("{destination} has messages delivered and not acknowledged")
+                } else {
+                    format!("{destination} has an open consumer")
+                }));
+            }
+            _ => return Err(Error::protocol("an unexpected reply to a deletion")),
+        }
+        // Its lease there went with it: the heartbeat no longer renews it.
+        conn.forget_root(&root);
+        for sub in &reply[1..] {
+            let sub = args::text(sub)?;
+            if let Some(record) = keys::durable_of_subscription(&sub) {
+                forget_durable(conn, &record, &root, &sub).await?;
+            }
+        }
+        Ok(())
     }
 
     async fn delete_temporary(&self, destination: &Destination) -> Result<()> {
@@ -586,6 +670,26 @@ impl Session for RedisSession {
         }
         self.shared.close().await
     }
+}
+
+/// Deletes the durable-subscription record `registry` if it still names subscription `sub` of
+/// the topic `root` (one made again since, for another topic, stays).
+async fn forget_durable(conn: &Shared, registry: &str, root: &str, sub: &str) -> Result<()> {
+    static FORGET: std::sync::LazyLock<redis::Script> = std::sync::LazyLock::new(|| {
+        redis::Script::new(
+            "local v = redis.call('GET', KEYS[1]) \
+             if v and string.sub(v, 1, #ARGV[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end \
+             return 1",
+        )
+    });
+    let mut cmd = conn.cmd.clone();
+    let _: redis::Value = FORGET
+        .key(registry)
+        .arg(format!("{root}\t{sub}\t"))
+        .invoke_async(&mut cmd)
+        .await
+        .map_err(|e| conn.fail(e, None))?;
+    Ok(())
 }
 
 impl RedisSession {
