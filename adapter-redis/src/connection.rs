@@ -525,16 +525,20 @@ impl Shared {
         sessions.push(Arc::downgrade(session));
     }
 
-    /// Acknowledges now what every session of this connection received in an automatic mode
-    /// and has not acknowledged yet (see `auto_ack.rs`): those messages are no longer held.
-    pub async fn flush_acks(&self) -> Result<()> {
-        let sessions: Vec<_> = self
-            .sessions
+    /// The sessions of this connection still open, taken out of the lock so they can be
+    /// awaited.
+    fn live_sessions(&self) -> Vec<Arc<SessionShared>> {
+        self.sessions
             .lock()
             .iter()
             .filter_map(Weak::upgrade)
-            .collect();
-        for session in sessions {
+            .collect()
+    }
+
+    /// Acknowledges now what every session of this connection received in an automatic mode
+    /// and has not acknowledged yet (see `auto_ack.rs`): those messages are no longer held.
+    pub async fn flush_acks(&self) -> Result<()> {
+        for session in self.live_sessions() {
             session.flush_ack().await?;
         }
         Ok(())
@@ -809,14 +813,7 @@ impl Connection for RedisConnection {
         }
         let _wait = self.shared.delivering.write().await;
         // What consumers took ahead of their receives goes back while deliveries are off.
-        let sessions: Vec<_> = self
-            .shared
-            .sessions
-            .lock()
-            .iter()
-            .filter_map(Weak::upgrade)
-            .collect();
-        for session in sessions {
+        for session in self.shared.live_sessions() {
             session.return_prefetched().await?;
         }
         Ok(())

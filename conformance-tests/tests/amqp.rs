@@ -13,5 +13,6 @@ use amqp_harness::AmqpHarness;
 use courier_amqp::QueueType;
 
 amqp_suite!(QueueType::Classic);
+courier_conformance::in_doubt_cases!(AmqpHarness::new(QueueType::Classic).await);
 courier_conformance::acknowledge_cases!(AmqpHarness::new(QueueType::Classic).await);
 courier_conformance::messages_cases!(AmqpHarness::new(QueueType::Classic).await);

@@ -5,6 +5,9 @@
 //! Left out, as the README matrix says: `recover_after_partial_ack_6_2_10` and
 //! `receive_body_refusal_leaves_the_message_3_11`, which need a message given back to keep
 //! its place in the queue. A quorum queue puts a returned message behind those waiting.
+//! Also `commit_cut_by_a_loss_is_all_or_nothing`: RabbitMQ applies a `tx.commit` to a quorum
+//! queue message by message, and a connection lost meanwhile leaves part of the transaction
+//! delivered (2 runs of 15 here: 166 and 189 of 200 sends; classic queues: 0 of 15).
 
 mod amqp_harness;
 
@@ -12,6 +15,14 @@ use amqp_harness::AmqpHarness;
 use courier_amqp::QueueType;
 
 amqp_suite!(QueueType::Quorum);
+courier_conformance::cases!(
+    AmqpHarness::new(QueueType::Quorum).await,
+    in_doubt,
+    [
+        pipelined_sends_cut_by_a_loss_resolve_truthfully,
+        acknowledge_cut_by_a_loss_resolves_truthfully,
+    ]
+);
 courier_conformance::cases!(
     AmqpHarness::new(QueueType::Quorum).await,
     acknowledge,

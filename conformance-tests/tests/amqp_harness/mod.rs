@@ -326,8 +326,8 @@ impl courier_conformance::Harness for AmqpHarness {
     }
 }
 
-/// The RabbitMQ suite for queues of `$queue_type`: every area but persistence, acknowledge
-/// and messages (each binary adds those two: quorum queues leave out their two cases that
+/// The RabbitMQ suite for queues of `$queue_type`: every area but persistence, acknowledge,
+/// messages and in-doubt (each binary adds those three: quorum queues leave out their two cases that
 /// need a message given back to keep its place), and of the tuple-space cases only
 /// `open_needs_queue_selectors` (see the test binaries' docs).
 #[macro_export]
@@ -362,7 +362,6 @@ macro_rules! amqp_suite {
         courier_conformance::delivery_cases!(AmqpHarness::new($queue_type).await);
         courier_conformance::errors_cases!(AmqpHarness::new($queue_type).await);
         courier_conformance::headers_cases!(AmqpHarness::new($queue_type).await);
-        courier_conformance::in_doubt_cases!(AmqpHarness::new($queue_type).await);
         courier_conformance::listener_cases!(AmqpHarness::new($queue_type).await);
         courier_conformance::ordering_cases!(AmqpHarness::new($queue_type).await);
         courier_conformance::pipelining_cases!(AmqpHarness::new($queue_type).await);
