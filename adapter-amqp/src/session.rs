@@ -896,7 +896,8 @@ impl Session for AmqpSession {
                 "{destination} has messages this session has not acknowledged"
             )));
         }
-        self.core.link.delete_queue(name, true).await
+        // Consumers were counted just above: `if_unused` would only ask RabbitMQ again.
+        self.core.link.delete_queue(name, false).await
     }
 
     async fn delete_temporary(&self, destination: &Destination) -> Result<()> {

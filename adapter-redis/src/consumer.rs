@@ -202,7 +202,6 @@ impl RedisConsumer {
                     token,
                     destroy: false,
                 };
-                conn.joined.lock().push(joined.clone());
                 (root.clone(), joined)
             }
             Some(s) => {
@@ -237,10 +236,10 @@ impl RedisConsumer {
                     token,
                     destroy: s.destroy,
                 };
-                conn.joined.lock().push(joined.clone());
                 (keys::subscription_base(&root, &s.sub), joined)
             }
         };
+        conn.joined.lock().push(joined.clone());
         // Registered: a deletion of the destination from now on is refused, so its lease is
         // renewed again even if a deletion just before stopped that (`Shared::forget_root`).
         conn.lease_root(&root);

@@ -19,8 +19,9 @@ use super::{baseline, deep_queue, flow, memory};
 /// Afterwards the run's destinations are deleted, with whatever they still hold, when the
 /// backend can delete destinations ([`courier_api::Capabilities::delete_destinations`]), so
 /// benchmarks leave nothing behind on a shared broker (topics only where the backend deletes
-/// them: elsewhere a run's topic holds nothing once its non-durable subscriptions are gone). A failed deletion fails a run that
-/// succeeded; after a failed run the run's own error is reported.
+/// them: elsewhere a run's topic holds nothing once its non-durable subscriptions are gone).
+/// A failed deletion fails a run that succeeded; after a failed run the run's own error is
+/// reported.
 ///
 /// Must be called within a multi-threaded tokio runtime: participants are tokio tasks.
 pub async fn run(factory: &dyn ConnectionFactory, workload: &Workload) -> Result<Measurement> {
