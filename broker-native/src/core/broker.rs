@@ -73,6 +73,12 @@ impl Broker {
         self.core.persists
     }
 
+    /// Resolves once every record the store took before this call is settled (see
+    /// [`crate::store::Store::synced`]).
+    pub(crate) fn synced(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        self.core.store.synced()
+    }
+
     /// The broker's settings.
     pub fn config(&self) -> &BrokerConfig {
         &self.core.config

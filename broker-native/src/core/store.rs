@@ -174,6 +174,14 @@ pub trait Store: Send + Sync {
         None
     }
 
+    /// A future resolving once every record taken before this call is settled (durable, or
+    /// failed to its own waiter), without a record of its own: a caller that dropped a
+    /// ticket waits with it before acting on what the record promised. Ready at once for a
+    /// store that keeps nothing.
+    fn synced(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+        Box::pin(std::future::ready(()))
+    }
+
     /// The bytes of the live copy of message `id` in `store`, for a paged message
     /// ([`crate::core::paging`]): the core keeps its stub and reads the rest back when it is
     /// delivered. A store that keeps nothing cannot serve it.

@@ -89,9 +89,20 @@ pub(crate) struct ConnectionShared {
     temporaries: Mutex<Vec<Destination>>,
     listener: Mutex<Option<ExceptionListener>>,
     capabilities: Capabilities,
+    /// Set by the TCP server: a delivery's durable count is not awaited before the message
+    /// is handed over, because the server holds back the frame carrying it until the store
+    /// is synced ([`crate::store::Store::synced`]) — one wait for many deliveries instead of
+    /// one `fdatasync` per message.
+    defer_delivery_sync: AtomicBool,
 }
 
 impl ConnectionShared {
+    /// True when deliveries are handed over before their count is durable (see
+    /// [`EmbeddedConnection::defer_delivery_sync`]).
+    pub fn defers_delivery_sync(&self) -> bool {
+        self.defer_delivery_sync.load(Ordering::Relaxed)
+    }
+
     /// `Ok` while open; the loss's [`Error::ConnectionLost`] after a loss, `IllegalState`
     /// after a close.
     pub fn check_open(&self) -> Result<()> {
@@ -214,8 +225,19 @@ impl EmbeddedConnection {
                 temporaries: Mutex::new(Vec::new()),
                 listener: Mutex::new(None),
                 capabilities,
+                defer_delivery_sync: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// Hands deliveries over without waiting for their counts to be durable. Only for a
+    /// caller that waits for [`crate::store::Store::synced`] before a delivered message can
+    /// be seen outside the process (the TCP server's writer does), so a crash still cannot
+    /// bring back a message someone saw without `redelivered`.
+    pub(crate) fn defer_delivery_sync(&self) {
+        self.shared
+            .defer_delivery_sync
+            .store(true, Ordering::Relaxed);
     }
 
     /// The state shared with what the connection made, for the factory's loss hook.

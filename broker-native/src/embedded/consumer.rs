@@ -111,6 +111,12 @@ impl ConsumerInner {
         let Some(ticket) = delivered.recorded.take() else {
             return delivered;
         };
+        if self.session.connection.defers_delivery_sync() {
+            // The connection's owner waits for the store's sync before the message leaves
+            // the process; the count's own outcome is the store's to log.
+            drop(ticket);
+            return delivered;
+        }
         let mut unseen = GiveBack {
             session: &self.session,
             tag: Some(delivered.tag),

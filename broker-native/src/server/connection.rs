@@ -90,6 +90,10 @@ struct Conn {
     receiving: Mutex<HashMap<u64, CancellationToken>>,
     /// Message streams ([`Request::Credit`]) by consumer: their credit and stop token.
     pumps: Mutex<HashMap<u64, Pump>>,
+    /// Set (durable broker only) when a reply carrying a persistent message is queued: its
+    /// delivery count was recorded but not awaited, so the writer syncs the store before
+    /// writing it ([`write_loop`]).
+    unsynced: Option<Arc<AtomicBool>>,
 }
 
 /// A consumer's message stream: credit, and the token that ends it.
@@ -187,6 +191,8 @@ pub(super) async fn serve(
         .await;
     let connection = match connected {
         Ok(c) => {
+            // The writer syncs the store before a delivery leaves (see `write_loop`).
+            c.defer_delivery_sync();
             let stats = c.stats_access();
             (Box::new(c) as Box<dyn Connection>, stats)
         }
@@ -233,6 +239,11 @@ pub(super) async fn serve(
     writer.set_max(max_frame);
 
     let (out, out_rx) = mpsc::channel(OUT_QUEUE);
+    let broker = factory.broker().clone();
+    let unsynced = broker
+        .is_durable()
+        .then(|| Arc::new(AtomicBool::new(false)));
+    let sync = unsynced.clone().map(|flag| (broker, flag));
     let conn = Arc::new(Conn {
         connection,
         stats,
@@ -246,9 +257,16 @@ pub(super) async fn serve(
         max_handles: config.max_handles,
         receiving: Mutex::new(HashMap::new()),
         pumps: Mutex::new(HashMap::new()),
+        unsynced,
     });
     let write_done = CancellationToken::new();
-    let writing = tokio::spawn(write_loop(writer, out_rx, heartbeat, write_done.clone()));
+    let writing = tokio::spawn(write_loop(
+        writer,
+        out_rx,
+        heartbeat,
+        sync,
+        write_done.clone(),
+    ));
     let permits = Arc::new(Semaphore::new(config.max_in_flight));
     let outcome = read_loop(&conn, &mut reader, heartbeat, &permits, &sever, &shared).await;
     let severed = sever.is_cancelled();
@@ -338,12 +356,26 @@ async fn refuse(writer: &mut Writer, peer: SocketAddr, user: &str, error: Error)
 
 /// Writes frames as they come: every frame queued by the time the writer is free goes out
 /// in one batch (one vectored write), and a heartbeat when idle.
+///
+/// With `sync` (a durable broker), a batch holding a persistent delivery first waits until
+/// the store has settled every record taken so far, its delivery count among them: a
+/// message is not seen outside the process before a crash would bring it back with
+/// `redelivered` set. Deliveries queued while the writer waits share the next wait, so a
+/// busy stream costs about one `fdatasync` per batch, not one per message.
 async fn write_loop(
     mut writer: Writer,
     mut frames: mpsc::Receiver<Frame>,
     heartbeat: Duration,
+    sync: Option<(crate::Broker, Arc<AtomicBool>)>,
     done: CancellationToken,
 ) {
+    let synced = || async {
+        if let Some((broker, unsynced)) = &sync {
+            if unsynced.swap(false, Ordering::AcqRel) {
+                broker.synced().await;
+            }
+        }
+    };
     let mut idle = tokio::time::interval(heartbeat);
     idle.tick().await;
     loop {
@@ -354,13 +386,18 @@ async fn write_loop(
                 // Drain what is queued, then end.
                 while let Ok(frame) = frames.try_recv() {
                     if writer.feed(frame).is_err() { return; }
-                    if writer.is_full() && writer.flush().await.is_err() { return; }
+                    if writer.is_full() {
+                        synced().await;
+                        if writer.flush().await.is_err() { return; }
+                    }
                 }
+                synced().await;
                 let _ = writer.flush().await;
                 return;
             }
         };
         let Some(first) = first else {
+            synced().await;
             let _ = writer.flush().await;
             return;
         };
@@ -373,6 +410,7 @@ async fn write_loop(
                 return;
             }
         }
+        synced().await;
         if writer.flush().await.is_err() {
             return;
         }
@@ -474,6 +512,20 @@ async fn reply(conn: &Conn, id: u64, result: Result<Reply>) {
         }
     };
     if !conn.discard.load(Ordering::Acquire) {
+        if let Some(unsynced) = &conn.unsynced {
+            let persistent =
+                |d: &Delivered| d.message.delivery_mode() == courier_api::DeliveryMode::Persistent;
+            let delivers = match &reply {
+                Reply::Message(Some(d)) | Reply::Delivery(Some((_, d))) => persistent(d),
+                // `receive_body` keeps no delivery mode: assume the worst.
+                Reply::Body(Some(_)) => true,
+                _ => false,
+            };
+            if delivers {
+                // Before the frame is queued, so the writer that takes the frame sees it.
+                unsynced.store(true, Ordering::Release);
+            }
+        }
         let _ = conn
             .out
             .send(Frame::new(Kind::Reply, id, encode(&reply)))

@@ -6,6 +6,7 @@
 //! (as a real file system does) and fails with `ENOSPC`; raising the budget is "freeing space".
 //! Without an injector the journal calls the file system directly.
 
+use parking_lot::{Condvar, Mutex};
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -16,6 +17,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 pub struct FaultInjector {
     space: AtomicU64,
     fail_sync: AtomicBool,
+    /// While true, every `fdatasync` waits (a disk that stalls).
+    hold: Mutex<bool>,
+    released: Condvar,
 }
 
 impl Default for FaultInjector {
@@ -23,6 +27,8 @@ impl Default for FaultInjector {
         FaultInjector {
             space: AtomicU64::new(u64::MAX),
             fail_sync: AtomicBool::new(false),
+            hold: Mutex::new(false),
+            released: Condvar::new(),
         }
     }
 }
@@ -41,6 +47,18 @@ impl FaultInjector {
     /// Makes the next `fdatasync` fail with `EIO`.
     pub fn fail_next_sync(&self) {
         self.fail_sync.store(true, Ordering::SeqCst);
+    }
+
+    /// Stalls every `fdatasync` from now on until [`Self::release_syncs`]: the writer's
+    /// batch stays unconfirmed, as on a disk that stopped answering.
+    pub fn hold_syncs(&self) {
+        *self.hold.lock() = true;
+    }
+
+    /// Lets stalled and later `fdatasync`s go on.
+    pub fn release_syncs(&self) {
+        *self.hold.lock() = false;
+        self.released.notify_all();
     }
 }
 
@@ -71,6 +89,11 @@ pub(crate) fn write_at(
 /// `fdatasync`s `file`, through the injector when there is one.
 pub(crate) fn sync_data(faults: Option<&FaultInjector>, file: &File) -> io::Result<()> {
     if let Some(f) = faults {
+        let mut held = f.hold.lock();
+        while *held {
+            f.released.wait(&mut held);
+        }
+        drop(held);
         if f.fail_sync.swap(false, Ordering::SeqCst) {
             return Err(io::Error::from_raw_os_error(libc::EIO));
         }

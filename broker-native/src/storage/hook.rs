@@ -164,6 +164,10 @@ impl store::Store for JournalStore {
         Ok(ticket)
     }
 
+    fn synced(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+        Box::pin(self.journal.synced())
+    }
+
     fn read(&self, store: &StoreKey, id: u64) -> Result<Bytes> {
         // The map first: a send leaves it only once the journal's index has it.
         if let Some(u) = self.unwritten.lock().get(&id) {

@@ -134,6 +134,9 @@ pub(crate) struct Queue {
     pub closed: bool,
     /// The writer is waiting for work (appenders wake it only then).
     pub idle: bool,
+    /// Appends ever queued: the writer publishes how many it has settled in
+    /// [`Shared::settled`], which is what [`Journal::synced`] waits on.
+    pub submitted: u64,
 }
 
 #[derive(Default)]
@@ -163,6 +166,9 @@ pub(crate) struct Shared {
     /// offset — never reused: compaction writes new segments): a paged backlog sent in
     /// transactions is read in order, so one decode of a commit serves all its sends.
     pub last_commit: Mutex<Option<CommitBodies>>,
+    /// How many of the appends ever queued ([`Queue::submitted`]) the writer has settled
+    /// (written and synced, or failed); `u64::MAX` once it stopped.
+    pub settled: tokio::sync::watch::Sender<u64>,
 }
 
 impl Shared {
@@ -289,6 +295,7 @@ impl Journal {
             failed: Mutex::new(None),
             lock: Mutex::new(Some(lock)),
             last_commit: Mutex::new(None),
+            settled: tokio::sync::watch::Sender::new(0),
         });
         let writer = Writer::new(
             shared.clone(),
@@ -352,6 +359,7 @@ impl Journal {
                 self.shared.budget.add_permits(permits);
                 return Err(JournalError::Closed);
             }
+            q.submitted += 1;
             q.items.push(Pending {
                 frame,
                 record,
@@ -402,6 +410,7 @@ impl Journal {
                 self.shared.budget.add_permits(permits);
                 return Err(JournalError::Closed);
             }
+            q.submitted += 1;
             q.items.push(Pending {
                 frame,
                 record,
@@ -414,6 +423,20 @@ impl Journal {
             self.shared.queue_cv.notify_one();
         }
         Ok(())
+    }
+
+    /// A future that resolves once every record queued before this call has been settled:
+    /// on disk, or failed (a failure is reported to that record's own waiter, not here). It
+    /// costs no record and no `fdatasync` of its own, so it can follow records whose tickets
+    /// were dropped — the TCP server holds back a delivery's frame with it until the
+    /// delivery's count is durable, and many deliveries share one wait.
+    pub fn synced(&self) -> impl Future<Output = ()> + Send + 'static {
+        let target = self.shared.queue.lock().submitted;
+        let mut settled = self.shared.settled.subscribe();
+        async move {
+            // An error means the journal is gone: nothing is left to wait for.
+            let _ = settled.wait_for(|n| *n >= target).await;
+        }
     }
 
     /// Stops at once, as if the process were killed: records queued and not yet being

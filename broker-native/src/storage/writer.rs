@@ -71,7 +71,7 @@ impl Writer {
     /// Runs until the journal is closed and the queue drained.
     pub fn run(mut self) {
         loop {
-            let items = {
+            let (items, taken) = {
                 let mut q = self.shared.queue.lock();
                 while q.items.is_empty() && !q.closed {
                     q.idle = true;
@@ -79,11 +79,13 @@ impl Writer {
                 }
                 q.idle = false;
                 if q.items.is_empty() {
+                    self.shared.settled.send_replace(u64::MAX);
                     return;
                 }
-                std::mem::take(&mut q.items)
+                (std::mem::take(&mut q.items), q.submitted)
             };
             self.process(items);
+            self.shared.settled.send_replace(taken);
         }
     }
 
