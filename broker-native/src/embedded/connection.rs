@@ -90,17 +90,17 @@ pub(crate) struct ConnectionShared {
     listener: Mutex<Option<ExceptionListener>>,
     capabilities: Capabilities,
     /// Set by the TCP server: a delivery's durable count is not awaited before the message
-    /// is handed over, because the server holds back the frame carrying it until the store
-    /// is synced ([`crate::store::Store::synced`]) — one wait for many deliveries instead of
-    /// one `fdatasync` per message.
-    defer_delivery_sync: AtomicBool,
+    /// is handed over; the flag is raised instead, and the server holds back its next
+    /// frames until the store is synced ([`crate::store::Store::synced`]) — one wait for
+    /// many deliveries instead of one `fdatasync` per message.
+    deferred_sync: std::sync::OnceLock<Arc<AtomicBool>>,
 }
 
 impl ConnectionShared {
-    /// True when deliveries are handed over before their count is durable (see
-    /// [`EmbeddedConnection::defer_delivery_sync`]).
-    pub fn defers_delivery_sync(&self) -> bool {
-        self.defer_delivery_sync.load(Ordering::Relaxed)
+    /// The flag to raise for a delivery handed over before its count is durable, when the
+    /// connection's owner asked for that ([`EmbeddedConnection::defer_delivery_sync`]).
+    pub fn deferred_sync(&self) -> Option<&AtomicBool> {
+        self.deferred_sync.get().map(|flag| &**flag)
     }
 
     /// `Ok` while open; the loss's [`Error::ConnectionLost`] after a loss, `IllegalState`
@@ -225,19 +225,21 @@ impl EmbeddedConnection {
                 temporaries: Mutex::new(Vec::new()),
                 listener: Mutex::new(None),
                 capabilities,
-                defer_delivery_sync: AtomicBool::new(false),
+                deferred_sync: std::sync::OnceLock::new(),
             }),
         }
     }
 
-    /// Hands deliveries over without waiting for their counts to be durable. Only for a
-    /// caller that waits for [`crate::store::Store::synced`] before a delivered message can
-    /// be seen outside the process (the TCP server's writer does), so a crash still cannot
-    /// bring back a message someone saw without `redelivered`.
-    pub(crate) fn defer_delivery_sync(&self) {
+    /// Hands deliveries over without waiting for their counts to be durable, raising the
+    /// returned flag for each instead. Only for a caller that, on seeing the flag raised,
+    /// waits for [`crate::store::Store::synced`] before a delivered message can be seen
+    /// outside the process (the TCP server's writer does), so a crash still cannot bring
+    /// back a message someone saw without `redelivered`.
+    pub(crate) fn defer_delivery_sync(&self) -> Arc<AtomicBool> {
         self.shared
-            .defer_delivery_sync
-            .store(true, Ordering::Relaxed);
+            .deferred_sync
+            .get_or_init(|| Arc::new(AtomicBool::new(false)))
+            .clone()
     }
 
     /// The state shared with what the connection made, for the factory's loss hook.

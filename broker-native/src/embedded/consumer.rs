@@ -111,9 +111,10 @@ impl ConsumerInner {
         let Some(ticket) = delivered.recorded.take() else {
             return delivered;
         };
-        if self.session.connection.defers_delivery_sync() {
-            // The connection's owner waits for the store's sync before the message leaves
-            // the process; the count's own outcome is the store's to log.
+        if let Some(unsynced) = self.session.connection.deferred_sync() {
+            // Raised after the count was recorded: the connection's owner, seeing it, waits
+            // for the store's sync before the message leaves the process.
+            unsynced.store(true, Ordering::Release);
             drop(ticket);
             return delivered;
         }

@@ -90,10 +90,6 @@ struct Conn {
     receiving: Mutex<HashMap<u64, CancellationToken>>,
     /// Message streams ([`Request::Credit`]) by consumer: their credit and stop token.
     pumps: Mutex<HashMap<u64, Pump>>,
-    /// Set (durable broker only) when a reply carrying a persistent message is queued: its
-    /// delivery count was recorded but not awaited, so the writer syncs the store before
-    /// writing it ([`write_loop`]).
-    unsynced: Option<Arc<AtomicBool>>,
 }
 
 /// A consumer's message stream: credit, and the token that ends it.
@@ -192,16 +188,16 @@ pub(super) async fn serve(
     let connection = match connected {
         Ok(c) => {
             // The writer syncs the store before a delivery leaves (see `write_loop`).
-            c.defer_delivery_sync();
+            let unsynced = c.defer_delivery_sync();
             let stats = c.stats_access();
-            (Box::new(c) as Box<dyn Connection>, stats)
+            (Box::new(c) as Box<dyn Connection>, stats, unsynced)
         }
         Err(e) => {
             refuse(&mut writer, peer, &user, e).await;
             return;
         }
     };
-    let (connection, stats) = connection;
+    let (connection, stats, unsynced) = connection;
     if let Some(id) = &hello.client_id {
         if let Err(e) = connection.set_client_id(id).await {
             refuse(&mut writer, peer, &user, e).await;
@@ -239,11 +235,9 @@ pub(super) async fn serve(
     writer.set_max(max_frame);
 
     let (out, out_rx) = mpsc::channel(OUT_QUEUE);
-    let broker = factory.broker().clone();
-    let unsynced = broker
-        .is_durable()
-        .then(|| Arc::new(AtomicBool::new(false)));
-    let sync = unsynced.clone().map(|flag| (broker, flag));
+    // Raised by the embedded layer when it hands over a delivery whose count is recorded
+    // and not yet durable.
+    let sync = (factory.broker().clone(), unsynced);
     let conn = Arc::new(Conn {
         connection,
         stats,
@@ -257,7 +251,6 @@ pub(super) async fn serve(
         max_handles: config.max_handles,
         receiving: Mutex::new(HashMap::new()),
         pumps: Mutex::new(HashMap::new()),
-        unsynced,
     });
     let write_done = CancellationToken::new();
     let writing = tokio::spawn(write_loop(
@@ -357,23 +350,24 @@ async fn refuse(writer: &mut Writer, peer: SocketAddr, user: &str, error: Error)
 /// Writes frames as they come: every frame queued by the time the writer is free goes out
 /// in one batch (one vectored write), and a heartbeat when idle.
 ///
-/// With `sync` (a durable broker), a batch holding a persistent delivery first waits until
-/// the store has settled every record taken so far, its delivery count among them: a
-/// message is not seen outside the process before a crash would bring it back with
-/// `redelivered` set. Deliveries queued while the writer waits share the next wait, so a
-/// busy stream costs about one `fdatasync` per batch, not one per message.
+/// `sync` is the broker and the flag the embedded layer raises when it hands over a
+/// delivery whose count is recorded but not yet durable (a durable broker). A batch written
+/// after the flag went up first waits until the store has settled every record taken so
+/// far, that count among them: a message is not seen outside the process before a crash
+/// would bring it back with `redelivered` set. Deliveries queued while the writer waits
+/// share the next wait, so a busy stream costs about one `fdatasync` per batch, not one
+/// per message.
 async fn write_loop(
     mut writer: Writer,
     mut frames: mpsc::Receiver<Frame>,
     heartbeat: Duration,
-    sync: Option<(crate::Broker, Arc<AtomicBool>)>,
+    sync: (crate::Broker, Arc<AtomicBool>),
     done: CancellationToken,
 ) {
     let synced = || async {
-        if let Some((broker, unsynced)) = &sync {
-            if unsynced.swap(false, Ordering::AcqRel) {
-                broker.synced().await;
-            }
+        let (broker, unsynced) = &sync;
+        if unsynced.swap(false, Ordering::AcqRel) {
+            broker.synced().await;
         }
     };
     let mut idle = tokio::time::interval(heartbeat);
@@ -512,20 +506,6 @@ async fn reply(conn: &Conn, id: u64, result: Result<Reply>) {
         }
     };
     if !conn.discard.load(Ordering::Acquire) {
-        if let Some(unsynced) = &conn.unsynced {
-            let persistent =
-                |d: &Delivered| d.message.delivery_mode() == courier_api::DeliveryMode::Persistent;
-            let delivers = match &reply {
-                Reply::Message(Some(d)) | Reply::Delivery(Some((_, d))) => persistent(d),
-                // `receive_body` keeps no delivery mode: assume the worst.
-                Reply::Body(Some(_)) => true,
-                _ => false,
-            };
-            if delivers {
-                // Before the frame is queued, so the writer that takes the frame sees it.
-                unsynced.store(true, Ordering::Release);
-            }
-        }
         let _ = conn
             .out
             .send(Frame::new(Kind::Reply, id, encode(&reply)))
