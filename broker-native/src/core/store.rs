@@ -32,8 +32,11 @@
 //! - A commit's effects (its messages in their queues, its acknowledgements) become visible
 //!   only after its ticket resolves. A commit whose ticket fails rolls back; one whose
 //!   committer gives up waiting is applied anyway (the record may be on disk).
-//! - Removals, delivery counts and lifecycle records are not waited for: a crash may return
-//!   a message acknowledged just before it (at-least-once, flagged redelivered).
+//! - Removals, returned-delivery counts and lifecycle records are not waited for: a crash
+//!   may return a message acknowledged just before it (at-least-once, flagged redelivered).
+//! - A delivery count recorded for a kept delivery is waited for before the application sees
+//!   the message: in-process, on its ticket; by the TCP server, on [`Store::synced`] once per
+//!   batch of frames, just before they leave the process (many deliveries, one `fdatasync`).
 //!
 //! # Start-up
 //! A store replays its records into a [`Recovered`] state and the broker is built from it
