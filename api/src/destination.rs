@@ -95,11 +95,7 @@ impl Destination {
             "name is empty"
         } else if self.name.len() > MAX_DESTINATION_NAME {
             "name is longer than 255 bytes"
-        } else if self
-            .name
-            .chars()
-            .any(|c| c.is_control() || c.is_whitespace())
-        {
+        } else if has_control_or_whitespace(&self.name) {
             "name contains whitespace or control characters"
         } else {
             return Ok(());
@@ -129,6 +125,17 @@ impl Destination {
     }
 }
 
+/// True when `name` holds a control or whitespace character. Every send is checked, so an
+/// ASCII name (nearly all) is scanned byte by byte: in ASCII those characters are exactly
+/// the bytes up to the space and DEL.
+fn has_control_or_whitespace(name: &str) -> bool {
+    if name.is_ascii() {
+        name.bytes().any(|b| b <= b' ' || b == 0x7f)
+    } else {
+        name.chars().any(|c| c.is_control() || c.is_whitespace())
+    }
+}
+
 impl fmt::Display for Destination {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let scheme = match self.kind {
@@ -143,6 +150,21 @@ impl fmt::Display for Destination {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_ascii_scan_refuses_exactly_what_the_char_scan_does() {
+        for b in 0u8..=0x7f {
+            let c = b as char;
+            let name = format!("a{c}b");
+            assert_eq!(
+                super::has_control_or_whitespace(&name),
+                c.is_control() || c.is_whitespace(),
+                "byte {b:#x}"
+            );
+        }
+        assert!(super::has_control_or_whitespace("é\u{a0}x"));
+        assert!(!super::has_control_or_whitespace("café"));
+    }
+
     use super::*;
 
     #[test]
