@@ -2,8 +2,18 @@
 //!
 //! `amqp://user:password@host:port/vhost?queue_type=quorum&heartbeat=10s`: the api's shared
 //! options (`connect_timeout`, `request_timeout`, `heartbeat`, `prefetch`, `client_id`) and
-//! `queue_type` (`classic`, the default, or `quorum`) and `reconnect` (`false`, the default,
-//! or `true`: connect again after a loss, see the `reconnect` module docs).
+//! `queue_type` (`classic`, the default, or `quorum`), `priority` (`true`, the default for
+//! classic queues, or `false`: see below) and `reconnect` (`false`, the default, or `true`:
+//! connect again after a loss, see the `reconnect` module docs).
+//!
+//! **Priority.** Classic queues are declared with `x-max-priority` 9, so `JMSPriority`
+//! orders delivery. RabbitMQ keeps such a queue as one queue per level, which cost it up to
+//! a quarter of its persistent throughput on the 1 KiB bench workloads (README). `priority=false`
+//! declares plain classic queues instead; the capabilities then say `priority: false`, and a
+//! send with a priority other than the default answers `Unsupported` (as on quorum queues,
+//! which have no priority levels: `queue_type=quorum&priority=true` is `InvalidArgument`).
+//! RabbitMQ refuses to declare a queue again with other arguments, so a URL must keep the
+//! choice its queues were made with.
 
 use async_trait::async_trait;
 use courier_api::options::ConnectionOptions;
@@ -23,7 +33,7 @@ use crate::reconnect::Reconnect;
 use crate::topology::{QueueType, Topology};
 
 /// The URL query keys of this backend beside the api's.
-pub const EXTRA_KEYS: &[&str] = &["queue_type", "reconnect"];
+pub const EXTRA_KEYS: &[&str] = &["queue_type", "priority", "reconnect"];
 
 /// How long a request may take when the URL sets no `request_timeout`.
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,24 +55,22 @@ impl AmqpFactory {
     pub fn new(url: &str) -> Result<AmqpFactory> {
         let parsed = ConnectionOptions::from_url(url, EXTRA_KEYS)?;
         let mut queue_type = QueueType::Classic;
+        let mut priority = None;
         let mut reconnect = false;
         for (key, value) in &parsed.extra {
             match key.as_str() {
                 "queue_type" => queue_type = QueueType::parse(value)?,
-                "reconnect" => {
-                    reconnect = match value.as_str() {
-                        "true" => true,
-                        "false" => false,
-                        other => {
-                            return Err(Error::invalid_argument(format!(
-                                "reconnect {other:?}: expected true or false"
-                            )))
-                        }
-                    }
-                }
+                "priority" => priority = Some(flag(key, value)?),
+                "reconnect" => reconnect = flag(key, value)?,
                 _ => {}
             }
         }
+        if queue_type == QueueType::Quorum && priority == Some(true) {
+            return Err(Error::invalid_argument(
+                "priority=true: quorum queues have no priority levels",
+            ));
+        }
+        let priorities = queue_type == QueueType::Classic && priority != Some(false);
         let base = url.split_once('?').map_or(url, |(base, _)| base);
         let mut uri = AMQPUri::from_str(base)
             .map_err(|e| Error::invalid_argument(format!("malformed AMQP URL: {e}")))?;
@@ -74,7 +82,7 @@ impl AmqpFactory {
         Ok(AmqpFactory {
             uri,
             options,
-            topology: Arc::new(Topology::new(queue_type)),
+            topology: Arc::new(Topology::with_priorities(queue_type, priorities)),
             reconnect,
         })
     }
@@ -93,6 +101,12 @@ impl AmqpFactory {
     /// The queue type of this factory's queues.
     pub fn queue_type(&self) -> QueueType {
         self.topology.queue_type()
+    }
+
+    /// The `x-max-priority` this factory declares its queues with: `Some(9)` for classic
+    /// queues (JMS priorities), `None` for quorum queues and with `priority=false`.
+    pub fn max_priority(&self) -> Option<u8> {
+        self.topology.max_priority()
     }
 
     /// Every durable queue this factory's connections declared (JMS queues and durable
@@ -159,6 +173,17 @@ impl AmqpFactory {
     }
 }
 
+/// The boolean URL option `key`: `true` or `false`.
+fn flag(key: &str, value: &str) -> Result<bool> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        other => Err(Error::invalid_argument(format!(
+            "{key} {other:?}: expected true or false"
+        ))),
+    }
+}
+
 #[async_trait]
 impl ConnectionFactory for AmqpFactory {
     async fn create_connection(&self) -> Result<Box<dyn Connection>> {
@@ -181,13 +206,14 @@ impl ConnectionFactory for AmqpFactory {
 
     fn capabilities(&self) -> Capabilities {
         let classic = self.topology.queue_type() == QueueType::Classic;
+        let prioritised = self.topology.max_priority().is_some();
         let mut caps = Capabilities::full(BACKEND);
         caps.queue_selectors = false;
         caps.delivery_delay = true;
         caps.browse = false;
         caps.durable_storage = true;
         caps.persistent_durability = Durability::Disk;
-        caps.priority = classic;
+        caps.priority = prioritised;
         caps.exact_delivery_count = !classic;
         caps.exact_prefetch = false;
         caps.access_control = false;

@@ -25,7 +25,8 @@
 //!
 //! Not offered (`Unsupported`, false in the capabilities): selectors on queues, browsing,
 //! per-connection credentials, dead-lettering after N attempts; priority on
-//! quorum queues.
+//! quorum queues, and on classic queues made plain with the URL option `priority=false`
+//! (priority queues cost RabbitMQ throughput; see the factory docs).
 
 #![forbid(unsafe_code)]
 
@@ -96,6 +97,8 @@ mod tests {
             "amqp://127.0.0.1/?heartbeat=forever",
             "amqp://127.0.0.1/?prefetch=-1",
             "amqp://127.0.0.1/?reconnect=yes",
+            "amqp://127.0.0.1/?priority=0",
+            "amqp://127.0.0.1/?queue_type=quorum&priority=true",
         ] {
             let e = connect(url).await.err().expect("refused");
             assert!(matches!(e, Error::InvalidArgument(_)), "{url:.60}: {e}");
@@ -112,6 +115,21 @@ mod tests {
         assert_eq!(quorum.queue_type(), QueueType::Quorum);
         assert!(!quorum.capabilities().priority);
         assert!(quorum.capabilities().exact_delivery_count);
+        assert_eq!(classic.max_priority(), Some(9));
+        assert_eq!(quorum.max_priority(), None);
+    }
+
+    #[tokio::test]
+    async fn priority_false_makes_plain_classic_queues_and_says_so() {
+        let plain = AmqpFactory::new("amqp://127.0.0.1/%2f?priority=false").unwrap();
+        assert_eq!(plain.queue_type(), QueueType::Classic);
+        assert_eq!(plain.max_priority(), None);
+        assert!(!plain.capabilities().priority);
+        let explicit = AmqpFactory::new("amqp://127.0.0.1/%2f?priority=true").unwrap();
+        assert_eq!(explicit.max_priority(), Some(9));
+        assert!(explicit.capabilities().priority);
+        let quorum = AmqpFactory::new("amqp://127.0.0.1/%2f?queue_type=quorum&priority=false");
+        assert!(!quorum.unwrap().capabilities().priority);
     }
 
     #[tokio::test]

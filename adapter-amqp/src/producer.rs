@@ -126,7 +126,9 @@ impl AmqpProducer {
         options.validate()?;
         let caps = &self.session.capabilities;
         if options.priority != courier_api::message::DEFAULT_PRIORITY && !caps.priority {
-            return Err(Link::unsupported("message priority on quorum queues"));
+            return Err(Link::unsupported(
+                "message priority (quorum queues, or classic queues with priority=false)",
+            ));
         }
         if options.delivery_delay > crate::delay::MAX_DELAY {
             return Err(Error::invalid_argument(format!(

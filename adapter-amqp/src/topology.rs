@@ -9,7 +9,10 @@
 //!   topic's name: exclusive auto-delete and server-named for a non-durable subscription;
 //!   durable and named [`durable_queue`] from the client id and the subscription name for a
 //!   durable one; one auto-delete queue named [`shared_queue`] for a shared one.
-//! - The queue type (`classic`, with `x-max-priority` 9, or `quorum`) is the factory's.
+//! - The queue type (`classic`, with `x-max-priority` 9 unless the URL says `priority=false`,
+//!   or `quorum`) is the factory's. Queues that live only while their consumers do
+//!   (temporary destinations, non-durable subscriptions) are classic, with `x-max-priority`
+//!   9 unless a classic factory's URL says `priority=false`.
 //!
 //! The factory records every durable queue its connections declare ([`Topology::declared`]),
 //! so a test harness or an administrator can find and delete them.
@@ -21,6 +24,9 @@ use std::collections::BTreeSet;
 
 /// The direct exchange every topic's messages go through.
 pub const TOPICS: &str = "courier.topics";
+
+/// The `x-max-priority` of classic queues: JMS's ten priorities, 0 to 9.
+const MAX_PRIORITY: u8 = 9;
 
 /// The most names a [`Topology`] records; past it, the oldest records are not kept.
 const MAX_RECORDED: usize = 100_000;
@@ -47,18 +53,29 @@ impl QueueType {
     }
 }
 
-/// A factory's queue type and its record of durable queues declared.
+/// A factory's queue type, whether its queues are priority queues, and its record of
+/// durable queues declared.
 #[derive(Debug)]
 pub struct Topology {
     queue_type: QueueType,
+    /// Classic queues are declared with `x-max-priority` (RabbitMQ then keeps a queue per
+    /// level: JMS priorities, at a cost in throughput).
+    priorities: bool,
     declared: Mutex<BTreeSet<String>>,
 }
 
 impl Topology {
-    /// A topology declaring queues of `queue_type`.
+    /// A topology declaring queues of `queue_type`; classic ones are priority queues.
     pub fn new(queue_type: QueueType) -> Self {
+        Topology::with_priorities(queue_type, queue_type == QueueType::Classic)
+    }
+
+    /// A topology declaring queues of `queue_type`, classic ones with `x-max-priority` 9 when
+    /// `priorities` (quorum queues have no priority levels: `priorities` is then ignored).
+    pub fn with_priorities(queue_type: QueueType, priorities: bool) -> Self {
         Topology {
             queue_type,
+            priorities: priorities && queue_type == QueueType::Classic,
             declared: Mutex::new(BTreeSet::new()),
         }
     }
@@ -66,6 +83,11 @@ impl Topology {
     /// The queue type.
     pub fn queue_type(&self) -> QueueType {
         self.queue_type
+    }
+
+    /// The `x-max-priority` of this topology's queues, if they are priority queues.
+    pub fn max_priority(&self) -> Option<u8> {
+        self.priorities.then_some(MAX_PRIORITY)
     }
 
     /// Notes the durable queue `name` as declared.
@@ -91,7 +113,9 @@ impl Topology {
         let mut arguments = FieldTable::default();
         match self.queue_type {
             QueueType::Classic => {
-                arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(9));
+                if let Some(max) = self.max_priority() {
+                    arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(max));
+                }
             }
             QueueType::Quorum => {
                 arguments.insert(
@@ -104,10 +128,17 @@ impl Topology {
     }
 
     /// The arguments of a queue that lives only while its consumers do: classic, so it can
-    /// be exclusive or auto-delete (quorum queues cannot).
+    /// be exclusive or auto-delete (quorum queues cannot); a priority queue when the durable
+    /// queues are; for a quorum factory always, as before `priority` was an option (its
+    /// sends carry the default priority only, see `capabilities`).
     pub(crate) fn transient_arguments(&self) -> FieldTable {
         let mut arguments = FieldTable::default();
-        arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(9));
+        if self.priorities || self.queue_type == QueueType::Quorum {
+            arguments.insert(
+                "x-max-priority".into(),
+                AMQPValue::ShortShortUInt(MAX_PRIORITY),
+            );
+        }
         arguments
     }
 }
@@ -123,5 +154,30 @@ pub(crate) fn shared_queue(client_id: Option<&str>, name: &str, durable: bool) -
     match client_id {
         Some(id) => format!("{name}.courier-{kind}.{id}"),
         None => format!("{name}.courier-{kind}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_priority(arguments: &FieldTable) -> Option<&AMQPValue> {
+        arguments.inner().get("x-max-priority")
+    }
+
+    #[test]
+    fn priority_queues_are_the_classic_default_and_can_be_left_out() {
+        let priority = Some(&AMQPValue::ShortShortUInt(9));
+        let classic = Topology::new(QueueType::Classic);
+        assert_eq!(max_priority(&classic.queue_arguments()), priority);
+        assert_eq!(max_priority(&classic.transient_arguments()), priority);
+        let plain = Topology::with_priorities(QueueType::Classic, false);
+        assert_eq!(plain.max_priority(), None);
+        assert!(plain.queue_arguments().inner().is_empty());
+        assert!(plain.transient_arguments().inner().is_empty());
+        let quorum = Topology::with_priorities(QueueType::Quorum, true);
+        assert_eq!(quorum.max_priority(), None);
+        assert_eq!(max_priority(&quorum.queue_arguments()), None);
+        assert!(quorum.queue_arguments().contains_key("x-queue-type"));
     }
 }

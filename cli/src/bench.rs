@@ -15,7 +15,8 @@
 //!   every flow workload sends, so each workload runs in all four combinations; without them
 //!   each runs as the catalog has it; JSON rows say which (`persistent`, `pipelined`);
 //! - beside each `amqp://` URL the same workloads run through raw lapin (persistent with
-//!   publisher confirms, manual acks with `basic.qos`, the URL's queue type), beside each
+//!   publisher confirms, manual acks with `basic.qos`, the URL's queue type; for a classic
+//!   URL with priority queues also a row on a queue with the same `x-max-priority`), beside each
 //!   `redis://` URL through raw redis-rs Streams (`XADD`/`XREADGROUP`/`XACK`), and with
 //!   `--redis-fsync-always` also on a private `redis-server` with `appendfsync always`: the
 //!   raw-client baselines (`courier_bench::run_raw`), rows `raw …`; each adapter row shows
@@ -538,6 +539,13 @@ async fn measure_all(
                 client,
                 of: Some(url.clone()),
             });
+            // Second, so the ratio columns stay against the plain baseline.
+            if let Some(client) = RawClient::with_backend_queue(url) {
+                targets.push(Target::Raw {
+                    client,
+                    of: Some(url.clone()),
+                });
+            }
         }
     }
     if wanted {

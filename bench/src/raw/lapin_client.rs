@@ -1,8 +1,9 @@
 //! Raw lapin: the RabbitMQ baseline of `courier-amqp`.
 //!
 //! Each producer and consumer has its own connection and channel, as the api runner's
-//! participants have. The queue is durable (classic or quorum) with a unique name, reached
-//! through the default exchange, and deleted after the run.
+//! participants have. The queue is durable (classic or quorum; a classic one plain, or with
+//! `x-max-priority` when asked) with a unique name, reached through the default exchange, and
+//! deleted after the run.
 //! - Persistent messages (`delivery_mode` 2) go on a channel in confirm mode: awaited one by
 //!   one, or pipelined with at most the workload's send window unconfirmed, oldest first. A
 //!   nack fails the run. Non-persistent messages (`delivery_mode` 1) are published without
@@ -56,10 +57,17 @@ async fn close(connection: &Connection) -> Result<()> {
         .map_err(|e| failed("connection.close", e))
 }
 
+/// The queue a raw run declares: its type, and for a classic one its `x-max-priority`.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct QueueShape {
+    pub queue_type: RawQueueType,
+    pub max_priority: Option<u8>,
+}
+
 /// Runs a queue flow through raw lapin on `url`.
 pub(super) async fn run(
     url: &str,
-    queue_type: RawQueueType,
+    shape: QueueShape,
     prefetch: u16,
     name: &str,
     spec: &FlowSpec,
@@ -67,11 +75,23 @@ pub(super) async fn run(
     let queue = unique_name(name, "raw");
     let (admin, channel) = open(url).await?;
     let mut arguments = FieldTable::default();
-    if queue_type == RawQueueType::Quorum {
-        arguments.insert(
-            "x-queue-type".into(),
-            AMQPValue::LongString(LongString::from("quorum")),
-        );
+    match shape {
+        QueueShape {
+            queue_type: RawQueueType::Quorum,
+            ..
+        } => {
+            arguments.insert(
+                "x-queue-type".into(),
+                AMQPValue::LongString(LongString::from("quorum")),
+            );
+        }
+        QueueShape {
+            queue_type: RawQueueType::Classic,
+            max_priority: Some(p),
+        } => {
+            arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(p));
+        }
+        _ => {}
     }
     channel
         .queue_declare(

@@ -58,6 +58,10 @@ pub enum RawClient {
         queue_type: RawQueueType,
         /// `basic.qos` prefetch of each consumer.
         prefetch: u16,
+        /// `x-max-priority` declared on a classic queue: `None` for a plain queue (as a raw
+        /// application declares it), `Some(9)` for the priority queue `courier-amqp`
+        /// declares by default, to tell the adapter's cost from the queue type's.
+        max_priority: Option<u8>,
     },
     /// Redis Streams through redis-rs.
     RedisStreams {
@@ -83,6 +87,7 @@ impl RawClient {
     ///     url: "amqp://guest:guest@127.0.0.1:5672/%2f".into(),
     ///     queue_type: RawQueueType::Quorum,
     ///     prefetch: 50,
+    ///     max_priority: None,
     /// }));
     /// assert!(RawClient::for_url("embedded:").is_none());
     /// ```
@@ -107,11 +112,44 @@ impl RawClient {
                     .and_then(|p| p.parse().ok())
                     .filter(|&p| p > 0)
                     .unwrap_or(DEFAULT_PREFETCH),
+                max_priority: None,
             }),
             "redis" | "rediss" => Some(RawClient::RedisStreams {
                 url: url.to_owned(),
                 read_batch: REDIS_READ_BATCH,
                 fsync_always: false,
+            }),
+            _ => None,
+        }
+    }
+
+    /// For a backend whose queues are not the plain ones of [`RawClient::for_url`]: the raw
+    /// client declaring the same queue arguments as that backend — raw lapin on a classic
+    /// queue with the `x-max-priority` `courier-amqp` declares. Run beside the plain
+    /// baseline, it tells what the queue type costs RabbitMQ from what the adapter costs.
+    /// `None` when the backend's queues are plain (quorum, or classic without priorities) or
+    /// `url` is no `amqp://` URL.
+    ///
+    /// ```
+    /// use courier_bench::RawClient;
+    /// let classic = RawClient::with_backend_queue("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+    /// assert_eq!(classic.label(), "raw lapin classic x-max-priority 9");
+    /// assert!(RawClient::with_backend_queue("amqp://h/%2f?queue_type=quorum").is_none());
+    /// ```
+    #[cfg(feature = "amqp")]
+    pub fn with_backend_queue(url: &str) -> Option<RawClient> {
+        let max_priority = courier::amqp::AmqpFactory::new(url).ok()?.max_priority()?;
+        match RawClient::for_url(url)? {
+            RawClient::Lapin {
+                url,
+                queue_type: RawQueueType::Classic,
+                prefetch,
+                ..
+            } => Some(RawClient::Lapin {
+                url,
+                queue_type: RawQueueType::Classic,
+                prefetch,
+                max_priority: Some(max_priority),
             }),
             _ => None,
         }
@@ -127,14 +165,26 @@ impl RawClient {
 impl fmt::Display for RawClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            RawClient::Lapin { queue_type, .. } => write!(
-                f,
-                "raw lapin {}",
-                match queue_type {
-                    RawQueueType::Classic => "classic",
-                    RawQueueType::Quorum => "quorum",
+            RawClient::Lapin {
+                queue_type,
+                max_priority,
+                ..
+            } => {
+                write!(
+                    f,
+                    "raw lapin {}",
+                    match queue_type {
+                        RawQueueType::Classic => "classic",
+                        RawQueueType::Quorum => "quorum",
+                    }
+                )?;
+                match max_priority {
+                    Some(p) if *queue_type == RawQueueType::Classic => {
+                        write!(f, " x-max-priority {p}")
+                    }
+                    _ => Ok(()),
                 }
-            ),
+            }
             RawClient::RedisStreams { fsync_always, .. } => {
                 f.write_str("raw redis streams")?;
                 if *fsync_always {
@@ -160,7 +210,14 @@ pub async fn run_raw(client: &RawClient, workload: &Workload) -> Result<Measurem
             url,
             queue_type,
             prefetch,
-        } => lapin_client::run(url, *queue_type, *prefetch, &workload.name, spec).await,
+            max_priority,
+        } => {
+            let queue = lapin_client::QueueShape {
+                queue_type: *queue_type,
+                max_priority: *max_priority,
+            };
+            lapin_client::run(url, queue, *prefetch, &workload.name, spec).await
+        }
         #[cfg(feature = "redis")]
         RawClient::RedisStreams {
             url, read_batch, ..
@@ -209,9 +266,17 @@ mod tests {
                 url: "amqp://h/".into(),
                 queue_type: RawQueueType::Classic,
                 prefetch: DEFAULT_PREFETCH,
+                max_priority: None,
             }
         );
         assert_eq!(amqp.label(), "raw lapin classic");
+        let priority = RawClient::Lapin {
+            url: "amqp://h/".into(),
+            queue_type: RawQueueType::Classic,
+            prefetch: DEFAULT_PREFETCH,
+            max_priority: Some(9),
+        };
+        assert_eq!(priority.label(), "raw lapin classic x-max-priority 9");
         assert!(RawClient::for_url("courier://127.0.0.1:7672").is_none());
     }
 
