@@ -44,6 +44,9 @@ use crate::session::{Held, SessionShared};
 /// How many ready messages a selector consumer or a browser reads per round trip.
 const PAGE: usize = 100;
 
+/// How many ready messages one call of the `index` operation indexes (see `equality_index`).
+pub(crate) const INDEX_CHUNK: usize = 10_000;
+
 /// Most messages one take brings into a consumer's buffer, whatever its prefetch: one
 /// script call should not hold Redis for long.
 pub const MAX_TAKE: usize = 1000;
@@ -117,9 +120,20 @@ async fn equality_index(
     let Some((name, values)) = found else {
         return Ok(None);
     };
-    conn.eval(root, Args::op("index").add(base).add(&name).0, None)
-        .await?;
-    Ok(Some((name, values)))
+    // The messages already there are indexed INDEX_CHUNK per call, so that a deep queue's
+    // backfill does not hold Redis (every client of it) for seconds in one script.
+    loop {
+        let done = conn
+            .eval(
+                root,
+                Args::op("index").add(base).add(&name).add(INDEX_CHUNK).0,
+                None,
+            )
+            .await?;
+        if args::int(&done)? == 1 {
+            return Ok(Some((name, values)));
+        }
+    }
 }
 
 /// Whether this connection has a consumer open on a destination root.

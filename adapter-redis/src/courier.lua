@@ -13,6 +13,7 @@
 -- B:a            consumer tokens "conn|consumer" open on a queue (B = R) or a subscription
 -- B:rc           set for 100 ms after recover_dead looked at B's holders
 -- B:ix, B:xk     equality indexes: property names indexed, and the index keys B:x:<name>:<v>
+-- B:ixp          names whose index is still being filled: name -> score filled up to
 -- R:w            set while a consumer waits for a publish (see notify_waiting)
 -- R:owner        the connection owning a temporary destination
 --
@@ -73,22 +74,62 @@ local function ix_del(root, base, id)
   end
 end
 
-local function enqueue(root, base, enc, prio, exp, due, now, fields)
-  local id = redis.call('INCR', root .. ':seq')
-  local s = (9 - prio) * STEP + id
+-- A whole number as text. Numbers handed to redis.call as numbers are formatted as '%.17g',
+-- which costs the server more than the command itself; '%d' is the cheap integer path.
+local function int_text(n)
+  return string.format('%d', n)
+end
+
+-- Stores one message's hash; `exp` is its expiration as text.
+local function store(root, id, enc, prio, exp, s, fields)
   local m = root .. ':m:' .. id
   if fields and #fields > 0 then
-    redis.call('HSET', m, 'e', enc, 'p', prio, 'x', exp, 'c', 0, 's', s, unpack(fields))
+    redis.call('HSET', m, 'e', enc, 'p', int_text(prio), 'x', exp, 'c', '0', 's', s,
+      unpack(fields))
   else
-    redis.call('HSET', m, 'e', enc, 'p', prio, 'x', exp, 'c', 0, 's', s)
+    redis.call('HSET', m, 'e', enc, 'p', int_text(prio), 'x', exp, 'c', '0', 's', s)
   end
-  if due > now then
+end
+
+-- `exp` and `due` are text (as the client sent them, or as stored).
+local function enqueue(root, base, enc, prio, exp, due, now, fields)
+  local id = redis.call('INCR', root .. ':seq')
+  local s = int_text((9 - prio) * STEP + id)
+  id = int_text(id)
+  store(root, id, enc, prio, exp, s, fields)
+  if num(due) > now then
     redis.call('ZADD', base .. ':d', due, id)
   else
     redis.call('ZADD', base .. ':r', s, id)
     ix_add(root, base, id, s)
   end
   return id
+end
+
+-- Sends to one queue, in order: their ids reserved with one INCRBY, the ready ones indexed
+-- with one ZADD. Each send is {enc, prio, exp, due, fields} (exp and due as text).
+local function enqueue_all(root, sends, now)
+  local last = redis.call('INCRBY', root .. ':seq', #sends)
+  local first = last - #sends
+  local ready = {}
+  for k, send in ipairs(sends) do
+    local id = first + k
+    local s = int_text((9 - send[2]) * STEP + id)
+    id = int_text(id)
+    store(root, id, send[1], send[2], send[3], s, send[5])
+    if num(send[4]) > now then
+      redis.call('ZADD', root .. ':d', send[4], id)
+    else
+      ready[#ready + 1] = s
+      ready[#ready + 1] = id
+      ix_add(root, root, id, s)
+    end
+    -- In chunks: unpack has a limit.
+    if #ready >= 1000 or (k == #sends and #ready > 0) then
+      redis.call('ZADD', root .. ':r', unpack(ready))
+      ready = {}
+    end
+  end
 end
 
 local function notify(root)
@@ -117,7 +158,7 @@ local function requeue(root, base, id, max, dlq)
       end
     end
     redis.call('DEL', m)
-    enqueue(dlq, dlq, f[1], num(f[2]), num(f[3]), 0, 0, fields)
+    enqueue(dlq, dlq, f[1], num(f[2]), f[3] or '0', '0', 0, fields)
     notify(dlq)
   else
     redis.call('ZADD', base .. ':r', f[5], id)
@@ -181,6 +222,7 @@ local function destroy_sub(root, sub)
   end
   for _, key in ipairs(redis.call('SMEMBERS', base .. ':xk')) do redis.call('DEL', key) end
   redis.call('DEL', base .. ':r', base .. ':d', base .. ':hs', base .. ':a', base .. ':ix',
+    base .. ':ixp',
     base .. ':xk', base .. ':rc')
   redis.call('HDEL', root .. ':subs', sub)
 end
@@ -241,6 +283,7 @@ local function destroy_root(root, conn)
   for _, key in ipairs(redis.call('SMEMBERS', root .. ':xk')) do redis.call('DEL', key) end
   for c in pairs(leases) do redis.call('DEL', root .. ':l:' .. c) end
   redis.call('DEL', root .. ':r', root .. ':d', root .. ':hs', root .. ':a', root .. ':ix',
+    root .. ':ixp',
     root .. ':xk', root .. ':rc', root .. ':subs', root .. ':seq', root .. ':owner',
     root .. ':w')
 end
@@ -270,17 +313,23 @@ local function publish(root, kind, enc, prio, exp, due, now, tag, fields)
   end
 end
 
--- Marks a ready message in flight for a connection and returns it.
-local function claim(root, base, conn, lease, id, m, enc, popped)
-  if not popped then redis.call('ZREM', base .. ':r', id) end
-  ix_del(root, base, id)
-  local c = redis.call('HINCRBY', m, 'c', 1)
-  redis.call('SADD', base .. ':h:' .. conn, id)
-  -- A connection stays in B:hs until recover_dead finds its lease gone; joining sets the
-  -- lease, which its heartbeat then renews.
+-- Records ids (taken by `conn`) as held: one SADD for all of them, and `conn` among B's
+-- holders; joining sets the lease, which its heartbeat then renews.
+local function hold(root, base, conn, lease, ids)
+  for from = 1, #ids, 1000 do
+    redis.call('SADD', base .. ':h:' .. conn, unpack(ids, from, math.min(from + 999, #ids)))
+  end
   if redis.call('SADD', base .. ':hs', conn) == 1 then
     redis.call('SET', root .. ':l:' .. conn, '1', 'PX', lease)
   end
+end
+
+-- Marks a ready message in flight for a connection and returns it.
+local function claim(root, base, conn, lease, id, m, enc)
+  redis.call('ZREM', base .. ':r', id)
+  ix_del(root, base, id)
+  local c = redis.call('HINCRBY', m, 'c', 1)
+  hold(root, base, conn, lease, {id})
   return {1, id, enc, c}
 end
 
@@ -443,14 +492,14 @@ local function take(root, base, conn, now, lease, max, dlq, want, n)
   recover_dead(root, base, max, dlq)
   move_due(root, base, now)
   local out = {1}
-  local taken = 0
-  while taken < n do
+  local held = {}
+  while #held < n do
     local ids = {}
     if want ~= '' then
       if redis.call('ZREM', base .. ':r', want) == 0 then break end
       ids[1] = want
     else
-      local top = redis.call('ZPOPMIN', base .. ':r', n - taken)
+      local top = redis.call('ZPOPMIN', base .. ':r', n - #held)
       if #top == 0 then break end
       for k = 1, #top, 2 do ids[#ids + 1] = top[k] end
     end
@@ -458,22 +507,22 @@ local function take(root, base, conn, now, lease, max, dlq, want, n)
       local m = root .. ':m:' .. id
       local f = redis.call('HMGET', m, 'e', 'x')
       if f[1] then
+        ix_del(root, base, id)
         local exp = num(f[2])
         if exp > 0 and exp <= now then
-          ix_del(root, base, id)
           redis.call('DEL', m)
         else
-          local c = claim(root, base, conn, lease, id, m, f[1], true)
-          out[#out + 1] = c[2]
-          out[#out + 1] = c[3]
-          out[#out + 1] = c[4]
-          taken = taken + 1
+          out[#out + 1] = id
+          out[#out + 1] = f[1]
+          out[#out + 1] = redis.call('HINCRBY', m, 'c', 1)
+          held[#held + 1] = id
         end
       end
     end
     if want ~= '' then break end
   end
-  if taken == 0 then return nothing(root, base) end
+  if #held == 0 then return nothing(root, base) end
+  hold(root, base, conn, lease, held)
   return out
 end
 
@@ -504,12 +553,25 @@ if op == 'commit' then
     end
   end
   local notified = {}
+  -- Consecutive sends to one queue are stored together (enqueue_all), in send order.
+  local run, run_root = {}, nil
   for k = 1, nsends do
     local j, fields = sends[k][1], sends[k][2]
-    publish(ARGV[j], ARGV[j + 1], ARGV[j + 2], tonumber(ARGV[j + 3]), tonumber(ARGV[j + 4]),
-      tonumber(ARGV[j + 5]), now, tag, fields)
-    notified[ARGV[j]] = true
+    local root, kind = ARGV[j], ARGV[j + 1]
+    if run_root and (kind ~= 'q' or root ~= run_root) then
+      enqueue_all(run_root, run, now)
+      run, run_root = {}, nil
+    end
+    if kind == 'q' then
+      run_root = root
+      run[#run + 1] = {ARGV[j + 2], tonumber(ARGV[j + 3]), ARGV[j + 4], ARGV[j + 5], fields}
+    else
+      publish(root, kind, ARGV[j + 2], tonumber(ARGV[j + 3]), ARGV[j + 4], ARGV[j + 5], now, tag,
+        fields)
+    end
+    notified[root] = true
   end
+  if run_root then enqueue_all(run_root, run, now) end
   -- Waiting consumers are woken once per destination, after all its sends.
   for root in pairs(notified) do notify_waiting(root) end
   local acks = {}
@@ -534,26 +596,38 @@ elseif op == 'take_matching' then
   -- selector's required equality on `name` (if any) picks candidates from its indexes
   local base = ARGV[2]
   local keys = {}
-  if ARGV[11] and ARGV[11] ~= '' then
+  -- An index still being filled lacks older messages: the scan reads them all.
+  if ARGV[11] and ARGV[11] ~= '' and redis.call('HEXISTS', base .. ':ixp', ARGV[11]) == 0 then
     for k = 12, #ARGV do keys[#keys + 1] = ix_key(base, ARGV[11], ARGV[k]) end
   end
   return take_matching(R, base, ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]),
     ARGV[7], ARGV[8], ARGV[9], ARGV[10] == '1', keys)
 elseif op == 'index' then
-  -- base, name: indexes the ready messages by this property from now on (once per name)
-  local base, name = ARGV[2], ARGV[3]
+  -- base, name, limit: indexes the ready messages by this property from now on; the messages
+  -- already there are indexed `limit` at a time (a deep queue's would hold Redis for seconds
+  -- in one call): 0 while some are left (call again), 1 once the index is complete
+  local base, name, limit = ARGV[2], ARGV[3], tonumber(ARGV[4])
   if redis.call('SADD', base .. ':ix', name) == 1 then
-    local ready = redis.call('ZRANGE', base .. ':r', 0, -1, 'WITHSCORES')
-    for k = 1, #ready, 2 do
-      local raw = redis.call('HGET', R .. ':m:' .. ready[k], 'v:' .. name)
-      if raw then
-        local key = ix_key(base, name, raw)
-        redis.call('ZADD', key, ready[k + 1], ready[k])
-        redis.call('SADD', base .. ':xk', key)
-      end
+    redis.call('HSET', base .. ':ixp', name, '-inf')
+  end
+  local from = redis.call('HGET', base .. ':ixp', name)
+  if not from then return 1 end
+  local ready = redis.call('ZRANGEBYSCORE', base .. ':r', '(' .. from, '+inf', 'WITHSCORES',
+    'LIMIT', 0, limit)
+  for k = 1, #ready, 2 do
+    local raw = redis.call('HGET', R .. ':m:' .. ready[k], 'v:' .. name)
+    if raw then
+      local key = ix_key(base, name, raw)
+      redis.call('ZADD', key, ready[k + 1], ready[k])
+      redis.call('SADD', base .. ':xk', key)
     end
   end
-  return 1
+  if #ready < 2 * limit then
+    redis.call('HDEL', base .. ':ixp', name)
+    return 1
+  end
+  redis.call('HSET', base .. ':ixp', name, ready[#ready])
+  return 0
 elseif op == 'evaluate' then
   K = selector_runtime()
   -- source, count, [field value]*: a compiled selector on these values, nothing stored:

@@ -43,6 +43,8 @@ mod connection;
 mod consumer;
 mod factory;
 mod fields;
+#[cfg(test)]
+mod index_tests;
 pub mod keys;
 mod producer;
 #[cfg(test)]
