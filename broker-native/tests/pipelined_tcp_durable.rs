@@ -30,6 +30,17 @@ async fn durable_server(options: JournalOptions) -> (tempfile::TempDir, Server, 
     (dir, server, factory)
 }
 
+/// A durable server whose journal's disk faults the returned injector decides.
+async fn faulty_server() -> (tempfile::TempDir, Server, TcpFactory, Arc<FaultInjector>) {
+    let faults = Arc::new(FaultInjector::default());
+    let options = JournalOptions {
+        faults: Some(faults.clone()),
+        ..JournalOptions::default()
+    };
+    let (dir, server, factory) = durable_server(options).await;
+    (dir, server, factory, faults)
+}
+
 fn numbered(n: usize) -> Result<Message> {
     let mut m = Message::text(format!("m{n}"));
     m.set_property("n", n as i64)?;
@@ -106,12 +117,7 @@ async fn pipelined_persistent_sends_over_tcp_share_fsyncs_and_confirm_in_order()
 /// and the sends after it are confirmed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_fsync_fails_its_pipelined_sends_and_never_hangs_them() -> Result<()> {
-    let faults = Arc::new(FaultInjector::default());
-    let options = JournalOptions {
-        faults: Some(faults.clone()),
-        ..JournalOptions::default()
-    };
-    let (_dir, server, factory) = durable_server(options).await;
+    let (_dir, server, factory, faults) = faulty_server().await;
     let connection = factory.create_connection().await?;
     let session = connection
         .create_session(SessionMode::AutoAcknowledge)
@@ -227,12 +233,7 @@ impl Drop for Release {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_delivery_leaves_the_server_only_once_its_count_is_durable() -> Result<()> {
-    let faults = Arc::new(FaultInjector::default());
-    let options = JournalOptions {
-        faults: Some(faults.clone()),
-        ..JournalOptions::default()
-    };
-    let (_dir, server, factory) = durable_server(options).await;
+    let (_dir, server, factory, faults) = faulty_server().await;
     let queue = Destination::queue("count-first");
     fill(&factory, &queue, 1).await?;
 
