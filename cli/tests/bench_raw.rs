@@ -51,14 +51,17 @@ fn column(header: &str, line: &str, name: &str) -> String {
 fn adapters_are_compared_with_their_raw_clients_in_a_table() {
     let (text, _) = bench(&[]);
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 5, "{text}");
+    assert_eq!(lines.len(), 6, "{text}");
     assert!(
         lines[0].starts_with("url") && lines[0].contains("vs raw") && lines[0].contains("p99/raw"),
         "{text}"
     );
+    // Beside a classic URL with priority queues (the default), raw lapin runs twice: on a
+    // plain queue (the ratios' baseline) and on a queue with the adapter's arguments.
     let expected = [
         "amqp://guest:***@127.0.0.1:5672/%2f?prefetch=100",
-        "raw lapin classic",
+        "raw lapin classic  ",
+        "raw lapin classic x-max-priority 9",
         REDIS,
         "raw redis streams",
     ];
@@ -67,7 +70,7 @@ fn adapters_are_compared_with_their_raw_clients_in_a_table() {
         assert!(line.contains(" yes "), "{text}");
     }
     // Adapter rows carry their ratios to their raw row; raw rows leave the cells blank.
-    for (row, adapter) in [(1, true), (2, false), (3, true), (4, false)] {
+    for (row, adapter) in [(1, true), (2, false), (3, false), (4, true), (5, false)] {
         for name in ["vs raw", "p99/raw"] {
             let cell = column(lines[0], lines[row], name);
             assert_eq!(cell.ends_with('x'), adapter, "{name} {cell:?} in\n{text}");
@@ -83,7 +86,7 @@ fn json_rows_name_their_raw_baseline_and_ratios() {
         .lines()
         .map(|l| serde_json::from_str(l).expect("a JSON object per line"))
         .collect();
-    assert_eq!(rows.len(), 4, "{text}");
+    assert_eq!(rows.len(), 5, "{text}");
     for row in &rows {
         assert_eq!(row["exactly_once"], true, "{row}");
         assert_eq!(row["messages"], 400, "{row}");
@@ -96,16 +99,21 @@ fn json_rows_name_their_raw_baseline_and_ratios() {
         rows[1]["raw_baseline_of"],
         "amqp://guest:***@127.0.0.1:5672/%2f?prefetch=100"
     );
-    assert_eq!(rows[2]["raw_baseline"], "raw redis streams");
-    assert_eq!(rows[3]["raw_client"], "raw redis streams");
-    for adapter in [&rows[0], &rows[2]] {
+    assert_eq!(rows[2]["raw_client"], "raw lapin classic x-max-priority 9");
+    assert_eq!(
+        rows[2]["raw_baseline_of"],
+        "amqp://guest:***@127.0.0.1:5672/%2f?prefetch=100"
+    );
+    assert_eq!(rows[3]["raw_baseline"], "raw redis streams");
+    assert_eq!(rows[4]["raw_client"], "raw redis streams");
+    for adapter in [&rows[0], &rows[3]] {
         let ratio = adapter["ratio_to_raw"]
             .as_f64()
             .expect("a throughput ratio");
         assert!(ratio > 0.0, "{adapter}");
         assert!(adapter["p99_ratio_to_raw"].as_f64().is_some(), "{adapter}");
     }
-    for raw in [&rows[1], &rows[3]] {
+    for raw in [&rows[1], &rows[2], &rows[4]] {
         assert!(raw["ratio_to_raw"].is_null(), "{raw}");
     }
 }
