@@ -150,22 +150,22 @@ impl fmt::Display for Destination {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn the_ascii_scan_refuses_exactly_what_the_char_scan_does() {
         for b in 0u8..=0x7f {
             let c = b as char;
             let name = format!("a{c}b");
             assert_eq!(
-                super::has_control_or_whitespace(&name),
+                has_control_or_whitespace(&name),
                 c.is_control() || c.is_whitespace(),
                 "byte {b:#x}"
             );
         }
-        assert!(super::has_control_or_whitespace("é\u{a0}x"));
-        assert!(!super::has_control_or_whitespace("café"));
+        assert!(has_control_or_whitespace("é\u{a0}x"));
+        assert!(!has_control_or_whitespace("café"));
     }
-
-    use super::*;
 
     #[test]
     fn display_parse_round_trip() {

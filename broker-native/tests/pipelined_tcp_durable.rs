@@ -58,12 +58,7 @@ async fn pipelined_persistent_sends_over_tcp_share_fsyncs_and_confirm_in_order()
     let queue = Destination::queue("pipelined-tcp");
     let producer = session.create_producer(Some(&queue)).await?;
     assert!(producer.max_outstanding() > 1, "sends are pipelined");
-    let before = factory
-        .broker_stats()
-        .await?
-        .store
-        .expect("a durable server")
-        .fsyncs;
+    let before = fsyncs(&factory).await?;
 
     let mut receipts = Vec::with_capacity(SENDS);
     for n in 0..SENDS {
@@ -84,16 +79,10 @@ async fn pipelined_persistent_sends_over_tcp_share_fsyncs_and_confirm_in_order()
     }
     producer.flush().await?;
 
-    let fsyncs = factory
-        .broker_stats()
-        .await?
-        .store
-        .expect("a durable server")
-        .fsyncs
-        - before;
+    let used = fsyncs(&factory).await? - before;
     assert!(
-        fsyncs <= (SENDS / 2) as u64,
-        "{fsyncs} fsyncs for {SENDS} pipelined sends over TCP: they were not group-committed"
+        used <= (SENDS / 2) as u64,
+        "{used} fsyncs for {SENDS} pipelined sends over TCP: they were not group-committed"
     );
 
     let consumer = session
@@ -164,6 +153,20 @@ async fn a_failed_fsync_fails_its_pipelined_sends_and_never_hangs_them() -> Resu
     Ok(())
 }
 
+/// A started connection, a session in `mode` and a consumer on `queue` with `options`.
+async fn consuming(
+    factory: &TcpFactory,
+    queue: &Destination,
+    mode: SessionMode,
+    options: ConsumerOptions,
+) -> Result<(Box<dyn Connection>, Box<dyn Session>, Box<dyn Consumer>)> {
+    let connection = factory.create_connection().await?;
+    connection.start().await?;
+    let session = connection.create_session(mode).await?;
+    let consumer = session.create_consumer(queue, options).await?;
+    Ok((connection, session, consumer))
+}
+
 /// Sends `n` persistent messages to `queue` and waits until all are confirmed.
 async fn fill(factory: &TcpFactory, queue: &Destination, n: usize) -> Result<()> {
     let connection = factory.create_connection().await?;
@@ -179,6 +182,7 @@ async fn fill(factory: &TcpFactory, queue: &Destination, n: usize) -> Result<()>
     connection.close().await
 }
 
+/// The server's journal `fdatasync`s so far.
 async fn fsyncs(factory: &TcpFactory) -> Result<u64> {
     Ok(factory
         .broker_stats()
@@ -194,14 +198,13 @@ async fn streamed_persistent_deliveries_over_tcp_share_fsyncs() -> Result<()> {
     let queue = Destination::queue("streamed-tcp");
     fill(&factory, &queue, SENDS).await?;
 
-    let connection = factory.create_connection().await?;
-    connection.start().await?;
-    let session = connection
-        .create_session(SessionMode::AutoAcknowledge)
-        .await?;
-    let consumer = session
-        .create_consumer(&queue, ConsumerOptions::default().with_prefetch(Some(500)))
-        .await?;
+    let (connection, _session, consumer) = consuming(
+        &factory,
+        &queue,
+        SessionMode::AutoAcknowledge,
+        ConsumerOptions::default().with_prefetch(Some(500)),
+    )
+    .await?;
     let before = fsyncs(&factory).await?;
     for n in 0..SENDS {
         let m = consumer
@@ -237,14 +240,13 @@ async fn a_delivery_leaves_the_server_only_once_its_count_is_durable() -> Result
     let queue = Destination::queue("count-first");
     fill(&factory, &queue, 1).await?;
 
-    let connection = factory.create_connection().await?;
-    connection.start().await?;
-    let session = connection
-        .create_session(SessionMode::ClientAcknowledge)
-        .await?;
-    let consumer = session
-        .create_consumer(&queue, ConsumerOptions::default())
-        .await?;
+    let (connection, session, consumer) = consuming(
+        &factory,
+        &queue,
+        SessionMode::ClientAcknowledge,
+        ConsumerOptions::default(),
+    )
+    .await?;
     let release = Release(faults.clone());
     faults.hold_syncs();
     let receiving = tokio::spawn(async move {

@@ -75,7 +75,7 @@ impl Broker {
 
     /// Resolves once every record the store took before this call is settled (see
     /// [`crate::store::Store::synced`]).
-    pub(crate) fn synced(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    pub(crate) fn synced(&self) -> futures::future::BoxFuture<'static, ()> {
         self.core.store.synced()
     }
 

@@ -47,6 +47,7 @@
 
 use bytes::Bytes;
 use courier_api::{Error, Result};
+use futures::future::BoxFuture;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -181,7 +182,7 @@ pub trait Store: Send + Sync {
     /// failed to its own waiter), without a record of its own: a caller that dropped a
     /// ticket waits with it before acting on what the record promised. Ready at once for a
     /// store that keeps nothing.
-    fn synced(&self) -> Pin<Box<dyn Future<Output = ()> + Send>> {
+    fn synced(&self) -> BoxFuture<'static, ()> {
         Box::pin(std::future::ready(()))
     }
 

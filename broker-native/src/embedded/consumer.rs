@@ -103,7 +103,9 @@ impl ConsumerInner {
     }
 
     /// Waits until `delivered`'s count is durable (see [`Delivered::recorded`]) before the
-    /// application may see it. Cancelled while waiting, the delivery goes back to its queue
+    /// application may see it — unless the connection defers that wait to its owner
+    /// ([`super::EmbeddedConnection::defer_delivery_sync`]): then it raises the owner's flag
+    /// and returns at once. Cancelled while waiting, the delivery goes back to its queue
     /// rather than staying held by a session that never handed it out. A store that fails
     /// the record is logged and the message delivered anyway: it is still kept, and a crash
     /// could only bring it back with a count short by one.

@@ -164,7 +164,7 @@ impl store::Store for JournalStore {
         Ok(ticket)
     }
 
-    fn synced(&self) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    fn synced(&self) -> futures::future::BoxFuture<'static, ()> {
         Box::pin(self.journal.synced())
     }
 
