@@ -16,7 +16,7 @@
 //! choice its queues were made with.
 
 use async_trait::async_trait;
-use courier_api::options::ConnectionOptions;
+use courier_api::options::{parse_flag, ConnectionOptions};
 use courier_api::{Capabilities, Connection, ConnectionFactory, Durability, Error, Result};
 use lapin::uri::AMQPUri;
 use lapin::ConnectionProperties;
@@ -60,8 +60,8 @@ impl AmqpFactory {
         for (key, value) in &parsed.extra {
             match key.as_str() {
                 "queue_type" => queue_type = QueueType::parse(value)?,
-                "priority" => priority = Some(flag(key, value)?),
-                "reconnect" => reconnect = flag(key, value)?,
+                "priority" => priority = Some(parse_flag(key, value)?),
+                "reconnect" => reconnect = parse_flag(key, value)?,
                 _ => {}
             }
         }
@@ -170,17 +170,6 @@ impl AmqpFactory {
             connection.claim_client_id(client_id).await?;
         }
         Ok(Box::new(connection))
-    }
-}
-
-/// The boolean URL option `key`: `true` or `false`.
-fn flag(key: &str, value: &str) -> Result<bool> {
-    match value {
-        "true" => Ok(true),
-        "false" => Ok(false),
-        other => Err(Error::invalid_argument(format!(
-            "{key} {other:?}: expected true or false"
-        ))),
     }
 }
 

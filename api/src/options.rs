@@ -140,6 +140,25 @@ impl ConnectionOptions {
     }
 }
 
+/// Parses a boolean option (a backend's `tls`, `priority`, `reconnect`): `true` or `false`,
+/// nothing else.
+///
+/// ```
+/// use courier_api::options::parse_flag;
+/// assert!(parse_flag("tls", "true").unwrap());
+/// assert!(parse_flag("tls", "yes").is_err());
+/// ```
+pub fn parse_flag(key: &str, text: &str) -> Result<bool> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(Error::invalid_argument(format!(
+            "option {key:?} = {}: expected true or false",
+            quoted(text)
+        ))),
+    }
+}
+
 /// Parses a duration option: digits then `ms`, `s`, `m` or `h`; zero and at most
 /// [`MAX_DURATION`].
 pub fn parse_duration(key: &str, text: &str) -> Result<Duration> {

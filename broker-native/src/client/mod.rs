@@ -107,17 +107,7 @@ impl TcpFactory {
         let mut ca = None;
         for (key, value) in &parsed.extra {
             match key.as_str() {
-                "tls" => {
-                    tls_option = Some(match value.as_str() {
-                        "true" => true,
-                        "false" => false,
-                        _ => {
-                            return Err(Error::invalid_argument(format!(
-                                "option tls takes true or false, not {value:?}"
-                            )))
-                        }
-                    })
-                }
+                "tls" => tls_option = Some(courier_api::options::parse_flag(key, value)?),
                 _ => ca = Some(value.clone()),
             }
         }
