@@ -47,6 +47,27 @@ use crate::{Error, Result};
 /// Version byte at the start of every encoded message; this build writes version 1.
 pub const ENCODING_VERSION: u8 = 1;
 
+/// A postcard output appending to a `Vec`, whole slices at a time.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Append<'_> {
+    type Output = ();
+
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<()> {
+        Ok(())
+    }
+}
+
 impl Message {
     /// Encodes the message (header, properties, body) in Courier's versioned binary form — see
     /// [`crate::message::format`]. Per-delivery state (`redelivered`, the delivery count) is
@@ -54,10 +75,14 @@ impl Message {
     /// set above 9 through `spi::header_mut`) encodes to bytes that [`Message::decode`] refuses; a
     /// send refuses such a message ([`crate::spi::stamp_client`] checks it).
     pub fn encode(&self) -> Bytes {
-        let out = vec![ENCODING_VERSION];
-        // Serialising into a Vec cannot fail for this type: every field is plain data.
-        let out =
-            postcard::to_extend(self, out).expect("encoding a message into memory cannot fail");
+        // Sized up front from the message's own estimate (an upper bound of the encoding for
+        // all but tiny messages), and filled slice by slice: postcard's own `Vec` output grew
+        // from empty and pushed a body byte by byte, a dozen reallocations and most of the
+        // encoding's instructions for a 1 KiB body (callgrind).
+        let mut out = Vec::with_capacity(self.size_hint().saturating_add(16).min(1 << 20));
+        out.push(ENCODING_VERSION);
+        // Serialising into memory cannot fail for this type: every field is plain data.
+        let _ = postcard::serialize_with_flavor(self, Append(&mut out));
         Bytes::from(out)
     }
 

@@ -172,6 +172,13 @@ pub trait Store: Send + Sync {
     /// that resolves once the record is durable.
     fn record(&self, record: Record) -> Result<Ticket>;
 
+    /// Takes one record whose outcome nobody waits for (a removal, a count put back): a
+    /// refusal now, else nothing. A store can skip making a ticket for it; by default it
+    /// makes one and drops it. [`Store::synced`] still covers it.
+    fn fire(&self, record: Record) -> Result<()> {
+        self.record(record).map(drop)
+    }
+
     /// Figures of its writes (fsyncs, batches) for the broker's statistics; `None` when it
     /// keeps none.
     fn stats(&self) -> Option<super::stats::StoreStats> {
@@ -382,7 +389,7 @@ impl Recorder {
 
 /// Sends `record` to `store` without waiting for it; a refusal is logged.
 pub(crate) fn fire(store: &Arc<dyn Store>, record: Record) {
-    if let Err(e) = store.record(record) {
+    if let Err(e) = store.fire(record) {
         tracing::error!(error = %e, "the store refused a record");
     }
 }

@@ -141,6 +141,17 @@ fn write_copy(shared: &Shared, plan: &Plan, tmp: &std::path::Path) -> Result<Cop
     let mut body = Vec::new();
     let mut placed = Vec::with_capacity(plan.items.len());
     let base = (HEADER_LEN + BATCH_HEADER_LEN) as u64;
+    // A segment whose live frames are a small part of it is read frame by frame; a dense
+    // one in one read.
+    let mut live_in: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    for item in &plan.items {
+        if let CopyItem::Msg {
+            from, frame_len, ..
+        } = item
+        {
+            *live_in.entry(*from).or_default() += u64::from(*frame_len);
+        }
+    }
     let mut loaded: Option<(u64, Bytes)> = None;
     for item in &plan.items {
         let record = match item {
@@ -151,21 +162,30 @@ fn write_copy(shared: &Shared, plan: &Plan, tmp: &std::path::Path) -> Result<Cop
                 offset,
                 frame_len,
             } => {
-                if loaded.as_ref().map(|(s, _)| *s) != Some(*from) {
-                    let (f, len) = &plan.files[from];
-                    let mut data = vec![0u8; *len as usize];
-                    let path = segment::path(&shared.dir, *from);
-                    f.read_exact_at(&mut data, 0)
-                        .map_err(|e| JournalError::io("read", &path, e))?;
-                    loaded = Some((*from, Bytes::from(data)));
-                }
-                let data = &loaded.as_ref().expect("just loaded").1;
-                let m = message_at(data, *offset, *frame_len, *id).ok_or_else(|| {
-                    JournalError::Corrupt {
-                        file: segment::path(&shared.dir, *from),
-                        offset: *offset,
-                        reason: format!("message {id} unreadable during compaction"),
+                let (f, len) = &plan.files[from];
+                let path = segment::path(&shared.dir, *from);
+                let sparse = live_in.get(from).copied().unwrap_or(0) * 8 < *len;
+                let read = |at: u64, n: u64| {
+                    let mut data = vec![0u8; n as usize];
+                    f.read_exact_at(&mut data, at)
+                        .map_err(|e| JournalError::io("read", &path, e))
+                        .map(|()| Bytes::from(data))
+                };
+                let found = if sparse {
+                    message_at(&read(*offset, u64::from(*frame_len))?, 0, *frame_len, *id)
+                } else {
+                    if loaded.as_ref().map(|(s, _)| *s) != Some(*from) {
+                        loaded = Some((*from, read(0, *len)?));
                     }
+                    match &loaded {
+                        Some((_, data)) => message_at(data, *offset, *frame_len, *id),
+                        None => None,
+                    }
+                };
+                let m = found.ok_or_else(|| JournalError::Corrupt {
+                    file: segment::path(&shared.dir, *from),
+                    offset: *offset,
+                    reason: format!("message {id} unreadable during compaction"),
                 })?;
                 Record::Send(StoredMessage {
                     id: *id,

@@ -164,6 +164,20 @@ impl store::Store for JournalStore {
         Ok(ticket)
     }
 
+    fn fire(&self, record: store::Record) -> Result<()> {
+        if matches!(
+            record,
+            store::Record::Message(_) | store::Record::Commit { .. }
+        ) {
+            // Sends may be paged: their bytes are kept readable until the outcome.
+            return self.record(record).map(drop);
+        }
+        self.note_unwritten(&record);
+        self.journal
+            .submit_unwatched(translate(record))
+            .map_err(Error::from)
+    }
+
     fn synced(&self) -> futures::future::BoxFuture<'static, ()> {
         Box::pin(self.journal.synced())
     }

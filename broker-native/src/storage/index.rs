@@ -492,9 +492,13 @@ impl Index {
             return None;
         }
         let (mut live, mut size, mut best) = (0u64, 0u64, 0usize);
+        // The newest sealed segment is left alone: what is live in it is mostly the backlog a
+        // consumer is about to take, which would be copied only to die in the copy. Once the
+        // next segment is sealed, it is usually dead and deleted without a copy.
+        let newest_sealed = self.order.iter().rev().find(|id| **id != self.active);
         for (i, id) in self.order.iter().enumerate() {
             let s = &self.segs[id];
-            if *id == self.active || s.compacting {
+            if *id == self.active || s.compacting || Some(id) == newest_sealed {
                 break;
             }
             live += s.live_bytes;

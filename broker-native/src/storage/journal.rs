@@ -7,7 +7,7 @@ use super::index::Index;
 use super::record::{parse_frame, DurableSubscription, Owner, Record, BATCH_HEADER_LEN};
 use super::replay::{self, ReplayReport};
 use super::segment::{self, HEADER_LEN};
-use super::writer::{Done, Pending, Writer};
+use super::writer::{Done, Frame, Pending, Writer};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use std::future::Future;
@@ -131,6 +131,9 @@ pub(crate) struct Counters {
 #[derive(Default)]
 pub(crate) struct Queue {
     pub items: Vec<Pending>,
+    /// The frames of `items` ([`Frame::Queued`]), encoded back to back as they are queued:
+    /// one growing buffer instead of an allocation per record, and one copy into the batch.
+    pub frames: Vec<u8>,
     pub closed: bool,
     /// The writer is waiting for work (appenders wake it only then).
     pub idle: bool,
@@ -341,8 +344,6 @@ impl Journal {
         if let Some(e) = self.shared.failed.lock().clone() {
             return Err(e);
         }
-        let mut frame = Vec::with_capacity(size);
-        record.encode_frame(&mut frame);
         let permits = size.clamp(1, self.shared.options.max_pending_bytes.max(1));
         let permits = permits.min(u32::MAX as usize);
         self.shared
@@ -352,25 +353,7 @@ impl Journal {
             .map_err(|_| JournalError::Closed)?
             .forget();
         let (done, rx) = oneshot::channel();
-        let wake = {
-            let mut q = self.shared.queue.lock();
-            if q.closed {
-                drop(q);
-                self.shared.budget.add_permits(permits);
-                return Err(JournalError::Closed);
-            }
-            q.submitted += 1;
-            q.items.push(Pending {
-                frame,
-                record,
-                done: Done::Channel(done),
-                permits,
-            });
-            std::mem::take(&mut q.idle)
-        };
-        if wake {
-            self.shared.queue_cv.notify_one();
-        }
+        self.queue(record, Done::Channel(done), permits)?;
         Ok(Ticket(rx))
     }
 
@@ -379,6 +362,17 @@ impl Journal {
     /// batch is on disk or failed. Past [`JournalOptions::max_pending_bytes`] the record is
     /// taken anyway: such callers await their outcomes, which bounds what they queue.
     pub fn submit(&self, record: Record, done: Box<dyn FnOnce(Result<()>) + Send>) -> Result<()> {
+        self.submit_done(record, Done::Callback(done))
+    }
+
+    /// Queues `record` like [`Journal::submit`], for a caller that needs no outcome (its
+    /// ticket would be dropped): no callback is made or called. A failure still fails the
+    /// record's batch, and [`Journal::synced`] still waits for it.
+    pub fn submit_unwatched(&self, record: Record) -> Result<()> {
+        self.submit_done(record, Done::Nothing)
+    }
+
+    fn submit_done(&self, record: Record, done: Done) -> Result<()> {
         let size = record.frame_len();
         if size > self.max_record_size() {
             return Err(JournalError::TooLarge {
@@ -389,8 +383,6 @@ impl Journal {
         if let Some(e) = self.shared.failed.lock().clone() {
             return Err(e);
         }
-        let mut frame = Vec::with_capacity(size);
-        record.encode_frame(&mut frame);
         let wanted = size.clamp(1, self.shared.options.max_pending_bytes.max(1));
         let permits = match self
             .shared
@@ -403,6 +395,12 @@ impl Journal {
             }
             Err(_) => 0,
         };
+        self.queue(record, done, permits)
+    }
+
+    /// Queues an encoded `record` for the writer (waking it if idle); on refusal gives its
+    /// `permits` of the budget back.
+    fn queue(&self, record: Record, done: Done, permits: usize) -> Result<()> {
         let wake = {
             let mut q = self.shared.queue.lock();
             if q.closed {
@@ -410,11 +408,16 @@ impl Journal {
                 self.shared.budget.add_permits(permits);
                 return Err(JournalError::Closed);
             }
+            // Encoded under the lock, straight into the shared buffer: the frames stay in
+            // queue order, and no record needs an allocation of its own.
+            let start = q.frames.len();
+            record.encode_frame(&mut q.frames);
+            let len = (q.frames.len() - start) as u32;
             q.submitted += 1;
             q.items.push(Pending {
-                frame,
+                frame: Frame::Queued(len),
                 record,
-                done: Done::Callback(done),
+                done,
                 permits,
             });
             std::mem::take(&mut q.idle)
@@ -446,6 +449,7 @@ impl Journal {
         let dropped = {
             let mut q = self.shared.queue.lock();
             q.closed = true;
+            q.frames.clear();
             std::mem::take(&mut q.items)
         };
         drop(dropped);

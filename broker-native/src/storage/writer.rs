@@ -30,15 +30,41 @@ pub(crate) enum Done {
     Channel(oneshot::Sender<Result<()>>),
     /// A callback (the core's storage hook resolves its own ticket type with it).
     Callback(Box<dyn FnOnce(Result<()>) + Send>),
+    /// Nobody: the appender needs no outcome ([`Journal::submit_unwatched`](super::Journal)).
+    Nothing,
+}
+
+/// Where a queued append's encoded frame is.
+pub(crate) enum Frame {
+    /// The next this many bytes of the queue's shared frame buffer.
+    Queued(u32),
+    /// Its own bytes (a dead-lettering, rewritten by the writer as the record it stands for).
+    Own(Vec<u8>),
 }
 
 /// One queued append.
 pub(crate) struct Pending {
-    pub frame: Vec<u8>,
+    pub frame: Frame,
     pub record: Record,
     pub done: Done,
     pub permits: usize,
 }
+
+impl Pending {
+    fn frame_len(&self) -> usize {
+        match &self.frame {
+            Frame::Queued(len) => *len as usize,
+            Frame::Own(bytes) => bytes.len(),
+        }
+    }
+}
+
+/// A run of appends written as one batch: each with the range of its frame in the taken
+/// frame buffer (`None` for one with its own bytes).
+type Chunk = Vec<(Pending, Option<std::ops::Range<usize>>)>;
+
+/// Buffers kept between batches larger than this are given back to the allocator.
+const KEEP_BYTES: usize = 8 << 20;
 
 /// The writer thread's own state: the segment being written.
 pub(crate) struct Writer {
@@ -48,6 +74,9 @@ pub(crate) struct Writer {
     len: u64,
     batch: u64,
     buf: Vec<u8>,
+    /// The previous batch's emptied item list and frame buffer, swapped into the queue at
+    /// the next take so their capacity is reused.
+    spare: (Vec<Pending>, Vec<u8>),
 }
 
 impl Writer {
@@ -65,13 +94,15 @@ impl Writer {
             len,
             batch,
             buf: Vec::new(),
+            spare: (Vec::new(), Vec::new()),
         }
     }
 
     /// Runs until the journal is closed and the queue drained.
     pub fn run(mut self) {
         loop {
-            let (items, taken) = {
+            let (mut items, mut frames) = std::mem::take(&mut self.spare);
+            let taken = {
                 let mut q = self.shared.queue.lock();
                 while q.items.is_empty() && !q.closed {
                     q.idle = true;
@@ -82,10 +113,20 @@ impl Writer {
                     self.shared.settled.send_replace(u64::MAX);
                     return;
                 }
-                (std::mem::take(&mut q.items), q.submitted)
+                std::mem::swap(&mut q.items, &mut items);
+                std::mem::swap(&mut q.frames, &mut frames);
+                q.submitted
             };
-            self.process(items);
+            self.process(&mut items, &frames);
             self.shared.settled.send_replace(taken);
+            frames.clear();
+            if frames.capacity() > KEEP_BYTES {
+                frames = Vec::new();
+            }
+            if self.buf.capacity() > KEEP_BYTES {
+                self.buf = Vec::new();
+            }
+            self.spare = (items, frames);
         }
     }
 
@@ -93,54 +134,73 @@ impl Writer {
         segment::path(&self.shared.dir, self.active)
     }
 
-    fn process(&mut self, items: Vec<Pending>) {
+    /// Writes the taken `items` (their queued frames back to back in `frames`), leaving the
+    /// list empty.
+    fn process(&mut self, items: &mut Vec<Pending>, frames: &[u8]) {
         if let Some(e) = self.shared.failed.lock().clone() {
-            return self.finish(items, Err(e));
+            return self.finish(items.drain(..), Err(e));
         }
         let room_total = self.shared.options.segment_size;
-        let mut chunk = Vec::new();
+        let mut chunk: Chunk = Vec::new();
         let mut size = 0u64;
-        for mut p in items {
+        let mut at = 0usize;
+        for mut p in items.drain(..) {
+            let range = match p.frame {
+                Frame::Queued(len) => {
+                    let range = at..at + len as usize;
+                    at = range.end;
+                    Some(range)
+                }
+                Frame::Own(_) => None,
+            };
+            let mut range = range;
             if matches!(p.record, Record::DeadLettered { .. }) {
                 // The move needs the bytes of the copy, which may be in what is gathered.
                 if !chunk.is_empty() {
-                    self.write(std::mem::take(&mut chunk), size);
+                    self.write(std::mem::take(&mut chunk), size, frames);
                     size = 0;
                 }
                 if let Err(e) = self.dead_letter(&mut p) {
-                    self.finish(vec![p], Err(e));
+                    self.finish([p], Err(e));
                     continue;
                 }
+                range = None;
             }
-            let need = p.frame.len() as u64;
+            let need = p.frame_len() as u64;
             if self.len + BATCH_HEADER_LEN as u64 + size + need > room_total {
                 if !chunk.is_empty() {
-                    self.write(std::mem::take(&mut chunk), size);
+                    self.write(std::mem::take(&mut chunk), size, frames);
                     size = 0;
                 }
                 if self.len > HEADER_LEN as u64 {
                     if let Err(e) = self.roll() {
-                        self.finish(vec![p], Err(e));
+                        self.finish([p], Err(e));
                         continue;
                     }
                 }
             }
             size += need;
-            chunk.push(p);
+            chunk.push((p, range));
         }
         if !chunk.is_empty() {
-            self.write(chunk, size);
+            self.write(chunk, size, frames);
         }
     }
 
-    fn write(&mut self, chunk: Vec<Pending>, size: u64) {
+    fn write(&mut self, chunk: Chunk, size: u64, frames: &[u8]) {
         let faults = self.shared.options.faults.as_deref();
         self.buf.clear();
         record::encode_batch_header(&mut self.buf, self.batch + 1, size as u32);
         let mut offsets = Vec::with_capacity(chunk.len());
-        for p in &chunk {
+        for (p, range) in &chunk {
             offsets.push(self.len + self.buf.len() as u64);
-            self.buf.extend_from_slice(&p.frame);
+            match (&p.frame, range) {
+                (Frame::Own(bytes), _) => self.buf.extend_from_slice(bytes),
+                (Frame::Queued(_), Some(range)) => {
+                    self.buf.extend_from_slice(&frames[range.clone()])
+                }
+                (Frame::Queued(_), None) => unreachable!("a queued frame has its range"),
+            }
         }
         let outcome = faults::write_at(faults, &self.file, &self.buf, self.len)
             .map_err(|e| JournalError::io("append to", self.path(), e))
@@ -156,7 +216,7 @@ impl Writer {
             });
         if let Err(e) = outcome {
             self.cut_back();
-            return self.finish(chunk, Err(e));
+            return self.finish(chunk.into_iter().map(|(p, _)| p), Err(e));
         }
         self.batch += 1;
         self.len += self.buf.len() as u64;
@@ -171,12 +231,12 @@ impl Writer {
         let mut removes = false;
         {
             let mut index = self.shared.index.lock();
-            for (p, offset) in chunk.iter().zip(&offsets) {
+            for ((p, _), offset) in chunk.iter().zip(&offsets) {
                 removes |= !matches!(
                     p.record,
                     Record::Send(_) | Record::QueueCreated(_) | Record::SubscriptionCreated(_)
                 );
-                index.apply(self.active, *offset, p.frame.len() as u32, &p.record);
+                index.apply(self.active, *offset, p.frame_len() as u32, &p.record);
             }
             if let Some(s) = index.segs.get_mut(&self.active) {
                 s.file_len = self.len;
@@ -185,7 +245,7 @@ impl Writer {
         if removes {
             self.shared.poke_maintenance();
         }
-        self.finish(chunk, Ok(()));
+        self.finish(chunk.into_iter().map(|(p, _)| p), Ok(()));
     }
 
     /// Turns a dead-lettering into a record that stands alone: a commit adding the new copy
@@ -223,8 +283,9 @@ impl Writer {
                 max,
             });
         }
-        p.frame.clear();
-        record.encode_frame(&mut p.frame);
+        let mut frame = Vec::with_capacity(record.frame_len());
+        record.encode_frame(&mut frame);
+        p.frame = Frame::Own(frame);
         p.record = record;
         Ok(())
     }
@@ -280,7 +341,7 @@ impl Writer {
         Ok(())
     }
 
-    fn finish(&self, items: Vec<Pending>, outcome: Result<()>) {
+    fn finish(&self, items: impl IntoIterator<Item = Pending>, outcome: Result<()>) {
         let mut permits = 0;
         for p in items {
             permits += p.permits;
@@ -289,6 +350,7 @@ impl Writer {
                     let _ = tx.send(outcome.clone());
                 }
                 Done::Callback(f) => f(outcome.clone()),
+                Done::Nothing => {}
             }
         }
         self.shared.budget.add_permits(permits);
