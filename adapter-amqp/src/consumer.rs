@@ -533,7 +533,11 @@ impl ConsumerCore {
     async fn admit(&self, delivery: Delivery, epoch: u64) -> Result<Option<Held>> {
         let tag = delivery.delivery_tag;
         let session = &self.session;
-        let decoded = match codec::decode(&delivery.properties, delivery.data) {
+        let decoded = match codec::decode(
+            &delivery.properties,
+            delivery.data,
+            delivery.routing_key.as_str(),
+        ) {
             Ok(d) => d,
             Err(e) => {
                 // Malformed: never handed out, never redelivered in a loop.
