@@ -86,6 +86,11 @@ pub struct BenchArgs {
     /// Send awaited or pipelined in every flow workload (default: as each workload has it).
     #[arg(long, value_enum)]
     pub sends: Option<Sends>,
+    /// Receipts a pipelined producer keeps in flight before it awaits the oldest (default
+    /// 1 000). With a durable backend, throughput is at most this many sends per commit
+    /// latency (an `fdatasync` or two), so a slow disk wants a larger window.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=courier_bench::MAX_SEND_WINDOW as u64))]
+    pub window: Option<u64>,
     /// Producers of queue and topic workloads.
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=1000))]
     pub producers: Option<u64>,
@@ -196,7 +201,7 @@ impl Sending {
 pub enum Sends {
     /// Each send awaited before the next.
     Awaited,
-    /// `send_async` with a window of 1 000 receipts.
+    /// `send_async` with a window of 1 000 receipts (`--window` sets another).
     Pipelined,
 }
 
@@ -253,6 +258,9 @@ fn adjust(workload: &mut Workload, args: &BenchArgs) {
                 Some(Sends::Awaited) => flow.send_window = None,
                 Some(Sends::Pipelined) => flow.send_window = Some(PIPELINE_WINDOW),
                 None => {}
+            }
+            if let (Some(window), Some(_)) = (args.window, flow.send_window) {
+                flow.send_window = Some(window as usize);
             }
             let p = args.producers.map(|n| n as usize);
             let c = args.consumers.map(|n| n as usize);
