@@ -13,6 +13,7 @@
 //! many sends are in flight together.
 
 use async_trait::async_trait;
+use courier_api::spi::MessageIds;
 use courier_api::{
     spi, Destination, DestinationKind, Error, InDoubtOperation, Message, Producer, Result,
     SendCompletion, SendOptions, SendReceipt, SessionMode,
@@ -20,7 +21,7 @@ use courier_api::{
 use lapin::options::BasicPublishOptions;
 use lapin::{Confirmation, PublisherConfirm};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::Poll;
 use tokio::sync::{mpsc, oneshot};
@@ -46,50 +47,10 @@ enum Waiting {
 }
 
 /// A producer's message ids: `ID:`, a uuid made once per producer (unique across producers
-/// and processes), `-` and a counter of the producer's sends. Made without a system call or
-/// a formatter per message: the counter is formatted on the stack and the id copied into one
-/// allocation. At most 3 + 32 + 1 + 20 = 56 bytes, so it always fits the AMQP message id
-/// property (a short string, up to 255 bytes; see `codec`).
-struct MessageIds {
-    /// `ID:<uuid simple>-`.
-    prefix: String,
-    /// The counter of the next id.
-    next: AtomicU64,
-}
-
-impl MessageIds {
-    /// The longest id: the prefix and `u64::MAX` in decimal.
-    const MAX_LEN: usize = 3 + 32 + 1 + 20;
-
-    /// Ids under a fresh uuid, counting from 0.
-    fn new() -> Self {
-        MessageIds {
-            prefix: format!("ID:{}-", uuid::Uuid::new_v4().simple()),
-            next: AtomicU64::new(0),
-        }
-    }
-
-    /// The next id.
-    fn next(&self) -> Arc<str> {
-        let mut n = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let mut id = [0u8; Self::MAX_LEN];
-        let prefix = self.prefix.as_bytes();
-        let len = prefix.len() + digits.len() - start;
-        id[..prefix.len()].copy_from_slice(prefix);
-        id[prefix.len()..len].copy_from_slice(&digits[start..]);
-        // Both parts are ASCII: `ID:`, hex digits, `-` and decimal digits.
-        Arc::from(std::str::from_utf8(&id[..len]).unwrap_or("ID:"))
-    }
+/// and processes), `-` and a counter of the producer's sends. At most 3 + 32 + 1 + 20 bytes,
+/// so an id always fits the AMQP message id property (a short string; see `codec`).
+fn message_ids() -> MessageIds {
+    MessageIds::new(format!("ID:{}-", uuid::Uuid::new_v4().simple()))
 }
 
 /// A producer.
@@ -113,7 +74,7 @@ impl AmqpProducer {
             destination,
             options: Mutex::new(SendOptions::default()),
             closed: AtomicBool::new(false),
-            ids: MessageIds::new(),
+            ids: message_ids(),
             pipeline: Mutex::new(None),
         }
     }
@@ -384,10 +345,10 @@ mod tests {
 
     #[test]
     fn message_ids_are_unique_per_producer_and_across_producers() {
-        let (a, b) = (MessageIds::new(), MessageIds::new());
+        let (a, b) = (message_ids(), message_ids());
         let first: Vec<Arc<str>> = (0..1_000).map(|_| a.next()).collect();
         for id in &first {
-            assert!(id.starts_with(&*a.prefix), "{id}");
+            assert!(id.starts_with(a.prefix()), "{id}");
             assert!(id.starts_with("ID:"), "{id}");
             // `ID:`, 32 hex digits of the uuid, `-`, the counter.
             let uuid = &id[3..35];
@@ -396,7 +357,7 @@ mod tests {
         }
         let counters: Vec<u64> = first.iter().map(|id| counter(id)).collect();
         assert_eq!(counters, (0..1_000).collect::<Vec<u64>>());
-        assert_ne!(a.prefix, b.prefix);
+        assert_ne!(a.prefix(), b.prefix());
         let second: Vec<Arc<str>> = (0..1_000).map(|_| b.next()).collect();
         let mut all: Vec<&str> = first.iter().chain(&second).map(|id| &**id).collect();
         all.sort_unstable();
@@ -404,17 +365,15 @@ mod tests {
         assert_eq!(all.len(), 2_000);
     }
 
+    /// The longest message id: `ID:`, the uuid's 32 hex digits, `-` and `u64::MAX`.
+    const MAX_ID_LEN: usize = 3 + 32 + 1 + 20;
+
     #[test]
     fn the_longest_message_id_fits_the_amqp_property() {
-        let ids = MessageIds::new();
-        ids.next.store(u64::MAX - 1, Ordering::Relaxed);
-        let (last_but_one, last) = (ids.next(), ids.next());
-        assert_eq!(counter(&last_but_one), u64::MAX - 1);
+        let ids = message_ids();
+        let last = format!("{}{}", ids.prefix(), u64::MAX);
+        assert_eq!(last.len(), MAX_ID_LEN);
         assert_eq!(counter(&last), u64::MAX);
-        assert_eq!(last.len(), MessageIds::MAX_LEN);
-        assert_eq!(
-            codec::short("a message id", &last).unwrap().as_str(),
-            &*last
-        );
+        assert_eq!(codec::short("a message id", &last).unwrap().as_str(), last);
     }
 }

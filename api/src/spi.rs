@@ -175,3 +175,85 @@ pub fn delivery_time_at(delivery_delay: Duration, now: u64) -> u64 {
 fn ceil_millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
+
+/// A producer's `JMSMessageID`s: a prefix unique to the producer (the backend makes it once,
+/// e.g. `ID:<uuid>-`) followed by a counter of its sends. Made without a system call or a
+/// formatter per message: the counter is formatted on the stack and the id copied into one
+/// allocation.
+///
+/// ```
+/// use courier_api::spi::MessageIds;
+///
+/// let ids = MessageIds::new("ID:p7-");
+/// assert_eq!(&*ids.next(), "ID:p7-0");
+/// assert_eq!(&*ids.next(), "ID:p7-1");
+/// ```
+#[derive(Debug)]
+pub struct MessageIds {
+    prefix: String,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl MessageIds {
+    /// Ids under `prefix`, counting from 0.
+    pub fn new(prefix: impl Into<String>) -> Self {
+        MessageIds {
+            prefix: prefix.into(),
+            next: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// The prefix every id starts with.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The next id: the prefix and the counter in decimal (at most 20 digits more).
+    pub fn next(&self) -> Arc<str> {
+        /// Ids up to this long are assembled on the stack.
+        const STACK: usize = 128;
+        let mut n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let digits = &digits[start..];
+        let prefix = self.prefix.as_bytes();
+        let len = prefix.len() + digits.len();
+        if len > STACK {
+            let mut id = String::with_capacity(len);
+            id.push_str(&self.prefix);
+            id.extend(digits.iter().map(|d| char::from(*d)));
+            return Arc::from(id);
+        }
+        let mut id = [0u8; STACK];
+        id[..prefix.len()].copy_from_slice(prefix);
+        id[prefix.len()..len].copy_from_slice(digits);
+        // A str prefix followed by ASCII digits is a str.
+        Arc::from(std::str::from_utf8(&id[..len]).unwrap_or(""))
+    }
+}
+
+#[cfg(test)]
+mod message_id_tests {
+    use super::MessageIds;
+
+    #[test]
+    fn ids_count_from_zero_under_their_prefix_whatever_its_length() {
+        let ids = MessageIds::new("ID:x-");
+        assert_eq!(&*ids.next(), "ID:x-0");
+        ids.next
+            .store(u64::MAX, std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(&*ids.next(), format!("ID:x-{}", u64::MAX));
+        let long = format!("ID:{}-", "é".repeat(80));
+        let ids = MessageIds::new(long.clone());
+        assert_eq!(&*ids.next(), format!("{long}0"));
+        assert_eq!(&*ids.next(), format!("{long}1"));
+    }
+}

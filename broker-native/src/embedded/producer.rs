@@ -1,10 +1,10 @@
 //! Embedded producers.
 
 use async_trait::async_trait;
-use courier_api::spi::{self, resolve_destination};
+use courier_api::spi::{self, resolve_destination, MessageIds};
 use courier_api::{Destination, Error, Message, Producer, Result, SendOptions, SendReceipt};
 use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::pipeline::{Pipeline, WINDOW};
@@ -21,8 +21,8 @@ pub(crate) struct EmbeddedProducer {
     default: Option<(Destination, Mutex<Route>)>,
     options: Mutex<SendOptions>,
     closed: AtomicBool,
-    id_prefix: String,
-    sent: AtomicU64,
+    /// Its messages' ids: `ID:<broker instance>-<producer number>-<counter>`.
+    ids: MessageIds,
     origin: Arc<Origin>,
     /// Pipelined sends waiting for durability, confirmed in send order.
     pipeline: Pipeline,
@@ -38,42 +38,21 @@ impl EmbeddedProducer {
             }
             None => None,
         };
-        // At most 3 + 32 + 1 + 20 + 1 bytes, so an id (prefix + 20 digits) fits in 128 bytes.
-        let id_prefix = format!("ID:{}-{}-", conn.broker.instance, conn.broker.next_id());
+        let ids = MessageIds::new(format!(
+            "ID:{}-{}-",
+            conn.broker.instance,
+            conn.broker.next_id()
+        ));
         let origin = conn.origin();
         Ok(EmbeddedProducer {
             session,
             default,
             options: Mutex::new(SendOptions::default()),
             closed: AtomicBool::new(false),
-            id_prefix,
-            sent: AtomicU64::new(0),
+            ids,
             origin,
             pipeline: Pipeline::new(),
         })
-    }
-
-    /// The next message id: the producer's prefix and a counter, formatted on the stack and
-    /// copied into one allocation.
-    fn next_id(&self) -> Arc<str> {
-        let mut n = self.sent.fetch_add(1, Ordering::Relaxed);
-        let mut digits = [0u8; 20];
-        let mut start = digits.len();
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
-        let mut id = [0u8; 128];
-        let prefix = self.id_prefix.as_bytes();
-        let len = prefix.len() + digits.len() - start;
-        id[..prefix.len()].copy_from_slice(prefix);
-        id[prefix.len()..len].copy_from_slice(&digits[start..]);
-        // Both parts are ASCII: the prefix is a hex uuid and decimal ids.
-        Arc::from(std::str::from_utf8(&id[..len]).unwrap_or("ID:"))
     }
 
     /// `IllegalState` once the producer, its session or its connection is closed.
@@ -125,7 +104,7 @@ impl EmbeddedProducer {
                 "message of about {size} bytes exceeds the broker's limit of {limit} bytes"
             )));
         }
-        let id = (!options.disable_message_id).then(|| self.next_id());
+        let id = (!options.disable_message_id).then(|| self.ids.next());
         let now = spi::stamp(message, destination, options, id)?;
         self.session
             .send(&route, destination, message.clone(), &self.origin, now)
