@@ -1,9 +1,10 @@
 //! [`RedisConnection`]: one multiplexed RESP3 connection carrying commands, scripts and the
-//! notifications that wake waiting consumers.
+//! notifications that wake waiting consumers, and a second one, subscribed to nothing, for
+//! the `MULTI` transactions of sends and takes ([`Shared::eval_atomic`]).
 //!
 //! Nothing blocks on the server: a consumer with nothing to take waits for a pub/sub
 //! notification that the publishing script sends on its destination's channel (or for the
-//! due time of its next delayed message), then takes again. So one connection serves every
+//! due time of its next delayed message), then takes again. So the connections serve every
 //! command, and the redis-rs response timeout (the URL's `request_timeout`, default 10 s)
 //! bounds each of them.
 //!

@@ -216,7 +216,7 @@ async fn a_queue_send_stores_a_compact_hash_and_a_body_and_takes_leave_no_list()
         .unwrap();
     assert_eq!(encoding, "listpack");
     let body = hashes[0].replace(":m:", ":b:");
-    assert_eq!(server.keys(&body).await, [body.clone()]);
+    assert_eq!(server.keys(&body).await, vec![body]);
     let consumer = session
         .create_consumer(
             &queue,
