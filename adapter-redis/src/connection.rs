@@ -80,6 +80,12 @@ pub(crate) struct Shared {
     /// Held for reading by each take, for writing by `stop` (which so waits for them).
     pub delivering: tokio::sync::RwLock<()>,
     roots: Mutex<HashSet<String>>,
+    /// Held for writing by a heartbeat from the moment it reads [`Shared::roots`] until its
+    /// renewals are answered, and for reading by whatever removes this connection's leases
+    /// (a deletion until it has forgotten the root, the close until the connection is
+    /// closed, the give-back after a loss): so a renewal read before a removal never
+    /// reaches the server after it and brings a removed lease back.
+    pub renewal: Arc<tokio::sync::RwLock<()>>,
     channels: Mutex<HashMap<String, Arc<Notify>>>,
     client_id: Mutex<Option<String>>,
     used: AtomicBool,
@@ -207,6 +213,7 @@ impl RedisConnection {
             started: watch::channel(false).0,
             delivering: tokio::sync::RwLock::new(()),
             roots: Mutex::new(HashSet::new()),
+            renewal: Arc::new(tokio::sync::RwLock::new(())),
             channels: Mutex::new(HashMap::new()),
             client_id: Mutex::new(None),
             used: AtomicBool::new(false),
@@ -281,7 +288,8 @@ async fn dispatch(shared: Weak<Shared>, mut pushes: mpsc::UnboundedReceiver<redi
     }
 }
 
-/// Renews the connection's leases and client id every heartbeat while it lives.
+/// Renews the connection's leases and client id every heartbeat while it lives; never one
+/// that a deletion, the close or the give-back after a loss is removing (`Shared::renewal`).
 async fn heartbeat(shared: Weak<Shared>) {
     loop {
         let Some(interval) = shared.upgrade().map(|s| s.config.heartbeat) else {
@@ -291,6 +299,8 @@ async fn heartbeat(shared: Weak<Shared>) {
         let Some(s) = shared.upgrade() else {
             return;
         };
+        // No lease is removed while this renewal is read and sent (see `Shared::renewal`).
+        let renewing = s.renewal.write().await;
         if !matches!(*s.state.borrow(), State::Open) {
             return;
         }
@@ -316,6 +326,7 @@ async fn heartbeat(shared: Weak<Shared>) {
             s.lose(Error::connection_lost_from("the Redis heartbeat failed", e));
             return;
         }
+        drop(renewing);
         crate::sweep::sweep_temporaries(&s).await;
     }
 }
@@ -336,7 +347,10 @@ impl Shared {
         let me = format!("{}:{}", self.run_id, self.redis_id);
         let dead_letters: Vec<(u32, String)> = roots.iter().map(|r| self.dead_letter(r)).collect();
         let script = self.script.clone();
+        let renewal = self.renewal.clone();
         runtime.spawn(async move {
+            // After a heartbeat still in flight, which would bring the leases back.
+            let _renewal = renewal.read_owned().await;
             let Ok(client) = redis::Client::open(config.redis_url.as_str()) else {
                 return;
             };
@@ -812,6 +826,8 @@ impl Shared {
         for t in temps {
             let _ = self.purge(&keys::root(&t)).await;
         }
+        // Until the connection is closed, no heartbeat renews what this removes.
+        let renewal = self.renewal.read().await;
         let mut pipe = redis::pipe();
         for root in self.roots.lock().iter() {
             pipe.cmd("DEL")
@@ -831,6 +847,7 @@ impl Shared {
                 false
             }
         });
+        drop(renewal);
         for notify in self.channels.lock().values() {
             notify.notify_waiters();
         }

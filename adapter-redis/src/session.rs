@@ -563,6 +563,9 @@ impl Session for RedisSession {
         let conn = &self.shared.conn;
         conn.flush_acks().await?;
         let root = keys::root(destination);
+        // No heartbeat renews the lease here between the script removing it and the root
+        // being forgotten below (see `Shared::renewal`).
+        let renewal = conn.renewal.read().await;
         let reply = args::array(
             conn.eval(&root, Args::op("delete").add(&conn.id).0, None)
                 .await?,
@@ -591,6 +594,7 @@ impl Session for RedisSession {
         }
         // Its lease there went with it: the heartbeat no longer renews it.
         conn.forget_root(&root);
+        drop(renewal);
         for sub in &reply[1..] {
             let sub = args::text(sub)?;
             if let Some(record) = keys::durable_of_subscription(&sub) {
@@ -622,8 +626,15 @@ impl Session for RedisSession {
                 "the temporary destination still has consumers",
             ));
         }
-        self.shared.conn.remove_temporary(destination);
-        self.shared.conn.purge(&root).await
+        let conn = &self.shared.conn;
+        // Its lease goes with its keys, and the heartbeat stops renewing it (no renewal read
+        // before comes after: see `Shared::renewal`).
+        let renewal = conn.renewal.read().await;
+        conn.remove_temporary(destination);
+        let purged = conn.purge(&root).await;
+        conn.forget_root(&root);
+        drop(renewal);
+        purged
     }
 
     async fn commit(&self) -> Result<()> {
