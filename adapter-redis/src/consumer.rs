@@ -410,10 +410,33 @@ impl RedisConsumer {
         if reply.first().map(args::int).transpose()? != Some(1) {
             return self.taken(reply).await;
         }
-        let bodies = args::array(after.swap_remove(0))?;
+        let mut bodies = args::array(after.swap_remove(0))?;
         let pairs = &reply[1..];
         if pairs.len() != 2 * bodies.len() {
             return Err(Error::protocol("a take's ids and bodies do not match"));
+        }
+        // A message stored by a build before the bodies left the hashes has no body key
+        // (SORT's GET answers nil): its body is its hash's field `e`, read for those ids
+        // only. They are held by this connection now, so nothing removes them meanwhile.
+        let old: Vec<usize> = (0..bodies.len())
+            .filter(|&k| matches!(bodies[k], redis::Value::Nil))
+            .collect();
+        if !old.is_empty() {
+            let mut pipe = redis::pipe();
+            for &k in &old {
+                let id = args::text(&pairs[2 * k])?;
+                pipe.cmd("HGET")
+                    .arg(format!("{}:m:{id}", self.root))
+                    .arg("e");
+            }
+            let mut cmd = conn.cmd.clone();
+            let found: Vec<redis::Value> = pipe
+                .query_async(&mut cmd)
+                .await
+                .map_err(|e| conn.fail(e, None))?;
+            for (k, body) in old.into_iter().zip(found) {
+                bodies[k] = body;
+            }
         }
         // As the script with bodies answers: {1, id, encoded, count, ...}.
         let mut whole = Vec::with_capacity(1 + 3 * bodies.len());

@@ -5,7 +5,8 @@
 -- R:seq          counter of arrivals (and of the ids of messages stored by the script)
 -- R:m:<id>       hash: p = priority, x = expiration (ms, 0 = never), c = deliveries so far,
 --                s = ready score, v:<name> = the values selectors see; small, so Redis
---                keeps it as one listpack
+--                keeps it as one listpack. (A message stored by an earlier build also has
+--                e = the encoded message and no R:b:<id>: see body.)
 -- R:b:<id>       string: the encoded message (its body), apart from the hash: a value over
 --                64 bytes would make the hash a hashtable. A queue send's body is written
 --                by the client (MSET, id chosen by the client, never all digits) in the
@@ -105,9 +106,10 @@ local function forget(root, id)
   redis.call('DEL', root .. ':m:' .. id, root .. ':b:' .. id)
 end
 
--- A message's encoded form.
+-- A message's encoded form: its body key, or, for a message stored by a build before the
+-- bodies left the hashes (no body key), its hash's field e.
 local function body(root, id)
-  return redis.call('GET', root .. ':b:' .. id)
+  return redis.call('GET', root .. ':b:' .. id) or redis.call('HGET', root .. ':m:' .. id, 'e')
 end
 
 -- `exp` and `due` are text (as the client sent them, or as stored).

@@ -365,3 +365,135 @@ async fn a_send_waking_a_consumer_of_its_own_connection_keeps_replies_in_step() 
     }
     conn.close().await.unwrap();
 }
+
+/// Stores a message as the build before the bodies left the hashes did (its script's
+/// `store` and `enqueue`): the next `R:seq` as id, the encoded message in the hash's `e`
+/// field beside `p x c s`, no `R:b:<id>`, the id in `base`'s ready index.
+async fn store_the_old_way(
+    raw: &mut redis::aio::MultiplexedConnection,
+    root: &str,
+    base: &str,
+    message: &Message,
+) {
+    let id: u64 = redis::cmd("INCR")
+        .arg(format!("{root}:seq"))
+        .query_async(raw)
+        .await
+        .unwrap();
+    // Priority 4: (9 - 4) * STEP + id.
+    let score = 5 * 10_000_000_000_000_u64 + id;
+    let _: () = redis::pipe()
+        .cmd("HSET")
+        .arg(format!("{root}:m:{id}"))
+        .arg("e")
+        .arg(message.encode().to_vec())
+        .arg("p")
+        .arg("4")
+        .arg("x")
+        .arg("0")
+        .arg("c")
+        .arg("0")
+        .arg("s")
+        .arg(score)
+        .ignore()
+        .cmd("ZADD")
+        .arg(format!("{base}:r"))
+        .arg(score)
+        .arg(id)
+        .ignore()
+        .query_async(raw)
+        .await
+        .unwrap();
+}
+
+/// A backlog stored by the earlier build (bodies in the message hashes) is read after the
+/// upgrade, in order among messages this build sends: by a prefetching take (its `SORT`
+/// finds no body key for them, and their hashes' bodies are read), by a browser, and by a
+/// durable subscriber of a topic.
+#[tokio::test]
+async fn messages_stored_with_the_body_in_the_hash_are_read() {
+    let server = Server::start().await;
+    let mut raw = server.raw().await;
+    let factory = courier_redis::connect(&server.url()).await.unwrap();
+    let conn = factory.create_connection().await.unwrap();
+    conn.set_client_id("upgrade").await.unwrap();
+    conn.start().await.unwrap();
+    let session = conn
+        .create_session(SessionMode::AutoAcknowledge)
+        .await
+        .unwrap();
+
+    let queue = Destination::queue("backlog");
+    let root = courier_redis::keys::root(&queue);
+    let mut old = Message::text("old-1");
+    old.set_property("k", "a").unwrap();
+    store_the_old_way(&mut raw, &root, &root, &old).await;
+    let producer = session.create_producer(Some(&queue)).await.unwrap();
+    producer.send(&mut Message::text("new-2")).await.unwrap();
+    store_the_old_way(&mut raw, &root, &root, &Message::bytes(body("old-3"))).await;
+
+    let browser = session.create_browser(&queue, None).await.unwrap();
+    let seen = browser.collect_all().await.unwrap();
+    browser.close().await.unwrap();
+    assert_eq!(seen.len(), 3, "the browser sees the backlog");
+    assert_eq!(seen[0].body_text(), Some("old-1"));
+    assert_eq!(seen[1].body_text(), Some("new-2"));
+    assert_eq!(seen[2].body_bytes().unwrap(), &body("old-3")[..]);
+
+    let consumer = session
+        .create_consumer(
+            &queue,
+            ConsumerOptions {
+                prefetch: Some(10),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        got.push(
+            consumer
+                .receive_timeout(Duration::from_secs(5))
+                .await
+                .unwrap()
+                .expect("a message"),
+        );
+    }
+    assert!(consumer.receive_no_wait().await.unwrap().is_none());
+    consumer.close().await.unwrap();
+    assert_eq!(got[0].body_text(), Some("old-1"));
+    assert_eq!(
+        got[0].property::<String>("k").unwrap().as_deref(),
+        Some("a")
+    );
+    assert_eq!(got[0].header().delivery_count, 1);
+    assert_eq!(got[1].body_text(), Some("new-2"));
+    assert_eq!(got[2].body_bytes().unwrap(), &body("old-3")[..]);
+
+    let topic = Destination::topic("backlog");
+    let troot = courier_redis::keys::root(&topic);
+    let subscriber = session
+        .create_durable_consumer(&topic, "s", ConsumerOptions::default())
+        .await
+        .unwrap();
+    subscriber.close().await.unwrap();
+    let base = courier_redis::keys::subscription_base(&troot, "d:upgrade:s");
+    store_the_old_way(&mut raw, &troot, &base, &Message::text("old-topic")).await;
+    let subscriber = session
+        .create_durable_consumer(&topic, "s", ConsumerOptions::default())
+        .await
+        .unwrap();
+    let m = subscriber
+        .receive_timeout(Duration::from_secs(5))
+        .await
+        .unwrap()
+        .expect("the old topic message");
+    assert_eq!(m.body_text(), Some("old-topic"));
+    subscriber.close().await.unwrap();
+    conn.close().await.unwrap();
+    assert!(
+        server.keys("courier:{q:backlog}:[mb]:*").await.is_empty(),
+        "the old messages were acknowledged and deleted"
+    );
+}
