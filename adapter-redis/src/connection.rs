@@ -1,9 +1,10 @@
 //! [`RedisConnection`]: one multiplexed RESP3 connection carrying commands, scripts and the
-//! notifications that wake waiting consumers.
+//! notifications that wake waiting consumers, and a second one, subscribed to nothing, for
+//! the `MULTI` transactions of sends and takes ([`Shared::eval_atomic`]).
 //!
 //! Nothing blocks on the server: a consumer with nothing to take waits for a pub/sub
 //! notification that the publishing script sends on its destination's channel (or for the
-//! due time of its next delayed message), then takes again. So one connection serves every
+//! due time of its next delayed message), then takes again. So the connections serve every
 //! command, and the redis-rs response timeout (the URL's `request_timeout`, default 10 s)
 //! bounds each of them.
 //!
@@ -63,6 +64,12 @@ pub(crate) struct Shared {
     pub config: Config,
     pub caps: Capabilities,
     pub cmd: MultiplexedConnection,
+    /// A second connection, subscribed to nothing, for [`Shared::eval_atomic`]'s
+    /// transactions: Redis 7.0 writes a push (a notification the script publishes to a
+    /// channel the same connection is subscribed to) inside the `EXEC` reply, which redis-rs
+    /// then counts as one of its elements, and every later reply on that connection would
+    /// be read as its predecessor's.
+    tx: MultiplexedConnection,
     script: redis::Script,
     /// This connection's id at the server (`CLIENT ID`).
     pub redis_id: i64,
@@ -73,6 +80,12 @@ pub(crate) struct Shared {
     /// Held for reading by each take, for writing by `stop` (which so waits for them).
     pub delivering: tokio::sync::RwLock<()>,
     roots: Mutex<HashSet<String>>,
+    /// Held for writing by a heartbeat from the moment it reads [`Shared::roots`] until its
+    /// renewals are answered, and for reading by whatever removes this connection's leases
+    /// (a deletion until it has forgotten the root, the close until the connection is
+    /// closed, the give-back after a loss): so a renewal read before a removal never
+    /// reaches the server after it and brings a removed lease back.
+    pub renewal: Arc<tokio::sync::RwLock<()>>,
     channels: Mutex<HashMap<String, Arc<Notify>>>,
     client_id: Mutex<Option<String>>,
     used: AtomicBool,
@@ -84,11 +97,22 @@ pub(crate) struct Shared {
     sessions: Mutex<Vec<Weak<SessionShared>>>,
     offset_ms: i64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
+    /// The random start of the ids this connection gives the messages it sends to queues
+    /// (see [`Shared::message_id`]).
+    id_prefix: String,
+    /// How many message ids this connection has given.
+    ids_given: std::sync::atomic::AtomicU64,
 }
 
 /// A connection to Redis.
 pub struct RedisConnection {
     pub(crate) shared: Arc<Shared>,
+}
+
+/// 64 random bits.
+fn rand_u64() -> u64 {
+    let (hi, lo) = uuid::Uuid::new_v4().as_u64_pair();
+    hi ^ lo
 }
 
 fn redis_error(e: redis::RedisError) -> Error {
@@ -123,6 +147,16 @@ impl RedisConnection {
             .await
             .map_err(|_| Error::connection_lost("connecting to Redis timed out"))?
             .map_err(redis_error)?;
+        let tx_config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.request_timeout));
+        let tx = tokio::time::timeout(
+            config.connect_timeout,
+            client.get_multiplexed_async_connection_with_config(&tx_config),
+        )
+        .await
+        .map_err(|_| Error::connection_lost("connecting to Redis timed out"))?
+        .map_err(redis_error)?;
         let redis_id: i64 = redis::cmd("CLIENT")
             .arg("ID")
             .query_async(&mut cmd)
@@ -171,6 +205,7 @@ impl RedisConnection {
             config: config.clone(),
             caps,
             cmd,
+            tx,
             script: redis::Script::new(&SCRIPT),
             redis_id,
             run_id,
@@ -178,6 +213,7 @@ impl RedisConnection {
             started: watch::channel(false).0,
             delivering: tokio::sync::RwLock::new(()),
             roots: Mutex::new(HashSet::new()),
+            renewal: Arc::new(tokio::sync::RwLock::new(())),
             channels: Mutex::new(HashMap::new()),
             client_id: Mutex::new(None),
             used: AtomicBool::new(false),
@@ -188,6 +224,8 @@ impl RedisConnection {
             sessions: Mutex::new(Vec::new()),
             offset_ms,
             tasks: Mutex::new(Vec::new()),
+            id_prefix: format!("k{:016x}.", rand_u64()),
+            ids_given: std::sync::atomic::AtomicU64::new(0),
         });
         let pushes = tokio::spawn(dispatch(Arc::downgrade(&shared), push_rx));
         let beats = tokio::spawn(heartbeat(Arc::downgrade(&shared)));
@@ -250,7 +288,8 @@ async fn dispatch(shared: Weak<Shared>, mut pushes: mpsc::UnboundedReceiver<redi
     }
 }
 
-/// Renews the connection's leases and client id every heartbeat while it lives.
+/// Renews the connection's leases and client id every heartbeat while it lives; never one
+/// that a deletion, the close or the give-back after a loss is removing (`Shared::renewal`).
 async fn heartbeat(shared: Weak<Shared>) {
     loop {
         let Some(interval) = shared.upgrade().map(|s| s.config.heartbeat) else {
@@ -260,6 +299,8 @@ async fn heartbeat(shared: Weak<Shared>) {
         let Some(s) = shared.upgrade() else {
             return;
         };
+        // No lease is removed while this renewal is read and sent (see `Shared::renewal`).
+        let renewing = s.renewal.write().await;
         if !matches!(*s.state.borrow(), State::Open) {
             return;
         }
@@ -285,6 +326,7 @@ async fn heartbeat(shared: Weak<Shared>) {
             s.lose(Error::connection_lost_from("the Redis heartbeat failed", e));
             return;
         }
+        drop(renewing);
         crate::sweep::sweep_temporaries(&s).await;
     }
 }
@@ -305,7 +347,10 @@ impl Shared {
         let me = format!("{}:{}", self.run_id, self.redis_id);
         let dead_letters: Vec<(u32, String)> = roots.iter().map(|r| self.dead_letter(r)).collect();
         let script = self.script.clone();
+        let renewal = self.renewal.clone();
         runtime.spawn(async move {
+            // After a heartbeat still in flight, which would bring the leases back.
+            let _renewal = renewal.read_owned().await;
             let Ok(client) = redis::Client::open(config.redis_url.as_str()) else {
                 return;
             };
@@ -432,6 +477,85 @@ impl Shared {
             Ok(v) => Ok(v),
             Err(e) => Err(self.fail(e, in_doubt)),
         }
+    }
+
+    /// A new id for a message this connection stores itself (a queue send, see
+    /// [`Shared::eval_atomic`]): a random prefix fixed for the connection (64 bits, a letter
+    /// first, so never an id the script counts out of `R:seq`, which are digits) and a
+    /// counter.
+    pub fn message_id(&self) -> String {
+        let n = self.ids_given.fetch_add(1, Ordering::Relaxed);
+        format!("{}{n:x}", self.id_prefix)
+    }
+
+    /// Runs `before`, one operation of the script on `root`, then `after`, as one
+    /// `MULTI`/`EXEC` (atomic in Redis, and one entry of its append-only file), and returns
+    /// the script's reply and `after`'s replies. So data the script does not need to read
+    /// (a message body) goes in and out with plain commands, not through Lua. They go over
+    /// the connection's second Redis connection, which subscribes to nothing (see `tx`).
+    ///
+    /// A server that lost the script (`SCRIPT FLUSH`) answers `NOSCRIPT` for it inside the
+    /// transaction, after running `before`: the script is loaded and the whole transaction
+    /// runs again, so `before` must be safe to repeat.
+    pub async fn eval_atomic(
+        &self,
+        root: &str,
+        before: &[redis::Cmd],
+        args: Vec<Vec<u8>>,
+        after: &[redis::Cmd],
+        in_doubt: Option<InDoubtOperation>,
+    ) -> Result<(Value, Vec<Value>)> {
+        self.check()?;
+        self.used.store(true, Ordering::Relaxed);
+        let mut pipe = redis::pipe();
+        pipe.atomic().ignore_errors();
+        for c in before {
+            pipe.add_command(c.clone());
+        }
+        pipe.cmd("EVALSHA")
+            .arg(self.script.get_hash())
+            .arg(1)
+            .arg(root)
+            .arg(args);
+        for c in after {
+            pipe.add_command(c.clone());
+        }
+        let mut cmd = self.tx.clone();
+        for attempt in 0..2 {
+            let mut replies: Vec<Value> = pipe
+                .query_async(&mut cmd)
+                .await
+                .map_err(|e| self.fail(e, in_doubt))?;
+            if replies.len() != before.len() + 1 + after.len() {
+                return Err(Error::protocol("a transaction's reply of the wrong length"));
+            }
+            let mut rest = replies.split_off(before.len());
+            let reply = rest.remove(0);
+            if let Value::ServerError(e) = &reply {
+                let e: redis::RedisError = e.clone().into();
+                let lost = e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript);
+                if attempt == 0 && lost {
+                    self.script
+                        .load_async(&mut cmd)
+                        .await
+                        .map_err(|e| self.fail(e, in_doubt))?;
+                    continue;
+                }
+                return Err(self.fail(e, in_doubt));
+            }
+            // `before` and `after` are plain commands on keys of known types: an error there
+            // is reported as the script's would be.
+            if let Some(Value::ServerError(e)) = replies
+                .iter()
+                .chain(&rest)
+                .find(|r| matches!(r, Value::ServerError(_)))
+            {
+                return Err(self.fail(e.clone().into(), in_doubt));
+            }
+            let replies = rest;
+            return Ok((reply, replies));
+        }
+        Err(Error::protocol("the server kept losing the Courier script"))
     }
 
     /// Runs one operation of the script for the connection's own upkeep: neither marks the
@@ -702,6 +826,8 @@ impl Shared {
         for t in temps {
             let _ = self.purge(&keys::root(&t)).await;
         }
+        // Until the connection is closed, no heartbeat renews what this removes.
+        let renewal = self.renewal.read().await;
         let mut pipe = redis::pipe();
         for root in self.roots.lock().iter() {
             pipe.cmd("DEL")
@@ -721,6 +847,7 @@ impl Shared {
                 false
             }
         });
+        drop(renewal);
         for notify in self.channels.lock().values() {
             notify.notify_waiters();
         }

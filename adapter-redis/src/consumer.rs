@@ -364,6 +364,11 @@ impl RedisConsumer {
 
     /// Takes up to `n` ready messages (or the one `want` names), first acknowledging `acks`
     /// (held messages of this destination) in the same script.
+    ///
+    /// The bodies do not pass through Lua: the script (`take_ids`) takes and counts the
+    /// messages and leaves their ids in `R:t`, and a `SORT R:t BY nosort GET R:b:*` in the
+    /// same `MULTI` reads their encoded messages (`R:b:<id>`). (A root with a `*` cannot be a
+    /// `SORT` pattern: its takes read the bodies in the script.)
     async fn take_id(
         &self,
         max: u32,
@@ -373,25 +378,75 @@ impl RedisConsumer {
         n: usize,
     ) -> Result<Taken> {
         let conn = self.conn();
-        let reply = args::array(
-            conn.eval(
-                &self.root,
-                Args::op("take")
-                    .add(&self.base)
-                    .add(&conn.id)
-                    .add(conn.now())
-                    .add(conn.lease_ms())
-                    .add(max)
-                    .add(dlq)
-                    .add(want)
-                    .add(n)
-                    .extend(acks.into_iter().flat_map(|h| [h.base, h.id]))
-                    .0,
-                None,
-            )
-            .await?,
-        )?;
-        self.taken(reply).await
+        let direct = want.is_empty() && !self.root.contains('*');
+        let args = Args::op(if direct { "take_ids" } else { "take" })
+            .add(&self.base)
+            .add(&conn.id)
+            .add(conn.now())
+            .add(conn.lease_ms())
+            .add(max)
+            .add(dlq)
+            .add(want)
+            .add(n)
+            .extend(acks.into_iter().flat_map(|h| [h.base, h.id]))
+            .0;
+        if !direct {
+            let reply = args::array(conn.eval(&self.root, args, None).await?)?;
+            return self.taken(reply).await;
+        }
+        let taken = format!("{}:t", self.root);
+        let mut sort = redis::cmd("SORT");
+        sort.arg(&taken)
+            .arg("BY")
+            .arg("nosort")
+            .arg("GET")
+            .arg(format!("{}:b:*", self.root));
+        let mut clear = redis::cmd("DEL");
+        clear.arg(&taken);
+        let (reply, mut after) = conn
+            .eval_atomic(&self.root, &[], args, &[sort, clear], None)
+            .await?;
+        let reply = args::array(reply)?;
+        if reply.first().map(args::int).transpose()? != Some(1) {
+            return self.taken(reply).await;
+        }
+        let mut bodies = args::array(after.swap_remove(0))?;
+        let pairs = &reply[1..];
+        if pairs.len() != 2 * bodies.len() {
+            return Err(Error::protocol("a take's ids and bodies do not match"));
+        }
+        // A message stored by a build before the bodies left the hashes has no body key
+        // (SORT's GET answers nil): its body is its hash's field `e`, read for those ids
+        // only. They are held by this connection now, so nothing removes them meanwhile.
+        let old: Vec<usize> = (0..bodies.len())
+            .filter(|&k| matches!(bodies[k], redis::Value::Nil))
+            .collect();
+        if !old.is_empty() {
+            let mut pipe = redis::pipe();
+            for &k in &old {
+                let id = args::text(&pairs[2 * k])?;
+                pipe.cmd("HGET")
+                    .arg(format!("{}:m:{id}", self.root))
+                    .arg("e");
+            }
+            let mut cmd = conn.cmd.clone();
+            let found: Vec<redis::Value> = pipe
+                .query_async(&mut cmd)
+                .await
+                .map_err(|e| conn.fail(e, None))?;
+            for (k, body) in old.into_iter().zip(found) {
+                bodies[k] = body;
+            }
+        }
+        // As the script with bodies answers: {1, id, encoded, count, ...}.
+        let mut whole = Vec::with_capacity(1 + 3 * bodies.len());
+        whole.push(redis::Value::Int(1));
+        for (pair, body) in pairs.chunks(2).zip(bodies) {
+            whole.push(pair[0].clone());
+            whole.push(body);
+            whole.push(pair[1].clone());
+        }
+        self.taken(whole).await
     }
 
     /// Reads a take reply: {1, [id, encoded, count]+} or {0, next due}.

@@ -2,9 +2,18 @@
 -- See keys.rs for the layout. ARGV[1] names the operation; KEYS[1] is the slot root R of the
 -- destination (all of a destination's keys share R's hash tag).
 --
--- R:seq          counter of message ids
--- R:m:<id>       hash: e = encoded message, p = priority, x = expiration (ms, 0 = never),
---                c = deliveries so far, s = ready score
+-- R:seq          counter of arrivals (and of the ids of messages stored by the script)
+-- R:m:<id>       hash: p = priority, x = expiration (ms, 0 = never), c = deliveries so far,
+--                s = ready score, v:<name> = the values selectors see; small, so Redis
+--                keeps it as one listpack. (A message stored by an earlier build also has
+--                e = the encoded message and no R:b:<id>: see body.)
+-- R:b:<id>       string: the encoded message (its body), apart from the hash: a value over
+--                64 bytes would make the hash a hashtable. A queue send's body is written
+--                by the client (MSET, id chosen by the client, never all digits) in the
+--                same MULTI as its 'commit', so it never passes through Lua; other
+--                messages (topic copies, dead letters) get the next R:seq as id
+-- R:t            ids a 'take_ids' just took, read (SORT R:t BY nosort GET R:b:*) and deleted
+--                in the same MULTI: it never outlives that transaction
 -- B:r            ready index (zset, score = (9 - priority) * 1e13 + id), B = R or R:s:<sub>
 -- B:d            delayed index (zset, score = due time in ms)
 -- B:h:<conn>     ids held (in flight) by a connection;  B:hs  connections holding any
@@ -80,15 +89,27 @@ local function int_text(n)
   return string.format('%d', n)
 end
 
--- Stores one message's hash; `exp` is its expiration as text.
+-- Stores one message's hash, and its body unless `enc` is false (the client wrote it);
+-- `exp` is its expiration as text.
 local function store(root, id, enc, prio, exp, s, fields)
   local m = root .. ':m:' .. id
+  if enc then redis.call('SET', root .. ':b:' .. id, enc) end
   if fields and #fields > 0 then
-    redis.call('HSET', m, 'e', enc, 'p', int_text(prio), 'x', exp, 'c', '0', 's', s,
-      unpack(fields))
+    redis.call('HSET', m, 'p', int_text(prio), 'x', exp, 'c', '0', 's', s, unpack(fields))
   else
-    redis.call('HSET', m, 'e', enc, 'p', int_text(prio), 'x', exp, 'c', '0', 's', s)
+    redis.call('HSET', m, 'p', int_text(prio), 'x', exp, 'c', '0', 's', s)
   end
+end
+
+-- Deletes a message: its hash and its body.
+local function forget(root, id)
+  redis.call('DEL', root .. ':m:' .. id, root .. ':b:' .. id)
+end
+
+-- A message's encoded form: its body key, or, for a message stored by a build before the
+-- bodies left the hashes (no body key), its hash's field e.
+local function body(root, id)
+  return redis.call('GET', root .. ':b:' .. id) or redis.call('HGET', root .. ':m:' .. id, 'e')
 end
 
 -- `exp` and `due` are text (as the client sent them, or as stored).
@@ -106,17 +127,25 @@ local function enqueue(root, base, enc, prio, exp, due, now, fields)
   return id
 end
 
--- Sends to one queue, in order: their ids reserved with one INCRBY, the ready ones indexed
--- with one ZADD. Each send is {enc, prio, exp, due, fields} (exp and due as text).
+-- Sends to one queue, in order: their arrival numbers reserved with one INCRBY, the ready
+-- ones indexed with one ZADD. Each send is {enc, prio, exp, due, fields, stored} (exp and
+-- due as text); a `stored` send's body is already written (by the client, in the same
+-- MULTI) and its first element is its id.
 local function enqueue_all(root, sends, now)
   local last = redis.call('INCRBY', root .. ':seq', #sends)
   local first = last - #sends
   local ready = {}
   for k, send in ipairs(sends) do
-    local id = first + k
-    local s = int_text((9 - send[2]) * STEP + id)
-    id = int_text(id)
-    store(root, id, send[1], send[2], send[3], s, send[5])
+    local n = first + k
+    local s = int_text((9 - send[2]) * STEP + n)
+    local id
+    if send[6] then
+      id = send[1]
+      store(root, id, false, send[2], send[3], s, send[5])
+    else
+      id = int_text(n)
+      store(root, id, send[1], send[2], send[3], s, send[5])
+    end
     if num(send[4]) > now then
       redis.call('ZADD', root .. ':d', send[4], id)
     else
@@ -146,9 +175,10 @@ end
 -- Gives a message back to its index, or to the dead-letter queue after too many attempts.
 local function requeue(root, base, id, max, dlq)
   local m = root .. ':m:' .. id
-  local f = redis.call('HMGET', m, 'e', 'p', 'x', 'c', 's')
-  if not f[1] then return end
-  if max > 0 and num(f[4]) >= max and dlq ~= '' then
+  local f = redis.call('HMGET', m, 'p', 'x', 'c', 's')
+  if not f[2] then return end
+  if max > 0 and num(f[3]) >= max and dlq ~= '' then
+    local enc = body(root, id)
     local all = redis.call('HGETALL', m)
     local fields = {}
     for k = 1, #all, 2 do
@@ -157,12 +187,12 @@ local function requeue(root, base, id, max, dlq)
         fields[#fields + 1] = all[k + 1]
       end
     end
-    redis.call('DEL', m)
-    enqueue(dlq, dlq, f[1], num(f[2]), f[3] or '0', '0', 0, fields)
+    forget(root, id)
+    enqueue(dlq, dlq, enc or '', num(f[1]), f[2], '0', 0, fields)
     notify(dlq)
   else
-    redis.call('ZADD', base .. ':r', f[5], id)
-    ix_add(root, base, id, f[5])
+    redis.call('ZADD', base .. ':r', f[4], id)
+    ix_add(root, base, id, f[4])
   end
 end
 
@@ -209,7 +239,7 @@ local function nothing(root, base)
 end
 
 local function delete_ids(root, ids)
-  for _, id in ipairs(ids) do redis.call('DEL', root .. ':m:' .. id) end
+  for _, id in ipairs(ids) do forget(root, id) end
 end
 
 local function destroy_sub(root, sub)
@@ -285,7 +315,7 @@ local function destroy_root(root, conn)
   redis.call('DEL', root .. ':r', root .. ':d', root .. ':hs', root .. ':a', root .. ':ix',
     root .. ':ixp',
     root .. ':xk', root .. ':rc', root .. ':subs', root .. ':seq', root .. ':owner',
-    root .. ':w')
+    root .. ':w', root .. ':t')
 end
 
 -- Adds one message to a queue, or to every live subscription of a topic.
@@ -380,21 +410,21 @@ local function take_matching(root, base, conn, now, lease, max, dlq, source, aft
     elseif exp > 0 and exp <= now then
       redis.call('ZREM', base .. ':r', id)
       ix_del(root, base, id)
-      redis.call('DEL', m)
+      forget(root, id)
     else
       local ok, res = pcall(pred, K, values_of(m, num(f[2])))
       if not ok then
         if res == K.UNDECIDED then
-          return {2, id, score, redis.call('HGET', m, 'e')}
+          return {2, id, score, body(root, id)}
         end
         return redis.error_reply('courier: selector failed: ' .. tostring(res))
       end
       if res == true then
-        return claim(root, base, conn, lease, id, m, redis.call('HGET', m, 'e'))
+        return claim(root, base, conn, lease, id, m, body(root, id))
       elseif drop then
         redis.call('ZREM', base .. ':r', id)
         ix_del(root, base, id)
-        redis.call('DEL', m)
+        forget(root, id)
       end
     end
     return nil
@@ -442,9 +472,7 @@ end
 
 -- Acknowledges a message this connection holds: deleted (skipped when no longer held).
 local function ack(root, base, conn, id)
-  if redis.call('SREM', base .. ':h:' .. conn, id) == 1 then
-    redis.call('DEL', root .. ':m:' .. id)
-  end
+  if redis.call('SREM', base .. ':h:' .. conn, id) == 1 then forget(root, id) end
 end
 
 -- Acknowledges {root, base, id} triples this connection holds (skipping those no longer
@@ -475,6 +503,7 @@ local function ack_all(conn, acks)
           if here[k] == 1 then
             gone[#gone + 1] = chunk[k]
             msgs[#msgs + 1] = root .. ':m:' .. chunk[k]
+            msgs[#msgs + 1] = root .. ':b:' .. chunk[k]
           end
         end
         if #gone > 0 then
@@ -487,8 +516,10 @@ local function ack_all(conn, acks)
 end
 
 -- Takes the first ready message (or the one `want` names); with `want` empty, up to `n`
--- of them: {1, id, enc, count, id, enc, count, ...}, or nothing().
-local function take(root, base, conn, now, lease, max, dlq, want, n)
+-- of them: {1, id, enc, count, id, enc, count, ...}, or nothing(). Without `bodies`, the
+-- encoded messages are not read (a body read into Lua is copied and hashed): the reply is
+-- {1, id, count, ...} and the ids, in order, are left in R:t for the caller's SORT.
+local function take(root, base, conn, now, lease, max, dlq, want, n, bodies)
   recover_dead(root, base, max, dlq)
   move_due(root, base, now)
   local out = {1}
@@ -505,15 +536,16 @@ local function take(root, base, conn, now, lease, max, dlq, want, n)
     end
     for _, id in ipairs(ids) do
       local m = root .. ':m:' .. id
-      local f = redis.call('HMGET', m, 'e', 'x')
-      if f[1] then
+      -- x (the expiration) is always there: none means the message is gone.
+      local x = redis.call('HGET', m, 'x')
+      if x then
         ix_del(root, base, id)
-        local exp = num(f[2])
+        local exp = num(x)
         if exp > 0 and exp <= now then
-          redis.call('DEL', m)
+          forget(root, id)
         else
           out[#out + 1] = id
-          out[#out + 1] = f[1]
+          if bodies then out[#out + 1] = body(root, id) end
           out[#out + 1] = redis.call('HINCRBY', m, 'c', 1)
           held[#held + 1] = id
         end
@@ -523,6 +555,12 @@ local function take(root, base, conn, now, lease, max, dlq, want, n)
   end
   if #held == 0 then return nothing(root, base) end
   hold(root, base, conn, lease, held)
+  if not bodies then
+    redis.call('DEL', root .. ':t')
+    for from = 1, #held, 1000 do
+      redis.call('RPUSH', root .. ':t', unpack(held, from, math.min(from + 999, #held)))
+    end
+  end
   return out
 end
 
@@ -531,7 +569,10 @@ local R = KEYS[1]
 if op == 'commit' then
   -- now, conn, tag, strict, -, nsends, [root kind enc prio exp due nfields field*]*,
   -- nacks, [root base id]*. Strict: all or nothing when an ack's message is no longer held;
-  -- otherwise the acks of messages still held are done and the others skipped.
+  -- otherwise the acks of messages still held are done and the others skipped. Kind 'q' a
+  -- queue, 't' a topic, 'p' a queue message whose body (R:b:<id>) the same MULTI wrote
+  -- before this call (enc is then its id): the script stores the rest, or deletes the body
+  -- when the commit is refused.
   local now, conn, tag, strict = tonumber(ARGV[2]), ARGV[3], ARGV[4], ARGV[5] == '1'
 
   local i = 8
@@ -549,6 +590,10 @@ if op == 'commit' then
   for k = 0, nacks - 1 do
     local j = i + k * 3
     if strict and redis.call('SISMEMBER', ARGV[j + 1] .. ':h:' .. conn, ARGV[j + 2]) == 0 then
+      for s = 1, nsends do
+        local js = sends[s][1]
+        if ARGV[js + 1] == 'p' then redis.call('DEL', ARGV[js] .. ':b:' .. ARGV[js + 2]) end
+      end
       return {0, ARGV[j + 2]}
     end
   end
@@ -558,13 +603,15 @@ if op == 'commit' then
   for k = 1, nsends do
     local j, fields = sends[k][1], sends[k][2]
     local root, kind = ARGV[j], ARGV[j + 1]
-    if run_root and (kind ~= 'q' or root ~= run_root) then
+    local queue = kind == 'q' or kind == 'p'
+    if run_root and (not queue or root ~= run_root) then
       enqueue_all(run_root, run, now)
       run, run_root = {}, nil
     end
-    if kind == 'q' then
+    if queue then
       run_root = root
-      run[#run + 1] = {ARGV[j + 2], tonumber(ARGV[j + 3]), ARGV[j + 4], ARGV[j + 5], fields}
+      run[#run + 1] = {ARGV[j + 2], tonumber(ARGV[j + 3]), ARGV[j + 4], ARGV[j + 5], fields,
+        kind == 'p'}
     else
       publish(root, kind, ARGV[j + 2], tonumber(ARGV[j + 3]), ARGV[j + 4], ARGV[j + 5], now, tag,
         fields)
@@ -581,15 +628,15 @@ if op == 'commit' then
   end
   ack_all(conn, acks)
   return {1}
-elseif op == 'take' then
+elseif op == 'take' or op == 'take_ids' then
   -- base, conn, now, lease, max, dlq, want, n, [ack base, ack id]*: first acknowledges the
   -- session's auto-acknowledged messages of this destination not acknowledged yet, then
-  -- takes up to n (a consumer's prefetch)
+  -- takes up to n (a consumer's prefetch). 'take_ids' leaves out the bodies (see take).
   local acks = {}
   for k = 10, #ARGV - 1, 2 do acks[#acks + 1] = {R, ARGV[k], ARGV[k + 1]} end
   ack_all(ARGV[3], acks)
   return take(R, ARGV[2], ARGV[3], tonumber(ARGV[4]), ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8],
-    tonumber(ARGV[9]))
+    tonumber(ARGV[9]), op == 'take')
 elseif op == 'take_matching' then
   K = selector_runtime()
   -- base, conn, now, lease, max, dlq, source, after, drop, name, typed values...: the
@@ -670,12 +717,13 @@ elseif op == 'browse' then
     'LIMIT', 0, tonumber(ARGV[5]))
   local out = {}
   for k = 1, #page, 2 do
-    local f = redis.call('HMGET', R .. ':m:' .. page[k], 'e', 'x')
-    local exp = num(f[2])
+    local x = redis.call('HGET', R .. ':m:' .. page[k], 'x')
+    local enc = x and body(R, page[k])
+    local exp = num(x)
     table.insert(out, page[k + 1])
     table.insert(out, page[k])
-    if f[1] and not (exp > 0 and exp <= now) then
-      table.insert(out, f[1])
+    if enc and not (exp > 0 and exp <= now) then
+      table.insert(out, enc)
     else
       table.insert(out, '')
     end
@@ -691,7 +739,7 @@ elseif op == 'drop' then
   -- base, id: deletes a ready message a subscription's selector does not match
   if redis.call('ZREM', ARGV[2] .. ':r', ARGV[3]) == 1 then
     ix_del(R, ARGV[2], ARGV[3])
-    redis.call('DEL', R .. ':m:' .. ARGV[3])
+    forget(R, ARGV[3])
   end
   return 1
 elseif op == 'subscribe' then

@@ -130,6 +130,7 @@ async fn a_backfill_goes_in_chunks_and_takes_wait_for_it() {
         .map(|k| format!("{root}:{k}"))
         .collect();
     named.extend((1..=10).map(|id| format!("{root}:m:{id}")));
+    named.extend((1..=10).map(|id| format!("{root}:b:{id}")));
     let left: i64 = redis::cmd("EXISTS")
         .arg(&named)
         .query_async(&mut connection)

@@ -2,12 +2,12 @@
 //! one Redis Cluster slot and every script touching it runs on one node.
 //!
 //! A destination's *root* is `courier:{<kind>:<name>}` (kind `q` queue, `t` topic, `Q`/`T`
-//! their temporary forms). Under it (see `courier.lua` for the full list): `:seq` the id
-//! counter, `:m:<id>` one hash per message, `:r` the ready index (a sorted set scored by
-//! priority then arrival), `:d` the delayed index (scored by due time), `:h:<conn>` what a
-//! connection holds in flight, `:l:<conn>` the lease that keeps it held, `:a` the consumers
-//! open on a queue, `:subs` a topic's subscriptions, each with its own indexes (and `:a`
-//! consumers) under `:s:<sub>`.
+//! their temporary forms). Under it (see `courier.lua` for the full list): `:seq` the arrival
+//! counter, `:m:<id>` one hash per message and `:b:<id>` its encoded form, `:r` the ready
+//! index (a sorted set scored by priority then arrival), `:d` the delayed index (scored by due
+//! time), `:h:<conn>` what a connection holds in flight, `:l:<conn>` the lease that keeps it
+//! held, `:a` the consumers open on a queue, `:subs` a topic's subscriptions, each with its own
+//! indexes (and `:a` consumers) under `:s:<sub>`.
 //!
 //! Outside the destination's slot: a durable subscription's record ([`durable`]), which
 //! deleting its topic removes after the topic's keys (see `Session::delete_destination`).
@@ -81,6 +81,8 @@ mod tests {
         for key in [
             format!("{queue}:seq"),
             format!("{queue}:m:17"),
+            format!("{queue}:b:k0123456789abcdef.1f"),
+            format!("{queue}:t"),
             format!("{queue}:r"),
             format!("{queue}:d"),
             format!("{queue}:h:conn-1"),

@@ -85,6 +85,13 @@ impl SessionShared {
 
     /// Runs sends and acks in one script; with `strict` false, acks of messages no longer held
     /// are skipped and the rest done.
+    ///
+    /// A queue send's body (`R:b:<id>`, its id made here, see
+    /// [`Shared::message_id`](crate::connection::Shared::message_id)) is written by one
+    /// `MSET` in the same `MULTI` as the script, which stores and indexes the rest (or
+    /// deletes the body when a strict commit is refused): the body never passes through Lua.
+    /// A topic's messages are copied per subscription by the script, so they go in as
+    /// arguments.
     pub async fn run_ops(
         &self,
         sends: &[Outgoing],
@@ -105,10 +112,22 @@ impl SessionShared {
             .add(u8::from(strict))
             .add("")
             .add(sends.len());
+        let mut bodies = redis::cmd("MSET");
+        let mut stored = false;
         for s in sends {
             a.push(&s.root);
-            a.push(if s.topic { "t" } else { "q" });
-            a = a.bytes(&s.encoded);
+            if s.topic {
+                a.push("t");
+                a = a.bytes(&s.encoded);
+            } else {
+                let id = conn.message_id();
+                bodies
+                    .arg(format!("{}:b:{id}", s.root))
+                    .arg(s.encoded.as_ref());
+                stored = true;
+                a.push("p");
+                a.push(id);
+            }
             a.push(s.priority);
             a.push(s.expiration);
             a.push(s.due);
@@ -123,7 +142,14 @@ impl SessionShared {
             a.push(&h.base);
             a.push(&h.id);
         }
-        let reply = args::array(conn.eval(&root, a.0, Some(in_doubt)).await?)?;
+        let reply = if stored {
+            conn.eval_atomic(&root, &[bodies], a.0, &[], Some(in_doubt))
+                .await?
+                .0
+        } else {
+            conn.eval(&root, a.0, Some(in_doubt)).await?
+        };
+        let reply = args::array(reply)?;
         Ok(reply.first().map(args::int).transpose()? == Some(1))
     }
 
@@ -537,6 +563,9 @@ impl Session for RedisSession {
         let conn = &self.shared.conn;
         conn.flush_acks().await?;
         let root = keys::root(destination);
+        // No heartbeat renews the lease here between the script removing it and the root
+        // being forgotten below (see `Shared::renewal`).
+        let renewal = conn.renewal.read().await;
         let reply = args::array(
             conn.eval(&root, Args::op("delete").add(&conn.id).0, None)
                 .await?,
@@ -565,6 +594,7 @@ impl Session for RedisSession {
         }
         // Its lease there went with it: the heartbeat no longer renews it.
         conn.forget_root(&root);
+        drop(renewal);
         for sub in &reply[1..] {
             let sub = args::text(sub)?;
             if let Some(record) = keys::durable_of_subscription(&sub) {
@@ -596,8 +626,15 @@ impl Session for RedisSession {
                 "the temporary destination still has consumers",
             ));
         }
-        self.shared.conn.remove_temporary(destination);
-        self.shared.conn.purge(&root).await
+        let conn = &self.shared.conn;
+        // Its lease goes with its keys, and the heartbeat stops renewing it (no renewal read
+        // before comes after: see `Shared::renewal`).
+        let renewal = conn.renewal.read().await;
+        conn.remove_temporary(destination);
+        let purged = conn.purge(&root).await;
+        conn.forget_root(&root);
+        drop(renewal);
+        purged
     }
 
     async fn commit(&self) -> Result<()> {

@@ -3,6 +3,7 @@
 //! connection that died, equality indexes, subscriptions, durable-subscription records), a
 //! destination in use is refused, and a durable-subscription record that outlived its topic
 //! (a deleting client stopped between the two steps) reads as no subscription.
+//! The deleting connection's heartbeat never brings its lease in a deleted destination back.
 
 use std::time::Duration;
 
@@ -422,5 +423,70 @@ async fn a_record_that_outlived_its_topic_is_no_subscription() -> Result<()> {
     again.close().await?;
     session.unsubscribe("s").await?;
     let _ = session.delete_destination(&topic).await;
+    conn.close().await
+}
+
+/// Deletions racing the deleting connection's heartbeat (the shortest, 50 ms): a renewal
+/// built before a deletion and sent after it must not bring the deleted lease back. Twenty
+/// queues at a time, so that heartbeats land inside deletions often.
+#[tokio::test]
+async fn a_heartbeat_never_brings_a_deleted_lease_back() -> Result<()> {
+    let prefix = unique("race");
+    let mut c = raw().await;
+    let conn = connect(&format!("{}?heartbeat=50ms", url()), None).await?;
+    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let queues: Vec<Destination> = (0..20)
+        .map(|k| Destination::queue(format!("{prefix}-{k}")))
+        .collect();
+    // Every key of every queue: the common part of their roots, before the name's end.
+    let all = courier_redis::keys::root(&Destination::queue(&prefix));
+    let all = all.strip_suffix('}').expect("a root ends its hash tag");
+    for round in 0..60 {
+        for queue in &queues {
+            // A consumer opening sets this connection's lease in the queue.
+            let consumer = session
+                .create_consumer(queue, ConsumerOptions::default())
+                .await?;
+            consumer.close().await?;
+        }
+        assert!(
+            !keys_under(&mut c, all).await.is_empty(),
+            "the queues exist"
+        );
+        let deletions = queues.iter().map(|q| session.delete_destination(q));
+        for deleted in futures::future::join_all(deletions).await {
+            deleted?;
+        }
+        let left = keys_under(&mut c, all).await;
+        assert!(left.is_empty(), "round {round}: keys left: {left:?}");
+    }
+    conn.close().await
+}
+
+/// A deleted temporary queue keeps no lease of its connection: the heartbeat stops renewing
+/// it (it used to bring the lease back every beat until the connection closed).
+#[tokio::test]
+async fn a_deleted_temporary_queue_keeps_no_lease() -> Result<()> {
+    let mut c = raw().await;
+    let conn = connect(&format!("{}?heartbeat=50ms", url()), None).await?;
+    let session = conn.create_session(SessionMode::AutoAcknowledge).await?;
+    let temporary = session.create_temporary_queue().await?;
+    let root = courier_redis::keys::root(&temporary);
+    let consumer = session
+        .create_consumer(&temporary, ConsumerOptions::default())
+        .await?;
+    consumer.close().await?;
+    assert!(
+        !keys_under(&mut c, &root).await.is_empty(),
+        "the queue exists"
+    );
+    session.delete_temporary(&temporary).await?;
+    // Three heartbeats later.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let left = keys_under(&mut c, &root).await;
+    assert!(
+        left.is_empty(),
+        "keys of the deleted temporary queue: {left:?}"
+    );
     conn.close().await
 }
