@@ -163,12 +163,11 @@ fn write_copy(shared: &Shared, plan: &Plan, tmp: &std::path::Path) -> Result<Cop
                 frame_len,
             } => {
                 let (f, len) = &plan.files[from];
-                let path = segment::path(&shared.dir, *from);
                 let sparse = live_in.get(from).copied().unwrap_or(0) * 8 < *len;
                 let read = |at: u64, n: u64| {
                     let mut data = vec![0u8; n as usize];
                     f.read_exact_at(&mut data, at)
-                        .map_err(|e| JournalError::io("read", &path, e))
+                        .map_err(|e| JournalError::io("read", segment::path(&shared.dir, *from), e))
                         .map(|()| Bytes::from(data))
                 };
                 let found = if sparse {

@@ -7,7 +7,7 @@ use super::index::Index;
 use super::record::{parse_frame, DurableSubscription, Owner, Record, BATCH_HEADER_LEN};
 use super::replay::{self, ReplayReport};
 use super::segment::{self, HEADER_LEN};
-use super::writer::{Done, Frame, Pending, Writer};
+use super::writer::{Done, Pending, Writer};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use std::future::Future;
@@ -131,7 +131,7 @@ pub(crate) struct Counters {
 #[derive(Default)]
 pub(crate) struct Queue {
     pub items: Vec<Pending>,
-    /// The frames of `items` ([`Frame::Queued`]), encoded back to back as they are queued:
+    /// The frames of `items`, encoded back to back as they are queued:
     /// one growing buffer instead of an allocation per record, and one copy into the batch.
     pub frames: Vec<u8>,
     pub closed: bool,
@@ -334,16 +334,7 @@ impl Journal {
     /// disk. Waits only when [`JournalOptions::max_pending_bytes`] of appends are already
     /// queued. Records are written in the order their appends return.
     pub async fn append(&self, record: Record) -> Result<Ticket> {
-        let size = record.frame_len();
-        if size > self.max_record_size() {
-            return Err(JournalError::TooLarge {
-                size,
-                max: self.max_record_size(),
-            });
-        }
-        if let Some(e) = self.shared.failed.lock().clone() {
-            return Err(e);
-        }
+        let size = self.admit(&record)?;
         let permits = size.clamp(1, self.shared.options.max_pending_bytes.max(1));
         let permits = permits.min(u32::MAX as usize);
         self.shared
@@ -373,16 +364,7 @@ impl Journal {
     }
 
     fn submit_done(&self, record: Record, done: Done) -> Result<()> {
-        let size = record.frame_len();
-        if size > self.max_record_size() {
-            return Err(JournalError::TooLarge {
-                size,
-                max: self.max_record_size(),
-            });
-        }
-        if let Some(e) = self.shared.failed.lock().clone() {
-            return Err(e);
-        }
+        let size = self.admit(&record)?;
         let wanted = size.clamp(1, self.shared.options.max_pending_bytes.max(1));
         let permits = match self
             .shared
@@ -398,7 +380,23 @@ impl Journal {
         self.queue(record, done, permits)
     }
 
-    /// Queues an encoded `record` for the writer (waking it if idle); on refusal gives its
+    /// The size of `record`'s frame, if the journal takes it: not too large, and the
+    /// journal not failed.
+    fn admit(&self, record: &Record) -> Result<usize> {
+        let size = record.frame_len();
+        if size > self.max_record_size() {
+            return Err(JournalError::TooLarge {
+                size,
+                max: self.max_record_size(),
+            });
+        }
+        match self.shared.failed.lock().clone() {
+            Some(e) => Err(e),
+            None => Ok(size),
+        }
+    }
+
+    /// Encodes `record` into the queue for the writer (waking it if idle); on refusal gives its
     /// `permits` of the budget back.
     fn queue(&self, record: Record, done: Done, permits: usize) -> Result<()> {
         let wake = {
@@ -412,10 +410,10 @@ impl Journal {
             // queue order, and no record needs an allocation of its own.
             let start = q.frames.len();
             record.encode_frame(&mut q.frames);
-            let len = (q.frames.len() - start) as u32;
+            let frame_len = (q.frames.len() - start) as u32;
             q.submitted += 1;
             q.items.push(Pending {
-                frame: Frame::Queued(len),
+                frame_len,
                 record,
                 done,
                 permits,

@@ -34,34 +34,34 @@ pub(crate) enum Done {
     Nothing,
 }
 
-/// Where a queued append's encoded frame is.
-pub(crate) enum Frame {
-    /// The next this many bytes of the queue's shared frame buffer.
-    Queued(u32),
-    /// Its own bytes (a dead-lettering, rewritten by the writer as the record it stands for).
-    Own(Vec<u8>),
-}
-
 /// One queued append.
 pub(crate) struct Pending {
-    pub frame: Frame,
+    /// The length of its frame, the next bytes of the queue's shared frame buffer.
+    pub frame_len: u32,
     pub record: Record,
     pub done: Done,
     pub permits: usize,
 }
 
-impl Pending {
-    fn frame_len(&self) -> usize {
-        match &self.frame {
-            Frame::Queued(len) => *len as usize,
+/// Where the writer finds an append's frame.
+enum Frame {
+    /// This range of the taken frame buffer.
+    Queued(std::ops::Range<usize>),
+    /// Bytes of its own (a dead-lettering, rewritten as the record it stands for).
+    Own(Vec<u8>),
+}
+
+impl Frame {
+    fn len(&self) -> usize {
+        match self {
+            Frame::Queued(range) => range.len(),
             Frame::Own(bytes) => bytes.len(),
         }
     }
 }
 
-/// A run of appends written as one batch: each with the range of its frame in the taken
-/// frame buffer (`None` for one with its own bytes).
-type Chunk = Vec<(Pending, Option<std::ops::Range<usize>>)>;
+/// A run of appends written as one batch, each with its frame.
+type Chunk = Vec<(Pending, Frame)>;
 
 /// Buffers kept between batches larger than this are given back to the allocator.
 const KEEP_BYTES: usize = 8 << 20;
@@ -145,28 +145,23 @@ impl Writer {
         let mut size = 0u64;
         let mut at = 0usize;
         for mut p in items.drain(..) {
-            let range = match p.frame {
-                Frame::Queued(len) => {
-                    let range = at..at + len as usize;
-                    at = range.end;
-                    Some(range)
-                }
-                Frame::Own(_) => None,
-            };
-            let mut range = range;
+            let mut frame = Frame::Queued(at..at + p.frame_len as usize);
+            at += p.frame_len as usize;
             if matches!(p.record, Record::DeadLettered { .. }) {
                 // The move needs the bytes of the copy, which may be in what is gathered.
                 if !chunk.is_empty() {
                     self.write(std::mem::take(&mut chunk), size, frames);
                     size = 0;
                 }
-                if let Err(e) = self.dead_letter(&mut p) {
-                    self.finish([p], Err(e));
-                    continue;
+                match self.dead_letter(&mut p) {
+                    Ok(own) => frame = own.unwrap_or(frame),
+                    Err(e) => {
+                        self.finish([p], Err(e));
+                        continue;
+                    }
                 }
-                range = None;
             }
-            let need = p.frame_len() as u64;
+            let need = frame.len() as u64;
             if self.len + BATCH_HEADER_LEN as u64 + size + need > room_total {
                 if !chunk.is_empty() {
                     self.write(std::mem::take(&mut chunk), size, frames);
@@ -180,7 +175,7 @@ impl Writer {
                 }
             }
             size += need;
-            chunk.push((p, range));
+            chunk.push((p, frame));
         }
         if !chunk.is_empty() {
             self.write(chunk, size, frames);
@@ -192,14 +187,11 @@ impl Writer {
         self.buf.clear();
         record::encode_batch_header(&mut self.buf, self.batch + 1, size as u32);
         let mut offsets = Vec::with_capacity(chunk.len());
-        for (p, range) in &chunk {
+        for (_, frame) in &chunk {
             offsets.push(self.len + self.buf.len() as u64);
-            match (&p.frame, range) {
-                (Frame::Own(bytes), _) => self.buf.extend_from_slice(bytes),
-                (Frame::Queued(_), Some(range)) => {
-                    self.buf.extend_from_slice(&frames[range.clone()])
-                }
-                (Frame::Queued(_), None) => unreachable!("a queued frame has its range"),
+            match frame {
+                Frame::Queued(range) => self.buf.extend_from_slice(&frames[range.clone()]),
+                Frame::Own(bytes) => self.buf.extend_from_slice(bytes),
             }
         }
         let outcome = faults::write_at(faults, &self.file, &self.buf, self.len)
@@ -231,12 +223,12 @@ impl Writer {
         let mut removes = false;
         {
             let mut index = self.shared.index.lock();
-            for ((p, _), offset) in chunk.iter().zip(&offsets) {
+            for ((p, frame), offset) in chunk.iter().zip(&offsets) {
                 removes |= !matches!(
                     p.record,
                     Record::Send(_) | Record::QueueCreated(_) | Record::SubscriptionCreated(_)
                 );
-                index.apply(self.active, *offset, p.frame_len() as u32, &p.record);
+                index.apply(self.active, *offset, frame.len() as u32, &p.record);
             }
             if let Some(s) = index.segs.get_mut(&self.active) {
                 s.file_len = self.len;
@@ -249,8 +241,9 @@ impl Writer {
     }
 
     /// Turns a dead-lettering into a record that stands alone: a commit adding the new copy
-    /// (with the bytes of the old one) and removing the old copy.
-    fn dead_letter(&self, p: &mut Pending) -> Result<()> {
+    /// (with the bytes of the old one) and removing the old copy. Returns its frame; `p`'s
+    /// record becomes the commit. Any other record is left as it is (`None`).
+    fn dead_letter(&self, p: &mut Pending) -> Result<Option<Frame>> {
         let Record::DeadLettered {
             from,
             id,
@@ -258,7 +251,7 @@ impl Writer {
             new_id,
         } = &p.record
         else {
-            return Ok(());
+            return Ok(None);
         };
         let record = match self.shared.read(from, *id) {
             Ok(body) => Record::Commit {
@@ -285,9 +278,8 @@ impl Writer {
         }
         let mut frame = Vec::with_capacity(record.frame_len());
         record.encode_frame(&mut frame);
-        p.frame = Frame::Own(frame);
         p.record = record;
-        Ok(())
+        Ok(Some(Frame::Own(frame)))
     }
 
     /// Cuts the segment back to its last synced length after a failed write or sync.
