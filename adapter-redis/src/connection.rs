@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use async_trait::async_trait;
+use courier_api::spi::MessageIds;
 use courier_api::{
     Capabilities, Connection, ConnectionMetadata, Destination, Durability, Error,
     ExceptionListener, InDoubtOperation, Result, Session, SessionMode,
@@ -97,16 +98,34 @@ pub(crate) struct Shared {
     sessions: Mutex<Vec<Weak<SessionShared>>>,
     offset_ms: i64,
     tasks: Mutex<Vec<tokio::task::JoinHandle<()>>>,
-    /// The random start of the ids this connection gives the messages it sends to queues
-    /// (see [`Shared::message_id`]).
-    id_prefix: String,
-    /// How many message ids this connection has given.
-    ids_given: std::sync::atomic::AtomicU64,
+    /// The ids this connection gives the messages it sends to queues: a random prefix and a
+    /// counter (see [`Shared::message_id`]).
+    ids: MessageIds,
 }
 
 /// A connection to Redis.
 pub struct RedisConnection {
     pub(crate) shared: Arc<Shared>,
+}
+
+/// A multiplexed connection of `client` within the configured timeouts; `pushes` hears its
+/// notifications.
+async fn connect(
+    client: &redis::Client,
+    config: &Config,
+    pushes: Option<mpsc::UnboundedSender<redis::PushInfo>>,
+) -> Result<MultiplexedConnection> {
+    let mut options = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(config.connect_timeout))
+        .set_response_timeout(Some(config.request_timeout));
+    if let Some(pushes) = pushes {
+        options = options.set_push_sender(pushes);
+    }
+    let connecting = client.get_multiplexed_async_connection_with_config(&options);
+    tokio::time::timeout(config.connect_timeout, connecting)
+        .await
+        .map_err(|_| Error::connection_lost("connecting to Redis timed out"))?
+        .map_err(redis_error)
 }
 
 /// 64 random bits.
@@ -138,25 +157,8 @@ impl RedisConnection {
         let info = info.set_redis_settings(settings);
         let client = redis::Client::open(info).map_err(redis_error)?;
         let (push_tx, push_rx) = mpsc::unbounded_channel();
-        let redis_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.request_timeout))
-            .set_push_sender(push_tx);
-        let connecting = client.get_multiplexed_async_connection_with_config(&redis_config);
-        let mut cmd = tokio::time::timeout(config.connect_timeout, connecting)
-            .await
-            .map_err(|_| Error::connection_lost("connecting to Redis timed out"))?
-            .map_err(redis_error)?;
-        let tx_config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.request_timeout));
-        let tx = tokio::time::timeout(
-            config.connect_timeout,
-            client.get_multiplexed_async_connection_with_config(&tx_config),
-        )
-        .await
-        .map_err(|_| Error::connection_lost("connecting to Redis timed out"))?
-        .map_err(redis_error)?;
+        let mut cmd = connect(&client, config, Some(push_tx)).await?;
+        let tx = connect(&client, config, None).await?;
         let redis_id: i64 = redis::cmd("CLIENT")
             .arg("ID")
             .query_async(&mut cmd)
@@ -224,8 +226,7 @@ impl RedisConnection {
             sessions: Mutex::new(Vec::new()),
             offset_ms,
             tasks: Mutex::new(Vec::new()),
-            id_prefix: format!("k{:016x}.", rand_u64()),
-            ids_given: std::sync::atomic::AtomicU64::new(0),
+            ids: MessageIds::new(format!("k{:016x}.", rand_u64())),
         });
         let pushes = tokio::spawn(dispatch(Arc::downgrade(&shared), push_rx));
         let beats = tokio::spawn(heartbeat(Arc::downgrade(&shared)));
@@ -483,9 +484,8 @@ impl Shared {
     /// [`Shared::eval_atomic`]): a random prefix fixed for the connection (64 bits, a letter
     /// first, so never an id the script counts out of `R:seq`, which are digits) and a
     /// counter.
-    pub fn message_id(&self) -> String {
-        let n = self.ids_given.fetch_add(1, Ordering::Relaxed);
-        format!("{}{n:x}", self.id_prefix)
+    pub fn message_id(&self) -> Arc<str> {
+        self.ids.next()
     }
 
     /// Runs `before`, one operation of the script on `root`, then `after`, as one

@@ -81,7 +81,7 @@ mod tests {
         for key in [
             format!("{queue}:seq"),
             format!("{queue}:m:17"),
-            format!("{queue}:b:k0123456789abcdef.1f"),
+            format!("{queue}:b:k0123456789abcdef.31"),
             format!("{queue}:t"),
             format!("{queue}:r"),
             format!("{queue}:d"),
